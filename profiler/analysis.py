@@ -1,0 +1,179 @@
+"""From raw spans and samples to numbers: per-phase statistics and per-request latency metrics.
+
+Definitions follow metrics.md (vLLM's, for any stream of output units):
+- an iteration is one request; its `iteration` span is the request's end-to-end time (E2E);
+- a delivery is a span with units > 0 (a token, an image, an action chunk reaches the host);
+- TTFT = first delivery's end - iteration start; TPOT = (E2E - TTFT) / (deliveries - 1);
+- ITL = gap between consecutive deliveries of one request, per delivery (never per chunk);
+- output units/s = units delivered in the iteration / E2E.
+Warmup iterations and iterations that raised are excluded from every statistic. Nothing here
+imports torch: a run directory can be analysed on any laptop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .spans import ITERATION
+from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
+
+NS = 1e9
+
+
+def measured_spans(spans: pd.DataFrame) -> pd.DataFrame:
+    """Spans of measured iterations that completed without an error."""
+    if spans.empty:
+        return spans
+    failed = spans.loc[spans["error"].notna(), "iteration"].unique()
+    keep = ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
+    return spans.loc[keep]
+
+
+def request_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-request latency samples (seconds) from measured spans: e2e, ttft, tpot, itl, units/s."""
+    m = measured_spans(spans)
+    empty = np.array([], dtype=float)
+    if m.empty:
+        return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
+    it = m.loc[m["phase"] == ITERATION].set_index("iteration")
+    e2e = (it["end_ns"] - it["start_ns"]) / NS
+    d = m.loc[(m["phase"] != ITERATION) & (m["units"] > 0)].sort_values(["iteration", "end_ns"])
+    by_it = d.groupby("iteration")
+    first_end = by_it["end_ns"].min()
+    deliveries = by_it.size()
+    units = by_it["units"].sum()
+    ttft = ((first_end - it["start_ns"].reindex(first_end.index)) / NS).dropna()
+    n = deliveries.reindex(ttft.index)
+    e2e_d = e2e.reindex(ttft.index)
+    tpot = ((e2e_d - ttft) / (n - 1))[n > 1]
+    itl = (d.groupby("iteration")["end_ns"].diff().dropna() / NS)
+    rate = (units.reindex(e2e.index) / e2e).dropna()
+    return {
+        "e2e_s": e2e.to_numpy(dtype=float),
+        "ttft_s": ttft.to_numpy(dtype=float),
+        "tpot_s": tpot.to_numpy(dtype=float),
+        "itl_s": itl.to_numpy(dtype=float),
+        "output_units_per_s": rate.to_numpy(dtype=float),
+    }
+
+
+UNAVAILABLE_WHY = {
+    "ttft_s": "no span delivered output units (units > 0)",
+    "tpot_s": "fewer than two deliveries per request",
+    "itl_s": "fewer than two deliveries per request",
+    "output_units_per_s": "no span delivered output units (units > 0)",
+    "e2e_s": "no measured iteration completed",
+}
+
+
+def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per-phase statistics of measured spans: host latency, device time where recorded, units."""
+    m = measured_spans(spans)
+    out: dict[str, dict[str, Any]] = {}
+    for phase, group in (m.groupby("phase", sort=False) if not m.empty else []):
+        entry: dict[str, Any] = {
+            "latency_s": describe((group["end_ns"] - group["start_ns"]) / NS, seed),
+            "units_per_span": float(group["units"].mean()),
+        }
+        device = group["device_s"].astype(float)
+        if device.notna().any():
+            entry["device_s"] = describe(device, seed)
+        out[str(phase)] = entry
+    return out
+
+
+def phase_noise(spans: pd.DataFrame) -> dict[str, float]:
+    """IQR/median of each phase across repeats of the same step.
+
+    A step that is meant to vary (decode latency grows with position) is not noise: where spans
+    carry `position`, spread is taken per (phase, position) and the median of those ratios is
+    the phase's noise; elsewhere it is the plain IQR/median of the phase.
+    """
+    m = measured_spans(spans)
+    if m.empty:
+        return {}
+    m = m.assign(latency_s=(m["end_ns"] - m["start_ns"]) / NS)
+    keys = ["phase", "position"] if "position" in m else ["phase"]
+    if "position" in m:
+        m = m.assign(position=m["position"].fillna(-1))
+    grouped = m.groupby(keys)["latency_s"]
+    ratio = ((grouped.quantile(0.75) - grouped.quantile(0.25)) / grouped.median()).where(grouped.size() >= 4)
+    return {str(k): float(v) for k, v in ratio.groupby(level="phase").median().dropna().items()}
+
+
+def phase_table(spans: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Tidy per-phase statistics: one row per phase, units in column names (for notebooks)."""
+    rows = []
+    for phase, entry in phase_stats(spans, seed).items():
+        lat = entry["latency_s"]
+        rows.append({
+            "phase": phase,
+            "count": lat["count"],
+            **{f"{k}_s": lat[k] for k in ("median", "p90", "p99", "mean", "std", "iqr")},
+            "ci95_lo_s": lat["ci95_median"][0],
+            "ci95_hi_s": lat["ci95_median"][1],
+            "device_median_s": entry.get("device_s", {}).get("median"),
+            "units_per_span": entry["units_per_span"],
+        })
+    return pd.DataFrame(rows)
+
+
+def summarize(
+    spans: pd.DataFrame,
+    samples: pd.DataFrame,
+    child: dict[str, Any],
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The derived part of summary.json: metrics, phases, memory, unavailable reasons, warnings."""
+    unavailable: dict[str, str] = {}
+    warnings: list[str] = []
+    metrics: dict[str, Any] = {}
+    for name, values in request_metrics(spans).items():
+        stats = describe(values, seed)
+        if stats["count"] == 0:
+            unavailable[name] = UNAVAILABLE_WHY[name]
+        else:
+            metrics[name] = stats
+            ratio = noisy(stats)
+            if ratio is not None and name in ("e2e_s", "tpot_s"):
+                warnings.append(f"noisy: {name} IQR/median = {ratio:.0%} (> 10%); the machine may be busy")
+
+    phases = phase_stats(spans, seed)
+    for phase, ratio in phase_noise(spans).items():
+        if ratio > NOISY_IQR_OVER_MEDIAN and phase != ITERATION:
+            warnings.append(f"noisy: phase '{phase}' IQR/median = {ratio:.0%} (> 10%) across repeats of the same step; the machine may be busy")
+    if phases and not any("device_s" in e for e in phases.values()):
+        unavailable["device_s"] = "device time needs CUDA events; this run was on " + str(child.get("device", "cpu"))
+
+    loop = child.get("loop") or {}
+    if loop.get("stopped_at_max_seconds"):
+        warnings.append(f"stopped at max_seconds after {loop.get('measured_iters')} measured iterations, before min_iters")
+
+    memory: dict[str, Any] = {}
+    if not samples.empty and samples["proc_rss_bytes"].notna().any():
+        memory["peak_rss_bytes"] = int(samples["proc_rss_bytes"].max())
+    else:
+        unavailable["peak_rss_bytes"] = "no sampler rows (the workload ended before the first sample)"
+    if child.get("phase_memory"):
+        memory["device_peak_by_phase"] = child["phase_memory"]
+    else:
+        unavailable["device_peak_by_phase"] = "torch.cuda allocator statistics exist only on CUDA"
+    return {"metrics": metrics, "phases": phases, "memory": memory, "unavailable": unavailable, "warnings": warnings}
+
+
+def position_table(spans: pd.DataFrame, phase: str | None = None) -> pd.DataFrame:
+    """Median latency and state bytes per (phase, position) for spans that carry `position`."""
+    m = measured_spans(spans)
+    if m.empty or "position" not in m:
+        return pd.DataFrame(columns=["phase", "position", "median_s", "state_bytes", "count"])
+    m = m.loc[m["position"].notna()]
+    if phase is not None:
+        m = m.loc[m["phase"] == phase]
+    m = m.assign(latency_s=(m["end_ns"] - m["start_ns"]) / NS)
+    agg: dict[str, Any] = {"median_s": ("latency_s", "median"), "count": ("latency_s", "size")}
+    if "state_bytes" in m:
+        agg["state_bytes"] = ("state_bytes", "median")
+    return m.groupby(["phase", "position"], as_index=False).agg(**agg)

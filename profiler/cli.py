@@ -1,0 +1,147 @@
+"""`python -m profiler run | validate | list | schema | report`.
+
+The CLI is the composition root: it is the one place that ties the core to `reports` (after a
+run, and for `report`). `validate`, `list`, `schema` and `report` never import torch. A
+UserError becomes one line on stderr and exit status 2; a Ctrl-C exits 130 after the run
+directory is marked interrupted and its report is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import EXIT_USAGE, UserError
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m profiler", description="Workload-characterization profiler for ML inference.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run every workload of a suite and write a run directory and report.html")
+    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("-o", "--output", default="runs", help="directory for run directories (default: runs)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"] + [f"cuda:{i}" for i in range(16)], default=None, help="override the suite's device")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value, e.g. workloads.0.params.batch_size=4")
+    run.add_argument("--no-report", action="store_true", help="skip report.html")
+
+    validate = sub.add_parser("validate", help="check a suite without running it (no torch import)")
+    validate.add_argument("suite")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+
+    sub.add_parser("list", help="list discovered workloads and their parameters")
+    sub.add_parser("schema", help="print the suite file's JSON Schema")
+
+    report = sub.add_parser("report", help="rebuild report.html from a run directory")
+    report.add_argument("run_dir")
+    report.add_argument("-o", "--output", default=None, help="output file (default: RUN_DIR/report.html)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
+    from .resolve import resolve_suite
+
+    resolved = resolve_suite(args.suite, args.overrides)
+    suite = resolved.suite
+    print(f"ok: {args.suite}: suite '{suite.name}', {len(resolved.workloads)} workload(s), baseline '{suite.baseline_name}'")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .catalog import catalog, describe_params
+
+    console = Console()
+    for name, plugin, error in catalog():
+        if plugin is None:
+            console.print(f"[bold]{name}[/bold]  [red]broken[/red]: {error}", markup=True, highlight=False)
+            continue
+        doc = (plugin.cls.__doc__ or "").strip().splitlines()
+        table = Table(title=f"{name} — {doc[0] if doc else plugin.cls.__name__}", title_justify="left", caption=plugin.source, caption_justify="left")
+        for col in ("param", "type", "default", "help"):
+            table.add_column(col)
+        for row in describe_params(plugin.cls.Params):
+            table.add_row(row["name"], row["type"], row["default"], row["help"])
+        console.print(table)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, argv: list[str]) -> int:
+    from .catalog import suite_schema
+
+    print(json.dumps(suite_schema(), indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    from reports.html_report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: not a directory; give a run directory written by `python -m profiler run`")
+    if not any((run_dir / f).exists() for f in ("run.json", "env.json")):
+        raise UserError(f"{run_dir}: no run.json or env.json; this is not a run directory")
+    out = Path(args.output) if args.output else run_dir / "report.html"
+    try:
+        problems = write_report(run_dir, out)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from rich.console import Console
+
+    from .console import ProgressListener, summary_table
+    from .resolve import resolve_suite
+    from .runner import SuiteRunner, resolve_device
+
+    resolved = resolve_suite(args.suite, args.overrides)
+    device = resolve_device(args.device or resolved.suite.device)
+    runner = SuiteRunner(resolved, args.output, device, ["python", "-m", "profiler", *argv])
+    run_dir = runner.prepare()
+    console = Console(stderr=False)
+    console.print(f"run directory: {run_dir}  (device: {device})", highlight=False)
+    interrupted = False
+    with ProgressListener(console) as listener:
+        runner.listener = listener
+        try:
+            runner.run()
+        except KeyboardInterrupt:
+            interrupted = True
+    from .rundir import load_run
+
+    run = load_run(run_dir)
+    console.print(summary_table([w.summary for w in run.workloads.values()]))
+    if not args.no_report:
+        from reports.html_report import write_report
+
+        write_report(run_dir, run_dir / "report.html")
+        console.print(f"report: {run_dir / 'report.html'}", highlight=False)
+    console.print(f"run: {run_dir}", highlight=False)
+    if interrupted:
+        console.print("interrupted: the run directory is marked interrupted; what was measured is kept")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "report": cmd_report}

@@ -1,0 +1,82 @@
+"""The terminal: a rich progress bar per workload and a summary table at the end of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class ProgressListener:
+    """Implements runner.Listener with one rich progress task per workload."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[name]}"),
+            TextColumn("{task.fields[phase]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "ProgressListener":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def workload_started(self, name: str) -> None:
+        self.tasks[name] = self.progress.add_task("", total=None, name=_plain(name), phase="starting")
+
+    def phase(self, name: str, phase: str, total: int | None) -> None:
+        task = self.tasks[name]
+        label = {"measure": "measure (min iters)", "warmup": "warmup"}.get(phase, phase)
+        if total is not None:
+            self.progress.update(task, phase=label, total=max(total, 1), completed=0)
+        else:
+            self.progress.update(task, phase=label)
+
+    def iteration(self, name: str, done: int, warmup: bool) -> None:
+        task = self.tasks[name]
+        total = self.progress.tasks[task].total or done
+        self.progress.update(task, completed=done, total=max(total, done))
+
+    def workload_finished(self, name: str, summary: dict[str, Any]) -> None:
+        status = summary["status"]
+        label = "[green]ok" if status == "ok" else f"[red]{status}: {_plain(summary['error']['reason'])[:60]}" if summary.get("error") else f"[yellow]{status}"
+        task = self.tasks[name]
+        self.progress.update(task, phase=label)
+
+
+def _plain(text: str) -> str:
+    """User strings must not be read as rich markup."""
+    return str(text).replace("[", "\\[")
+
+
+def _ms(stats: dict[str, Any] | None) -> str:
+    return f"{stats['median'] * 1e3:.2f}" if stats and "median" in stats else "—"
+
+
+def summary_table(summaries: list[dict[str, Any]]) -> Table:
+    table = Table(title="Summary (medians of measured iterations)")
+    for col in ("workload", "status", "iters", "TTFT ms", "TPOT ms", "E2E ms", "units/s", "note"):
+        table.add_column(col, justify="right" if col not in ("workload", "status", "note") else "left")
+    for s in summaries:
+        m = s.get("metrics", {})
+        loop = s.get("loop") or {}
+        rate = m.get("output_units_per_s")
+        unit = (s.get("facts") or {}).get("output_unit", "unit")
+        note = s["error"]["reason"][:70] if s.get("error") else "; ".join(s.get("warnings", []))[:70]
+        table.add_row(
+            _plain(s["name"]), s["status"], str(loop.get("measured_iters", "—")),
+            _ms(m.get("ttft_s")), _ms(m.get("tpot_s")), _ms(m.get("e2e_s")),
+            f"{rate['median']:.1f} {unit}/s" if rate else "—", _plain(note),
+        )
+    return table

@@ -1,0 +1,22 @@
+"""Errors meant for people, not tracebacks.
+
+A `UserError` is bad input the user can fix (a suite file, a flag, a path). The CLI prints its
+message as one line and exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """One-line, actionable error: what was wrong, where, and what to do."""
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

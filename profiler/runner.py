@@ -1,0 +1,324 @@
+"""The parent: one spawned child per workload, sampled from outside, results kept on disk.
+
+For each workload the runner spawns a fresh interpreter (`profiler.child`), starts the sampler
+on its pid, and watches its progress messages. A workload that raises, runs out of memory, is
+killed, or makes no progress for longer than its limit (setup_timeout_s in setup, max_seconds +
+hang_grace_s afterwards) is recorded as failed with its phase and reason; the suite goes on.
+After each child ends, its span and sample parts are merged and summary.json is written.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import yaml
+
+from .analysis import summarize
+from .child import CHILD_JSON, ERROR_JSON, ChildSpec, child_main
+from .env import collect_env
+from .errors import UserError
+from .nvml import GPU_COLUMNS, Nvml
+from .resolve import ResolvedSuite, ResolvedWorkload
+from .rundir import CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON
+from .sampler import SAMPLE_SCHEMA, ProcessSampler
+from .store import SAMPLES, SPANS, PartWriter, atomic_write_json, atomic_write_text, merge_parts, new_run_dir, slugify
+
+
+class Listener(Protocol):
+    """What the runner tells the terminal UI (the CLI's rich progress implements it)."""
+
+    def workload_started(self, name: str) -> None: ...
+    def phase(self, name: str, phase: str, total: int | None) -> None: ...
+    def iteration(self, name: str, done: int, warmup: bool) -> None: ...
+    def workload_finished(self, name: str, summary: dict[str, Any]) -> None: ...
+
+
+class SilentListener:
+    def workload_started(self, name: str) -> None: ...
+    def phase(self, name: str, phase: str, total: int | None) -> None: ...
+    def iteration(self, name: str, done: int, warmup: bool) -> None: ...
+    def workload_finished(self, name: str, summary: dict[str, Any]) -> None: ...
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cuda[:N]' must exist."""
+    if requested == "cpu":
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
+    if requested == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        build = f"torch {torch.__version__}" + (" (a CPU-only build)" if torch.version.cuda is None else "")
+        raise UserError(f"--device {requested}: CUDA is not available on this machine ({build}); use --device cpu or auto")
+    index = int(requested.split(":")[1]) if ":" in requested else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise UserError(f"--device {requested}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    return requested
+
+
+def child_entry(spec: ChildSpec, queue: Any) -> None:
+    """Spawn target: run the child and turn its result into the exit status."""
+    sys.exit(child_main(spec, queue))
+
+
+class SuiteRunner:
+    def __init__(self, resolved: ResolvedSuite, out_root: str | Path, device: str, argv: list[str], listener: Listener | None = None) -> None:
+        self.resolved = resolved
+        self.suite = resolved.suite
+        self.out_root = Path(out_root)
+        self.device = device
+        self.argv = argv
+        self.listener = listener or SilentListener()
+        self.run_dir: Path | None = None
+        self.entries: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}
+        self._proc: Any = None
+
+    def prepare(self) -> Path:
+        """Create the run directory and write the config and environment. Errors are UserErrors."""
+        try:
+            self.run_dir = new_run_dir(self.out_root, self.suite.name)
+            probe = self.run_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"-o {self.out_root}: cannot create the run directory ({exc.strerror or exc}); choose a writable directory with -o") from None
+        self.nvml = Nvml()
+        resolved = self.resolved.resolved_dict()
+        resolved["device_resolved"] = self.device
+        atomic_write_text(self.run_dir / CONFIG_YAML, f"# resolved from {self.resolved.source.path}\n" + yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write_json(self.run_dir / ENV_JSON, collect_env(self.nvml, self.argv))
+        used: set[str] = set()
+        for w in self.resolved.workloads:
+            slug, n = slugify(w.entry.name), 1
+            while slug in used:
+                n += 1
+                slug = f"{slugify(w.entry.name)}-{n}"
+            used.add(slug)
+            self.entries.append({"name": w.entry.name, "dir": slug, "type": w.entry.type, "status": "pending"})
+        self.info = {
+            "suite": self.suite.name,
+            "baseline": self.suite.baseline_name,
+            "device": self.device,
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "status": "running",
+            "workloads": self.entries,
+        }
+        atomic_write_json(self.run_dir / RUN_JSON, self.info)
+        return self.run_dir
+
+    def run(self) -> Path:
+        assert self.run_dir is not None, "call prepare() first"
+        status = "complete"
+        try:
+            for w, entry in zip(self.resolved.workloads, self.entries):
+                summary = self.run_workload(w, self.run_dir / entry["dir"])
+                entry["status"] = summary["status"]
+                atomic_write_json(self.run_dir / RUN_JSON, self.info)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.info["status"] = status
+            self.info["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            atomic_write_json(self.run_dir / RUN_JSON, self.info)
+            self.nvml.shutdown()
+        return self.run_dir
+
+    # ---------------------------------------------------------------- one workload
+
+    def run_workload(self, w: ResolvedWorkload, workdir: Path) -> dict[str, Any]:
+        workdir.mkdir(parents=True, exist_ok=True)
+        measure = self.suite.measure
+        spec = ChildSpec(
+            name=w.entry.name,
+            type=w.entry.type,
+            params=w.params.model_dump(mode="json"),
+            plugin_paths=self.resolved.plugin_paths,
+            device=self.device,
+            seed=self.suite.seed,
+            measure=measure.model_dump(),
+            workdir=str(workdir),
+        )
+        self.listener.workload_started(w.entry.name)
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{workdir.name}")
+        started = time.monotonic()
+        proc.start()
+        self._proc = proc
+        sampler = ProcessSampler(proc.pid, measure.sample_hz, PartWriter(workdir, SAMPLES, schema=SAMPLE_SCHEMA))
+        sampler.start()
+        gpu_unavailable = self._gpu_unavailable_default()
+        phase, killed_reason = "import", None
+        last_progress = time.monotonic()
+        interrupted = False
+        try:
+            while True:
+                try:
+                    msg = queue.get(timeout=0.1)
+                except queue_mod.Empty:
+                    msg = None
+                except (EOFError, OSError):
+                    msg = None
+                if msg is not None:
+                    last_progress = time.monotonic()
+                    phase = self._handle(msg, w.entry.name, phase, sampler, gpu_unavailable)
+                    continue
+                if not proc.is_alive():
+                    break
+                limit = measure.setup_timeout_s if phase in ("import", "setup") else measure.max_seconds + measure.hang_grace_s
+                if time.monotonic() - last_progress > limit:
+                    killed_reason = f"hung: no progress for {limit:.0f} s in phase '{phase}' (limit: {'setup_timeout_s' if phase in ('import', 'setup') else 'max_seconds + hang_grace_s'}); the child was killed"
+                    _stop(proc)
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            killed_reason = f"interrupted by the user during phase '{phase}'"
+            _stop(proc)
+        finally:
+            proc.join(timeout=10)
+            sampler.stop()
+            self._proc = None
+        summary = self._finish(w, workdir, proc.exitcode, phase, killed_reason, gpu_unavailable, time.monotonic() - started, interrupted)
+        self.listener.workload_finished(w.entry.name, summary)
+        if interrupted:
+            raise KeyboardInterrupt
+        return summary
+
+    def _handle(self, msg: dict[str, Any], name: str, phase: str, sampler: ProcessSampler, gpu_unavailable: dict[str, str]) -> str:
+        kind = msg.get("kind")
+        if kind == "phase":
+            phase = msg["phase"]
+            self.listener.phase(name, phase, msg.get("total"))
+        elif kind == "iter":
+            self.listener.iteration(name, msg["done"], msg["warmup"])
+        elif kind == "gpu":
+            gpu_unavailable.clear()
+            if self.nvml.ok:
+                try:
+                    reader = self.nvml.open(msg["uuid"])
+                    sampler.attach_gpu(reader)
+                    gpu_unavailable.update(reader.unavailable)
+                except Exception as exc:
+                    gpu_unavailable.update(dict.fromkeys(GPU_COLUMNS, f"NVML could not open GPU {msg['uuid']}: {exc}"))
+            else:
+                gpu_unavailable.update(dict.fromkeys(GPU_COLUMNS, self.nvml.reason))
+        elif kind == "done":
+            phase = "done"
+        return phase
+
+    def _gpu_unavailable_default(self) -> dict[str, str]:
+        if self.device == "cpu":
+            why = "workload ran on the CPU: no GPU to sample" + (f"; {self.nvml.reason}" if not self.nvml.ok else "")
+        else:
+            why = self.nvml.reason or "the workload never reported its GPU (it failed before choosing one)"
+        return dict.fromkeys(GPU_COLUMNS, why)
+
+    def _finish(self, w: ResolvedWorkload, workdir: Path, exitcode: int | None, phase: str, killed_reason: str | None,
+                gpu_unavailable: dict[str, str], wall_s: float, interrupted: bool) -> dict[str, Any]:
+        problems: list[str] = []
+        for name in (SPANS, SAMPLES):
+            try:
+                merge_parts(workdir, name)
+            except Exception as exc:
+                problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
+        error = _read_json(workdir / ERROR_JSON)
+        if error is None and (killed_reason or exitcode != 0):
+            error = {"phase": phase, "reason": killed_reason or _exit_reason(exitcode), "type": "ChildFailure", "traceback": None}
+            atomic_write_json(workdir / ERROR_JSON, error)
+        elif error is not None and killed_reason:
+            error["reason"] = f"{killed_reason}; {error['reason']}"
+            atomic_write_json(workdir / ERROR_JSON, error)
+        child = _read_json(workdir / CHILD_JSON) or {"device": self.device}
+        spans = _read_frame(workdir / f"{SPANS}.parquet")
+        samples = _read_frame(workdir / f"{SAMPLES}.parquet")
+        summary: dict[str, Any] = {
+            "name": w.entry.name,
+            "type": w.entry.type,
+            "plugin": w.plugin.source,
+            "status": "interrupted" if interrupted else ("failed" if error else "ok"),
+            "error": {k: error[k] for k in ("phase", "reason")} if error else None,
+            "device": self.device,
+            "seed": self.suite.seed,
+            "params": w.params.model_dump(mode="json"),
+            "facts": child.get("facts", {}),
+            "setup_s": child.get("setup_s"),
+            "loop": child.get("loop"),
+            "wall_s": wall_s,
+            "span_count": int(len(spans)),
+            "sample_count": int(len(samples)),
+        }
+        derived = summarize(spans, samples, {**child, "device": self.device}, seed=self.suite.seed)
+        derived["unavailable"].update(gpu_unavailable)
+        if samples.shape[0]:
+            sample_hz = _achieved_rate(samples)
+            if sample_hz is not None:
+                summary["sample_hz_achieved"] = sample_hz
+        if child.get("flush_error"):
+            problems.append(f"spans: {child['flush_error']}")
+        summary.update(derived)
+        summary["problems"] = problems
+        atomic_write_json(workdir / SUMMARY_JSON, summary)
+        return summary
+
+    def stop_current(self) -> None:
+        if self._proc is not None:
+            _stop(self._proc)
+
+
+def _stop(proc: Any) -> None:
+    """SIGTERM, then SIGKILL if the child does not go within 5 s."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=5)
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "the child did not exit"
+    if exitcode < 0:
+        sig = signal.Signals(-exitcode).name
+        hint = " (possibly the kernel's out-of-memory killer)" if sig == "SIGKILL" else ""
+        return f"killed by {sig}{hint}"
+    return f"the child exited with status {exitcode} without recording an error"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception:
+        return pd.DataFrame()
+
+
+def _achieved_rate(samples: pd.DataFrame) -> float | None:
+    t = samples["t_ns"].to_numpy()
+    if len(t) < 2 or t[-1] == t[0]:
+        return None
+    return float((len(t) - 1) / ((t[-1] - t[0]) / 1e9))
+
+
+__all__ = ["SuiteRunner", "resolve_device"]

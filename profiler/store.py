@@ -1,0 +1,149 @@
+"""The run directory on disk: layout, atomic writes, and tables streamed in parts.
+
+Layout (see docs/architecture.md):
+  runs/<stamp>-<suite>/config.resolved.yaml, env.json, run.json, report.html
+  runs/<stamp>-<suite>/<workload>/spans.parquet, samples.parquet, summary.json, error.json
+
+Every file is written under a temporary name and renamed, so a reader never sees half a file.
+Spans and samples are streamed: rows are buffered and written as numbered part files
+(`spans.part-00000.parquet`...), each complete on its own, so a crash loses at most the batch in
+memory; when the workload ends the parts are merged into one `spans.parquet`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SPANS = "spans"
+SAMPLES = "samples"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600 files; results are meant to be shared
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def atomic_write_table(path: str | Path, table: pa.Table) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def slugify(name: str) -> str:
+    """A safe directory name for any user string (the report shows the real name)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return slug[:80] or "workload"
+
+
+def new_run_dir(root: str | Path, suite_name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{slugify(suite_name)}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+class PartWriter:
+    """Buffer rows of one table and write them as numbered, complete parquet part files."""
+
+    def __init__(self, directory: str | Path, name: str, max_rows: int = 8192, schema: pa.Schema | None = None) -> None:
+        self.directory = Path(directory)
+        self.schema = schema
+        self.name = name
+        self.max_rows = max_rows
+        self.rows: list[dict[str, Any]] = []
+        self.parts_written = len(list(self.directory.glob(f"{name}.part-*.parquet")))
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+    def extend(self, rows: list[dict[str, Any]]) -> None:
+        self.rows.extend(rows)
+
+    @property
+    def full(self) -> bool:
+        return len(self.rows) >= self.max_rows
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows, schema=self.schema)
+        atomic_write_table(self.directory / f"{self.name}.part-{self.parts_written:06d}.parquet", table)
+        self.parts_written += 1
+        self.rows = []
+
+
+def merge_parts(directory: str | Path, name: str) -> Path | None:
+    """Merge `name.part-*.parquet` into `name.parquet` (atomic) and delete the parts.
+
+    Parts that cannot be read (a crash mid-write cannot leave one, but a full disk can) are
+    skipped; their names are returned in the error path by the caller reading the directory.
+    """
+    directory = Path(directory)
+    parts = sorted(directory.glob(f"{name}.part-*.parquet"))
+    target = directory / f"{name}.parquet"
+    if not parts:
+        return target if target.exists() else None
+    tables = [pq.read_table(p) for p in parts]
+    if target.exists():
+        tables.insert(0, pq.read_table(target))
+    merged = pa.concat_tables(tables, promote_options="permissive")
+    atomic_write_table(target, merged)
+    for p in parts:
+        p.unlink()
+    return target

@@ -1,0 +1,223 @@
+"""report.html: one self-contained page per run (plotly.js inlined once, opens offline).
+
+Sections: warnings and failures first, then per-workload summary tables, figures, facts,
+the environment and the definitions. Every string that came from the user's config or the
+machine is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from profiler.analysis import position_table, request_metrics
+from profiler.rundir import Run, load_run
+from profiler.store import atomic_write_text
+
+from . import figures
+from .definitions import DEFINITIONS
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:0 1.2rem 3rem;color:#1d2327;line-height:1.45}
+h1{margin-top:1.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;vertical-align:top}
+th{background:#f4f5f7}td.l,th.l{text-align:left}.warn{background:#fff6e0;border-left:4px solid #f0a500;padding:.5rem .8rem;margin:.4rem 0}
+.fail{background:#fdecec;border-left:4px solid #d33;padding:.5rem .8rem;margin:.4rem 0}.muted{color:#666;font-size:.85rem}
+nav ul{columns:2}code{background:#f4f5f7;padding:0 .2rem}.na{color:#999}
+"""
+
+METRIC_ROWS = [("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("itl_s", "ITL"), ("e2e_s", "E2E")]
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
+    """Build the report; return the problems found while reading the run (also shown in it)."""
+    run = load_run(run_dir)
+    page = build_html(run)
+    atomic_write_text(out, page)
+    return run.all_problems()
+
+
+def build_html(run: Run) -> str:
+    sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
+    sections.append(("summary", "Summary", _summary_section(run)))
+    fig_html = _figures_section(run)
+    sections.append(("figures", "Figures", fig_html))
+    for name, w in run.workloads.items():
+        sections.append((f"w-{_anchor(name)}", f"Workload: {name}", _workload_section(name, w)))
+    sections.append(("environment", "Environment", _environment_section(run)))
+    sections.append(("definitions", "Definitions", _definitions_section()))
+    problems = run.all_problems()  # read after sections: figures load the tables
+    title = f"Profiler report — {run.info.get('suite', run.path.name)}"
+    toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t, _ in sections)
+    body = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{h}</section>' for a, t, h in sections)
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+        f"<style>{CSS}</style><script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+        f"<h1>{esc(title)}</h1>{_header(run)}{_alerts(run, problems)}"
+        f"<nav><h2>Contents</h2><ul>{toc}</ul></nav>{body}</body></html>"
+    )
+
+
+def _anchor(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)[:60] or "w"
+
+
+def _header(run: Run) -> str:
+    info = run.info
+    env = run.env
+    gpu = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "none"
+    items = [
+        ("suite", info.get("suite")), ("baseline", info.get("baseline")), ("device", info.get("device")),
+        ("status", info.get("status")), ("started (UTC)", info.get("started_utc")), ("finished (UTC)", info.get("finished_utc")),
+        ("CPU", env.get("cpu_model")), ("GPU", gpu), ("run directory", str(run.path)),
+    ]
+    return "<table>" + "".join(f'<tr><th class="l">{esc(k)}</th><td class="l">{esc(v if v is not None else "—")}</td></tr>' for k, v in items) + "</table>"
+
+
+def _alerts(run: Run, problems: list[str]) -> str:
+    out = []
+    if run.info.get("status") not in (None, "complete"):
+        out.append(f'<div class="fail">The run is <b>{esc(run.info.get("status"))}</b>: not every workload finished; what was measured is shown.</div>')
+    for name, w in run.workloads.items():
+        err = w.summary.get("error") or (w.error and {"phase": w.error.get("phase"), "reason": w.error.get("reason")})
+        if err:
+            out.append(f'<div class="fail"><b>{esc(name)}</b> failed in phase <code>{esc(err.get("phase"))}</code>: {esc(err.get("reason"))}'
+                       f' <span class="muted">(traceback in {esc(w.path.name)}/error.json)</span></div>')
+        for warning in w.summary.get("warnings", []):
+            out.append(f'<div class="warn"><b>{esc(name)}</b>: {esc(warning)}</div>')
+        for p in w.summary.get("problems", []):
+            out.append(f'<div class="warn"><b>{esc(name)}</b>: {esc(p)}</div>')
+    for p in problems:
+        out.append(f'<div class="warn">could not read {esc(p)}</div>')
+    return "".join(out)
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1e3:.3f}"
+
+
+def _summary_section(run: Run) -> str:
+    head = "<tr><th class=\"l\">workload</th><th class=\"l\">status</th><th>iters</th>" + "".join(
+        f"<th>{label} median ms [95% CI]</th><th>p90</th><th>p99</th>" for _, label in METRIC_ROWS) + "<th>output/s (median)</th></tr>"
+    rows = []
+    for name, w in run.workloads.items():
+        s = w.summary
+        m = s.get("metrics", {})
+        unavailable = s.get("unavailable", {})
+        cells = [f'<td class="l">{esc(name)}</td><td class="l">{esc(s.get("status"))}</td><td>{esc((s.get("loop") or {}).get("measured_iters", "—"))}</td>']
+        for key, _ in METRIC_ROWS:
+            st = m.get(key)
+            if st:
+                lo, hi = st["ci95_median"]
+                cells.append(f"<td>{_fmt_ms(st['median'])} [{_fmt_ms(lo)}, {_fmt_ms(hi)}]</td><td>{_fmt_ms(st['p90'])}</td><td>{_fmt_ms(st['p99'])}</td>")
+            else:
+                why = esc(unavailable.get(key, "not measured"))
+                cells.append(f'<td class="na" colspan="3" title="{why}">unavailable: {why}</td>')
+        rate = m.get("output_units_per_s")
+        unit = esc((s.get("facts") or {}).get("output_unit", "unit"))
+        cells.append(f"<td>{rate['median']:.2f} {unit}/s</td>" if rate else '<td class="na">—</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table><p class=\"muted\">Times in milliseconds over measured iterations (warmup excluded). See Definitions.</p>"
+
+
+def _workload_section(name: str, w: Any) -> str:
+    s = w.summary
+    parts = []
+    phases = s.get("phases", {})
+    if phases:
+        head = "<tr><th class=\"l\">phase</th><th>count</th><th>median ms [95% CI]</th><th>p90</th><th>p99</th><th>mean</th><th>std</th><th>IQR</th><th>device median ms</th><th>units/span</th></tr>"
+        rows = []
+        for phase, e in phases.items():
+            lat = e["latency_s"]
+            dev = e.get("device_s")
+            lo, hi = lat["ci95_median"]
+            device_cell = _fmt_ms(dev["median"]) if dev else f'<span class="na" title="{esc(s.get("unavailable", {}).get("device_s", ""))}">unavailable</span>'
+            rows.append(
+                f'<tr><td class="l">{esc(phase)}</td><td>{lat["count"]}</td><td>{_fmt_ms(lat["median"])} [{_fmt_ms(lo)}, {_fmt_ms(hi)}]</td>'
+                f"<td>{_fmt_ms(lat['p90'])}</td><td>{_fmt_ms(lat['p99'])}</td><td>{_fmt_ms(lat['mean'])}</td><td>{_fmt_ms(lat['std'])}</td>"
+                f"<td>{_fmt_ms(lat['iqr'])}</td><td>{device_cell}</td><td>{e['units_per_span']:.3g}</td></tr>"
+            )
+        parts.append(f"<h3>Phases</h3><table>{head}{''.join(rows)}</table>")
+    facts = s.get("facts") or {}
+    meta = {"type": s.get("type"), "plugin": s.get("plugin"), "params": json.dumps(s.get("params", {})), "setup (s)": s.get("setup_s"),
+            "loop": json.dumps(s.get("loop")), "spans": s.get("span_count"), "sampler rows": s.get("sample_count"),
+            "sampler rate achieved (Hz)": s.get("sample_hz_achieved")}
+    parts.append("<h3>Facts and settings</h3>" + _kv_table({**meta, **facts}))
+    mem = s.get("memory") or {}
+    if mem:
+        parts.append("<h3>Memory</h3>" + _kv_table({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in mem.items()}))
+    if s.get("unavailable"):
+        parts.append("<h3>Unavailable on this run</h3>" + _kv_table(s["unavailable"]))
+    return "".join(parts)
+
+
+def _kv_table(d: dict[str, Any]) -> str:
+    return "<table>" + "".join(f'<tr><th class="l">{esc(k)}</th><td class="l">{esc("—" if v is None else v)}</td></tr>' for k, v in d.items()) + "</table>"
+
+
+def _figures_section(run: Run) -> str:
+    pos_tables, cdf_tpot, cdf_e2e, units = {}, {}, {}, {}
+    timeline_html = []
+    reduced = False
+    for name, w in run.workloads.items():
+        spans = w.spans
+        units[name] = (w.summary.get("facts") or {}).get("output_unit", "unit")
+        if not spans.empty:
+            t = position_table(spans)
+            if not t.empty:
+                pos_tables[name] = t
+            rm = request_metrics(spans)
+            cdf_tpot[name] = rm["itl_s"]
+            cdf_e2e[name] = rm["e2e_s"]
+        fig, r = figures.sampler_timeline(name, w.samples, spans)
+        reduced |= r
+        if fig is not None:
+            timeline_html.append(_fig(fig))
+    out = []
+    for fig in (
+        figures.latency_vs_position({k: v.loc[v["phase"] != "prefill"] for k, v in pos_tables.items()}, units),
+        figures.state_vs_position(pos_tables),
+        figures.latency_cdf(cdf_tpot, "Inter-token (inter-delivery) latency, CDF", "ITL (ms)"),
+        figures.latency_cdf(cdf_e2e, "End-to-end latency per iteration, CDF", "E2E (ms)"),
+    ):
+        if fig is not None:
+            out.append(_fig(fig))
+    out.extend(timeline_html)
+    captions = []
+    if reduced:
+        captions.append("Long sampler series are reduced for display by min-max bucketing (4,000 points); the raw rows are in each workload's samples.parquet.")
+    if not out:
+        out.append('<p class="na">No figures: no measured spans or samples were recorded.</p>')
+    return "".join(out) + "".join(f'<p class="muted">{esc(c)}</p>' for c in captions)
+
+
+def _fig(fig: Any) -> str:
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+
+
+def _environment_section(run: Run) -> str:
+    env = dict(run.env)
+    packages = env.pop("packages", {}) or {}
+    gpus = env.pop("gpus", []) or []
+    out = _kv_table({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in env.items()})
+    out += "<h3>Packages</h3>" + _kv_table({k: v or "not installed" for k, v in packages.items()})
+    if gpus:
+        out += "<h3>GPUs</h3>" + "".join(_kv_table(g) for g in gpus)
+    return out
+
+
+def _definitions_section() -> str:
+    return "<dl>" + "".join(f"<dt><b>{esc(t)}</b></dt><dd>{esc(d)}</dd>" for t, d in DEFINITIONS) + "</dl>"
+
+
+__all__ = ["write_report", "build_html"]
