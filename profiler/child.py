@@ -10,6 +10,7 @@ error.json with the phase, the reason and the traceback, keeping every span alre
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,24 @@ class Reporter:
             self.queue.put({"kind": kind, "t": time.monotonic(), **data})
 
 
+class Terminated(BaseException):
+    """SIGTERM from the parent (a hang past its limit, or the user stopping the run)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("terminated by the parent (SIGTERM)")
+
+
+def child_entry(spec: ChildSpec, queue: Any) -> None:
+    """Spawn target. SIGTERM becomes an exception, so a workload stopped from outside still
+    flushes its spans and records where it was; only SIGKILL (or a hang inside native code that
+    outlasts the parent's grace) loses the last batch."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    raise SystemExit(child_main(spec, queue))
+
+
 def child_main(spec: ChildSpec, queue: Any = None) -> int:
-    """Entry point of the spawned process. Returns 0 on success, 1 on a recorded failure."""
+    """Run one workload. Returns 0 on success, 1 on a recorded failure."""
     report = Reporter(queue)
     workdir = Path(spec.workdir)
     info: dict[str, Any] = {"pid": os.getpid(), "seed": spec.seed, "device": spec.device}

@@ -52,10 +52,17 @@ class WorkloadEntry(StrictModel):
 class SuiteConfig(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="Suite name; part of the run directory's name.")
     baseline: str | None = Field(None, description="Workload the others are compared to; default: the first.")
-    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto | cpu | cuda | cuda:N")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for torch and every workload generator.")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
     workloads: list[WorkloadEntry] = Field(min_length=1, max_length=1000)
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, device: str) -> str:
+        if not re.match(DEVICE_PATTERN, device):
+            raise ValueError(f"device '{device}' is not one of auto, cpu, cuda, cuda:N")
+        return device
 
     @field_validator("workloads")
     @classmethod
@@ -129,13 +136,13 @@ def validation_error_line(
     first = errors[0]
     loc = tuple(first["loc"])
     key_path = prefix + loc
-    where = _where(source, key_path, overrides or {})
+    where = where_from(source, key_path, overrides or {})
     etype = first["type"]
     if etype == "extra_forbidden":
         key = loc[-1] if loc else "?"
         valid = _fields_at(model, loc[:-1])
         hint = suggest(str(key), valid) or (f"; valid keys: {', '.join(valid)}" if valid else "")
-        message = f"{format_path(key_path[:-1]) if key_path[:-1] else '(top level)'}: unknown key '{key}'{hint}"
+        message = f"{format_path(key_path[:-1])}: unknown key '{key}'{hint}" if key_path[:-1] else f"unknown top-level key '{key}'{hint}"
     elif etype == "missing":
         message = f"{format_path(key_path)}: required key is missing"
     else:
@@ -156,7 +163,7 @@ def _clean_msg(error: dict[str, Any]) -> str:
     return msg
 
 
-def _where(source: YamlSource, key_path: tuple[Any, ...], overrides: dict[tuple[Any, ...], str]) -> str:
+def where_from(source: YamlSource, key_path: tuple[Any, ...], overrides: dict[tuple[Any, ...], str]) -> str:
     for cut in range(len(key_path), 0, -1):
         if key_path[:cut] in overrides:
             return f"--set {overrides[key_path[:cut]]}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .config import SuiteConfig, WorkloadEntry, load_suite, validation_error_line
+from .config import SuiteConfig, WorkloadEntry, load_suite, validation_error_line, where_from
 from .errors import UserError
 from .registry import PluginRef, add_plugin_paths, resolve_workload
 from .yaml_source import YamlSource
@@ -52,7 +52,7 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
     add_plugin_paths(paths)
     resolved = []
     for i, entry in enumerate(suite.workloads):
-        where = f"{source.path}:{source.line_of(('workloads', i, 'type'))}"
+        where = where_from(source, ("workloads", i, "type"), overrides)
         try:
             plugin = resolve_workload(entry.type)
         except UserError as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue as queue_mod
 import signal
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ import pandas as pd
 import yaml
 
 from .analysis import summarize
-from .child import CHILD_JSON, ERROR_JSON, ChildSpec, child_main
+from .child import CHILD_JSON, ERROR_JSON, ChildSpec, child_entry
 from .env import collect_env
 from .errors import UserError
 from .nvml import GPU_COLUMNS, Nvml
@@ -65,11 +64,6 @@ def resolve_device(requested: str) -> str:
     if index >= count:
         raise UserError(f"--device {requested}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
     return requested
-
-
-def child_entry(spec: ChildSpec, queue: Any) -> None:
-    """Spawn target: run the child and turn its result into the exit status."""
-    sys.exit(child_main(spec, queue))
 
 
 class SuiteRunner:

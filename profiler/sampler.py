@@ -67,6 +67,8 @@ class ProcessSampler(threading.Thread):
         t_ns = time.monotonic_ns()
         try:
             with proc.oneshot():
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    return None  # exited, not yet reaped: its zeros are not readings
                 cpu = proc.cpu_percent(None)
                 rss = proc.memory_info().rss
         except psutil.Error:

@@ -80,7 +80,7 @@ class SpanRecorder:
 
     span_class: type[Span] = Span
 
-    def __init__(self, writer: PartWriter, flush_every_s: float = 2.0) -> None:
+    def __init__(self, writer: PartWriter, flush_every_s: float = 1.0) -> None:
         self.writer = writer
         self.flush_every_s = flush_every_s
         self.closed: list[Span] = []
@@ -147,7 +147,7 @@ class CudaSpanRecorder(SpanRecorder):
 
     span_class = CudaSpan
 
-    def __init__(self, writer: PartWriter, torch_module: Any, flush_every_s: float = 2.0) -> None:
+    def __init__(self, writer: PartWriter, torch_module: Any, flush_every_s: float = 1.0) -> None:
         super().__init__(writer, flush_every_s)
         self.torch = torch_module
         self.nvtx = torch_module.cuda.nvtx

@@ -1,0 +1,76 @@
+"""A failing workload never takes the suite down, and never loses what was measured before."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiler import load_run
+from tests.conftest import run_cli
+
+FAULTY = "tests.plugins.faulty:Faulty"
+
+SUITE = f"""\
+name: faults
+device: cpu
+measure: {{warmup_iters: 1, min_iters: 8, min_seconds: 0, max_seconds: 3, hang_grace_s: 1.5, sample_hz: 20}}
+workloads:
+  - {{name: raise-setup, type: "{FAULTY}", params: {{fail_in: setup}}}}
+  - {{name: raise-run, type: "{FAULTY}", params: {{fail_in: run_once, ok_iters: 3}}}}
+  - {{name: raise-teardown, type: "{FAULTY}", params: {{fail_in: teardown, ok_iters: 1}}}}
+  - {{name: oom, type: "{FAULTY}", params: {{mode: oom, ok_iters: 2}}}}
+  - {{name: killed, type: "{FAULTY}", params: {{mode: kill, ok_iters: 4, step_s: 0.1}}}}
+  - {{name: hang, type: "{FAULTY}", params: {{mode: hang, ok_iters: 2}}}}
+  - {{name: "<script>alert(1)</script>", type: toy, params: {{steps: 3}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faults")
+    (tmp / "suite.yaml").write_text(SUITE)
+    result = run_cli("run", tmp / "suite.yaml", "-o", tmp / "runs", timeout=240)
+    run_dir, = (tmp / "runs").iterdir()
+    return result, load_run(run_dir)
+
+
+def test_suite_goes_on_and_exits_cleanly(fault_run):
+    result, run = fault_run
+    assert result.returncode == 0, result.stderr
+    statuses = {name: w.status for name, w in run.workloads.items()}
+    assert statuses == {"raise-setup": "failed", "raise-run": "failed", "raise-teardown": "failed", "oom": "failed",
+                        "killed": "failed", "hang": "failed", "<script>alert(1)</script>": "ok"}
+
+
+@pytest.mark.parametrize("name, phase, reason", [
+    ("raise-setup", "setup", "RuntimeError: planted failure"),
+    ("raise-run", "measure", "RuntimeError: planted failure"),
+    ("raise-teardown", "teardown", "RuntimeError: planted failure"),
+    ("oom", "measure", "out of memory"),
+    ("killed", "measure", "killed by SIGKILL"),
+    ("hang", "measure", "hung"),
+])
+def test_failure_records_phase_reason_traceback(fault_run, name, phase, reason):
+    _, run = fault_run
+    w = run.workloads[name]
+    assert w.error["phase"] == phase
+    assert reason in w.error["reason"]
+    assert w.summary["error"]["reason"] == w.error["reason"]
+    if name not in ("killed", "hang"):
+        assert "Traceback" in w.error["traceback"] and "_fault" in w.error["traceback"]
+
+
+@pytest.mark.parametrize("name, min_ok_iterations", [("raise-run", 3), ("raise-teardown", 8), ("oom", 2), ("killed", 3), ("hang", 2)])
+def test_spans_before_the_fault_are_kept(fault_run, name, min_ok_iterations):
+    _, run = fault_run
+    spans = run.workloads[name].spans
+    done = spans.query("phase == 'iteration' and error.isna()", engine="python")
+    assert len(done) >= min_ok_iterations
+
+
+def test_report_shows_failures_and_escapes_names(fault_run):
+    _, run = fault_run
+    page = (run.path / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "failed in phase <code>setup</code>" in page
+    assert "killed by SIGKILL" in page

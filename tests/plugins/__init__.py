@@ -1,0 +1,1 @@
+"""Workload plugins used only by tests, loaded as 'tests.plugins.<module>:<Class>'."""

@@ -1,0 +1,74 @@
+"""A workload that fails on purpose: raise, run out of memory, get killed or hang, in a chosen phase.
+
+It delivers units like the toy for `ok_iters` iterations (so spans exist before the fault),
+then faults in `fail_in`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Literal
+
+from pydantic import Field
+
+from profiler.plugin import Params as BaseParams
+
+from workloads.toy import busy_wait
+
+
+class Faulty:
+    """Fails on purpose (tests only)."""
+
+    class Params(BaseParams):
+        fail_in: Literal["setup", "run_once", "teardown"] = "run_once"
+        mode: Literal["raise", "oom", "kill", "hang"] = "raise"
+        ok_iters: int = Field(3, ge=0)
+        step_s: float = Field(0.01, ge=0)
+
+    def __init__(self, params: "Faulty.Params") -> None:
+        self.p = params
+        self.calls = 0
+
+    def _fault(self) -> None:
+        if self.p.mode == "raise":
+            raise RuntimeError("planted failure")
+        if self.p.mode == "oom":
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB (planted)")
+        if self.p.mode == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        while True:  # hang
+            time.sleep(0.05)
+
+    def setup(self, ctx) -> None:
+        ctx.declare(output_unit="unit")
+        if self.p.fail_in == "setup":
+            self._fault()
+
+    def run_once(self, mark) -> None:
+        self.calls += 1
+        for k in range(5):
+            with mark("step", units=1, position=k):
+                busy_wait(self.p.step_s)
+        if self.p.fail_in == "run_once" and self.calls > self.p.ok_iters:
+            self._fault()
+
+    def teardown(self) -> None:
+        if self.p.fail_in == "teardown":
+            self._fault()
+
+
+class NoRunOnce:
+    """Missing run_once: must be rejected when resolved."""
+
+    class Params(BaseParams):
+        pass
+
+    def setup(self, ctx) -> None:
+        pass
+
+    def teardown(self) -> None:
+        pass
