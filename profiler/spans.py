@@ -25,19 +25,20 @@ _now = time.monotonic_ns
 
 
 class Span:
-    """One timed region. Use as a context manager; set `attrs` after the body if needed."""
+    """One timed region. Use as a context manager; set `attrs` after the body if needed.
 
-    __slots__ = ("phase", "index", "units", "attrs", "start_ns", "end_ns", "error", "_recorder")
+    Kept minimal on purpose: creating, entering and leaving a span is the profiler's cost inside
+    the measured region (benchmarks/overhead.py measures it).
+    """
 
-    def __init__(self, recorder: "SpanRecorder", phase: str, index: int, units: float, attrs: dict[str, Any]) -> None:
-        self._recorder = recorder
+    __slots__ = ("phase", "units", "attrs", "start_ns", "end_ns", "error", "_closed")
+
+    def __init__(self, recorder: "SpanRecorder", phase: str, units: float, attrs: dict[str, Any]) -> None:
+        self._closed = recorder.closed
         self.phase = phase
-        self.index = index
         self.units = units
         self.attrs = attrs
         self.error: str | None = None
-        self.start_ns = 0
-        self.end_ns = 0
 
     def __enter__(self) -> "Span":
         self.start_ns = _now()
@@ -47,14 +48,19 @@ class Span:
         self.end_ns = _now()
         if exc_type is not None:
             self.error = exc_type.__name__
-        self._recorder.closed.append(self)
+        self._closed.append(self)
         return False
 
 
 class CudaSpan(Span):
     """A span that also records CUDA events, an NVTX range and per-phase peak memory."""
 
-    __slots__ = ("start_event", "end_event")
+    __slots__ = ("start_event", "end_event", "device_s", "_recorder")
+
+    def __init__(self, recorder: "CudaSpanRecorder", phase: str, units: float, attrs: dict[str, Any]) -> None:
+        super().__init__(recorder, phase, units, attrs)
+        self._recorder = recorder
+        self.device_s: float | None = None
 
     def __enter__(self) -> "CudaSpan":
         rec = self._recorder
@@ -71,7 +77,7 @@ class CudaSpan(Span):
         self._recorder.nvtx.range_pop()
         if exc_type is not None:
             self.error = exc_type.__name__
-        self._recorder.closed.append(self)
+        self._closed.append(self)
         return False
 
 
@@ -83,24 +89,20 @@ class SpanRecorder:
     def __init__(self, writer: PartWriter, flush_every_s: float = 1.0) -> None:
         self.writer = writer
         self.flush_every_s = flush_every_s
-        self.closed: list[Span] = []
+        self.closed: list[Span] = []  # spans closed in this iteration (cleared, never replaced)
         self.iteration = -1
         self.warmup = False
-        self._next_index = 0
         self._last_flush = time.monotonic()
 
     # ---- the workload-facing API
     def mark(self, phase: str, units: float = 0, **attrs: Any) -> Span:
-        index = self._next_index
-        self._next_index = index + 1
-        return self.span_class(self, phase, index, units, attrs)
+        return self.span_class(self, phase, units, attrs)
 
     # ---- the runner-facing API
     def run_iteration(self, workload: Any, iteration: int, warmup: bool) -> None:
         """Run one `run_once` inside the reserved `iteration` span, then store its spans."""
         self.iteration = iteration
         self.warmup = warmup
-        self._next_index = 0
         try:
             with self.mark(ITERATION):
                 workload.run_once(self.mark)
@@ -109,8 +111,9 @@ class SpanRecorder:
 
     def end_iteration(self) -> None:
         self.resolve_device_times()
-        rows = [self._row(s) for s in self.closed]
-        self.closed = []
+        ordered = sorted(self.closed, key=lambda s: s.start_ns)  # index = order of start
+        rows = [self._row(s, i) for i, s in enumerate(ordered)]
+        self.closed.clear()
         self.writer.extend(rows)
         if self.writer.full or time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
@@ -125,12 +128,12 @@ class SpanRecorder:
     def device_time_s(self, span: Span) -> float | None:
         return None
 
-    def _row(self, span: Span) -> dict[str, Any]:
+    def _row(self, span: Span, index: int) -> dict[str, Any]:
         row = {
             "iteration": self.iteration,
             "warmup": self.warmup,
             "phase": span.phase,
-            "index": span.index,
+            "index": index,
             "start_ns": span.start_ns,
             "end_ns": span.end_ns,
             "units": float(span.units),
@@ -152,7 +155,6 @@ class CudaSpanRecorder(SpanRecorder):
         self.torch = torch_module
         self.nvtx = torch_module.cuda.nvtx
         self._event_pool: list[Any] = []
-        self._device_s: dict[int, float] = {}
         self._current_phase: str | None = None
         self.phase_memory: dict[str, dict[str, int]] = {}
 
@@ -183,11 +185,11 @@ class CudaSpanRecorder(SpanRecorder):
             return
         self.closed[-1].end_event.synchronize()  # the last span ends last: one sync per iteration
         for span in self.closed:
-            self._device_s[span.index] = span.start_event.elapsed_time(span.end_event) / 1e3
+            span.device_s = span.start_event.elapsed_time(span.end_event) / 1e3
             self._event_pool.extend((span.start_event, span.end_event))
 
     def device_time_s(self, span: Span) -> float | None:
-        return self._device_s.pop(span.index, None)
+        return span.device_s
 
     def end_iteration(self) -> None:
         self.close_phase_memory()

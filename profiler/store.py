@@ -122,10 +122,30 @@ class PartWriter:
     def flush(self) -> None:
         if not self.rows:
             return
-        table = pa.Table.from_pylist(self.rows, schema=self.schema)
+        table = rows_to_table(self.rows, self.schema)
         atomic_write_table(self.directory / f"{self.name}.part-{self.parts_written:06d}.parquet", table)
         self.parts_written += 1
         self.rows = []
+
+
+def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.Table:
+    """Rows with different keys (span attributes vary by phase) become one table of their union.
+
+    `pa.Table.from_pylist` keeps only the first row's keys, which would drop attributes silently.
+    A column whose values mix incompatible types (a user attribute that is sometimes a number,
+    sometimes text) is stored as text rather than lost.
+    """
+    if schema is not None:
+        return pa.Table.from_pylist(rows, schema=schema)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    columns = {}
+    for key in keys:
+        values = [row.get(key) for row in rows]
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[key] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    return pa.Table.from_pydict(columns)
 
 
 def merge_parts(directory: str | Path, name: str) -> Path | None:

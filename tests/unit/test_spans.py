@@ -25,7 +25,8 @@ def test_spans_record_attrs_and_iteration(tmp_path):
     rec.flush()
     merge_parts(tmp_path, SPANS)
     df = pd.read_parquet(tmp_path / "spans.parquet")
-    assert list(df["phase"]) == ["a", "b", ITERATION] * 2
+    assert list(df["phase"]) == [ITERATION, "a", "b"] * 2  # ordered by start
+    assert list(df["index"]) == [0, 1, 2] * 2
     assert list(df["warmup"]) == [True] * 3 + [False] * 3
     a = df[df["phase"] == "a"].iloc[0]
     assert a["state_bytes"] == 123 and a["position"] == 1 and a["units"] == 1

@@ -1,0 +1,124 @@
+"""How much the profiler perturbs what it measures (a benchmark, not a test).
+
+1. Per-token latency of the llama-tiny decode loop, measured bare (a plain loop timed with
+   perf_counter) and under the profiler's span recorder with default settings (the workload's
+   own code path: spans, attributes, state bytes measured after each step), interleaved round
+   by round in one process so machine noise hits both alike. Prints the median ratio
+   (target: at most 1.02) and the ratio of whole-iteration wall time (bookkeeping included).
+2. The cost of one span on this machine, in microseconds (target: under 2 us on CPU).
+
+The sampler is not part of this: it runs in the parent process, outside the measured one.
+Usage: python benchmarks/overhead.py [--rounds 30] [--gen-len 64] [--prompt-len 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+
+def bare_iteration(model, input_ids, gen_len, cache_cls, cache_kw):
+    """The decode loop with nothing but perf_counter: per-token latencies and wall time (s)."""
+    latencies = []
+    cache = cache_cls(config=model.config)  # per request, as the workload does
+    t0 = time.perf_counter()
+    out = model(input_ids=input_ids, **{cache_kw: cache}, use_cache=True, logits_to_keep=1)
+    token = out.logits[:, -1].argmax(-1)
+    token.cpu()
+    for _ in range(1, gen_len):
+        t = time.perf_counter()
+        out = model(input_ids=token[:, None], **{cache_kw: cache}, use_cache=True)
+        token = out.logits[:, -1].argmax(-1)
+        token.cpu()
+        latencies.append(time.perf_counter() - t)
+    return latencies, time.perf_counter() - t0
+
+
+def span_cost_us(n: int = 200_000) -> tuple[float, float]:
+    from profiler.spans import SpanRecorder
+    from profiler.store import SPANS, PartWriter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = SpanRecorder(PartWriter(tmp, SPANS, max_rows=10**9), flush_every_s=1e9)
+        mark = rec.mark
+        t = time.perf_counter_ns()
+        for _ in range(n):
+            pass
+        empty = time.perf_counter_ns() - t
+        t = time.perf_counter_ns()
+        for i in range(n):
+            with mark("step", units=1, position=i):
+                pass
+        spans = time.perf_counter_ns() - t
+        t = time.perf_counter_ns()
+        rec.end_iteration()  # row building, once per iteration, outside timed regions
+        rows = time.perf_counter_ns() - t
+    return (spans - empty) / n / 1e3, rows / n / 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--gen-len", type=int, default=64)
+    parser.add_argument("--prompt-len", type=int, default=128)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (CUDA adds events, NVTX and allocator peaks per span)")
+    args = parser.parse_args()
+    # First, before torch runs anything: its OpenMP workers spin after each op and would bill
+    # their spinning to whatever runs next on a 2-core machine.
+    span_us, row_us = span_cost_us()
+
+    import pandas as pd
+    import torch
+    from transformers import DynamicCache
+
+    from profiler.child import SetupContextImpl
+    from profiler.spans import CudaSpanRecorder, SpanRecorder
+    from profiler.store import SPANS, PartWriter, merge_parts
+    from workloads.decode_loop import cache_argument
+    from workloads.llm_decode import LLMDecode
+
+    torch.manual_seed(0)
+    workload = LLMDecode(LLMDecode.Params(preset="llama-tiny", prompt_len=args.prompt_len, gen_len=args.gen_len))
+    workload.setup(SetupContextImpl(args.device, 0, tempfile.gettempdir()))
+    model, ids = workload.model, workload.input_ids
+    cache_kw = cache_argument(type(model))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = PartWriter(tmp, SPANS)  # default batching and flush interval
+        recorder = CudaSpanRecorder(writer, torch) if args.device.startswith("cuda") else SpanRecorder(writer)
+        bare_tokens, bare_wall, prof_wall = [], [], []
+        with torch.inference_mode():
+            for _ in range(3):  # warm both paths
+                bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
+                recorder.run_iteration(workload, -1, warmup=True)
+            for r in range(args.rounds):
+                for which in ((0, 1) if r % 2 == 0 else (1, 0)):  # alternate who goes first
+                    if which == 0:
+                        lat, wall = bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
+                        bare_tokens.append(statistics.median(lat))
+                        bare_wall.append(wall)
+                    else:
+                        t = time.perf_counter()
+                        recorder.run_iteration(workload, r, warmup=False)
+                        prof_wall.append(time.perf_counter() - t)
+        recorder.flush()
+        merge_parts(tmp, SPANS)
+        spans = pd.read_parquet(f"{tmp}/spans.parquet").query("phase == 'decode_step' and not warmup")
+        per_iteration = ((spans["end_ns"] - spans["start_ns"]) / 1e9).groupby(spans["iteration"]).median()
+        prof_tokens = per_iteration.sort_index().to_numpy()
+    ratio = np.median(np.array(prof_tokens) / np.array(bare_tokens))
+    wall_ratio = np.median(np.array(prof_wall) / np.array(bare_wall))
+    print(f"llama-tiny decode on {args.device}, prompt {args.prompt_len}, gen {args.gen_len}, {args.rounds} interleaved rounds")
+    print(f"  bare per-token latency (median of medians): {np.median(bare_tokens) * 1e3:.3f} ms")
+    print(f"  profiled per-token latency (decode_step spans): {np.median(prof_tokens) * 1e3:.3f} ms")
+    print(f"  median ratio profiled / bare, per token: {ratio:.4f}   (target <= 1.02)")
+    print(f"  median ratio profiled / bare, whole iteration wall time: {wall_ratio:.4f}")
+    print(f"  cost of one span: {span_us:.2f} us   (target < 2 us on CPU); storing its row at iteration end: {row_us:.2f} us")
+
+
+if __name__ == "__main__":
+    main()

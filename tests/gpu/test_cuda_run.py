@@ -1,0 +1,59 @@
+"""On a CUDA GPU: device times from CUDA events, NVML samples, per-phase allocator peaks, bf16 KV.
+
+Skipped without CUDA (see tests/conftest.py); run on a GPU machine with `pytest -m gpu`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from profiler import load_run
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def cuda_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu")
+    result = run_cli(
+        "run", ROOT / "configs" / "llm_decode.yaml", "-o", out, "--device", "cuda",
+        "--set", "measure.min_seconds=2", "--set", "measure.min_iters=5",
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir, = out.iterdir()
+    return load_run(run_dir)
+
+
+def test_device_time_from_cuda_events(cuda_run):
+    w = cuda_run.workloads["llm"]
+    decode = w.spans.query("phase == 'decode_step' and not warmup")
+    assert decode["device_s"].notna().all()
+    host = (decode["end_ns"] - decode["start_ns"]) / 1e9
+    # the host waits for the token, so the device region cannot be longer than the host span
+    assert (decode["device_s"] <= host * 1.05 + 50e-6).mean() > 0.95
+    assert "device_s" in w.summary["phases"]["decode_step"]
+    assert "device_s" not in w.summary["unavailable"]
+
+
+def test_nvml_samples_are_real(cuda_run):
+    w = cuda_run.workloads["llm"]
+    samples = w.samples
+    for column in ("gpu_kernel_active_percent", "gpu_memory_used_bytes", "gpu_power_w", "gpu_sm_clock_hz"):
+        if column in w.summary["unavailable"]:
+            continue  # the driver said why; it must not be a fake number either
+        assert samples[column].notna().mean() > 0.5, column
+    assert samples["gpu_memory_used_bytes"].max() > 0
+    if "gpu_energy_j" not in w.summary["unavailable"]:
+        energy = samples["gpu_energy_j"].dropna()
+        assert energy.is_monotonic_increasing and energy.iloc[-1] > energy.iloc[0]
+
+
+def test_allocator_peaks_per_phase_and_bf16_kv(cuda_run):
+    s = cuda_run.workloads["llm"].summary
+    peaks = s["memory"]["device_peak_by_phase"]
+    assert peaks["prefill"]["peak_allocated_bytes"] > s["facts"]["param_bytes"]
+    assert s["facts"]["dtype"] == "bfloat16"
+    assert s["facts"]["state_bytes_per_token_per_seq"] == 2 * 4 * 4 * 64 * 2
+    decode = cuda_run.workloads["llm"].spans.query("phase == 'decode_step'")
+    assert (decode["state_bytes"] == s["facts"]["state_bytes_per_token_per_seq"] * decode["position"]).all()
