@@ -60,63 +60,100 @@ def span_cost_us(n: int = 200_000) -> tuple[float, float]:
     return (spans - empty) / n / 1e3, rows / n / 1e3
 
 
+class _NoNvtx:
+    """Ablation only: NVTX calls that do nothing."""
+
+    def range_push(self, name: str) -> None: ...
+    def range_pop(self) -> None: ...
+
+
+class _NoEvent:
+    """Ablation only: CUDA events that are never recorded (device time reads 0)."""
+
+    def record(self) -> None: ...
+    def synchronize(self) -> None: ...
+    def elapsed_time(self, other: object) -> float:
+        return 0.0
+
+
+def make_recorder(variant: str, writer, torch):
+    """The profiler's recorder for the device, or (on CUDA) one with a part switched off."""
+    from profiler.spans import CudaSpanRecorder, SpanRecorder
+
+    if variant == "cpu-recorder":
+        return SpanRecorder(writer)
+    recorder = CudaSpanRecorder(writer, torch)
+    if variant == "no-nvtx":
+        recorder.nvtx = _NoNvtx()
+    elif variant == "no-events":
+        recorder.take_events = lambda: (_NoEvent(), _NoEvent())
+    return recorder
+
+
+def measure_variant(variant, args, workload, torch, tmp):
+    """Interleaved rounds of bare vs profiled; returns (per-token ratio, wall ratio, bare, prof)."""
+    import pandas as pd
+    from transformers import DynamicCache
+
+    from profiler.store import SPANS, PartWriter, merge_parts
+    from workloads.decode_loop import cache_argument
+
+    model, ids = workload.model, workload.input_ids
+    cache_kw = cache_argument(type(model))
+    recorder = make_recorder(variant, PartWriter(tmp, SPANS), torch)  # default batching and flush
+    bare_tokens, bare_wall, prof_wall = [], [], []
+    with torch.inference_mode():
+        for _ in range(3):  # warm both paths
+            bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
+            recorder.run_iteration(workload, -1, warmup=True)
+        for r in range(args.rounds):
+            for which in ((0, 1) if r % 2 == 0 else (1, 0)):  # alternate who goes first
+                if which == 0:
+                    lat, wall = bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
+                    bare_tokens.append(statistics.median(lat))
+                    bare_wall.append(wall)
+                else:
+                    t = time.perf_counter()
+                    recorder.run_iteration(workload, r, warmup=False)
+                    prof_wall.append(time.perf_counter() - t)
+    recorder.flush()
+    merge_parts(tmp, SPANS)
+    spans = pd.read_parquet(f"{tmp}/spans.parquet").query("phase == 'decode_step' and not warmup")
+    per_iteration = ((spans["end_ns"] - spans["start_ns"]) / 1e9).groupby(spans["iteration"]).median()
+    prof_tokens = per_iteration.sort_index().to_numpy()
+    ratio = float(np.median(prof_tokens / np.array(bare_tokens)))
+    wall_ratio = float(np.median(np.array(prof_wall) / np.array(bare_wall)))
+    return ratio, wall_ratio, float(np.median(bare_tokens)), float(np.median(prof_tokens))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--gen-len", type=int, default=64)
     parser.add_argument("--prompt-len", type=int, default=128)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (CUDA adds events, NVTX and allocator peaks per span)")
+    parser.add_argument("--ablate", action="store_true", help="on CUDA, also measure with NVTX off, events off, and the plain CPU recorder")
     args = parser.parse_args()
     # First, before torch runs anything: its OpenMP workers spin after each op and would bill
     # their spinning to whatever runs next on a 2-core machine.
     span_us, row_us = span_cost_us()
 
-    import pandas as pd
     import torch
-    from transformers import DynamicCache
 
     from profiler.child import SetupContextImpl
-    from profiler.spans import CudaSpanRecorder, SpanRecorder
-    from profiler.store import SPANS, PartWriter, merge_parts
-    from workloads.decode_loop import cache_argument
     from workloads.llm_decode import LLMDecode
 
     torch.manual_seed(0)
     workload = LLMDecode(LLMDecode.Params(preset="llama-tiny", prompt_len=args.prompt_len, gen_len=args.gen_len))
     workload.setup(SetupContextImpl(args.device, 0, tempfile.gettempdir()))
-    model, ids = workload.model, workload.input_ids
-    cache_kw = cache_argument(type(model))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        writer = PartWriter(tmp, SPANS)  # default batching and flush interval
-        recorder = CudaSpanRecorder(writer, torch) if args.device.startswith("cuda") else SpanRecorder(writer)
-        bare_tokens, bare_wall, prof_wall = [], [], []
-        with torch.inference_mode():
-            for _ in range(3):  # warm both paths
-                bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
-                recorder.run_iteration(workload, -1, warmup=True)
-            for r in range(args.rounds):
-                for which in ((0, 1) if r % 2 == 0 else (1, 0)):  # alternate who goes first
-                    if which == 0:
-                        lat, wall = bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
-                        bare_tokens.append(statistics.median(lat))
-                        bare_wall.append(wall)
-                    else:
-                        t = time.perf_counter()
-                        recorder.run_iteration(workload, r, warmup=False)
-                        prof_wall.append(time.perf_counter() - t)
-        recorder.flush()
-        merge_parts(tmp, SPANS)
-        spans = pd.read_parquet(f"{tmp}/spans.parquet").query("phase == 'decode_step' and not warmup")
-        per_iteration = ((spans["end_ns"] - spans["start_ns"]) / 1e9).groupby(spans["iteration"]).median()
-        prof_tokens = per_iteration.sort_index().to_numpy()
-    ratio = np.median(np.array(prof_tokens) / np.array(bare_tokens))
-    wall_ratio = np.median(np.array(prof_wall) / np.array(bare_wall))
+    on_cuda = args.device.startswith("cuda")
+    variants = ["default"] + (["no-nvtx", "no-events", "cpu-recorder"] if on_cuda and args.ablate else [])
     print(f"llama-tiny decode on {args.device}, prompt {args.prompt_len}, gen {args.gen_len}, {args.rounds} interleaved rounds")
-    print(f"  bare per-token latency (median of medians): {np.median(bare_tokens) * 1e3:.3f} ms")
-    print(f"  profiled per-token latency (decode_step spans): {np.median(prof_tokens) * 1e3:.3f} ms")
-    print(f"  median ratio profiled / bare, per token: {ratio:.4f}   (target <= 1.02)")
-    print(f"  median ratio profiled / bare, whole iteration wall time: {wall_ratio:.4f}")
+    for variant in variants:
+        with tempfile.TemporaryDirectory() as tmp:
+            ratio, wall_ratio, bare, prof = measure_variant(variant if on_cuda else "cpu-recorder", args, workload, torch, tmp)
+        print(f"  [{variant}] per-token latency bare {bare * 1e3:.3f} ms, profiled {prof * 1e3:.3f} ms; "
+              f"median ratio per token {ratio:.4f} (target <= 1.02); whole-iteration wall ratio {wall_ratio:.4f}")
     print(f"  cost of one span: {span_us:.2f} us   (target < 2 us on CPU); storing its row at iteration end: {row_us:.2f} us")
 
 

@@ -96,7 +96,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         torch.manual_seed(spec.seed)
         writer = PartWriter(workdir, SPANS)
         if spec.device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(spec.device))
+            device = torch.device(spec.device)
+            torch.cuda.set_device(device.index if device.index is not None else torch.cuda.current_device())
             props = torch.cuda.get_device_properties(torch.cuda.current_device())
             info["gpu_uuid"] = str(props.uuid)
             info["gpu_name"] = props.name

@@ -14,7 +14,7 @@ DEFINITIONS: list[tuple[str, str]] = [
     ("TPOT", "Time per output token: (E2E - TTFT) / (deliveries - 1); excludes the first token (vLLM's definition)."),
     ("ITL", "Inter-token latency: gap between consecutive deliveries of one request, per token, never per chunk."),
     ("Output units/s", "Output units delivered in an iteration (all sequences of the batch) divided by its E2E."),
-    ("state_bytes", "Bytes of per-request state alive after each step, measured from the live tensors (KV cache, SSM state, latent). For a Llama-style KV cache: 2 × layers × kv_heads × head_dim × dtype bytes per token per sequence."),
+    ("state_bytes", "Bytes of request state alive after each step for the iteration's whole batch, measured from the live tensors (KV cache, SSM state, latent); per sequence = state_bytes / batch size. For a Llama-style KV cache: 2 × layers × kv_heads × head_dim × dtype bytes per token per sequence."),
     ("Position", "Tokens in the context after the step (the cache length)."),
     ("CPU %", "psutil process CPU time over the sampling interval; 100% = one core busy. Sampled from the parent process."),
     ("RSS", "Resident set size of the workload's process, sampled from the parent."),

@@ -43,7 +43,7 @@ def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
     return x[idx], y[idx], True
 
 
-def latency_vs_position(tables: dict[str, pd.DataFrame], unit: dict[str, str]) -> go.Figure | None:
+def latency_vs_position(tables: dict[str, pd.DataFrame]) -> go.Figure | None:
     fig = go.Figure()
     for name, t in tables.items():
         for phase, g in t.groupby("phase"):
@@ -63,7 +63,7 @@ def state_vs_position(tables: dict[str, pd.DataFrame]) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=t["position"], y=t["state_bytes"] / 2**20, mode="lines+markers", marker=dict(size=4), name=label(name)))
     if not fig.data:
         return None
-    fig.update_layout(title="Per-request state after each step", xaxis_title="position (tokens in context)", yaxis_title="state (MiB)", **LAYOUT)
+    fig.update_layout(title="State alive after each step (whole batch; per sequence = state / batch size)", xaxis_title="position (tokens in context)", yaxis_title="state (MiB)", **LAYOUT)
     return fig
 
 

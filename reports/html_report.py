@@ -166,18 +166,17 @@ def _kv_table(d: dict[str, Any]) -> str:
 
 
 def _figures_section(run: Run) -> str:
-    pos_tables, cdf_tpot, cdf_e2e, units = {}, {}, {}, {}
+    pos_tables, cdf_itl, cdf_e2e = {}, {}, {}
     timeline_html = []
     reduced = False
     for name, w in run.workloads.items():
         spans = w.spans
-        units[name] = (w.summary.get("facts") or {}).get("output_unit", "unit")
         if not spans.empty:
             t = position_table(spans)
             if not t.empty:
                 pos_tables[name] = t
             rm = request_metrics(spans)
-            cdf_tpot[name] = rm["itl_s"]
+            cdf_itl[name] = rm["itl_s"]
             cdf_e2e[name] = rm["e2e_s"]
         fig, r = figures.sampler_timeline(name, w.samples, spans)
         reduced |= r
@@ -185,9 +184,9 @@ def _figures_section(run: Run) -> str:
             timeline_html.append(_fig(fig))
     out = []
     for fig in (
-        figures.latency_vs_position({k: v.loc[v["phase"] != "prefill"] for k, v in pos_tables.items()}, units),
+        figures.latency_vs_position({k: v.loc[v["phase"] != "prefill"] for k, v in pos_tables.items()}),
         figures.state_vs_position(pos_tables),
-        figures.latency_cdf(cdf_tpot, "Inter-token (inter-delivery) latency, CDF", "ITL (ms)"),
+        figures.latency_cdf(cdf_itl, "Inter-token (inter-delivery) latency, CDF", "ITL (ms)"),
         figures.latency_cdf(cdf_e2e, "End-to-end latency per iteration, CDF", "E2E (ms)"),
     ):
         if fig is not None:

@@ -112,4 +112,4 @@ def test_llm_suite_end_to_end(tmp_path):
     decode = spans.query("phase == 'decode_step'")
     assert (decode["state_bytes"] == s["facts"]["state_bytes_per_token_per_seq"] * decode["position"]).all()
     page = (run_dir / "report.html").read_text()
-    assert "Per-step latency against position" in page and "Per-request state" in page
+    assert "Per-step latency against position" in page and "State alive after each step" in page
