@@ -116,8 +116,13 @@ class SuiteRunner:
         assert self.run_dir is not None, "call prepare() first"
         status = "complete"
         try:
-            for w, entry in zip(self.resolved.workloads, self.entries):
-                summary = self.run_workload(w, self.run_dir / entry["dir"])
+            for w, entry in zip(self.resolved.workloads, self.entries, strict=True):
+                entry["status"] = "running"
+                try:
+                    summary = self.run_workload(w, self.run_dir / entry["dir"])
+                except KeyboardInterrupt:
+                    entry["status"] = "interrupted"
+                    raise
                 entry["status"] = summary["status"]
                 atomic_write_json(self.run_dir / RUN_JSON, self.info)
         except KeyboardInterrupt:
