@@ -56,3 +56,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 
 
 FAST_MEASURE = "measure: {warmup_iters: 1, min_iters: 3, min_seconds: 0, max_seconds: 30, sample_hz: 50}"
+
+
+def run_suite_text(tmp: Path, suite_text: str, *extra: str, timeout: float = 300, expect_ok: bool = True):
+    """Write a suite into `tmp`, run it with the CLI, return (process result, loaded Run)."""
+    from profiler import load_run
+
+    (tmp / "suite.yaml").write_text(suite_text)
+    result = run_cli("run", tmp / "suite.yaml", "-o", tmp / "runs", *extra, timeout=timeout)
+    if expect_ok:
+        assert result.returncode == 0, result.stderr
+    run_dir, = (tmp / "runs").iterdir()
+    return result, load_run(run_dir)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiler import load_run
-from tests.conftest import run_cli
+from tests.conftest import run_suite_text
 
 FAULTY = "tests.plugins.faulty:Faulty"
 
@@ -26,11 +25,7 @@ workloads:
 
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("faults")
-    (tmp / "suite.yaml").write_text(SUITE)
-    result = run_cli("run", tmp / "suite.yaml", "-o", tmp / "runs", timeout=240)
-    run_dir, = (tmp / "runs").iterdir()
-    return result, load_run(run_dir)
+    return run_suite_text(tmp_path_factory.mktemp("faults"), SUITE, timeout=240, expect_ok=False)
 
 
 def test_suite_goes_on_and_exits_cleanly(fault_run):

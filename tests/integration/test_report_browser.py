@@ -10,8 +10,7 @@ import shutil
 
 import pytest
 
-from profiler import load_run
-from tests.conftest import run_cli
+from tests.conftest import run_suite_text
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 XSS = "<script>alert(1)</script>"
@@ -29,13 +28,9 @@ workloads:
 
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    (tmp / "suite.yaml").write_text(SUITE)
-    result = run_cli("run", tmp / "suite.yaml", "-o", tmp / "runs")
-    assert result.returncode == 0, result.stderr
-    run_dir, = (tmp / "runs").iterdir()
-    assert load_run(run_dir).workloads["broken"].status == "failed"
-    return run_dir / "report.html"
+    _, run = run_suite_text(tmp_path_factory.mktemp("browser"), SUITE)
+    assert run.workloads["broken"].status == "failed"
+    return run.path / "report.html"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)")

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from profiler import load_run
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_suite_text
 
 SUITE = """\
 name: toy-check
@@ -23,12 +22,7 @@ workloads:
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("toy")
-    (tmp / "suite.yaml").write_text(SUITE)
-    result = run_cli("run", tmp / "suite.yaml", "-o", tmp / "runs")
-    assert result.returncode == 0, result.stderr
-    run_dir, = (tmp / "runs").iterdir()
-    return result, load_run(run_dir)
+    return run_suite_text(tmp_path_factory.mktemp("toy"), SUITE)
 
 
 def test_run_directory_layout(toy_run):
