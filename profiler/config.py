@@ -9,11 +9,17 @@ becomes one line: file:line, key path, what is wrong, and the closest valid key 
 from __future__ import annotations
 
 import re
-
 from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import UserError, suggest
 from .yaml_source import YamlLoadError, YamlSource, load_yaml
@@ -241,12 +247,3 @@ def load_suite(path: str, assignments: list[str] | None = None) -> tuple[SuiteCo
         raise UserError(validation_error_line(exc, SuiteConfig, source, overrides=overrides)) from None
     return suite, source, overrides
 
-
-__all__ = [
-    "MeasureConfig",
-    "SuiteConfig",
-    "WorkloadEntry",
-    "load_suite",
-    "format_path",
-    "validation_error_line",
-]

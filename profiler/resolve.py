@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .config import SuiteConfig, WorkloadEntry, load_suite, validation_error_line, where_from
+from .config import (
+    SuiteConfig,
+    WorkloadEntry,
+    load_suite,
+    validation_error_line,
+    where_from,
+)
 from .errors import UserError
 from .registry import PluginRef, add_plugin_paths, resolve_workload
 from .yaml_source import YamlSource

@@ -28,7 +28,16 @@ from .nvml import GPU_COLUMNS, Nvml
 from .resolve import ResolvedSuite, ResolvedWorkload
 from .rundir import CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON
 from .sampler import SAMPLE_SCHEMA, ProcessSampler
-from .store import SAMPLES, SPANS, PartWriter, atomic_write_json, atomic_write_text, merge_parts, new_run_dir, slugify
+from .store import (
+    SAMPLES,
+    SPANS,
+    PartWriter,
+    atomic_write_json,
+    atomic_write_text,
+    merge_parts,
+    new_run_dir,
+    slugify,
+)
 
 
 class Listener(Protocol):

@@ -18,7 +18,6 @@ import pyarrow as pa
 from .nvml import GPU_COLUMNS, GpuReader
 from .store import PartWriter
 
-
 SAMPLE_SCHEMA = pa.schema(
     [("t_ns", pa.int64()), ("proc_cpu_percent", pa.float64()), ("proc_rss_bytes", pa.int64()), ("sys_cpu_percent", pa.float64())]
     + [(column, pa.float64()) for column in GPU_COLUMNS]

@@ -192,12 +192,11 @@ def _figures_section(run: Run) -> str:
         if fig is not None:
             out.append(_fig(fig))
     out.extend(timeline_html)
-    captions = []
     if reduced:
-        captions.append("Long sampler series are reduced for display by min-max bucketing (4,000 points); the raw rows are in each workload's samples.parquet.")
+        out.append('<p class="muted">Long sampler series are reduced for display by min-max bucketing (4,000 points); the raw rows are in each workload\'s samples.parquet.</p>')
     if not out:
         out.append('<p class="na">No figures: no measured spans or samples were recorded.</p>')
-    return "".join(out) + "".join(f'<p class="muted">{esc(c)}</p>' for c in captions)
+    return "".join(out)
 
 
 def _fig(fig: Any) -> str:

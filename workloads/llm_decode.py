@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from profiler.plugin import Mark, Params as BaseParams, SetupContext
+from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Params as BaseParams
 
 from .decode_loop import greedy_decode
 from .llm_presets import LLM_PRESETS, build_config

@@ -12,7 +12,8 @@ import time
 
 from pydantic import Field
 
-from profiler.plugin import Mark, Params as BaseParams, SetupContext
+from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Params as BaseParams
 
 
 def busy_wait(seconds: float) -> None:

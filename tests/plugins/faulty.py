@@ -14,7 +14,6 @@ from typing import Literal
 from pydantic import Field
 
 from profiler.plugin import Params as BaseParams
-
 from workloads.toy import busy_wait
 
 
