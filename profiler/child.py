@@ -46,9 +46,13 @@ class SetupContextImpl:
     seed: int
     workdir: str
     facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def declare(self, **facts: Any) -> None:
         self.facts.update(facts)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(str(message))
 
 
 class Reporter:
@@ -114,6 +118,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         workload.setup(ctx)
         info["setup_s"] = time.monotonic() - t0
         info["facts"] = ctx.facts
+        info["warnings"] = ctx.warnings
 
         phase = "warmup"
         info["loop"] = run_loop(workload, recorder, spec.measure, report, lambda p: _set(info, "phase", p))

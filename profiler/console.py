@@ -72,8 +72,9 @@ def _ms(stats: dict[str, Any] | None) -> str:
 
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     table = Table(title="Summary (medians of measured iterations)")
-    for col in ("workload", "status", "iters", "TTFT ms", "TPOT ms", "E2E ms", "units/s", "note"):
-        table.add_column(col, justify="right" if col not in ("workload", "status", "note") else "left")
+    for col in ("workload", "status", "iters", "TTFT ms", "TPOT ms", "E2E ms", "units/s"):
+        table.add_column(col, justify="right" if col not in ("workload", "status") else "left", no_wrap=True)
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=70)
     for s in summaries:
         m = s.get("metrics", {})
         loop = s.get("loop") or {}

@@ -66,6 +66,12 @@ class SetupContext(Protocol):
         shown in the report beside the measurements.
         """
 
+    def warn(self, message: str) -> None:
+        """Record a warning a reader must see with the numbers (e.g. a slow fallback kernel ran).
+
+        Shown at the top of the report and in the terminal summary.
+        """
+
 
 @runtime_checkable
 class Workload(Protocol):

@@ -276,6 +276,7 @@ class SuiteRunner:
                 summary["sample_hz_achieved"] = sample_hz
         if child.get("flush_error"):
             problems.append(f"spans: {child['flush_error']}")
+        derived["warnings"] = list(child.get("warnings", [])) + derived["warnings"]
         summary.update(derived)
         summary["problems"] = problems
         atomic_write_json(workdir / SUMMARY_JSON, summary)

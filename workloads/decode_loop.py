@@ -37,6 +37,70 @@ def greedy_decode(model: Any, input_ids: Any, cache: Any, gen_len: int, mark: Ma
         span.attrs["state_bytes"] = state_bytes(cache)
 
 
+STATE_ATTRIBUTES = ("keys", "values", "conv_states", "recurrent_states", "ssm_states")
+
+
+def cache_state_bytes(cache: Any) -> int:
+    """Bytes of per-request state held by a transformers cache, from its live tensors.
+
+    Attention layers hold `keys`/`values` (the KV cache); Mamba layers hold `conv_states` and
+    `recurrent_states` (or `ssm_states` in older caches), as tensors or dicts/lists of tensors.
+    """
+    total = 0
+    holders = getattr(cache, "layers", None) or [cache]
+    for holder in holders:
+        for name in STATE_ATTRIBUTES:
+            total += _tensor_bytes(getattr(holder, name, None))
+    return total
+
+
+def _tensor_bytes(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    if hasattr(value, "element_size"):
+        return value.numel() * value.element_size()
+    return 0
+
+
+def resolve_dtype(name: str, device: str) -> Any:
+    """'auto' is bfloat16 on CUDA (what serving uses) and float32 on CPU (bf16 matmuls are slow there)."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, name)
+
+
+def build_causal_lm(config: Any, pretrained: str | None, dtype: Any, device: str, **kwargs: Any) -> Any:
+    """A transformers causal LM: random weights from `config` built on `device`, or local weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if pretrained:
+        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=dtype, local_files_only=True, **kwargs).to(device)
+    else:
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
+    return model.eval()
+
+
+def random_prompt(vocab_size: int, batch_size: int, prompt_len: int, seed: int, device: str) -> Any:
+    import torch
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randint(0, vocab_size, (batch_size, prompt_len), generator=generator).to(device)  # [B, S]
+
+
+def parameter_facts(model: Any) -> dict[str, Any]:
+    params = list(model.parameters())
+    count = sum(t.numel() for t in params)
+    return {"param_count": count, "param_bytes": sum(t.numel() * t.element_size() for t in params)}
+
+
 @lru_cache(maxsize=None)
 def cache_argument(model_class: type) -> str:
     """transformers renamed `past_key_values` to `cache` in 5.2x; use whichever forward() takes."""

@@ -10,7 +10,6 @@ architecture it must equal 2 * layers * kv_heads * head_dim * dtype_bytes per to
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -18,30 +17,9 @@ from pydantic import Field, field_validator, model_validator
 from profiler.plugin import Mark, SetupContext
 from profiler.plugin import Params as BaseParams
 
-from .decode_loop import greedy_decode
+from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
-
-DTYPES = Literal["auto", "float32", "bfloat16", "float16"]
-
-
-def resolve_dtype(name: str, device: str) -> Any:
-    """'auto' is bfloat16 on CUDA (what serving uses) and float32 on CPU (bf16 matmuls are slow there)."""
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, name)
-
-
-def kv_cache_bytes(cache: Any) -> int:
-    """Bytes held by a transformers cache's key and value tensors, summed over layers."""
-    total = 0
-    for layer in cache.layers:
-        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if t is not None:
-                total += t.numel() * t.element_size()
-    return total
-
+from .params import DTYPE_HELP, DTypeName, check_one_source, check_pretrained_dir
 
 class LLMDecode:
     """Llama-family LLM decode: prefill + per-token decode with a KV cache (the baseline)."""
@@ -53,24 +31,17 @@ class LLMDecode:
         batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
         prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
         gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")
-        dtype: DTYPES = Field("auto", description="auto = bfloat16 on CUDA, float32 on CPU.")
+        dtype: DTypeName = Field("auto", description=DTYPE_HELP)
         attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="transformers attention backend.")
 
         @field_validator("pretrained")
         @classmethod
         def _directory_exists(cls, path: str | None) -> str | None:
-            if path is None:
-                return None
-            if not os.path.isdir(path):
-                raise ValueError(f"pretrained directory '{path}' does not exist; give a local model directory")
-            if not os.path.isfile(os.path.join(path, "config.json")):
-                raise ValueError(f"pretrained directory '{path}' has no config.json")
-            return os.path.abspath(path)
+            return check_pretrained_dir(path)
 
         @model_validator(mode="after")
         def _one_source(self) -> "LLMDecode.Params":
-            if self.preset is not None and self.pretrained is not None:
-                raise ValueError("give either preset or pretrained, not both")
+            check_one_source(self.preset, self.pretrained)
             return self
 
         @property
@@ -83,27 +54,20 @@ class LLMDecode:
 
     def setup(self, ctx: SetupContext) -> None:
         import torch
-        from transformers import AutoModelForCausalLM
 
         p = self.p
         dtype = resolve_dtype(p.dtype, ctx.device)
-        if p.pretrained:
-            model = AutoModelForCausalLM.from_pretrained(p.pretrained, dtype=dtype, attn_implementation=p.attn_implementation, local_files_only=True)
-            model = model.to(ctx.device)
-        else:
-            with torch.device(ctx.device):
-                model = AutoModelForCausalLM.from_config(build_config(p.preset_name), dtype=dtype, attn_implementation=p.attn_implementation)
-        self.model = model.eval()
+        config = None if p.pretrained else build_config(p.preset_name)
+        model = self.model = build_causal_lm(config, p.pretrained, dtype, ctx.device, attn_implementation=p.attn_implementation)
         cfg = model.config
         limit = getattr(cfg, "max_position_embeddings", None)
         if limit is not None and p.prompt_len + p.gen_len > limit:
             raise ValueError(f"prompt_len + gen_len = {p.prompt_len + p.gen_len} exceeds the model's max_position_embeddings ({limit})")
-        generator = torch.Generator(device="cpu").manual_seed(ctx.seed)
-        self.input_ids = torch.randint(0, cfg.vocab_size, (p.batch_size, p.prompt_len), generator=generator).to(ctx.device)  # [B, S]
+        self.input_ids = random_prompt(cfg.vocab_size, p.batch_size, p.prompt_len, ctx.seed, ctx.device)
 
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         dtype_bytes = torch.empty((), dtype=dtype).element_size()
-        params = sum(t.numel() for t in model.parameters())
+        facts = parameter_facts(model)
         embedding = model.get_input_embeddings().weight.numel()
         ctx.declare(
             output_unit="token",
@@ -111,9 +75,8 @@ class LLMDecode:
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             dtype=str(dtype).removeprefix("torch."),
             attn_implementation=p.attn_implementation,
-            param_count=params,
-            param_bytes=sum(t.numel() * t.element_size() for t in model.parameters()),
-            non_embedding_param_count=params - embedding - (0 if cfg.tie_word_embeddings else model.get_output_embeddings().weight.numel()),
+            **facts,
+            non_embedding_param_count=facts["param_count"] - embedding - (0 if cfg.tie_word_embeddings else model.get_output_embeddings().weight.numel()),
             layers=cfg.num_hidden_layers,
             kv_heads=cfg.num_key_value_heads,
             head_dim=head_dim,
@@ -131,7 +94,7 @@ class LLMDecode:
 
         with torch.inference_mode():
             cache = DynamicCache(config=self.model.config)
-            greedy_decode(self.model, self.input_ids, cache, self.p.gen_len, mark, kv_cache_bytes)
+            greedy_decode(self.model, self.input_ids, cache, self.p.gen_len, mark, cache_state_bytes)
 
     def teardown(self) -> None:
         self.model = None

@@ -15,8 +15,11 @@ from workloads.llm_presets import LLM_PRESETS
 
 
 def run_in_process(tmp_path, **params) -> tuple[pd.DataFrame, dict]:
-    """setup + one run_once with a real SpanRecorder, without the runner."""
-    workload = LLMDecode(LLMDecode.Params(**params))
+    return run_with_recorder(tmp_path, LLMDecode(LLMDecode.Params(**params)))
+
+
+def run_with_recorder(tmp_path, workload) -> tuple[pd.DataFrame, dict]:
+    """setup + one run_once with a real SpanRecorder on CPU, without the runner."""
     ctx = SetupContextImpl("cpu", 0, str(tmp_path))
     workload.setup(ctx)
     recorder = SpanRecorder(PartWriter(tmp_path, SPANS))
