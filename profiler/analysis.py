@@ -6,6 +6,13 @@ Definitions follow metrics.md (vLLM's, for any stream of output units):
 - TTFT = first delivery's end - iteration start; TPOT = (E2E - TTFT) / (deliveries - 1);
 - ITL = gap between consecutive deliveries of one request, per delivery (never per chunk);
 - output units/s = units delivered in the iteration / E2E.
+Deadline-driven loops (metrics.md, VLA) are read from span attributes, never from the workload's
+name: a span with `deadline_ns` is a deadline (missed when it delivered nothing or ended after
+it; lateness = end - deadline); spans with `scheduled_ns` are periodic ticks (achieved rate,
+interval jitter = p99 - p50 and std of the start-to-start interval); `staleness_s` is the age of
+the observation behind an executed action; a span with `obs_ns` ends an observation-to-output
+path (inference latency = end - obs_ns). Each phase's share of iteration time is its duty cycle.
+
 Warmup iterations and iterations that raised are excluded from every statistic. Nothing here
 imports torch: a run directory can be analysed on any laptop.
 """
@@ -69,6 +76,45 @@ UNAVAILABLE_WHY = {
 }
 
 
+def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Samples for deadline-driven loops; empty arrays where no span carries the attributes."""
+    m = measured_spans(spans)
+    out: dict[str, np.ndarray] = {}
+    if m.empty:
+        return out
+    if "deadline_ns" in m and m["deadline_ns"].notna().any():
+        d = m.loc[m["deadline_ns"].notna()]
+        missed = (d["units"] <= 0) | (d["end_ns"] > d["deadline_ns"])
+        out["lateness_s"] = ((d["end_ns"] - d["deadline_ns"]) / NS).to_numpy(dtype=float)
+        out["deadline_miss_rate"] = missed.groupby(d["iteration"]).mean().to_numpy(dtype=float)
+    if "scheduled_ns" in m and m["scheduled_ns"].notna().any():
+        ticks = m.loc[m["scheduled_ns"].notna()].sort_values(["iteration", "start_ns"])
+        intervals = ticks.groupby("iteration")["start_ns"].diff().dropna() / NS
+        out["tick_interval_s"] = intervals.to_numpy(dtype=float)
+        g = ticks.groupby("iteration")["start_ns"]
+        span_s = (g.max() - g.min()) / NS
+        rate = ((g.size() - 1) / span_s).replace([np.inf], np.nan).dropna()
+        out["control_rate_hz"] = rate.to_numpy(dtype=float)
+    if "staleness_s" in m and m["staleness_s"].notna().any():
+        out["staleness_s"] = m["staleness_s"].dropna().to_numpy(dtype=float)
+    if "obs_ns" in m and m["obs_ns"].notna().any():
+        o = m.loc[m["obs_ns"].notna()]
+        out["obs_to_output_s"] = ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
+    return out
+
+
+def phase_shares(spans: pd.DataFrame) -> dict[str, float]:
+    """Each phase's summed duration over the summed iteration time (duty cycle; nested phases overlap)."""
+    m = measured_spans(spans)
+    if m.empty:
+        return {}
+    dur = (m["end_ns"] - m["start_ns"]) / NS
+    total = dur[m["phase"] == ITERATION].sum()
+    if not total:
+        return {}
+    return {str(k): float(v / total) for k, v in dur.groupby(m["phase"]).sum().items() if k != ITERATION}
+
+
 def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Per-phase statistics of measured spans: host latency, device time where recorded, units."""
     m = measured_spans(spans)
@@ -88,18 +134,19 @@ def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]
 def phase_noise(spans: pd.DataFrame) -> dict[str, float]:
     """IQR/median of each phase across repeats of the same step.
 
-    A step that is meant to vary (decode latency grows with position) is not noise: where spans
-    carry `position`, spread is taken per (phase, position) and the median of those ratios is
-    the phase's noise; elsewhere it is the plain IQR/median of the phase.
+    "The same step" is the same phase at the same `position` where spans carry one, else the
+    k-th occurrence of the phase in each iteration. A step meant to vary (decode latency grows
+    with context; a control tick that replans) is not noise. The phase's noise is the median of
+    its steps' ratios; steps with fewer than 4 measured repeats are not judged.
     """
     m = measured_spans(spans)
     if m.empty:
         return {}
-    m = m.assign(latency_s=(m["end_ns"] - m["start_ns"]) / NS)
-    keys = ["phase", "position"] if "position" in m else ["phase"]
-    if "position" in m:
-        m = m.assign(position=m["position"].fillna(-1))
-    grouped = m.groupby(keys)["latency_s"]
+    m = m.sort_values(["iteration", "start_ns"])
+    step = m["position"] if "position" in m else pd.Series(np.nan, index=m.index)
+    occurrence = m.groupby(["iteration", "phase"]).cumcount()
+    m = m.assign(latency_s=(m["end_ns"] - m["start_ns"]) / NS, step=step.fillna(-1 - occurrence))
+    grouped = m.groupby(["phase", "step"])["latency_s"]
     ratio = ((grouped.quantile(0.75) - grouped.quantile(0.25)) / grouped.median()).where(grouped.size() >= 4)
     return {str(k): float(v) for k, v in ratio.groupby(level="phase").median().dropna().items()}
 
@@ -141,7 +188,14 @@ def summarize(
             if ratio is not None and name in ("e2e_s", "tpot_s"):
                 warnings.append(f"noisy: {name} IQR/median = {ratio:.0%} (> 10%); the machine may be busy")
 
+    for name, values in deadline_metrics(spans).items():
+        stats = describe(values, seed)
+        if name == "tick_interval_s" and stats["count"]:
+            stats["jitter_p99_minus_p50"] = stats["p99"] - stats["median"]
+        metrics[name] = stats
     phases = phase_stats(spans, seed)
+    for phase, share in phase_shares(spans).items():
+        phases[phase]["share_of_iteration"] = share
     for phase, ratio in phase_noise(spans).items():
         if ratio > NOISY_IQR_OVER_MEDIAN and phase != ITERATION:
             warnings.append(f"noisy: phase '{phase}' IQR/median = {ratio:.0%} (> 10%) across repeats of the same step; the machine may be busy")

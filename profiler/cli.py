@@ -111,7 +111,7 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
-    from .console import ProgressListener, summary_table
+    from .console import ProgressListener, summary_notes, summary_table
     from .resolve import resolve_suite
     from .runner import SuiteRunner, resolve_device
 
@@ -131,7 +131,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from .rundir import load_run
 
     run = load_run(run_dir)
-    console.print(summary_table([w.summary for w in run.workloads.values()]))
+    summaries = [w.summary for w in run.workloads.values()]
+    console.print(summary_table(summaries))
+    for note in summary_notes(summaries):
+        console.print(note, highlight=False)
     if not args.no_report:
         from reports.html_report import write_report
 

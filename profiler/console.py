@@ -72,18 +72,28 @@ def _ms(stats: dict[str, Any] | None) -> str:
 
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     table = Table(title="Summary (medians of measured iterations)")
-    for col in ("workload", "status", "iters", "TTFT ms", "TPOT ms", "E2E ms", "units/s"):
-        table.add_column(col, justify="right" if col not in ("workload", "status") else "left", no_wrap=True)
-    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=70)
+    for col in ("workload", "status", "iters", "TTFT ms", "TPOT ms", "E2E ms", "output/s", "deadline misses"):
+        table.add_column(col, justify="left" if col in ("workload", "status") else "right")
     for s in summaries:
         m = s.get("metrics", {})
         loop = s.get("loop") or {}
         rate = m.get("output_units_per_s")
+        misses = m.get("deadline_miss_rate")
         unit = (s.get("facts") or {}).get("output_unit", "unit")
-        note = s["error"]["reason"][:70] if s.get("error") else "; ".join(s.get("warnings", []))[:70]
         table.add_row(
             _plain(s["name"]), s["status"], str(loop.get("measured_iters", "—")),
             _ms(m.get("ttft_s")), _ms(m.get("tpot_s")), _ms(m.get("e2e_s")),
-            f"{rate['median']:.1f} {unit}/s" if rate else "—", _plain(note),
+            f"{rate['median']:.1f} {unit}/s" if rate else "—",
+            f"{misses['mean']:.1%}" if misses else "—",
         )
     return table
+
+
+def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
+    """Failures and warnings, one line each, printed under the table."""
+    notes = []
+    for s in summaries:
+        if s.get("error"):
+            notes.append(f"[red]{_plain(s['name'])} failed in {s['error']['phase']}[/red]: {_plain(s['error']['reason'])}")
+        notes.extend(f"[yellow]{_plain(s['name'])}[/yellow]: {_plain(w)}" for w in s.get("warnings", []))
+    return notes
