@@ -114,3 +114,25 @@ def sampler_timeline(name: str, samples: pd.DataFrame, spans: pd.DataFrame) -> t
     fig.update_layout(title=f"{label(name)}: sampler timeline", **{**LAYOUT, "height": 170 * len(rows) + 80})
     fig.update_xaxes(title_text="seconds since the first sample", row=len(rows), col=1)
     return fig, reduced_any
+
+
+def tick_lateness(spans_by_workload: dict[str, pd.DataFrame]) -> go.Figure | None:
+    """Lateness of every measured tick against time in its episode; misses marked."""
+    fig = go.Figure()
+    for name, spans in spans_by_workload.items():
+        ticks = spans.loc[spans["deadline_ns"].notna() & ~spans["warmup"].astype(bool)]
+        if ticks.empty:
+            continue
+        t0 = ticks.groupby("iteration")["start_ns"].transform("min")
+        x = ((ticks["start_ns"] - t0) / 1e9).to_numpy()
+        late = ((ticks["end_ns"] - ticks["deadline_ns"]) / 1e6).to_numpy()
+        missed = ((ticks["units"] <= 0) | (ticks["end_ns"] > ticks["deadline_ns"])).to_numpy()
+        fig.add_trace(go.Scatter(x=x[~missed], y=late[~missed], mode="markers", marker=dict(size=4), name=f"{label(name)} · on time"))
+        if missed.any():
+            fig.add_trace(go.Scatter(x=x[missed], y=late[missed], mode="markers", marker=dict(size=7, symbol="x", color="crimson"), name=f"{label(name)} · missed"))
+    if not fig.data:
+        return None
+    fig.add_hline(y=0, line_dash="dash", annotation_text="deadline")
+    fig.update_layout(title="Control ticks: lateness against time in the episode (all measured episodes)", xaxis_title="seconds since the episode's first tick",
+                      yaxis_title="action sent − deadline (ms)", **LAYOUT)
+    return fig

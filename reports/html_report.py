@@ -127,7 +127,42 @@ def _summary_section(run: Run) -> str:
         unit = esc((s.get("facts") or {}).get("output_unit", "unit"))
         cells.append(f"<td>{rate['median']:.2f} {unit}/s</td>" if rate else '<td class="na">—</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table>{head}{''.join(rows)}</table><p class=\"muted\">Times in milliseconds over measured iterations (warmup excluded). See Definitions.</p>"
+    out = f"<table>{head}{''.join(rows)}</table><p class=\"muted\">Times in milliseconds over measured iterations (warmup excluded). See Definitions.</p>"
+    return out + _control_table(run)
+
+
+CONTROL_COLUMNS = [
+    ("control_rate_hz", "achieved rate (Hz)", 1.0, "median"),
+    ("deadline_miss_rate", "deadline-miss rate", 100.0, "mean"),
+    ("lateness_s", "lateness p50 ms", 1e3, "median"),
+    ("lateness_s", "lateness p99 ms", 1e3, "p99"),
+    ("tick_interval_s", "interval jitter p99−p50 ms", 1e3, "jitter_p99_minus_p50"),
+    ("tick_interval_s", "interval std ms", 1e3, "std"),
+    ("staleness_s", "action staleness median ms", 1e3, "median"),
+    ("obs_to_output_s", "inference latency median ms", 1e3, "median"),
+]
+
+
+def _control_table(run: Run) -> str:
+    """Deadline-driven workloads (spans with deadlines): the control-loop metrics of metrics.md."""
+    rows = []
+    for name, w in run.workloads.items():
+        m = w.summary.get("metrics", {})
+        if "deadline_miss_rate" not in m:
+            continue
+        cells = [f'<td class="l">{esc(name)}</td>']
+        for key, _, scale, stat in CONTROL_COLUMNS:
+            value = (m.get(key) or {}).get(stat)
+            suffix = "%" if key == "deadline_miss_rate" else ""
+            cells.append(f"<td>{value * scale:.3g}{suffix}</td>" if value is not None else '<td class="na">—</td>')
+        duty = (w.summary.get("phases", {}).get("infer") or {}).get("share_of_iteration")
+        cells.append(f"<td>{duty:.1%}</td>" if duty is not None else '<td class="na">—</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    if not rows:
+        return ""
+    head = '<tr><th class="l">workload</th>' + "".join(f"<th>{esc(label)}</th>" for _, label, _, _ in CONTROL_COLUMNS) + "<th>inference duty cycle</th></tr>"
+    return ("<h3>Control loops</h3><table>" + head + "".join(rows) + "</table>"
+            '<p class="muted">Lateness = action sent − deadline (the next tick); negative is slack. A tick whose action was not ready is a miss.</p>')
 
 
 def _workload_section(name: str, w: Any) -> str:
@@ -191,6 +226,10 @@ def _figures_section(run: Run) -> str:
     ):
         if fig is not None:
             out.append(_fig(fig))
+    late = {name: w.spans for name, w in run.workloads.items() if not w.spans.empty and "deadline_ns" in w.spans}
+    fig = figures.tick_lateness(late)
+    if fig is not None:
+        out.append(_fig(fig))
     out.extend(timeline_html)
     if reduced:
         out.append('<p class="muted">Long sampler series are reduced for display by min-max bucketing (4,000 points); the raw rows are in each workload\'s samples.parquet.</p>')

@@ -103,5 +103,10 @@ def parameter_facts(model: Any) -> dict[str, Any]:
 
 @lru_cache(maxsize=None)
 def cache_argument(model_class: type) -> str:
-    """transformers renamed `past_key_values` to `cache` in 5.2x; use whichever forward() takes."""
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+    """The forward() keyword that takes the cache: transformers renamed it over 5.x
+    (`past_key_values` for attention models and `cache_params` for Mamba, then `cache` for both)."""
+    parameters = inspect.signature(model_class.forward).parameters
+    for name in ("cache", "cache_params", "past_key_values"):
+        if name in parameters:
+            return name
+    return "past_key_values"

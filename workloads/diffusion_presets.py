@@ -38,12 +38,12 @@ DIFFUSION_PRESETS: dict[str, dict[str, Any]] = {
     },
     "sd-tiny": {
         "denoiser": "unet",
-        "unet": {"sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 1, "block_out_channels": (32, 64),
+        "unet": {"sample_size": 16, "in_channels": 4, "out_channels": 4, "layers_per_block": 1, "block_out_channels": (64, 128),
                  "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"), "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-                 "cross_attention_dim": 64, "attention_head_dim": 8, "norm_num_groups": 8},
+                 "cross_attention_dim": 128, "attention_head_dim": 8, "norm_num_groups": 16},
         "vae": _TINY_VAE,
-        "text": {**_CLIP_L, "vocab_size": 1000, "bos_token_id": 0, "eos_token_id": 2, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "projection_dim": 64},
-        "betas": _SD_BETAS, "default_size": 64, "size_multiple": 16, "published_params": {},
+        "text": {**_CLIP_L, "vocab_size": 1000, "bos_token_id": 0, "eos_token_id": 2, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2, "projection_dim": 128},
+        "betas": _SD_BETAS, "default_size": 128, "size_multiple": 16, "published_params": {},
     },
     "dit-tiny": {
         "denoiser": "dit",

@@ -21,6 +21,7 @@ from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, para
 from .llm_presets import LLM_PRESETS, build_config
 from .params import DTYPE_HELP, DTypeName, check_one_source, check_pretrained_dir
 
+
 class LLMDecode:
     """Llama-family LLM decode: prefill + per-token decode with a KV cache (the baseline)."""
 

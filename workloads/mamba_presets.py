@@ -20,9 +20,9 @@ MAMBA_PRESETS: dict[str, dict[str, Any]] = {
     "mamba-2.8b": {**_M1, "hidden_size": 2560, "num_hidden_layers": 64},
     "mamba2-130m": {**_M2, "hidden_size": 768, "num_hidden_layers": 24, "num_heads": 24},
     "mamba2-2.7b": {**_M2, "hidden_size": 2560, "num_hidden_layers": 64, "num_heads": 80},
-    # ours: same block structure, small enough for CPU tests
-    "mamba-tiny": {**_M1, "hidden_size": 256, "num_hidden_layers": 4, "vocab_size": 8192},
-    "mamba2-tiny": {**_M2, "hidden_size": 256, "num_hidden_layers": 4, "vocab_size": 8192, "state_size": 64, "head_dim": 32, "num_heads": 16, "chunk_size": 64},
+    # ours: the same blocks at llama-tiny's scale (vocabulary 32000, width 512), for CPU
+    "mamba-tiny": {**_M1, "hidden_size": 512, "num_hidden_layers": 8, "vocab_size": 32000},
+    "mamba2-tiny": {**_M2, "hidden_size": 512, "num_hidden_layers": 8, "vocab_size": 32000, "state_size": 64, "head_dim": 64, "num_heads": 16, "chunk_size": 64},
 }
 
 # Published parameter counts (model cards / the Mamba and Mamba-2 papers), for comparison in facts.

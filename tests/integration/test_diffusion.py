@@ -18,7 +18,8 @@ def test_phases_and_constant_latent_state(tmp_path, preset, guidance, text):
     assert phases == (["text_encode"] if text else []) + ["denoise_step"] * steps + ["vae_decode"]
     denoise = spans[spans["phase"] == "denoise_step"]
     assert list(denoise["position"]) == list(range(1, steps + 1))
-    assert (denoise["state_bytes"] == batch * 4 * 8 * 8 * 4).all()  # B x 4 x (64/8) x (64/8) x float32
+    side = {"sd-tiny": 128, "dit-tiny": 64}[preset] // 8
+    assert (denoise["state_bytes"] == batch * 4 * side * side * 4).all()  # B x 4 x (H/8) x (W/8) x float32
     assert facts["denoiser_batch"] == batch * (2 if guidance > 1 else 1)
     assert spans.loc[spans["phase"] == "vae_decode", "units"].item() == batch
 

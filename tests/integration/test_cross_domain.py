@@ -1,0 +1,28 @@
+"""The built-in cross-domain suite runs all four domains end to end (shortened) and reports each."""
+
+from __future__ import annotations
+
+from tests.conftest import ROOT, run_cli
+
+
+def test_cross_domain_suite(tmp_path):
+    from profiler import load_run
+
+    shorter = ["measure.min_seconds=0", "measure.min_iters=2", "workloads.0.params.gen_len=16", "workloads.1.params.gen_len=16",
+               "workloads.2.params.steps=5", "workloads.3.params.ticks=20"]
+    result = run_cli("run", ROOT / "configs" / "cross_domain.yaml", "-o", tmp_path, "--device", "cpu", *[a for s in shorter for a in ("--set", s)])
+    assert result.returncode == 0, result.stderr
+    run_dir, = tmp_path.iterdir()
+    run = load_run(run_dir)
+    assert {n: w.status for n, w in run.workloads.items()} == {"llm": "ok", "mamba": "ok", "diffusion": "ok", "vla": "ok"}
+    s = {n: w.summary for n, w in run.workloads.items()}
+    assert s["llm"]["metrics"]["tpot_s"]["count"] == 2
+    assert "kernel path: SLOW" in " ".join(s["mamba"]["warnings"])
+    mamba_state = run.workloads["mamba"].spans.query("phase == 'decode_step'")["state_bytes"]
+    llm_state = run.workloads["llm"].spans.query("phase == 'decode_step'")["state_bytes"]
+    assert mamba_state.nunique() == 1 and llm_state.nunique() > 1  # constant vs growing state
+    assert s["diffusion"]["phases"]["denoise_step"]["latency_s"]["count"] == 2 * 5
+    assert s["vla"]["metrics"]["deadline_miss_rate"]["count"] == 2
+    page = (run_dir / "report.html").read_text()
+    for needle in ("Control loops", "deadline-miss rate", "image/s", "token/s", "action/s", "SLOW PyTorch reference path"):
+        assert needle in page, needle
