@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
-# One prepared pass on a GPU machine: GPU tests, the default suite on CUDA, larger presets, and the
-# overhead benchmark on CUDA. Writes logs and run directories' summaries under ${OUT:-gpu-out}.
+# One prepared pass on a GPU machine: GPU tests, the cross-domain suite on CUDA (tiny presets),
+# the same suite at published scale, and the overhead benchmark on CUDA. Writes logs and a
+# digest of every summary.json under ${OUT:-gpu-out}.
 # Usage (from the repository root, with the project installed): bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-gpu-out}
+RUNS=${RUNS:-/tmp/gpu-runs}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 COLUMNS=160
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/nvidia-smi.txt"
-python3 -m pytest -m gpu tests/gpu -q 2>&1 | tee "$OUT/gpu-tests.log"
-python3 -m profiler run configs/llm_decode.yaml --device cuda -o /tmp/gpu-runs 2>&1 | tee "$OUT/default-suite.log"
-python3 -m profiler run configs/llm_decode.yaml --device cuda -o /tmp/gpu-runs \
-  --set workloads.0.params.preset=llama-3.1-8b --set measure.min_seconds=5 2>&1 | tee "$OUT/llama-8b.log"
-python3 benchmarks/overhead.py --device cuda --rounds 20 2>&1 | tee "$OUT/overhead-cuda.log"
-python3 - "$OUT" <<'PY'
+python3 -m pytest -m gpu tests/gpu -q 2>&1 | tail -5 | tee "$OUT/gpu-tests.log"
+python3 -m profiler run configs/cross_domain.yaml --device cuda -o "$RUNS" 2>&1 | grep -v '^\[transformers\]' | tee "$OUT/cross-domain-tiny.log"
+python3 -m profiler run configs/cross_domain.yaml --device cuda -o "$RUNS" \
+  --set name=cross-domain-published --set measure.min_iters=3 --set measure.min_seconds=1 \
+  --set workloads.0.params.preset=llama-3.1-8b --set workloads.1.params.preset=mamba-2.8b \
+  --set workloads.2.params.preset=sd15 --set workloads.3.params.preset=pi0 \
+  --set workloads.3.params.ticks=100 --set workloads.3.params.control_hz=50 --set workloads.3.params.chunk_len=50 \
+  2>&1 | grep -v '^\[transformers\]' | tee "$OUT/cross-domain-published.log"
+python3 - "$OUT" "$RUNS" <<'PY'
 import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
+out, runs = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 rows = []
-for run in sorted(pathlib.Path("/tmp/gpu-runs").iterdir()):
-    for summary in run.glob("*/summary.json"):
+for run in sorted(runs.iterdir()):
+    for summary in sorted(run.glob("*/summary.json")):
         s = json.loads(summary.read_text())
-        rows.append({"run": run.name, "workload": s["name"], "status": s["status"], "facts": s["facts"],
-                     "metrics": {k: {q: v.get(q) for q in ("median", "p90", "p99", "count", "ci95_median")} for k, v in s["metrics"].items()},
-                     "phases": {k: {"host_median_s": v["latency_s"]["median"], "device_median_s": v.get("device_s", {}).get("median")} for k, v in s["phases"].items()},
+        rows.append({"run": run.name, "workload": s["name"], "status": s["status"], "error": s["error"], "facts": s["facts"],
+                     "metrics": {k: {q: v.get(q) for q in ("median", "mean", "p90", "p99", "count", "ci95_median")} for k, v in s["metrics"].items()},
+                     "phases": {k: {"host_median_s": v["latency_s"]["median"], "device_median_s": v.get("device_s", {}).get("median"),
+                                    "share": v.get("share_of_iteration")} for k, v in s["phases"].items()},
                      "memory": s["memory"], "unavailable": s["unavailable"], "warnings": s["warnings"], "sample_hz": s.get("sample_hz_achieved")})
 (out / "summaries.json").write_text(json.dumps(rows, indent=1))
 PY
-cp "$(ls -d /tmp/gpu-runs/*/ | head -1)report.html" "$OUT/report-default.html" 2>/dev/null || true
+cp "$(ls -d "$RUNS"/*cross-domain-published*/ | head -1)report.html" "$OUT/report-published.html" 2>/dev/null || true
