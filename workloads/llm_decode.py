@@ -12,42 +12,24 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from profiler.plugin import Mark, SetupContext
-from profiler.plugin import Params as BaseParams
 
 from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
-from .params import DTYPE_HELP, DTypeName, check_one_source, check_pretrained_dir
+from .params import DecodeParams
 
 
 class LLMDecode:
     """Llama-family LLM decode: prefill + per-token decode with a KV cache (the baseline)."""
 
-    class Params(BaseParams):
+    class Params(DecodeParams):
+        DEFAULT_PRESET = "llama-tiny"
+
         preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set.")
-        pretrained: str | None = Field(None, description="Local directory with config.json and weights (local files only; no download).")
-        batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
-        prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
-        gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")
-        dtype: DTypeName = Field("auto", description=DTYPE_HELP)
         attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="transformers attention backend.")
-
-        @field_validator("pretrained")
-        @classmethod
-        def _directory_exists(cls, path: str | None) -> str | None:
-            return check_pretrained_dir(path)
-
-        @model_validator(mode="after")
-        def _one_source(self) -> "LLMDecode.Params":
-            check_one_source(self.preset, self.pretrained)
-            return self
-
-        @property
-        def preset_name(self) -> str | None:
-            return None if self.pretrained else (self.preset or "llama-tiny")
 
     def __init__(self, params: "LLMDecode.Params") -> None:
         self.p = params

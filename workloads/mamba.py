@@ -18,14 +18,13 @@ import importlib.util
 import logging
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from profiler.plugin import Mark, SetupContext
-from profiler.plugin import Params as BaseParams
 
 from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .mamba_presets import MAMBA_PRESETS, PUBLISHED_PARAMS, build_mamba_config, state_elements_per_sequence
-from .params import DTYPE_HELP, DTypeName, check_one_source, check_pretrained_dir
+from .params import DecodeParams
 
 KERNEL_PACKAGES = ("mamba_ssm", "causal_conv1d")
 
@@ -50,28 +49,11 @@ def new_cache(model: Any) -> Any:
 class Mamba:
     """Mamba / Mamba-2 decode: prefill + per-token decode with constant-size conv + SSM state."""
 
-    class Params(BaseParams):
+    class Params(DecodeParams):
+        DEFAULT_PRESET = "mamba-tiny"
+
         preset: Literal[tuple(MAMBA_PRESETS)] | None = Field(  # type: ignore[valid-type]
             None, description=f"Published architecture, random weights: {', '.join(MAMBA_PRESETS)}. Default mamba-tiny unless `pretrained` is set.")
-        pretrained: str | None = Field(None, description="Local directory with config.json and weights (local files only).")
-        batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
-        prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
-        gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")
-        dtype: DTypeName = Field("auto", description=DTYPE_HELP)
-
-        @field_validator("pretrained")
-        @classmethod
-        def _directory_exists(cls, path: str | None) -> str | None:
-            return check_pretrained_dir(path)
-
-        @model_validator(mode="after")
-        def _one_source(self) -> "Mamba.Params":
-            check_one_source(self.preset, self.pretrained)
-            return self
-
-        @property
-        def preset_name(self) -> str | None:
-            return None if self.pretrained else (self.preset or "mamba-tiny")
 
     def __init__(self, params: "Mamba.Params") -> None:
         self.p = params

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from profiler.plugin import Params
 
 DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
 DTYPE_HELP = "auto = bfloat16 on CUDA, float32 on CPU."
@@ -23,3 +27,30 @@ def check_pretrained_dir(path: str | None, marker: str = "config.json") -> str |
 def check_one_source(preset: str | None, pretrained: str | None) -> None:
     if preset is not None and pretrained is not None:
         raise ValueError("give either preset or pretrained, not both")
+
+
+class DecodeParams(Params):
+    """What every autoregressive decode workload takes; subclasses add `preset` (a Literal of
+    their presets) and set DEFAULT_PRESET."""
+
+    DEFAULT_PRESET: ClassVar[str] = ""
+
+    pretrained: str | None = Field(None, description="Local directory with config.json and weights (local files only; no download).")
+    batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
+    prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
+    gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")
+    dtype: DTypeName = Field("auto", description=DTYPE_HELP)
+
+    @field_validator("pretrained")
+    @classmethod
+    def _directory_exists(cls, path: str | None) -> str | None:
+        return check_pretrained_dir(path)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DecodeParams":
+        check_one_source(getattr(self, "preset", None), self.pretrained)
+        return self
+
+    @property
+    def preset_name(self) -> str | None:
+        return None if self.pretrained else (getattr(self, "preset", None) or self.DEFAULT_PRESET)
