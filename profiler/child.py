@@ -21,6 +21,7 @@ from .spans import CudaSpanRecorder, SpanRecorder, format_exception
 from .store import SPANS, PartWriter, atomic_write_json
 
 CHILD_JSON = "child.json"
+WORK = "work"
 ERROR_JSON = "error.json"
 
 
@@ -123,6 +124,12 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         phase = "warmup"
         info["loop"] = run_loop(workload, recorder, spec.measure, report, lambda p: _set(info, "phase", p))
         phase = info.get("phase", phase)
+        recorder.flush()
+        if spec.measure.get("count_work", True):
+            phase = "count_work"
+            _set(info, "phase", phase)
+            report("phase", phase=phase)
+            count_work(workload, workdir, info)
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
         phase = info.get("phase", phase)
         error = describe_error(phase, exc)
@@ -178,6 +185,22 @@ def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], rep
         "stopped_at_max_seconds": stopped_at_max and n < measure["min_iters"],
         "hit_max_seconds": stopped_at_max,
     }
+
+
+def count_work(workload: Any, workdir: Path, info: dict[str, Any]) -> None:
+    """One untimed iteration under the FLOP and byte counters -> work.parquet (see work.py).
+
+    A failure here is recorded as the reason the work metrics are unavailable; the timed
+    measurements already on disk stand.
+    """
+    from .store import atomic_write_table, rows_to_table
+    from .work import WorkRecorder
+
+    try:
+        rows = WorkRecorder().count(workload)
+        atomic_write_table(workdir / f"{WORK}.parquet", rows_to_table(rows))
+    except Exception as exc:
+        info["work_error"] = f"the counting pass failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def describe_error(phase: str, exc: BaseException) -> dict[str, Any]:

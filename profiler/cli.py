@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("suite")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
 
+    calibrate = sub.add_parser("calibrate", help="measure this machine's peak matmul FLOP/s and copy bandwidth (cached)")
+    calibrate.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    calibrate.add_argument("--force", action="store_true", help="measure again even if cached")
+    calibrate.add_argument("--json", action="store_true", help="print the result as JSON only")
+
     sub.add_parser("list", help="list discovered workloads and their parameters")
     sub.add_parser("schema", help="print the suite file's JSON Schema")
 
@@ -58,6 +63,24 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     resolved = resolve_suite(args.suite, args.overrides)
     suite = resolved.suite
     print(f"ok: {args.suite}: suite '{suite.name}', {len(resolved.workloads)} workload(s), baseline '{suite.baseline_name}'")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
+    from .calibrate import load_or_measure
+    from .runner import resolve_device
+
+    device = resolve_device(args.device)
+    result = load_or_measure(device, force=args.force)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"ceilings of this machine ({result['key']['device']}, {result['key']['cpu']}, {result['key']['threads']} threads, torch {result['key']['torch']}):")
+    for dtype, value in result["matmul_flops_per_s"].items():
+        print(f"  peak matmul {dtype}: {value / 1e12:.3f} TFLOP/s")
+    print(f"  copy bandwidth: {result['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write)")
+    print(f"  measured {result['measured_utc']}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
+    print(f"  method: {result['method']['matmul']}; {result['method']['copy']}")
     return 0
 
 
@@ -147,4 +170,4 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "report": cmd_report}
+COMMANDS = {"calibrate": cmd_calibrate, "run": cmd_run, "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "report": cmd_report}

@@ -41,6 +41,7 @@ class MeasureConfig(StrictModel):
     sample_hz: float = Field(20.0, gt=0, le=1000, description="Rate of the parent's psutil/NVML sampler.")
     setup_timeout_s: float = Field(900.0, gt=0, le=86_400, description="A setup (model build, load) that takes longer is a failure.")
     hang_grace_s: float = Field(30.0, gt=0, le=3600, description="A workload still running this long after max_seconds is killed as hung.")
+    count_work: bool = Field(True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
 
     @model_validator(mode="after")
     def _max_covers_min(self) -> "MeasureConfig":

@@ -23,6 +23,7 @@ RUN_JSON = "run.json"
 ENV_JSON = "env.json"
 CONFIG_YAML = "config.resolved.yaml"
 SUMMARY_JSON = "summary.json"
+CALIBRATION_JSON = "calibration.json"
 ERROR_JSON = "error.json"
 
 

@@ -9,9 +9,12 @@ After each child ends, its span and sample parts are merged and summary.json is 
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import queue as queue_mod
 import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,12 +24,13 @@ import pandas as pd
 import yaml
 
 from .analysis import summarize
-from .child import CHILD_JSON, ERROR_JSON, ChildSpec, child_entry
+from .child import CHILD_JSON, ERROR_JSON, WORK, ChildSpec, child_entry
 from .env import collect_env
 from .errors import UserError
 from .nvml import GPU_COLUMNS, Nvml
 from .resolve import ResolvedSuite, ResolvedWorkload
-from .rundir import CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON
+from .roofline import BOUND_RULE, work_by_phase
+from .rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON
 from .sampler import SAMPLE_SCHEMA, ProcessSampler
 from .store import (
     SAMPLES,
@@ -102,6 +106,7 @@ class SuiteRunner:
         resolved["device_resolved"] = self.device
         atomic_write_text(self.run_dir / CONFIG_YAML, f"# resolved from {self.resolved.source.path}\n" + yaml.safe_dump(resolved, sort_keys=False))
         atomic_write_json(self.run_dir / ENV_JSON, collect_env(self.nvml, self.argv))
+        self.calibration = self._calibrate() if self.suite.measure.count_work else None
         used: set[str] = set()
         for w in self.resolved.workloads:
             slug, n = slugify(w.entry.name), 1
@@ -120,6 +125,19 @@ class SuiteRunner:
         }
         atomic_write_json(self.run_dir / RUN_JSON, self.info)
         return self.run_dir
+
+    def _calibrate(self) -> dict[str, Any] | None:
+        """The machine's ceilings (cached per machine), measured in a subprocess so no CUDA
+        context or allocation lingers in the parent; stored in the run as calibration.json."""
+        cmd = [sys.executable, "-m", "profiler", "calibrate", "--device", self.device, "--json"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            result = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+            reason = None if result else (done.stderr.strip().splitlines() or ["no output"])[-1]
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+            result, reason = None, f"{type(exc).__name__}: {exc}"
+        atomic_write_json(self.run_dir / CALIBRATION_JSON, result or {"unavailable": f"calibration failed: {reason}"})
+        return result
 
     def run(self) -> Path:
         assert self.run_dir is not None, "call prepare() first"
@@ -277,10 +295,23 @@ class SuiteRunner:
         if child.get("flush_error"):
             problems.append(f"spans: {child['flush_error']}")
         derived["warnings"] = list(child.get("warnings", [])) + derived["warnings"]
+        derived["work"], why = self._work(workdir, derived["phases"], summary["facts"].get("dtype"), child)
+        if why:
+            derived["unavailable"]["work"] = why
         summary.update(derived)
         summary["problems"] = problems
         atomic_write_json(workdir / SUMMARY_JSON, summary)
         return summary
+
+    def _work(self, workdir: Path, phases: dict[str, Any], dtype: str | None, child: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        if not self.suite.measure.count_work:
+            return {}, "measure.count_work is off"
+        work = _read_frame(workdir / f"{WORK}.parquet")
+        if work.empty:
+            return {}, child.get("work_error") or "the workload ended before the counting pass"
+        table = work_by_phase(work, phases, self.calibration, dtype)
+        why = None if self.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
+        return {"phases": table, "bound_rule": BOUND_RULE}, why
 
     def stop_current(self) -> None:
         if self._proc is not None:
@@ -308,8 +339,6 @@ def _exit_reason(exitcode: int | None) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    import json
-
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

@@ -136,3 +136,21 @@ def tick_lateness(spans_by_workload: dict[str, pd.DataFrame]) -> go.Figure | Non
     fig.update_layout(title="Control ticks: lateness against time in the episode (all measured episodes)", xaxis_title="seconds since the episode's first tick",
                       yaxis_title="action sent − deadline (ms)", **LAYOUT)
     return fig
+
+
+def roofline(points: list[dict], peak_flops: float | None, bandwidth: float | None) -> go.Figure | None:
+    """Every phase of every workload at (intensity, achieved FLOP/s) under the measured ceilings."""
+    pts = [p for p in points if p.get("intensity") and p.get("achieved")]
+    if not pts:
+        return None
+    fig = go.Figure()
+    for p in pts:
+        fig.add_trace(go.Scatter(x=[p["intensity"]], y=[p["achieved"]], mode="markers+text", text=[label(p["phase"])], textposition="top center",
+                                 marker=dict(size=10), name=f"{label(p['workload'])} · {label(p['phase'])}", legendgroup=label(p["workload"])))
+    if peak_flops and bandwidth:
+        xs = np.logspace(np.log10(min(p["intensity"] for p in pts) / 10), np.log10(max(max(p["intensity"] for p in pts) * 10, 2 * peak_flops / bandwidth)), 200)
+        fig.add_trace(go.Scatter(x=xs, y=np.minimum(peak_flops, bandwidth * xs), mode="lines", line=dict(color="black"), name="measured ceiling"))
+    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, unfused op-level bytes)")
+    fig.update_yaxes(type="log", title="achieved FLOP/s")
+    fig.update_layout(title="Roofline: each phase against this machine's measured ceilings", **{**LAYOUT, "height": 480})
+    return fig

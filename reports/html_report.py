@@ -50,6 +50,7 @@ def build_html(run: Run) -> str:
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
     sections.append(("summary", "Summary", _summary_section(run)))
     fig_html = _figures_section(run)
+    sections.append(("work", "Work, intensity and ceilings", _work_section(run)))
     sections.append(("figures", "Figures", fig_html))
     for name, w in run.workloads.items():
         sections.append((f"w-{_anchor(name)}", f"Workload: {name}", _workload_section(name, w)))
@@ -198,6 +199,74 @@ def _workload_section(name: str, w: Any) -> str:
 
 def _kv_table(d: dict[str, Any]) -> str:
     return "<table>" + "".join(f'<tr><th class="l">{esc(k)}</th><td class="l">{esc("—" if v is None else v)}</td></tr>' for k, v in d.items()) + "</table>"
+
+
+def _calibration(run: Run) -> dict[str, Any]:
+    import json as _json
+
+    try:
+        return _json.loads((run.path / "calibration.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _fmt_si(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _work_section(run: Run) -> str:
+    cal = _calibration(run)
+    parts = []
+    if cal.get("matmul_flops_per_s"):
+        peaks = ", ".join(f"{k}: {_fmt_si(v, 'FLOP/s')}" for k, v in cal["matmul_flops_per_s"].items())
+        parts.append(f"<p>Ceilings measured on this machine ({esc(cal.get('measured_utc'))}): peak matmul {esc(peaks)}; copy bandwidth "
+                     f"{esc(_fmt_si(cal.get('copy_bytes_per_s'), 'B/s'))}. <span class=\"muted\">{esc('; '.join((cal.get('method') or {}).values()))}</span></p>")
+    else:
+        parts.append(f'<p class="na">No ceilings: {esc(cal.get("unavailable", "calibration.json is missing"))}. MFU, MBU and bound class are unavailable.</p>')
+    head = ("<tr><th class=\"l\">workload</th><th class=\"l\">phase</th><th>FLOPs counted</th><th>FLOPs analytic</th><th>bytes</th>"
+            "<th>intensity FLOP/B</th><th>time (source)</th><th>achieved FLOP/s</th><th>MFU</th><th>MBU</th><th class=\"l\">bound</th></tr>")
+    rows = []
+    rule = None
+    for name, w in run.workloads.items():
+        work = w.summary.get("work") or {}
+        rule = rule or work.get("bound_rule")
+        if not work.get("phases"):
+            why = (w.summary.get("unavailable") or {}).get("work", "not counted")
+            rows.append(f'<tr><td class="l">{esc(name)}</td><td class="na l" colspan="10">unavailable: {esc(why)}</td></tr>')
+            continue
+        for phase, e in work["phases"].items():
+            if phase == "iteration":
+                continue
+            rows.append(
+                f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}</td><td>{_fmt_si(e.get("flops_counted"), "")}</td>'
+                f'<td>{_fmt_si(e.get("flops_analytic"), "") if e.get("flops_analytic") else "0"}</td><td>{_fmt_si(e.get("bytes"), "B")}</td>'
+                f'<td>{(e.get("intensity_flop_per_byte") or 0):.3g}</td><td>{_fmt_ms(e.get("time_s"))} ms ({esc(e.get("time_source", ""))})</td>'
+                f'<td>{_fmt_si(e.get("achieved_flops_per_s"), "FLOP/s")}</td><td>{_pct(e.get("mfu"))}</td><td>{_pct(e.get("mbu"))}</td>'
+                f'<td class="l">{esc(e.get("bound", "unavailable"))}</td></tr>')
+    parts.append(f"<table>{head}{''.join(rows)}</table>")
+    parts.append('<p class="muted">FLOPs: counted by torch.utils.flop_counter.FlopCounterMode in one extra untimed iteration (SDPA counts ignore causal '
+                 'masking); analytic: workload-declared formulas for what the counter cannot see (the selective scan). Bytes: unfused op-level '
+                 f'traffic (inputs + outputs of every op; an upper bound for fused kernels). Bound rule: {esc(rule or "")}.</p>')
+    points = []
+    for name, w in run.workloads.items():
+        for phase, e in ((w.summary.get("work") or {}).get("phases") or {}).items():
+            if phase != "iteration":
+                points.append({"workload": name, "phase": phase, "intensity": e.get("intensity_flop_per_byte"), "achieved": e.get("achieved_flops_per_s")})
+    dtypes = {(w.summary.get("facts") or {}).get("dtype") for w in run.workloads.values()}
+    peak = max(((cal.get("matmul_flops_per_s") or {}).get(d) or 0 for d in dtypes), default=0) or None
+    fig = figures.roofline(points, peak, cal.get("copy_bytes_per_s"))
+    if fig is not None:
+        parts.append(_fig(fig))
+    return "".join(parts)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
 
 
 def _figures_section(run: Run) -> str:

@@ -17,10 +17,12 @@ from typing import Any
 from profiler.plugin import Mark
 
 
-def greedy_decode(model: Any, input_ids: Any, cache: Any, gen_len: int, mark: Mark, state_bytes: Callable[[Any], int]) -> None:
+def greedy_decode(model: Any, input_ids: Any, cache: Any, gen_len: int, mark: Mark, state_bytes: Callable[[Any], int],
+                  analytic_flops: Callable[[int, int, bool], float] | None = None) -> None:
     """Generate `gen_len` tokens per sequence; phases `prefill` (1 token) and `decode_step`.
 
     `position` is the number of tokens in the context after the span (the cache length).
+    `analytic_flops(batch, tokens, prefill)`, when given, adds FLOPs the counter cannot see to each span.
     """
     batch, prompt_len = input_ids.shape  # [B, S]
     cache_kw = {cache_argument(type(model)): cache}
@@ -29,12 +31,16 @@ def greedy_decode(model: Any, input_ids: Any, cache: Any, gen_len: int, mark: Ma
         token = out.logits[:, -1].argmax(-1)  # [B]
         token.cpu()  # the first token reaches the host: TTFT ends here
     span.attrs["state_bytes"] = state_bytes(cache)
+    if analytic_flops is not None:
+        span.attrs["analytic_flops"] = analytic_flops(batch, prompt_len, True)
     for i in range(1, gen_len):
         with mark("decode_step", units=batch, position=prompt_len + i) as span:
             out = model(input_ids=token[:, None], **cache_kw, use_cache=True)
             token = out.logits[:, -1].argmax(-1)  # [B]
             token.cpu()
         span.attrs["state_bytes"] = state_bytes(cache)
+        if analytic_flops is not None:
+            span.attrs["analytic_flops"] = analytic_flops(batch, 1, False)
 
 
 STATE_ATTRIBUTES = ("keys", "values", "conv_states", "recurrent_states", "ssm_states")

@@ -23,7 +23,7 @@ from pydantic import Field
 from profiler.plugin import Mark, SetupContext
 
 from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
-from .mamba_presets import MAMBA_PRESETS, PUBLISHED_PARAMS, build_mamba_config, state_elements_per_sequence
+from .mamba_presets import MAMBA_PRESETS, PUBLISHED_PARAMS, build_mamba_config, scan_flops, state_elements_per_sequence
 from .params import DecodeParams
 
 KERNEL_PACKAGES = ("mamba_ssm", "causal_conv1d")
@@ -88,6 +88,7 @@ class Mamba:
             state_kind="conv state + SSM state (constant in context length)",
             state_formula=formula + " x dtype_bytes, per sequence",
             state_bytes_per_seq=elements * dtype_bytes,
+            analytic_flops="selective scan: 9*B*L*d_inner*d_state per layer (Mamba); recurrent 5*B*H*P*N per layer per decode step (Mamba-2)",
             **kernel,
             batch_size=p.batch_size,
             prompt_len=p.prompt_len,
@@ -123,8 +124,13 @@ class Mamba:
     def run_once(self, mark: Mark) -> None:
         import torch
 
+        cfg = self.model.config
+
+        def analytic(batch: int, tokens: int, prefill: bool) -> float:
+            return scan_flops(cfg, batch, tokens, prefill)
+
         with torch.inference_mode():
-            greedy_decode(self.model, self.input_ids, new_cache(self.model), self.p.gen_len, mark, cache_state_bytes)
+            greedy_decode(self.model, self.input_ids, new_cache(self.model), self.p.gen_len, mark, cache_state_bytes, analytic)
 
     def teardown(self) -> None:
         self.model = None

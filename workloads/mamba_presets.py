@@ -50,3 +50,19 @@ def state_elements_per_sequence(config: Any) -> int:
         conv = d_inner * config.conv_kernel
         ssm = d_inner * config.state_size
     return config.num_hidden_layers * (conv + ssm)
+
+
+def scan_flops(config: Any, batch: int, tokens: int, prefill: bool) -> float:
+    """FLOPs of the selective scan that FlopCounterMode cannot see (elementwise or custom kernels).
+
+    Mamba: 9 * B * L * D * N per layer (Mamba paper, section 3.3: the scan's 9BLDN FLOPs), prefill
+    and decode alike. Mamba-2: the recurrent form costs 5 * B * L * H * P * N per layer
+    (h = a*h + x*B: 3 ops; y = C.h: 2 ops per state element); only decode steps use it here, the
+    reference prefill computes SSD with einsums that the counter does see.
+    """
+    d_inner = config.expand * config.hidden_size
+    if config.model_type == "mamba2":
+        if prefill:
+            return 0.0
+        return 5.0 * batch * tokens * config.num_heads * config.head_dim * config.state_size * config.num_hidden_layers
+    return 9.0 * batch * tokens * d_inner * config.state_size * config.num_hidden_layers

@@ -23,6 +23,12 @@ def test_cross_domain_suite(tmp_path):
     assert mamba_state.nunique() == 1 and llm_state.nunique() > 1  # constant vs growing state
     assert s["diffusion"]["phases"]["denoise_step"]["latency_s"]["count"] == 2 * 5
     assert s["vla"]["metrics"]["deadline_miss_rate"]["count"] == 2
+    assert (run_dir / "calibration.json").is_file()
+    llm_work = s["llm"]["work"]["phases"]
+    assert llm_work["decode_step"]["bound"] in ("memory-bound", "overhead-bound")
+    assert llm_work["decode_step"]["intensity_flop_per_byte"] < 2  # GEMV at batch 1
+    assert s["diffusion"]["work"]["phases"]["denoise_step"]["intensity_flop_per_byte"] > 10 * llm_work["decode_step"]["intensity_flop_per_byte"]
+    assert s["mamba"]["work"]["phases"]["decode_step"]["flops_analytic"] > 0
     page = (run_dir / "report.html").read_text()
-    for needle in ("Control loops", "deadline-miss rate", "image/s", "token/s", "action/s", "SLOW PyTorch reference path"):
+    for needle in ("Work, intensity and ceilings", "Roofline", "Control loops", "deadline-miss rate", "image/s", "token/s", "action/s", "SLOW PyTorch reference path"):
         assert needle in page, needle

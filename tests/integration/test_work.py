@@ -1,0 +1,106 @@
+"""Counted work: decode FLOPs match 2 x (non-embedding parameters) + attention, the CPU SDPA kernel
+is counted, diffusion's intensity is far above LLM decode's, and the bound rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from profiler.child import SetupContextImpl
+from profiler.roofline import classify, work_by_phase
+from profiler.work import WorkRecorder, extra_flop_formulas
+from workloads.diffusion import Diffusion
+from workloads.llm_decode import LLMDecode
+from workloads.llm_presets import build_config
+from workloads.mamba import Mamba
+
+
+def counted(workload) -> pd.DataFrame:
+    workload.setup(SetupContextImpl("cpu", 0, "/tmp"))
+    try:
+        return pd.DataFrame(WorkRecorder().count(workload))
+    finally:
+        workload.teardown()
+
+
+def formula(config, params_minus_input_embedding: int, context: int) -> int:
+    """2 N (every weight used once per token, LM head included) + attention QK^T and AV: 4 * L * ctx * heads * head_dim."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * params_minus_input_embedding + 4 * config.num_hidden_layers * context * config.num_attention_heads * head_dim
+
+
+@pytest.mark.parametrize("preset", ["llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "qwen2.5-7b"])
+def test_published_presets_decode_flops_match_formula(preset):
+    """Counted on the meta device: real shapes, no memory, no time."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    cfg = build_config(preset)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    ids = torch.zeros(1, 16, dtype=torch.long, device="meta")
+    cache = DynamicCache(config=cfg)
+    with torch.inference_mode():
+        model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        with FlopCounterMode(display=False, custom_mapping=extra_flop_formulas()) as fc:
+            model(input_ids=ids[:, :1], cache=cache, use_cache=True)
+    # weights used once per token: everything but the input embedding lookup; a tied LM head is used
+    n = sum(p.numel() for p in model.parameters()) - (0 if cfg.tie_word_embeddings else model.get_input_embeddings().weight.numel())
+    assert fc.get_total_flops() == pytest.approx(formula(cfg, n, 17), rel=0.10)
+
+
+def test_tiny_decode_pass_counts_attention_on_cpu():
+    workload = LLMDecode(LLMDecode.Params(preset="llama-tiny", prompt_len=32, gen_len=4))
+    work = counted(workload)
+    model_params = 44_569_088 - 32000 * 512
+    decode = work[work["phase"] == "decode_step"]
+    expected = [formula(build_config("llama-tiny"), model_params, 32 + k) for k in (1, 2, 3)]
+    assert list(decode["flops_counted"]) == pytest.approx(expected, rel=0.01)
+    assert (decode["bytes_moved"] > 44_569_088 * 4).all()  # every weight is read at least once
+
+
+def test_mamba_scan_flops_are_analytic_and_labelled():
+    work = counted(Mamba(Mamba.Params(preset="mamba-tiny", prompt_len=8, gen_len=3)))
+    decode = work[work["phase"] == "decode_step"]
+    assert (decode["analytic_flops"] == 9 * 1 * 1 * 1024 * 16 * 8).all()  # 9 B L D N x layers
+    assert (decode["flops_counted"] > 0).all()
+
+
+def test_diffusion_intensity_far_above_llm_decode():
+    llm = counted(LLMDecode(LLMDecode.Params(preset="llama-tiny", prompt_len=32, gen_len=4)))
+    diffusion = counted(Diffusion(Diffusion.Params(preset="sd-tiny", steps=2)))
+
+    def intensity(work, phase):
+        g = work[work["phase"] == phase]
+        return float(((g["flops_counted"] + g["analytic_flops"]) / g["bytes_moved"]).median())
+
+    assert intensity(diffusion, "denoise_step") > 10 * intensity(llm, "decode_step")
+
+
+def test_bound_rule_and_unavailable_without_ceilings():
+    assert classify(0.05, 0.1, 50.0, 5.0) == "overhead-bound"
+    assert classify(0.6, 0.1, 50.0, 5.0) == "compute-bound"
+    assert classify(0.05, 0.5, 0.5, 5.0) == "memory-bound"
+    work = pd.DataFrame([{"phase": "p", "flops_counted": 100.0, "analytic_flops": 0.0, "bytes_moved": 50.0}])
+    phases = {"p": {"latency_s": {"median": 1e-6}}}
+    no_ceiling = work_by_phase(work, phases, None, "float32")["p"]
+    assert "mfu" not in no_ceiling and "bound" not in no_ceiling and no_ceiling["intensity_flop_per_byte"] == 2.0
+    with_ceiling = work_by_phase(work, phases, {"matmul_flops_per_s": {"float32": 1e9}, "copy_bytes_per_s": 1e8}, "float32")["p"]
+    assert with_ceiling["mfu"] == pytest.approx(0.1) and with_ceiling["mbu"] == pytest.approx(0.5) and with_ceiling["bound"] == "memory-bound"
+
+
+def test_calibrate_measures_and_caches(tmp_path):
+    from tests.conftest import run_cli
+
+    env = {"PROFILER_CACHE_DIR": str(tmp_path)}
+    first = run_cli("calibrate", "--device", "cpu", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "peak matmul float32" in first.stdout and "copy bandwidth" in first.stdout
+    cached = list(tmp_path.glob("calibration-*.json"))
+    assert len(cached) == 1
+    again = run_cli("calibrate", "--device", "cpu", "--json", env=env)
+    import json
+
+    result = json.loads(again.stdout)
+    assert result["from_cache"] and result["matmul_flops_per_s"]["float32"] > 1e9 and result["copy_bytes_per_s"] > 1e8
