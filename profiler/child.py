@@ -22,6 +22,7 @@ from .store import SPANS, PartWriter, atomic_write_json
 
 CHILD_JSON = "child.json"
 WORK = "work"
+OPMIX_JSON = "opmix.json"
 ERROR_JSON = "error.json"
 
 
@@ -130,6 +131,11 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
             _set(info, "phase", phase)
             report("phase", phase=phase)
             count_work(workload, workdir, info)
+        if spec.measure.get("trace_ops", True):
+            phase = "trace_ops"
+            _set(info, "phase", phase)
+            report("phase", phase=phase)
+            trace_ops(workload, spec.device, workdir, info)
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
         phase = info.get("phase", phase)
         error = describe_error(phase, exc)
@@ -201,6 +207,16 @@ def count_work(workload: Any, workdir: Path, info: dict[str, Any]) -> None:
         atomic_write_table(workdir / f"{WORK}.parquet", rows_to_table(rows))
     except Exception as exc:
         info["work_error"] = f"the counting pass failed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def trace_ops(workload: Any, device: str, workdir: Path, info: dict[str, Any]) -> None:
+    """One traced iteration -> opmix.json and trace.json (see opmix.py); failures are recorded."""
+    from .opmix import trace_iteration
+
+    try:
+        atomic_write_json(workdir / OPMIX_JSON, trace_iteration(workload, device, workdir))
+    except Exception as exc:
+        info["opmix_error"] = f"the traced pass failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def describe_error(phase: str, exc: BaseException) -> dict[str, Any]:

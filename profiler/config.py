@@ -42,6 +42,7 @@ class MeasureConfig(StrictModel):
     setup_timeout_s: float = Field(900.0, gt=0, le=86_400, description="A setup (model build, load) that takes longer is a failure.")
     hang_grace_s: float = Field(30.0, gt=0, le=3600, description="A workload still running this long after max_seconds is killed as hung.")
     count_work: bool = Field(True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
+    trace_ops: bool = Field(True, description="After measuring, run one traced iteration (torch.profiler) for the operator mix and trace.json.")
 
     @model_validator(mode="after")
     def _max_covers_min(self) -> "MeasureConfig":

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from .analysis import summarize
-from .child import CHILD_JSON, ERROR_JSON, WORK, ChildSpec, child_entry
+from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK, ChildSpec, child_entry
 from .env import collect_env
 from .errors import UserError
 from .nvml import GPU_COLUMNS, Nvml
@@ -298,6 +298,9 @@ class SuiteRunner:
         derived["work"], why = self._work(workdir, derived["phases"], summary["facts"].get("dtype"), child)
         if why:
             derived["unavailable"]["work"] = why
+        derived["operator_mix"], why = self._opmix(workdir, derived, child)
+        if why:
+            derived["unavailable"]["operator_mix"] = why
         summary.update(derived)
         summary["problems"] = problems
         atomic_write_json(workdir / SUMMARY_JSON, summary)
@@ -312,6 +315,17 @@ class SuiteRunner:
         table = work_by_phase(work, phases, self.calibration, dtype)
         why = None if self.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
         return {"phases": table, "bound_rule": BOUND_RULE}, why
+
+    def _opmix(self, workdir: Path, derived: dict[str, Any], child: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        if not self.suite.measure.trace_ops:
+            return {}, "measure.trace_ops is off"
+        mix = _read_json(workdir / OPMIX_JSON)
+        if not mix:
+            return {}, child.get("opmix_error") or "the workload ended before the traced pass"
+        e2e = (derived["metrics"].get("e2e_s") or {}).get("median")
+        if e2e:
+            mix["traced_over_timed_e2e"] = mix["traced_iteration_s"] / e2e  # profiler-on / profiler-off
+        return mix, None
 
     def stop_current(self) -> None:
         if self._proc is not None:

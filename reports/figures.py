@@ -154,3 +154,16 @@ def roofline(points: list[dict], peak_flops: float | None, bandwidth: float | No
     fig.update_yaxes(type="log", title="achieved FLOP/s")
     fig.update_layout(title="Roofline: each phase against this machine's measured ceilings", **{**LAYOUT, "height": 480})
     return fig
+
+
+def operator_mix(bars: list[dict]) -> go.Figure | None:
+    """Stacked horizontal bars: share of each operator category per workload phase."""
+    if not bars:
+        return None
+    categories = sorted({c for b in bars for c in b["shares"]})
+    fig = go.Figure()
+    for c in categories:
+        fig.add_trace(go.Bar(y=[label(b["label"]) for b in bars], x=[b["shares"].get(c, 0) * 100 for b in bars], name=label(c), orientation="h"))
+    fig.update_layout(barmode="stack", title="Operator mix per phase (share of op time)", xaxis_title="% of the phase's op time",
+                      **{**LAYOUT, "height": 120 + 28 * len(bars)})
+    return fig

@@ -51,6 +51,7 @@ def build_html(run: Run) -> str:
     sections.append(("summary", "Summary", _summary_section(run)))
     fig_html = _figures_section(run)
     sections.append(("work", "Work, intensity and ceilings", _work_section(run)))
+    sections.append(("opmix", "Operator mix", _opmix_section(run)))
     sections.append(("figures", "Figures", fig_html))
     for name, w in run.workloads.items():
         sections.append((f"w-{_anchor(name)}", f"Workload: {name}", _workload_section(name, w)))
@@ -263,6 +264,38 @@ def _work_section(run: Run) -> str:
     if fig is not None:
         parts.append(_fig(fig))
     return "".join(parts)
+
+
+def _opmix_section(run: Run) -> str:
+    rows, bars = [], []
+    for name, w in run.workloads.items():
+        mix = w.summary.get("operator_mix") or {}
+        if not mix.get("phases"):
+            why = (w.summary.get("unavailable") or {}).get("operator_mix", "not traced")
+            rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l na" colspan="5">unavailable: {esc(why)}</td></tr>')
+            continue
+        ratio = mix.get("traced_over_timed_e2e")
+        for phase, e in mix["phases"].items():
+            if phase == "iteration":
+                continue
+            shares = e.get("share_by_category") or {}
+            top = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])[:4])
+            extra = ""
+            if "kernel_launches" in e:
+                idle = e.get("device_idle_fraction")
+                extra = f"{e['kernel_launches']} launches; device idle {idle:.0%}" if idle is not None else f"{e['kernel_launches']} launches"
+            rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}</td><td class="l">{esc(e.get("dominant_category"))}</td>'
+                        f'<td class="l">{esc(top)}</td><td class="l">{esc(extra) or "—"}</td><td>{f"{ratio:.2f}x" if ratio else "—"}</td></tr>')
+            bars.append({"label": f"{name} · {phase}", "shares": shares})
+    head = ('<tr><th class="l">workload</th><th class="l">phase</th><th class="l">dominant</th><th class="l">shares (top 4)</th>'
+            '<th class="l">CUDA launches / idle</th><th>traced ÷ timed E2E</th></tr>')
+    out = f"<table>{head}{''.join(rows)}</table>"
+    out += ('<p class="muted">From one extra iteration under torch.profiler (never the timed ones): self time of each op, attributed to its '
+            'innermost phase and to the category of the outermost op the model called; host/framework is the phase\'s own time outside any '
+            'op (Python, glue). On the PyTorch reference path of Mamba the scan runs as elementwise ops and is counted there. '
+            'Traced ÷ timed E2E shows how much the profiler slows the traced iteration: traced timings are not the measurements.</p>')
+    fig = figures.operator_mix(bars)
+    return out + (_fig(fig) if fig is not None else "")
 
 
 def _pct(value: float | None) -> str:

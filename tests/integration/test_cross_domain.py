@@ -29,6 +29,10 @@ def test_cross_domain_suite(tmp_path):
     assert llm_work["decode_step"]["intensity_flop_per_byte"] < 2  # GEMV at batch 1
     assert s["diffusion"]["work"]["phases"]["denoise_step"]["intensity_flop_per_byte"] > 10 * llm_work["decode_step"]["intensity_flop_per_byte"]
     assert s["mamba"]["work"]["phases"]["decode_step"]["flops_analytic"] > 0
+    assert s["diffusion"]["operator_mix"]["phases"]["denoise_step"]["dominant_category"] in ("convolution", "attention", "matmul/GEMM")
+    assert s["llm"]["operator_mix"]["phases"]["decode_step"]["dominant_category"] == "matmul/GEMM"
+    assert s["llm"]["operator_mix"]["traced_over_timed_e2e"] > 0
+    assert (run_dir / "llm" / "trace.json.gz").is_file()
     page = (run_dir / "report.html").read_text()
-    for needle in ("Work, intensity and ceilings", "Roofline", "Control loops", "deadline-miss rate", "image/s", "token/s", "action/s", "SLOW PyTorch reference path"):
+    for needle in ("Operator mix", "Work, intensity and ceilings", "Roofline", "Control loops", "deadline-miss rate", "image/s", "token/s", "action/s", "SLOW PyTorch reference path"):
         assert needle in page, needle
