@@ -215,7 +215,10 @@ def summarize(
         memory["device_peak_by_phase"] = child["phase_memory"]
     else:
         unavailable["device_peak_by_phase"] = "torch.cuda allocator statistics exist only on CUDA"
-    return {"metrics": metrics, "phases": phases, "memory": memory, "unavailable": unavailable, "warnings": warnings}
+    from .scaling import position_fits
+
+    return {"metrics": metrics, "phases": phases, "memory": memory, "unavailable": unavailable, "warnings": warnings,
+            "scaling": position_fits(spans)}
 
 
 def position_table(spans: pd.DataFrame, phase: str | None = None) -> pd.DataFrame:

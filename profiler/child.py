@@ -81,6 +81,9 @@ def child_entry(spec: ChildSpec, queue: Any) -> None:
     flushes its spans and records where it was; only SIGKILL (or a hang inside native code that
     outlasts the parent's grace) loses the last batch."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # Library warnings (e.g. one per fallback kernel) would flood the progress display; workloads
+    # that need them capture them in setup and report them through ctx.warn.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     raise SystemExit(child_main(spec, queue))
 
 

@@ -25,6 +25,7 @@ from .errors import UserError, suggest
 from .yaml_source import YamlLoadError, YamlSource, load_yaml
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
+MAX_SWEEP_POINTS = 1000
 
 
 class StrictModel(BaseModel):
@@ -55,6 +56,25 @@ class WorkloadEntry(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="Label in the run directory and report.")
     type: str = Field(min_length=1, max_length=500, description="Entry-point name (see `profiler list`) or 'package.module:Class'.")
     params: dict[str, Any] = Field(default_factory=dict, description="Validated by the workload's own Params model.")
+    sweep: dict[str, list[Any]] | None = Field(None, description="A grid over params (e.g. batch_size: [1, 4]); one isolated run per point.")
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_grid(cls, sweep: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if sweep is None:
+            return None
+        if not sweep:
+            raise ValueError("sweep is empty; give at least one parameter with a list of values")
+        points = 1
+        for key, values in sweep.items():
+            if not values:
+                raise ValueError(f"sweep.{key} has no values")
+            if len(set(map(repr, values))) != len(values):
+                raise ValueError(f"sweep.{key} repeats a value")
+            points *= len(values)
+        if points > MAX_SWEEP_POINTS:
+            raise ValueError(f"the sweep has {points} points; the limit is {MAX_SWEEP_POINTS}")
+        return sweep
 
 
 class SuiteConfig(StrictModel):

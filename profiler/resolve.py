@@ -6,6 +6,7 @@ through its own plugin's Params model, and errors still point at the YAML line.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,18 @@ class ResolvedWorkload:
     entry: WorkloadEntry
     plugin: PluginRef
     params: BaseModel
+    sweep_group: str | None = None
+    sweep_point: dict[str, Any] | None = None
+
+    @property
+    def directory(self) -> str:
+        """Where its files go: sweep points are stored together under their group."""
+        from .store import slugify
+
+        if self.sweep_group is None:
+            return slugify(self.entry.name)
+        point = "_".join(f"{k}-{v}" for k, v in (self.sweep_point or {}).items())
+        return f"{slugify(self.sweep_group)}/{slugify(point)}"
 
 
 @dataclass(frozen=True)
@@ -40,10 +53,13 @@ class ResolvedSuite:
     plugin_paths: list[str]
 
     def resolved_dict(self) -> dict[str, Any]:
-        """The suite with every default filled in: what config.resolved.yaml stores."""
+        """The suite with every default filled in and sweeps expanded: config.resolved.yaml."""
         data = self.suite.model_dump(mode="json")
-        for item, w in zip(data["workloads"], self.workloads):
-            item["params"] = w.params.model_dump(mode="json")
+        data["workloads"] = [
+            {"name": w.entry.name, "type": w.entry.type, "params": w.params.model_dump(mode="json"),
+             **({"sweep_group": w.sweep_group, "sweep_point": w.sweep_point} if w.sweep_group else {})}
+            for w in self.workloads
+        ]
         return data
 
 
@@ -63,9 +79,25 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
             plugin = resolve_workload(entry.type)
         except UserError as exc:
             raise UserError(f"{where}: workloads[{i}].type: {exc}") from None
-        try:
-            params = plugin.cls.Params.model_validate(entry.params)
-        except ValidationError as exc:
-            raise UserError(validation_error_line(exc, plugin.cls.Params, source, ("workloads", i, "params"), overrides)) from None
-        resolved.append(ResolvedWorkload(i, entry, plugin, params))
+        for point in sweep_points(entry):
+            try:
+                params = plugin.cls.Params.model_validate({**entry.params, **point})
+            except ValidationError as exc:
+                key = exc.errors()[0]["loc"][:1]
+                prefix = ("workloads", i, "sweep") if key and key[0] in point else ("workloads", i, "params")
+                raise UserError(validation_error_line(exc, plugin.cls.Params, source, prefix, overrides)) from None
+            if point:
+                label = ",".join(f"{k}={v}" for k, v in point.items())
+                named = entry.model_copy(update={"name": f"{entry.name}[{label}]", "sweep": None})
+                resolved.append(ResolvedWorkload(i, named, plugin, params, entry.name, point))
+            else:
+                resolved.append(ResolvedWorkload(i, entry, plugin, params))
     return ResolvedSuite(suite, source, resolved, paths)
+
+
+def sweep_points(entry: WorkloadEntry) -> list[dict[str, Any]]:
+    """The grid of a `sweep:` block as a list of param overrides ([{}] without a sweep)."""
+    if not entry.sweep:
+        return [{}]
+    keys = list(entry.sweep)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(entry.sweep[k] for k in keys))]

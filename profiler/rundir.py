@@ -24,6 +24,7 @@ ENV_JSON = "env.json"
 CONFIG_YAML = "config.resolved.yaml"
 SUMMARY_JSON = "summary.json"
 CALIBRATION_JSON = "calibration.json"
+SWEEPS_JSON = "sweeps.json"
 ERROR_JSON = "error.json"
 
 

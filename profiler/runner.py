@@ -30,7 +30,7 @@ from .errors import UserError
 from .nvml import GPU_COLUMNS, Nvml
 from .resolve import ResolvedSuite, ResolvedWorkload
 from .roofline import BOUND_RULE, work_by_phase
-from .rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON
+from .rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON, SWEEPS_JSON
 from .sampler import SAMPLE_SCHEMA, ProcessSampler
 from .store import (
     SAMPLES,
@@ -40,7 +40,6 @@ from .store import (
     atomic_write_text,
     merge_parts,
     new_run_dir,
-    slugify,
 )
 
 
@@ -109,12 +108,15 @@ class SuiteRunner:
         self.calibration = self._calibrate() if self.suite.measure.count_work else None
         used: set[str] = set()
         for w in self.resolved.workloads:
-            slug, n = slugify(w.entry.name), 1
-            while slug in used:
+            directory, n = w.directory, 1
+            while directory in used:
                 n += 1
-                slug = f"{slugify(w.entry.name)}-{n}"
-            used.add(slug)
-            self.entries.append({"name": w.entry.name, "dir": slug, "type": w.entry.type, "status": "pending"})
+                directory = f"{w.directory}-{n}"
+            used.add(directory)
+            entry = {"name": w.entry.name, "dir": directory, "type": w.entry.type, "status": "pending"}
+            if w.sweep_group:
+                entry.update(sweep_group=w.sweep_group, sweep_point=w.sweep_point)
+            self.entries.append(entry)
         self.info = {
             "suite": self.suite.name,
             "baseline": self.suite.baseline_name,
@@ -125,6 +127,20 @@ class SuiteRunner:
         }
         atomic_write_json(self.run_dir / RUN_JSON, self.info)
         return self.run_dir
+
+    def _write_sweeps(self) -> None:
+        """Fits across the points of each sweep (batching gain, latency growth) -> sweeps.json."""
+        from .scaling import batch_fits
+
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for w, entry in zip(self.resolved.workloads, self.entries, strict=True):
+            if w.sweep_group and entry["status"] == "ok":
+                spans = _read_frame(self.run_dir / entry["dir"] / f"{SPANS}.parquet")
+                groups.setdefault(w.sweep_group, []).append(
+                    {"name": w.entry.name, "params": w.params.model_dump(mode="json"), "point": w.sweep_point, "spans": spans})
+        if groups:
+            atomic_write_json(self.run_dir / SWEEPS_JSON, {g: {"batch": batch_fits(points, self.suite.seed),
+                                                                "points": [p["name"] for p in points]} for g, points in groups.items()})
 
     def _calibrate(self) -> dict[str, Any] | None:
         """The machine's ceilings (cached per machine), measured in a subprocess so no CUDA
@@ -156,6 +172,7 @@ class SuiteRunner:
             status = "interrupted"
             raise
         finally:
+            self._write_sweeps()
             self.info["status"] = status
             self.info["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             atomic_write_json(self.run_dir / RUN_JSON, self.info)
@@ -165,7 +182,7 @@ class SuiteRunner:
     # ---------------------------------------------------------------- one workload
 
     def run_workload(self, w: ResolvedWorkload, workdir: Path) -> dict[str, Any]:
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
         measure = self.suite.measure
         spec = ChildSpec(
             name=w.entry.name,
@@ -283,6 +300,7 @@ class SuiteRunner:
             "setup_s": child.get("setup_s"),
             "loop": child.get("loop"),
             "wall_s": wall_s,
+            "sweep": {"group": w.sweep_group, "point": w.sweep_point} if w.sweep_group else None,
             "span_count": int(len(spans)),
             "sample_count": int(len(samples)),
         }

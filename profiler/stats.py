@@ -71,3 +71,33 @@ def noisy(stats: dict[str, Any]) -> float | None:
         return None
     ratio = stats["iqr"] / median
     return ratio if ratio > NOISY_IQR_OVER_MEDIAN else None
+
+
+def ratio_ci(numerator: Any, denominator: Any, seed: int = 0) -> dict[str, Any]:
+    """Ratio of medians with a 95% bootstrap interval (both samples resampled independently)."""
+    a = np.asarray(numerator, dtype=float)
+    b = np.asarray(denominator, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0 or np.median(b) == 0:
+        return {"ratio": None}
+    rng = np.random.default_rng(seed)
+    ra = np.median(a[rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))], axis=1)
+    rb = np.median(b[rng.integers(0, b.size, size=(BOOTSTRAP_RESAMPLES, b.size))], axis=1)
+    ok = rb != 0
+    lo, hi = np.percentile(ra[ok] / rb[ok], [2.5, 97.5])
+    return {"ratio": float(np.median(a) / np.median(b)), "ci95": [float(lo), float(hi)], "n": [int(a.size), int(b.size)]}
+
+
+def linear_fit(x: Any, y: Any) -> dict[str, Any] | None:
+    """Least-squares line with r^2; None with fewer than 3 distinct x."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if np.unique(x).size < 3:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": int(x.size)}

@@ -167,3 +167,21 @@ def operator_mix(bars: list[dict]) -> go.Figure | None:
     fig.update_layout(barmode="stack", title="Operator mix per phase (share of op time)", xaxis_title="% of the phase's op time",
                       **{**LAYOUT, "height": 120 + 28 * len(bars)})
     return fig
+
+
+def batching(curves: dict[str, list[tuple[int, float | None]]]) -> go.Figure | None:
+    """Throughput at batch B over the smallest batch, per sweep family, with the ideal (linear) line."""
+    fig = go.Figure()
+    top = 1
+    for base, pts in curves.items():
+        pts = sorted(p for p in pts if p[1] is not None)
+        if len(pts) < 2:
+            continue
+        b0 = pts[0][0]
+        fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[g for _, g in pts], mode="lines+markers", name=label(base)))
+        top = max(top, max(b / b0 for b, _ in pts))
+    if not fig.data:
+        return None
+    fig.add_trace(go.Scatter(x=[1, top], y=[1, top], mode="lines", line=dict(dash="dot", color="grey"), name="ideal (throughput ∝ batch)"))
+    fig.update_layout(title="Batching gain: throughput relative to the smallest batch", xaxis_title="batch size", yaxis_title="throughput gain (×)", **LAYOUT)
+    return fig

@@ -52,6 +52,7 @@ def build_html(run: Run) -> str:
     fig_html = _figures_section(run)
     sections.append(("work", "Work, intensity and ceilings", _work_section(run)))
     sections.append(("opmix", "Operator mix", _opmix_section(run)))
+    sections.append(("scaling", "Scaling", _scaling_section(run)))
     sections.append(("figures", "Figures", fig_html))
     for name, w in run.workloads.items():
         sections.append((f"w-{_anchor(name)}", f"Workload: {name}", _workload_section(name, w)))
@@ -203,12 +204,7 @@ def _kv_table(d: dict[str, Any]) -> str:
 
 
 def _calibration(run: Run) -> dict[str, Any]:
-    import json as _json
-
-    try:
-        return _json.loads((run.path / "calibration.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return _read_json_file(run.path / "calibration.json") or {}
 
 
 def _fmt_si(value: float | None, unit: str) -> str:
@@ -296,6 +292,53 @@ def _opmix_section(run: Run) -> str:
             'Traced ÷ timed E2E shows how much the profiler slows the traced iteration: traced timings are not the measurements.</p>')
     fig = figures.operator_mix(bars)
     return out + (_fig(fig) if fig is not None else "")
+
+
+def _fit_cell(fit: dict[str, Any] | None, scale: float, unit: str) -> str:
+    if not fit:
+        return '<td class="na">—</td>'
+    return f"<td>{fit['slope'] * scale:.4g} {esc(unit)} <span class=\"muted\">(r² {fit['r2']:.3f}, {fit['points']} pts)</span></td>"
+
+
+def _scaling_section(run: Run) -> str:
+    rows = []
+    for name, w in run.workloads.items():
+        for phase, fit in (w.summary.get("scaling") or {}).items():
+            rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}</td>'
+                        + _fit_cell(fit.get("state_bytes_per_position"), 1.0, "B / token")
+                        + _fit_cell(fit.get("latency_s_per_position"), 1e6, "µs / token") + "</tr>")
+    out = ""
+    if rows:
+        out += ('<h3>Growth with context (linear fits within each run)</h3><table><tr><th class="l">workload</th><th class="l">phase</th>'
+                "<th>state bytes per token of context</th><th>latency per token of context</th></tr>" + "".join(rows) + "</table>")
+    sweeps = _read_json_file(run.path / "sweeps.json")
+    batch_rows, curves = [], {}
+    for group, data in (sweeps or {}).items():
+        for r in data.get("batch", []):
+            gain, growth = r["throughput_gain"], r["e2e_growth"]
+            batch_rows.append(f'<tr><td class="l">{esc(r["point"])}</td><td class="l">{esc(r["base"])}</td><td>{_ratio_cell(gain)}</td><td>{_ratio_cell(growth)}</td></tr>')
+            curves.setdefault(r["base"], [(r["base_batch_size"], 1.0)]).append((r["batch_size"], gain.get("ratio")))
+    if batch_rows:
+        out += ('<h3>Batching (sweep points that differ only in batch_size)</h3><table><tr><th class="l">point</th><th class="l">against</th>'
+                "<th>throughput gain [95% CI]</th><th>E2E growth [95% CI]</th></tr>" + "".join(batch_rows) + "</table>")
+        fig = figures.batching(curves)
+        if fig is not None:
+            out += _fig(fig)
+    return out or '<p class="na">No scaling data: no span carried a position and no sweep ran.</p>'
+
+
+def _ratio_cell(r: dict[str, Any]) -> str:
+    if r.get("ratio") is None:
+        return "—"
+    lo, hi = r["ci95"]
+    return f"{r['ratio']:.2f}× [{lo:.2f}, {hi:.2f}]"
+
+
+def _read_json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _pct(value: float | None) -> str:

@@ -100,16 +100,17 @@ class Mamba:
         import torch
 
         capture = _Capture()
-        loggers = [logging.getLogger(name) for name in ("transformers", f"transformers.models.{self.model.config.model_type}")]
-        for lg in loggers:
-            lg.addHandler(capture)
+        root = logging.getLogger("transformers")
+        level = root.level
+        root.setLevel(logging.WARNING)  # the fallback messages are warnings, whatever the verbosity
+        root.addHandler(capture)
         try:
             with torch.inference_mode():
                 cache = new_cache(self.model)
                 greedy_decode(self.model, self.input_ids[:1, :4], cache, 2, _no_mark, lambda c: 0)
         finally:
-            for lg in loggers:
-                lg.removeHandler(capture)
+            root.removeHandler(capture)
+            root.setLevel(level)
         present = {pkg: importlib.util.find_spec(pkg) is not None for pkg in KERNEL_PACKAGES}
         fused = device.startswith("cuda") and all(present.values()) and not capture.messages
         if fused:
