@@ -101,15 +101,15 @@ class Mamba:
 
         capture = _Capture()
         root = logging.getLogger("transformers")
-        level = root.level
+        level, handlers = root.level, list(root.handlers)
         root.setLevel(logging.WARNING)  # the fallback messages are warnings, whatever the verbosity
-        root.addHandler(capture)
+        root.handlers = [capture]  # captured into facts and ctx.warn, not printed over the progress bars
         try:
             with torch.inference_mode():
                 cache = new_cache(self.model)
                 greedy_decode(self.model, self.input_ids[:1, :4], cache, 2, _no_mark, lambda c: 0)
         finally:
-            root.removeHandler(capture)
+            root.handlers = handlers
             root.setLevel(level)
         present = {pkg: importlib.util.find_spec(pkg) is not None for pkg in KERNEL_PACKAGES}
         fused = device.startswith("cuda") and all(present.values()) and not capture.messages
