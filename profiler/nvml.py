@@ -59,6 +59,18 @@ class Nvml:
             })
         return out
 
+    def open_cuda_index(self, index: int) -> "GpuReader":
+        """The NVML device behind torch's cuda:index, honouring CUDA_VISIBLE_DEVICES (indexes or UUIDs)."""
+        import os
+
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        if not visible:
+            return GpuReader(self.nv, self.nv.nvmlDeviceGetHandleByIndex(index))
+        chosen = visible[index]
+        if chosen.isdigit():
+            return GpuReader(self.nv, self.nv.nvmlDeviceGetHandleByIndex(int(chosen)))
+        return self.open(chosen)
+
     def open(self, uuid: str) -> "GpuReader":
         nv = self.nv
         uuid = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
@@ -93,6 +105,9 @@ class GpuReader:
                 self.columns[column] = (self.calls[call], convert)
             except Exception as exc:
                 self.unavailable[column] = f"NVML: {_nvml_message(exc)}"
+
+    def energy_j(self) -> float:
+        return GPU_COLUMNS["gpu_energy_j"][1](self.calls["energy"]())
 
     def read(self) -> dict[str, float | None]:
         row: dict[str, float | None] = dict.fromkeys(GPU_COLUMNS)

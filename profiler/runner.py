@@ -25,6 +25,7 @@ import yaml
 
 from .analysis import summarize
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK, ChildSpec, child_entry
+from .energy import energy_summary, measure_idle_power
 from .env import collect_env
 from .errors import UserError
 from .nvml import GPU_COLUMNS, Nvml
@@ -106,6 +107,7 @@ class SuiteRunner:
         atomic_write_text(self.run_dir / CONFIG_YAML, f"# resolved from {self.resolved.source.path}\n" + yaml.safe_dump(resolved, sort_keys=False))
         atomic_write_json(self.run_dir / ENV_JSON, collect_env(self.nvml, self.argv))
         self.calibration = self._calibrate() if self.suite.measure.count_work else None
+        self.idle = self._idle_power()
         used: set[str] = set()
         for w in self.resolved.workloads:
             directory, n = w.directory, 1
@@ -122,11 +124,24 @@ class SuiteRunner:
             "baseline": self.suite.baseline_name,
             "device": self.device,
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "gpu_idle_power": self.idle,
             "status": "running",
             "workloads": self.entries,
         }
         atomic_write_json(self.run_dir / RUN_JSON, self.info)
         return self.run_dir
+
+    def _idle_power(self) -> dict[str, Any]:
+        """GPU idle power before any workload runs (for energy above idle); unavailable on CPU."""
+        if not self.device.startswith("cuda"):
+            return {"unavailable": "the run is on the CPU"}
+        if not self.nvml.ok:
+            return {"unavailable": self.nvml.reason}
+        try:
+            index = int(self.device.split(":")[1]) if ":" in self.device else 0
+            return measure_idle_power(self.nvml.open_cuda_index(index))
+        except Exception as exc:
+            return {"unavailable": f"NVML energy counter: {exc}"}
 
     def _write_sweeps(self) -> None:
         """Fits across the points of each sweep (batching gain, latency growth) -> sweeps.json."""
@@ -316,6 +331,9 @@ class SuiteRunner:
         derived["work"], why = self._work(workdir, derived["phases"], summary["facts"].get("dtype"), child)
         if why:
             derived["unavailable"]["work"] = why
+        derived["energy"], why = energy_summary(spans, samples, self.idle.get("idle_power_w"))
+        if why:
+            derived["unavailable"]["energy"] = why
         derived["operator_mix"], why = self._opmix(workdir, derived, child)
         if why:
             derived["unavailable"]["operator_mix"] = why

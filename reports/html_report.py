@@ -51,6 +51,7 @@ def build_html(run: Run) -> str:
     sections.append(("summary", "Summary", _summary_section(run)))
     fig_html = _figures_section(run)
     sections.append(("work", "Work, intensity and ceilings", _work_section(run)))
+    sections.append(("energy", "Energy", _energy_section(run)))
     sections.append(("opmix", "Operator mix", _opmix_section(run)))
     sections.append(("scaling", "Scaling", _scaling_section(run)))
     sections.append(("figures", "Figures", fig_html))
@@ -262,6 +263,26 @@ def _work_section(run: Run) -> str:
     return "".join(parts)
 
 
+def _energy_section(run: Run) -> str:
+    rows = []
+    for name, w in run.workloads.items():
+        e = w.summary.get("energy") or {}
+        unit = esc((w.summary.get("facts") or {}).get("output_unit", "unit"))
+        if not e:
+            why = (w.summary.get("unavailable") or {}).get("energy", "not measured")
+            rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l na" colspan="5">unavailable: {esc(why)}</td></tr>')
+            continue
+        per_unit = e.get("j_per_output_unit")
+        above = e.get("energy_above_idle_j")
+        rows.append(f'<tr><td class="l">{esc(name)}</td><td>{per_unit:.4g} J/{unit}</td><td>{e["average_power_w"]:.1f} W</td>'
+                    f'<td>{e["energy_j"]:.1f} J over {e["window_s"]:.1f} s</td><td>{"—" if above is None else f"{above:.1f} J"}</td>'
+                    f'<td>{_watts(e.get("idle_power_w"))}</td></tr>'
+                    if per_unit is not None else f'<tr><td class="l">{esc(name)}</td><td class="na">no output units</td><td>{e["average_power_w"]:.1f} W</td><td colspan="3"></td></tr>')
+    head = '<tr><th class="l">workload</th><th>energy per output</th><th>average power</th><th>measured window</th><th>above idle</th><th>idle power</th></tr>'
+    return (f"<table>{head}{''.join(rows)}</table><p class=\"muted\">NVML total-energy counter differences over windows of at least 1 s "
+            "(never integrated power readings); per-phase energy in summary.json where a phase totals at least 1 s.</p>")
+
+
 def _opmix_section(run: Run) -> str:
     rows, bars = [], []
     for name, w in run.workloads.items():
@@ -339,6 +360,10 @@ def _read_json_file(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _watts(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} W"
 
 
 def _pct(value: float | None) -> str:
