@@ -57,3 +57,31 @@ def test_allocator_peaks_per_phase_and_bf16_kv(cuda_run):
     assert s["facts"]["state_bytes_per_token_per_seq"] == 2 * 4 * 4 * 64 * 2
     decode = cuda_run.workloads["llm"].spans.query("phase == 'decode_step'")
     assert (decode["state_bytes"] == s["facts"]["state_bytes_per_token_per_seq"] * decode["position"]).all()
+
+
+def test_traced_pass_counts_launches_and_idle_time(cuda_run):
+    mix = cuda_run.workloads["llm"].summary["operator_mix"]
+    decode = mix["phases"]["decode_step"]
+    assert decode["kernel_launches"] > 0
+    assert 0.0 <= decode["device_idle_fraction"] <= 1.0
+    assert decode["dominant_category"] in ("matmul/GEMM", "attention", "normalization/elementwise")
+    assert (cuda_run.workloads["llm"].path / "trace.json.gz").is_file()
+
+
+def test_energy_from_the_nvml_counter(cuda_run):
+    s = cuda_run.workloads["llm"].summary
+    idle = cuda_run.info["gpu_idle_power"]
+    if "energy" in s["unavailable"]:
+        pytest.skip(f"energy unavailable on this GPU: {s['unavailable']['energy']}")
+    assert idle["idle_power_w"] > 0
+    energy = s["energy"]
+    assert energy["window_s"] >= 1.0 and energy["energy_j"] > 0
+    assert energy["j_per_output_unit"] > 0
+    assert energy["average_power_w"] > 0.5 * idle["idle_power_w"]
+
+
+def test_work_and_bound_class_on_gpu(cuda_run):
+    work = cuda_run.workloads["llm"].summary["work"]["phases"]["decode_step"]
+    assert work["time_source"].startswith("device")
+    assert work["bound"] in ("memory-bound", "overhead-bound", "compute-bound")
+    assert 0 < work["mbu"] < 1.5

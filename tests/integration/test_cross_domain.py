@@ -33,6 +33,13 @@ def test_cross_domain_suite(tmp_path):
     assert s["llm"]["operator_mix"]["phases"]["decode_step"]["dominant_category"] == "matmul/GEMM"
     assert s["llm"]["operator_mix"]["traced_over_timed_e2e"] > 0
     assert (run_dir / "llm" / "trace.json.gz").is_file()
+    for name, summary in s.items():  # every unavailable metric carries its reason; none is a zero
+        assert summary["unavailable"], name
+        for key, why in summary["unavailable"].items():
+            assert isinstance(why, str) and len(why) > 10, (name, key, why)
+        for column in ("gpu_kernel_active_percent", "gpu_power_w", "gpu_energy_j", "gpu_memory_used_bytes"):
+            assert column in summary["unavailable"] and run.workloads[name].samples[column].isna().all()
+        assert "energy" in summary["unavailable"] and "device_s" in summary["unavailable"]
     page = (run_dir / "report.html").read_text()
     for needle in ("Operator mix", "Work, intensity and ceilings", "Roofline", "Control loops", "deadline-miss rate", "image/s", "token/s", "action/s", "SLOW PyTorch reference path"):
         assert needle in page, needle
