@@ -21,6 +21,7 @@ from profiler.store import atomic_write_text
 
 from . import figures
 from .definitions import DEFINITIONS
+from .differences import characteristics, differences, fmt
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:0 1.2rem 3rem;color:#1d2327;line-height:1.45}
@@ -39,16 +40,28 @@ def esc(value: Any) -> str:
 
 
 def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
-    """Build the report; return the problems found while reading the run (also shown in it)."""
+    """Build the report and write differences.csv/json into the run directory; return the
+    problems found while reading the run (also shown in the report)."""
     run = load_run(run_dir)
-    page = build_html(run)
+    diffs = differences(run, seed=int((run.config or {}).get("seed", 0) or 0))
+    write_differences(run.path, diffs)
+    page = build_html(run, diffs)
     atomic_write_text(out, page)
     return run.all_problems()
 
 
-def build_html(run: Run) -> str:
+def write_differences(run_dir: Path, diffs: Any) -> None:
+    atomic_write_text(run_dir / "differences.csv", diffs.to_csv(index=False))
+    atomic_write_text(run_dir / "differences.json", diffs.to_json(orient="records", indent=1))
+
+
+def build_html(run: Run, diffs: Any = None) -> str:
+    if diffs is None:
+        diffs = differences(run)
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
-    sections.append(("summary", "Summary", _summary_section(run)))
+    sections.append(("overview", "Overview", _overview_section(run)))
+    sections.append(("differences", f"Differences from the baseline ({run.info.get('baseline', '?')})", _differences_section(diffs)))
+    sections.append(("summary", "Latency summary", _summary_section(run)))
     fig_html = _figures_section(run)
     sections.append(("work", "Work, intensity and ceilings", _work_section(run)))
     sections.append(("energy", "Energy", _energy_section(run)))
@@ -104,6 +117,62 @@ def _alerts(run: Run, problems: list[str]) -> str:
     for p in problems:
         out.append(f'<div class="warn">could not read {esc(p)}</div>')
     return "".join(out)
+
+
+VERDICT_STYLE = {"higher": "#0b5394", "lower": "#0b5394", "differs": "#0b5394", "present": "#0b5394", "no difference": "#777", "same": "#777"}
+
+
+def _differences_section(diffs: Any) -> str:
+    if diffs is None or diffs.empty:
+        return '<p class="na">No differences: the baseline did not run, or no other workload succeeded.</p>'
+    head = ('<tr><th class="l">workload</th><th class="l">characteristic</th><th>baseline</th><th>value</th><th>ratio [95% CI]</th>'
+            '<th class="l">verdict</th><th class="l">reading · lever · source</th></tr>')
+    rows = []
+    for r in diffs.to_dict("records"):
+        ratio = r.get("ratio")
+        if isinstance(ratio, float) and ratio == ratio:
+            lo, hi = r.get("ci_low"), r.get("ci_high")
+            ci = f" [{lo:.3g}, {hi:.3g}]" if isinstance(lo, float) and lo == lo and isinstance(hi, float) and hi == hi and lo != hi else ""
+            ratio_text = "≈0×" if abs(ratio) < 1e-6 else f"{ratio:.3g}×{ci}"
+        else:
+            ratio_text = "—"
+        color = VERDICT_STYLE.get(r["verdict"], "#999")
+        extra = "".join(f'<br><span class="muted">{label}: {esc(r[k])}</span>' for k, label in (("lever", "lever"), ("source", "source")) if r.get(k))
+        rows.append(f'<tr><td class="l">{esc(r["workload"])}</td><td class="l">{esc(r["label"])}</td><td>{esc(fmt(r["baseline_value"], r["unit"]))}</td>'
+                    f'<td>{esc(fmt(r["value"], r["unit"]))}</td><td>{esc(ratio_text)}</td>'
+                    f'<td class="l" style="color:{color}"><b>{esc(r["verdict"])}</b></td><td class="l">{esc(r["reading"])}{extra}</td></tr>')
+    return (f"<table>{head}{''.join(rows)}</table><p class=\"muted\">Ratios are workload ÷ baseline with 95% bootstrap intervals; a "
+            "difference whose interval includes 1 is shown as \"no difference\", never as a finding. Counted values (intensity, shares) are "
+            "exact and compared with a ±10% band. Readings come from reports/rules.yaml; also in differences.csv and differences.json.</p>")
+
+
+def _overview_section(run: Run) -> str:
+    head = ('<tr><th class="l">workload</th><th class="l">status</th><th class="l">headline (domain units)</th><th class="l">bound class (main phase)</th>'
+            '<th>state growth</th><th>energy per output</th></tr>')
+    rows = []
+    for name, w in run.workloads.items():
+        s = w.summary
+        m = s.get("metrics") or {}
+        unit = (s.get("facts") or {}).get("output_unit", "unit")
+        if "deadline_miss_rate" in m:
+            headline = (f"control rate {m['control_rate_hz']['median']:.1f} Hz; deadline misses {m['deadline_miss_rate']['mean']:.1%}; "
+                        f"inference {_fmt_ms((m.get('obs_to_output_s') or {}).get('median'))} ms")
+        elif "tpot_s" in m:
+            headline = f"TTFT {_fmt_ms(m['ttft_s']['median'])} ms; TPOT {_fmt_ms(m['tpot_s']['median'])} ms; {m['output_units_per_s']['median']:.1f} {unit}/s"
+        elif "e2e_s" in m:
+            step = ((s.get("phases") or {}).get("denoise_step") or {}).get("latency_s", {}).get("median")
+            headline = f"time to {unit} {_fmt_ms(m['e2e_s']['median'])} ms" + (f"; per step {_fmt_ms(step)} ms" if step else "") + f"; {m['output_units_per_s']['median']:.2f} {unit}/s"
+        else:
+            headline = "no measured iterations"
+        chars = characteristics(w, {}) if w.status == "ok" else {}
+        bound = chars["bound"].value if chars else None
+        phase = chars["latency_per_step"].extra.get("phase") if chars else None
+        state = chars["state_per_token"].value if chars else None
+        energy = (s.get("energy") or {}).get("j_per_output_unit")
+        rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(w.status)}</td><td class="l">{esc(headline)}</td>'
+                    f'<td class="l">{esc(bound or "—")}{f" ({esc(phase)})" if phase else ""}</td><td>{esc(fmt(state, "B/token"))}</td>'
+                    f'<td>{esc(f"{energy:.4g} J/{unit}") if energy is not None else "<span class=na>unavailable</span>"}</td></tr>')
+    return f"<table>{head}{''.join(rows)}</table><p class=\"muted\">Random weights from published architectures; performance does not depend on weight values.</p>"
 
 
 def _fmt_ms(value: float | None) -> str:
