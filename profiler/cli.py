@@ -134,7 +134,7 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
-    from .console import ProgressListener, summary_notes, summary_table
+    from .console import ProgressListener, differences_table, summary_notes, summary_table
     from .resolve import resolve_suite
     from .runner import SuiteRunner, resolve_device
 
@@ -158,10 +158,17 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     console.print(summary_table(summaries))
     for note in summary_notes(summaries):
         console.print(note, highlight=False)
-    if not args.no_report:
-        from reports.html_report import write_report
+    from reports.differences import differences
+    from reports.html_report import write_differences, write_report
 
+    if args.no_report:
+        write_differences(run_dir, differences(run))
+    else:
         write_report(run_dir, run_dir / "report.html")
+    diffs = json.loads((run_dir / "differences.json").read_text())
+    if diffs:
+        console.print(differences_table(diffs, run.info.get("baseline", "?")))
+    if not args.no_report:
         console.print(f"report: {run_dir / 'report.html'}", highlight=False)
     console.print(f"run: {run_dir}", highlight=False)
     if interrupted:

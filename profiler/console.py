@@ -97,3 +97,23 @@ def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
             notes.append(f"[red]{_plain(s['name'])} failed in {s['error']['phase']}[/red]: {_plain(s['error']['reason'])}")
         notes.extend(f"[yellow]{_plain(s['name'])}[/yellow]: {_plain(w)}" for w in s.get("warnings", []))
     return notes
+
+
+FINDINGS = ("higher", "lower", "differs", "present")
+
+
+def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table:
+    """The findings of the differences table (verdicts other than "no difference"), one line each."""
+    table = Table(title=f"Differences from the baseline ({_plain(baseline)}): findings only; all rows in differences.csv")
+    for col in ("workload", "characteristic", "ratio [95% CI]", "verdict", "reading"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        if r["verdict"] not in FINDINGS:
+            continue
+        ratio = r.get("ratio")
+        text = "—"
+        if isinstance(ratio, float) and ratio == ratio:
+            lo, hi = r.get("ci_low"), r.get("ci_high")
+            text = "≈0×" if abs(ratio) < 1e-6 else f"{ratio:.3g}×" + (f" [{lo:.3g}, {hi:.3g}]" if isinstance(lo, float) and lo == lo and lo != hi else "")
+        table.add_row(_plain(r["workload"]), r["label"], text, r["verdict"], _plain(r["reading"]))
+    return table

@@ -301,7 +301,8 @@ def _reading(rules: list[dict[str, Any]], key: str, result: dict[str, Any], name
     if verdict == "same":
         return f"Same as {baseline} ({fields['value']}).", "", ""
     for rule in rules:  # the first rule that matches wins; rules with bounds come before general ones
-        if (rule["characteristic"] == key and rule["verdict"] == verdict and (ratio or 0) >= rule.get("min_ratio", 0)
-                and (ratio or 0) <= rule.get("max_ratio", float("inf"))):
+        if (rule["characteristic"] == key and rule["verdict"] == verdict
+                and ("min_ratio" not in rule or (ratio or 0) >= rule["min_ratio"])
+                and ("max_ratio" not in rule or (ratio or 0) <= rule["max_ratio"])):
             return rule["reading"].format(**fields), rule.get("lever", ""), rule.get("source", "")
     return f"{name}: {LABELS[key]} is {verdict} than {baseline}'s ({fields['value']} vs {fields['baseline_value']}).", "", ""
