@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--force", action="store_true", help="measure again even if cached")
     calibrate.add_argument("--json", action="store_true", help="print the result as JSON only")
 
+    compare = sub.add_parser("compare", help="A/B report of two runs of the same workloads; --fail-if guards CI")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("-o", "--output", default=None, help="output HTML (default: RUN_B/compare.html; a .json lies beside it)")
+    compare.add_argument("--fail-if", dest="fail_if", action="append", default=[], metavar="CONDITION",
+                         help="e.g. 'e2e_s>1.10', 'llm:tpot_s>1.05', 'phase:decode_step>1.1': exit 1 when a B/A ratio crosses it")
+
     sub.add_parser("list", help="list discovered workloads and their parameters")
     sub.add_parser("schema", help="print the suite file's JSON Schema")
 
@@ -82,6 +89,36 @@ def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"  measured {result['measured_utc']}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
     print(f"  method: {result['method']['matmul']}; {result['method']['copy']}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from reports.compare import parse_condition, write_compare
+
+    from .rundir import load_run
+
+    try:
+        conditions = [parse_condition(c) for c in args.fail_if]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    runs = []
+    for path in (args.run_a, args.run_b):
+        if not Path(path).is_dir() or not (Path(path) / "run.json").exists():
+            raise UserError(f"{path}: not a run directory (no run.json); give directories written by `python -m profiler run`")
+        runs.append(load_run(path))
+    out = Path(args.output) if args.output else Path(args.run_b) / "compare.html"
+    try:
+        table, notes, failed = write_compare(runs[0], runs[1], out, conditions)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    for note in notes:
+        print(f"note: {note}")
+    for r in table.to_dict("records"):
+        if r["metric"] in ("e2e_s", "ttft_s", "tpot_s", "output_units_per_s"):
+            print(f"{r['workload']:>16} {r['metric']:<20} B/A {r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['verdict']}")
+    print(f"compare: {out}")
+    for f in failed:
+        print(f"FAILED {f}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
@@ -177,4 +214,4 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": cmd_calibrate, "run": cmd_run, "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "report": cmd_report}
+COMMANDS = {"compare": cmd_compare, "calibrate": cmd_calibrate, "run": cmd_run, "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "report": cmd_report}
