@@ -103,10 +103,10 @@ FINDINGS = ("higher", "lower", "differs", "present")
 
 
 def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table:
-    """The findings of the differences table (verdicts other than "no difference"), one line each."""
-    table = Table(title=f"Differences from the baseline ({_plain(baseline)}): findings only; all rows in differences.csv")
-    for col in ("workload", "characteristic", "ratio [95% CI]", "verdict", "reading"):
-        table.add_column(col, overflow="fold")
+    """A short text version of the differences table: findings only (readings are in the report)."""
+    table = Table(title=f"Differences from {_plain(baseline)} (findings; all rows and readings in report.html, differences.csv)")
+    for col in ("workload", "characteristic", "ratio [95% CI]", "verdict"):
+        table.add_column(col, no_wrap=col != "ratio [95% CI]")
     for r in rows:
         if r["verdict"] not in FINDINGS:
             continue
@@ -115,5 +115,7 @@ def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table:
         if isinstance(ratio, float) and ratio == ratio:
             lo, hi = r.get("ci_low"), r.get("ci_high")
             text = "≈0×" if abs(ratio) < 1e-6 else f"{ratio:.3g}×" + (f" [{lo:.3g}, {hi:.3g}]" if isinstance(lo, float) and lo == lo and lo != hi else "")
-        table.add_row(_plain(r["workload"]), r["label"], text, r["verdict"], _plain(r["reading"]))
+        if r["verdict"] in ("differs", "present"):
+            text = f"{r['value'] if not isinstance(r['value'], float) else round(r['value'], 4)}"
+        table.add_row(_plain(r["workload"]), r["characteristic"], text, r["verdict"])
     return table

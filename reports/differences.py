@@ -103,8 +103,11 @@ def characteristics(w: WorkloadRun, sweeps: dict[str, Any]) -> dict[str, Char]:
     out["latency_per_step"] = Char(float(np.median(lat)) if lat.size else None, "s", samples=lat,
                                    why=None if lat.size else "no repeated step phase", extra={"phase": phase})
     positioned = _positioned(spans, phase)
-    out["state_per_token"] = _slope_char(positioned, "state_bytes", "B/token", "no state_bytes against position")
-    out["latency_growth_per_token"] = _slope_char(positioned, "latency_s", "s/token", "no per-step latency against position")
+    position_unit = (s.get("facts") or {}).get("position_unit", "token of context")
+    for key, column, unit, why in (("state_per_token", "state_bytes", "B/token", "no state_bytes against position"),
+                                   ("latency_growth_per_token", "latency_s", "s/token", "no per-step latency against position")):
+        out[key] = _slope_char(positioned, column, unit, why)
+        out[key].extra["position_unit"] = position_unit
     work = ((s.get("work") or {}).get("phases") or {}).get(phase or "", {})
     why_work = (s.get("unavailable") or {}).get("work") or ("no counted work for the main phase" if not work else None)
     out["intensity"] = Char(work.get("intensity_flop_per_byte"), "FLOP/B", "exact", why=None if work.get("intensity_flop_per_byte") is not None else why_work)
@@ -183,6 +186,8 @@ def compare(w: Char, b: Char, seed: int = 0) -> dict[str, Any]:
         return {"verdict": "present" if b.value is None else _ratio_verdict(w, b, seed)["verdict"]}
     if b.value is None:
         return {"verdict": "baseline unavailable", "why": b.why}
+    if w.extra.get("position_unit") != b.extra.get("position_unit"):
+        return {"verdict": "not comparable", "why": f"position counts {w.extra.get('position_unit')}s here and {b.extra.get('position_unit')}s in the baseline"}
     if w.kind == "category":
         return {"verdict": "same" if w.value == b.value else "differs"}
     if w.kind == "slope":
@@ -293,7 +298,7 @@ def _reading(rules: list[dict[str, Any]], key: str, result: dict[str, Any], name
     verdict = result["verdict"]
     if verdict == "no difference":
         return f"No difference from {baseline} within the 95% interval.", "", ""
-    if verdict in ("unavailable", "baseline unavailable"):
+    if verdict in ("unavailable", "baseline unavailable", "not comparable"):
         return f"Not compared: {result.get('why') or 'unavailable'}.", "", ""
     ratio = result.get("ratio")
     fields = {"workload": name, "baseline": baseline, "value": fmt(c.value, c.unit), "baseline_value": fmt(b.value, b.unit),

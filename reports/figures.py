@@ -43,18 +43,19 @@ def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
     return x[idx], y[idx], True
 
 
-def latency_vs_position(tables: dict[str, pd.DataFrame]) -> go.Figure | None:
+def latency_vs_position(tables: dict[str, pd.DataFrame], unit: str = "token of context") -> go.Figure | None:
     fig = go.Figure()
     for name, t in tables.items():
         for phase, g in t.groupby("phase"):
             fig.add_trace(go.Scatter(x=g["position"], y=g["median_s"] * 1e3, mode="lines+markers", marker=dict(size=4), name=f"{label(name)} · {label(phase)}"))
     if not fig.data:
         return None
-    fig.update_layout(title="Per-step latency against position (median over measured iterations)", xaxis_title="position (tokens in context after the step)", yaxis_title="latency (ms)", **LAYOUT)
+    fig.update_layout(title=f"Per-step latency against position ({label(unit)}; median over measured iterations)", xaxis_title=f"position ({label(unit)})",
+                      yaxis_title="latency (ms)", **LAYOUT)
     return fig
 
 
-def state_vs_position(tables: dict[str, pd.DataFrame]) -> go.Figure | None:
+def state_vs_position(tables: dict[str, pd.DataFrame], unit: str = "token of context") -> go.Figure | None:
     fig = go.Figure()
     for name, t in tables.items():
         if "state_bytes" not in t or t["state_bytes"].isna().all():
@@ -63,7 +64,8 @@ def state_vs_position(tables: dict[str, pd.DataFrame]) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=t["position"], y=t["state_bytes"] / 2**20, mode="lines+markers", marker=dict(size=4), name=label(name)))
     if not fig.data:
         return None
-    fig.update_layout(title="State alive after each step (whole batch; per sequence = state / batch size)", xaxis_title="position (tokens in context)", yaxis_title="state (MiB)", **LAYOUT)
+    fig.update_layout(title=f"State alive after each step against position ({label(unit)}; whole batch)", xaxis_title=f"position ({label(unit)})",
+                      yaxis_title="state (MiB)", **LAYOUT)
     return fig
 
 

@@ -440,7 +440,8 @@ def _pct(value: float | None) -> str:
 
 
 def _figures_section(run: Run) -> str:
-    pos_tables, cdf_itl, cdf_e2e = {}, {}, {}
+    pos_tables: dict[str, dict[str, Any]] = {}  # position unit -> workload -> table
+    cdf_itl, cdf_e2e = {}, {}
     timeline_html = []
     reduced = False
     for name, w in run.workloads.items():
@@ -448,7 +449,8 @@ def _figures_section(run: Run) -> str:
         if not spans.empty:
             t = position_table(spans)
             if not t.empty:
-                pos_tables[name] = t
+                unit = (w.summary.get("facts") or {}).get("position_unit", "token of context")
+                pos_tables.setdefault(unit, {})[name] = t
             rm = request_metrics(spans)
             cdf_itl[name] = rm["itl_s"]
             cdf_e2e[name] = rm["e2e_s"]
@@ -457,9 +459,12 @@ def _figures_section(run: Run) -> str:
         if fig is not None:
             timeline_html.append(_fig(fig))
     out = []
+    by_unit = []
+    for unit, tables in pos_tables.items():  # one figure per unit: tokens and denoising steps never share an axis
+        by_unit.append(figures.latency_vs_position({k: v.loc[v["phase"] != "prefill"] for k, v in tables.items()}, unit))
+        by_unit.append(figures.state_vs_position(tables, unit))
     for fig in (
-        figures.latency_vs_position({k: v.loc[v["phase"] != "prefill"] for k, v in pos_tables.items()}),
-        figures.state_vs_position(pos_tables),
+        *by_unit,
         figures.latency_cdf(cdf_itl, "Inter-token (inter-delivery) latency, CDF", "ITL (ms)"),
         figures.latency_cdf(cdf_e2e, "End-to-end latency per iteration, CDF", "E2E (ms)"),
     ):

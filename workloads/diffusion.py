@@ -117,6 +117,7 @@ class Diffusion:
             state_formula="batch * latent_channels * (H / vae_factor) * (W / vae_factor) * dtype_bytes",
             state_bytes=latent_elems * dtype_bytes,
             per_step_sync=ctx.device.startswith("cuda"),
+            position_unit="denoising step",
         )
 
     def _build(self, preset: dict[str, Any]) -> dict[str, Any]:

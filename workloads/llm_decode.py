@@ -54,6 +54,7 @@ class LLMDecode:
         embedding = model.get_input_embeddings().weight.numel()
         ctx.declare(
             output_unit="token",
+            position_unit="token of context",
             model_class=type(model).__name__,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             dtype=str(dtype).removeprefix("torch."),

@@ -79,6 +79,7 @@ class Mamba:
                    else "per layer d_inner * d_conv + d_inner * d_state elements")
         ctx.declare(
             output_unit="token",
+            position_unit="token of context",
             model_class=type(self.model).__name__,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             published_param_count=PUBLISHED_PARAMS.get(p.preset_name or ""),

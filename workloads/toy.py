@@ -36,7 +36,7 @@ class ToyWorkload:
         self.p = params
 
     def setup(self, ctx: SetupContext) -> None:
-        ctx.declare(output_unit="unit", state_bytes_per_step=self.p.state_bytes_per_step,
+        ctx.declare(output_unit="unit", position_unit="step", state_bytes_per_step=self.p.state_bytes_per_step,
                     expected_first_s=self.p.first_s, expected_step_s=self.p.step_s)
 
     def run_once(self, mark: Mark) -> None:
