@@ -104,8 +104,9 @@ def characteristics(w: WorkloadRun, sweeps: dict[str, Any]) -> dict[str, Char]:
                                    why=None if lat.size else "no repeated step phase", extra={"phase": phase})
     positioned = _positioned(spans, phase)
     position_unit = (s.get("facts") or {}).get("position_unit", "token of context")
-    for key, column, unit, why in (("state_per_token", "state_bytes", "B/token", "no state_bytes against position"),
-                                   ("latency_growth_per_token", "latency_s", "s/token", "no per-step latency against position")):
+    short = "token" if position_unit.startswith("token") else position_unit
+    for key, column, unit, why in (("state_per_token", "state_bytes", f"B/{short}", "no state_bytes against position"),
+                                   ("latency_growth_per_token", "latency_s", f"s/{short}", "no per-step latency against position")):
         out[key] = _slope_char(positioned, column, unit, why)
         out[key].extra["position_unit"] = position_unit
     work = ((s.get("work") or {}).get("phases") or {}).get(phase or "", {})
@@ -187,7 +188,15 @@ def compare(w: Char, b: Char, seed: int = 0) -> dict[str, Any]:
     if b.value is None:
         return {"verdict": "baseline unavailable", "why": b.why}
     if w.extra.get("position_unit") != b.extra.get("position_unit"):
-        return {"verdict": "not comparable", "why": f"position counts {w.extra.get('position_unit')}s here and {b.extra.get('position_unit')}s in the baseline"}
+        # different units (denoising steps vs tokens): only "constant vs growing" is comparable
+        wl, wh = slope_ci(*w.samples, seed=seed)
+        bl, bh = slope_ci(*b.samples, seed=seed)
+        w_flat, b_flat = wl <= 0 <= wh or abs(w.value) < 1e-9, bl <= 0 <= bh or abs(b.value) < 1e-9
+        if w_flat and not b_flat:
+            return {"verdict": "lower", "ratio": 0.0, "ci95": None, "basis": "constant vs growing (different position units)"}
+        if b_flat and not w_flat:
+            return {"verdict": "higher", "ratio": None, "ci95": None, "basis": "growing vs constant (different position units)"}
+        return {"verdict": "not comparable", "why": f"position is '{w.extra.get('position_unit')}' here and '{b.extra.get('position_unit')}' in the baseline"}
     if w.kind == "category":
         return {"verdict": "same" if w.value == b.value else "differs"}
     if w.kind == "slope":
@@ -287,10 +296,10 @@ def fmt(value: Any, unit: str) -> str:
         return f"{value:.1%}"
     if unit == "s":
         return f"{value * 1e3:.3g} ms"
-    if unit == "s/token":
-        return f"{value * 1e6:.3g} µs/token"
-    if unit == "B/token":
-        return f"{0.0 if abs(value) < 0.01 else value:.4g} B/token"  # a fitted zero prints as 0
+    if unit.startswith("s/"):
+        return f"{value * 1e6:.3g} µs/{unit[2:]}"
+    if unit.startswith("B/"):
+        return f"{0.0 if abs(value) < 0.01 else value:.4g} {unit}"  # a fitted zero prints as 0
     return f"{value:.3g} {unit}".strip()
 
 
