@@ -158,9 +158,9 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         if isinstance(recorder, CudaSpanRecorder):
             info["phase_memory"] = recorder.phase_memory
         info.pop("phase", None)
-        atomic_write_json(workdir / CHILD_JSON, info)
+        _write_quietly(workdir / CHILD_JSON, info)
         if error is not None:
-            atomic_write_json(workdir / ERROR_JSON, error)
+            _write_quietly(workdir / ERROR_JSON, error)
         report("done", ok=error is None)
     return 0 if error is None else 1
 
@@ -231,6 +231,14 @@ def describe_error(phase: str, exc: BaseException) -> dict[str, Any]:
 
 def _set(d: dict[str, Any], key: str, value: Any) -> None:
     d[key] = value
+
+
+def _write_quietly(path: Path, obj: dict[str, Any]) -> None:
+    """A full disk must not turn a recorded failure into a traceback; the parent reports it."""
+    try:
+        atomic_write_json(path, obj)
+    except OSError as exc:
+        print(f"profiler child: could not write {path.name}: {exc.strerror or exc}", file=__import__("sys").stderr)
 
 
 def _flush_quietly(recorder: SpanRecorder, info: dict[str, Any]) -> None:

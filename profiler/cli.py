@@ -2,20 +2,21 @@
 
 The CLI is the composition root: it is the one place that ties the core to `reports` (after a
 run, and for `report`). `validate`, `list`, `schema` and `report` never import torch. A
-UserError becomes one line on stderr and exit status 2; a Ctrl-C exits 130 after the run
-directory is marked interrupted and its report is written.
+UserError becomes one line on stderr and exit status 2. Ctrl-C (130) or SIGTERM (143) stops the
+current workload, marks the run interrupted and still writes the report; a second signal exits
+at once. A failed write (disk full) is one line and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .errors import EXIT_USAGE, UserError
-
-EXIT_INTERRUPTED = 130
+from .errors import EXIT_USAGE, UserError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, argv)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -168,7 +169,36 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM to the parent: stop the current child, keep everything, write the report."""
+
+
+_SIGNAL_RECEIVED: list[int] = []
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _SIGNAL_RECEIVED.append(signum)
+    # a second Ctrl-C or SIGTERM leaves at once; every file on disk is already complete (atomic writes)
+    signal.signal(signal.SIGINT, lambda *_: os._exit(128 + signum))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signum))
+    raise Interrupted()
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        return _run(args, argv)
+    except Interrupted:
+        print("interrupted before the run started; nothing was measured", file=sys.stderr)
+        return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)
+    except OSError as exc:
+        print(f"error: writing the run failed: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'run directory'}); "
+              "every file already written is complete; free space or choose another -o and run again", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
     from .console import ProgressListener, differences_table, summary_notes, summary_table
@@ -210,7 +240,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     console.print(f"run: {run_dir}", highlight=False)
     if interrupted:
         console.print("interrupted: the run directory is marked interrupted; what was measured is kept")
-        return EXIT_INTERRUPTED
+        return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)
     return 0
 
 
