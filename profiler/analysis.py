@@ -28,15 +28,18 @@ from .spans import ITERATION
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
 
 NS = 1e9
+SUMMARY_COLUMNS = ("iteration", "warmup", "phase", "start_ns", "end_ns", "units", "device_s", "error", "position", "state_bytes",
+                   "deadline_ns", "scheduled_ns", "staleness_s", "obs_ns")
 
 
 def measured_spans(spans: pd.DataFrame) -> pd.DataFrame:
-    """Spans of measured iterations that completed without an error."""
+    """Spans of measured iterations that completed without an error (the same frame, not a
+    copy, when nothing is dropped: a million spans must not be copied once per statistic)."""
     if spans.empty:
         return spans
     failed = spans.loc[spans["error"].notna(), "iteration"].unique()
     keep = ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
-    return spans.loc[keep]
+    return spans if keep.all() else spans.loc[keep]
 
 
 def request_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -175,6 +178,8 @@ def summarize(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The derived part of summary.json: metrics, phases, memory, unavailable reasons, warnings."""
+    spans = measured_spans(spans)  # filter once; every helper below then works on this frame
+    spans = spans[[c for c in SUMMARY_COLUMNS if c in spans]]  # and copies only what it reads
     unavailable: dict[str, str] = {}
     warnings: list[str] = []
     metrics: dict[str, Any] = {}

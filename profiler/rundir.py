@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 import yaml
 
-from .store import SAMPLES, SPANS
+from .store import SAMPLES, SPANS, read_frame
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -124,7 +123,7 @@ def _read_table(path: Path, problems: list[str], parts_of: str) -> pd.DataFrame:
     frames = []
     for f in files:
         try:
-            frames.append(pq.read_table(f).to_pandas())
+            frames.append(read_frame(f))
         except Exception as exc:  # corrupt or truncated: name it, keep the rest
             problems.append(f"{f}: unreadable ({type(exc).__name__}: {str(exc)[:120]})")
     frames = [f for f in frames if not f.empty]

@@ -41,6 +41,7 @@ from .store import (
     atomic_write_text,
     merge_parts,
     new_run_dir,
+    read_frame,
 )
 
 
@@ -397,7 +398,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _read_frame(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        return read_frame(path)
     except Exception:
         return pd.DataFrame()
 

@@ -142,10 +142,25 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -
     for key in keys:
         values = [row.get(key) for row in rows]
         try:
-            columns[key] = pa.array(values)
+            columns[key] = pa.array(values, type=KNOWN_TYPES.get(key))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             columns[key] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
     return pa.Table.from_pydict(columns)
+
+
+# Columns that may be entirely null in a batch (no CUDA, no error) keep their real type, so
+# readers get float64 / string columns instead of Python objects.
+KNOWN_TYPES = {"device_s": pa.float64(), "error": pa.string(), "position": pa.float64(), "state_bytes": pa.float64()}
+
+
+def read_frame(path: str | Path) -> Any:
+    """A parquet table as a DataFrame without holding two copies: arrow buffers are released
+    column by column as pandas takes them, and the allocator gives the rest back."""
+    table = pq.read_table(path)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def merge_parts(directory: str | Path, name: str) -> Path | None:

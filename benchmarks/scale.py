@@ -1,0 +1,128 @@
+"""The profiler at scale (a benchmark, not a test): 1,000,000 spans and 100,000 sampler rows.
+
+Writes a synthetic run directory the way a child and the sampler do (rows streamed in batches of
+part files, then merged), summarises it as the runner does, builds the report, and prints: time
+and peak memory (RSS) of each stage, the report's size, and whether headless Chromium renders it.
+Targets: peak memory under 500 MiB, the summary under 10 s, the report under 15 MB.
+Usage: python benchmarks/scale.py [--spans 1000000] [--samples 100000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from profiler.analysis import summarize
+from profiler.sampler import SAMPLE_SCHEMA
+from profiler.store import SAMPLES, SPANS, PartWriter, atomic_write_json, merge_parts
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_run(root: Path, n_spans: int, n_samples: int) -> None:
+    """A decode-like workload: iterations of 1 prefill + 999 decode steps, streamed in batches."""
+    work = root / "llm"
+    work.mkdir(parents=True)
+    spans = PartWriter(work, SPANS)
+    rng = np.random.default_rng(0)
+    t = 1_000_000_000
+    per_iteration = 1000
+    iterations = n_spans // (per_iteration + 1)
+    for it in range(iterations):
+        start = t
+        rows = []
+        for k in range(per_iteration):
+            d = int(5e6 + 2e3 * k + rng.integers(0, 2e5))
+            rows.append({"iteration": it, "warmup": it == 0, "phase": "prefill" if k == 0 else "decode_step", "index": k + 1,
+                         "start_ns": t, "end_ns": t + d, "units": 1.0, "device_s": None, "error": None,
+                         "position": 128 + k, "state_bytes": 8192 * (128 + k)})
+            t += d
+        rows.append({"iteration": it, "warmup": it == 0, "phase": "iteration", "index": 0, "start_ns": start, "end_ns": t,
+                     "units": 0.0, "device_s": None, "error": None, "position": None, "state_bytes": None})
+        spans.extend(rows)
+        if spans.full:
+            spans.flush()
+    spans.flush()
+    samples = PartWriter(work, SAMPLES, schema=SAMPLE_SCHEMA)
+    t_s = np.linspace(1e9, t, n_samples).astype(np.int64)
+    for i, ts in enumerate(t_s):
+        samples.append({"t_ns": int(ts), "proc_cpu_percent": 100.0, "proc_rss_bytes": 10**9 + i, "sys_cpu_percent": 50.0})
+        if samples.full:
+            samples.flush()
+    samples.flush()
+    atomic_write_json(root / "run.json", {"suite": "scale", "baseline": "llm", "device": "cpu", "status": "complete",
+                                          "workloads": [{"name": "llm", "dir": "llm", "status": "ok"}]})
+    atomic_write_json(root / "env.json", {"cpu_model": "synthetic"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--keep", default=None, help="keep the run directory here")
+    args = parser.parse_args()
+    root = Path(args.keep or tempfile.mkdtemp()) / "scale-run"
+    shutil.rmtree(root, ignore_errors=True)
+    t0 = time.monotonic()
+    write_run(root, args.spans, args.samples)
+    t1 = time.monotonic()
+    merge_parts(root / "llm", SPANS)
+    merge_parts(root / "llm", SAMPLES)
+    t2 = time.monotonic()
+    print(f"write (streamed parts): {t1 - t0:.1f} s; merge: {t2 - t1:.1f} s; peak RSS so far {peak_mib():.0f} MiB")
+
+    from profiler.store import read_frame
+
+    spans = read_frame(root / "llm" / "spans.parquet")
+    samples = read_frame(root / "llm" / "samples.parquet")
+    t3 = time.monotonic()
+    summary = summarize(spans, samples, {"device": "cpu"})
+    t4 = time.monotonic()
+    atomic_write_json(root / "llm" / "summary.json", {"name": "llm", "status": "ok", **summary})
+    del spans, samples
+    print(f"summary of {args.spans:,} spans and {args.samples:,} samples: {t4 - t3:.1f} s (target < 10 s); peak RSS {peak_mib():.0f} MiB")
+
+    from reports.html_report import write_report
+
+    t5 = time.monotonic()
+    write_report(root, root / "report.html")
+    t6 = time.monotonic()
+    size = (root / "report.html").stat().st_size
+    print(f"report: {t6 - t5:.1f} s, {size / 1e6:.2f} MB (target < 15 MB); peak RSS {peak_mib():.0f} MiB (target < 500 MiB)")
+    print(f"spans.parquet {(root / 'llm' / 'spans.parquet').stat().st_size / 1e6:.1f} MB; differences rows {len(json.loads((root / 'differences.json').read_text()))}")
+    opens(root / "report.html")
+    if not args.keep:
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def opens(path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("chromium: not installed; the open check is skipped")
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        t = time.monotonic()
+        page.goto(path.as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === document.querySelectorAll('.plotly-graph-div').length", timeout=120_000)
+        n = page.locator(".plotly-graph-div").count()
+        browser.close()
+    print(f"chromium: opened and rendered {n} figures in {time.monotonic() - t:.1f} s; page errors: {len(errors)}")
+
+
+if __name__ == "__main__":
+    main()
