@@ -32,13 +32,16 @@ SUMMARY_COLUMNS = ("iteration", "warmup", "phase", "start_ns", "end_ns", "units"
                    "deadline_ns", "scheduled_ns", "staleness_s", "obs_ns")
 
 
-def measured_spans(spans: pd.DataFrame) -> pd.DataFrame:
+def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """Spans of measured iterations that completed without an error (the same frame, not a
-    copy, when nothing is dropped: a million spans must not be copied once per statistic)."""
+    copy, when nothing is dropped: a million spans must not be copied once per statistic).
+    `columns` selects in the same single copy."""
     if spans.empty:
         return spans
     failed = spans.loc[spans["error"].notna(), "iteration"].unique()
     keep = ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
+    if columns is not None:
+        return spans.loc[keep, columns]
     return spans if keep.all() else spans.loc[keep]
 
 
@@ -48,9 +51,9 @@ def request_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
     empty = np.array([], dtype=float)
     if m.empty:
         return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
-    it = m.loc[m["phase"] == ITERATION].set_index("iteration")
+    it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
     e2e = (it["end_ns"] - it["start_ns"]) / NS
-    d = m.loc[(m["phase"] != ITERATION) & (m["units"] > 0)].sort_values(["iteration", "end_ns"])
+    d = m.loc[(m["phase"] != ITERATION) & (m["units"] > 0), ["iteration", "end_ns", "units"]].sort_values(["iteration", "end_ns"])
     by_it = d.groupby("iteration")
     first_end = by_it["end_ns"].min()
     deliveries = by_it.size()
@@ -145,11 +148,11 @@ def phase_noise(spans: pd.DataFrame) -> dict[str, float]:
     m = measured_spans(spans)
     if m.empty:
         return {}
-    m = m.sort_values(["iteration", "start_ns"])
-    step = m["position"] if "position" in m else pd.Series(np.nan, index=m.index)
+    # rows are stored in start order within each iteration (spans.py), so occurrence needs no sort
     occurrence = m.groupby(["iteration", "phase"]).cumcount()
-    m = m.assign(latency_s=(m["end_ns"] - m["start_ns"]) / NS, step=step.fillna(-1 - occurrence))
-    grouped = m.groupby(["phase", "step"])["latency_s"]
+    step = (m["position"] if "position" in m else pd.Series(np.nan, index=m.index)).fillna(-1 - occurrence)
+    slim = pd.DataFrame({"phase": m["phase"], "step": step, "latency_s": (m["end_ns"] - m["start_ns"]) / NS})
+    grouped = slim.groupby(["phase", "step"])["latency_s"]
     ratio = ((grouped.quantile(0.75) - grouped.quantile(0.25)) / grouped.median()).where(grouped.size() >= 4)
     return {str(k): float(v) for k, v in ratio.groupby(level="phase").median().dropna().items()}
 
@@ -178,8 +181,8 @@ def summarize(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The derived part of summary.json: metrics, phases, memory, unavailable reasons, warnings."""
-    spans = measured_spans(spans)  # filter once; every helper below then works on this frame
-    spans = spans[[c for c in SUMMARY_COLUMNS if c in spans]]  # and copies only what it reads
+    # filter once, keeping only the columns read below (one copy); every helper then reuses it
+    spans = measured_spans(spans, [c for c in SUMMARY_COLUMNS if c in spans]) if not spans.empty else spans
     unavailable: dict[str, str] = {}
     warnings: list[str] = []
     metrics: dict[str, Any] = {}

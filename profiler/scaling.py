@@ -25,7 +25,8 @@ def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
     m = measured_spans(spans)
     if m.empty or "position" not in m:
         return {}
-    m = m.loc[m["position"].notna()]
+    columns = ["phase", "start_ns", "end_ns", "position"] + (["state_bytes"] if "state_bytes" in m else [])
+    m = m.loc[m["position"].notna(), columns]
     out: dict[str, Any] = {}
     for phase, g in m.groupby("phase"):
         entry: dict[str, Any] = {}
