@@ -102,9 +102,10 @@ def parent_stage(root: Path, n_spans: int, n_samples: int) -> None:
     merge_parts(root / "llm", SPANS)
     merge_parts(root / "llm", SAMPLES)
     t2 = time.monotonic()
+    from profiler.analysis import SUMMARY_COLUMNS, measured_spans
     from profiler.store import read_frame
 
-    spans = read_frame(root / "llm" / "spans.parquet")
+    spans = measured_spans(read_frame(root / "llm" / "spans.parquet", SUMMARY_COLUMNS))  # as the runner reads them
     samples = read_frame(root / "llm" / "samples.parquet")
     t3 = time.monotonic()
     summary = summarize(spans, samples, {"device": "cpu"})

@@ -125,14 +125,17 @@ def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]
     """Per-phase statistics of measured spans: host latency, device time where recorded, units."""
     m = measured_spans(spans)
     out: dict[str, dict[str, Any]] = {}
-    for phase, group in (m.groupby("phase", sort=False) if not m.empty else []):
+    if m.empty:
+        return out
+    slim = pd.DataFrame({"phase": m["phase"], "latency_s": (m["end_ns"] - m["start_ns"]) / NS, "units": m["units"],
+                         "device_s": m["device_s"].astype(float) if "device_s" in m else np.nan})
+    for phase, group in slim.groupby("phase", sort=False):
         entry: dict[str, Any] = {
-            "latency_s": describe((group["end_ns"] - group["start_ns"]) / NS, seed),
+            "latency_s": describe(group["latency_s"], seed),
             "units_per_span": float(group["units"].mean()),
         }
-        device = group["device_s"].astype(float)
-        if device.notna().any():
-            entry["device_s"] = describe(device, seed)
+        if group["device_s"].notna().any():
+            entry["device_s"] = describe(group["device_s"], seed)
         out[str(phase)] = entry
     return out
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import pandas as pd
 import yaml
 
-from .analysis import summarize
+from .analysis import SUMMARY_COLUMNS, measured_spans, summarize
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK, ChildSpec, child_entry
 from .energy import energy_summary, measure_idle_power
 from .env import collect_env
@@ -301,7 +301,10 @@ class SuiteRunner:
             error["reason"] = f"{killed_reason}; {error['reason']}"
             atomic_write_json(workdir / ERROR_JSON, error)
         child = _read_json(workdir / CHILD_JSON) or {"device": self.device}
-        spans = _read_frame(workdir / f"{SPANS}.parquet")
+        # only the columns the summary reads, and only measured spans: one table in memory, not two
+        spans = _read_frame(workdir / f"{SPANS}.parquet", SUMMARY_COLUMNS)
+        span_count = int(len(spans))
+        spans = measured_spans(spans)
         samples = _read_frame(workdir / f"{SAMPLES}.parquet")
         summary: dict[str, Any] = {
             "name": w.entry.name,
@@ -317,7 +320,7 @@ class SuiteRunner:
             "loop": child.get("loop"),
             "wall_s": wall_s,
             "sweep": {"group": w.sweep_group, "point": w.sweep_point} if w.sweep_group else None,
-            "span_count": int(len(spans)),
+            "span_count": span_count,
             "sample_count": int(len(samples)),
         }
         derived = summarize(spans, samples, {**child, "device": self.device}, seed=self.suite.seed)
@@ -396,9 +399,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def _read_frame(path: Path, columns: Any = None) -> pd.DataFrame:
     try:
-        return read_frame(path)
+        return read_frame(path, columns)
     except Exception:
         return pd.DataFrame()
 

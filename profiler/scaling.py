@@ -1,7 +1,8 @@
 """Scaling figures with their fit quality: how state and cost grow as the work grows.
 
 Within one run (any workload whose spans carry `position`):
-- state bytes per token of context: slope of state_bytes against position (linear fit, r^2);
+- state bytes per token of context: slope of the per-position median state_bytes against
+  position (linear fit, r^2);
 - latency per token of context: slope of the per-position median latency against position.
 Across the points of a sweep (a `sweep:` block; one isolated child run per point):
 - batching gain: throughput (output units/s) at batch B over the smallest batch;
@@ -35,7 +36,8 @@ def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
         if latency:
             entry["latency_s_per_position"] = latency
         if "state_bytes" in g and g["state_bytes"].notna().any():
-            state = linear_fit(g["position"], g["state_bytes"])
+            per_position_state = g.groupby("position")["state_bytes"].median()  # the state at a position is one value
+            state = linear_fit(per_position_state.index, per_position_state.to_numpy())
             if state:
                 entry["state_bytes_per_position"] = state
         if entry:

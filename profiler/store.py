@@ -153,10 +153,14 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -
 KNOWN_TYPES = {"device_s": pa.float64(), "error": pa.string(), "position": pa.float64(), "state_bytes": pa.float64()}
 
 
-def read_frame(path: str | Path) -> Any:
+def read_frame(path: str | Path, columns: Any = None) -> Any:
     """A parquet table as a DataFrame without holding two copies: arrow buffers are released
-    column by column as pandas takes them, and the allocator gives the rest back."""
-    table = pq.read_table(path)
+    column by column as pandas takes them, and the allocator gives the rest back. `columns`
+    reads only those that exist."""
+    if columns is not None:
+        names = set(pq.read_schema(path).names)
+        columns = [c for c in columns if c in names]
+    table = pq.read_table(path, columns=columns)
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()
