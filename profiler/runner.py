@@ -91,7 +91,6 @@ class SuiteRunner:
         self.run_dir: Path | None = None
         self.entries: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}
-        self._proc: Any = None
 
     def prepare(self) -> Path:
         """Create the run directory and write the config and environment. Errors are UserErrors."""
@@ -216,7 +215,6 @@ class SuiteRunner:
         proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{workdir.name}")
         started = time.monotonic()
         proc.start()
-        self._proc = proc
         sampler = ProcessSampler(proc.pid, measure.sample_hz, PartWriter(workdir, SAMPLES, schema=SAMPLE_SCHEMA))
         sampler.start()
         gpu_unavailable = self._gpu_unavailable_default()
@@ -249,7 +247,6 @@ class SuiteRunner:
         finally:
             proc.join(timeout=10)
             sampler.stop()
-            self._proc = None
         summary = self._finish(w, workdir, proc.exitcode, phase, killed_reason, gpu_unavailable, time.monotonic() - started, interrupted)
         self.listener.workload_finished(w.entry.name, summary)
         if interrupted:
@@ -366,10 +363,6 @@ class SuiteRunner:
         if e2e:
             mix["traced_over_timed_e2e"] = mix["traced_iteration_s"] / e2e  # profiler-on / profiler-off
         return mix, None
-
-    def stop_current(self) -> None:
-        if self._proc is not None:
-            _stop(self._proc)
 
 
 def _stop(proc: Any) -> None:
