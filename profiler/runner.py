@@ -42,6 +42,7 @@ from .store import (
     merge_parts,
     new_run_dir,
     read_frame,
+    read_json,
 )
 
 
@@ -290,14 +291,14 @@ class SuiteRunner:
                 merge_parts(workdir, name)
             except Exception as exc:
                 problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
-        error = _read_json(workdir / ERROR_JSON)
+        error = read_json(workdir / ERROR_JSON)
         if error is None and (killed_reason or exitcode != 0):
             error = {"phase": phase, "reason": killed_reason or _exit_reason(exitcode), "type": "ChildFailure", "traceback": None}
             atomic_write_json(workdir / ERROR_JSON, error)
         elif error is not None and killed_reason:
             error["reason"] = f"{killed_reason}; {error['reason']}"
             atomic_write_json(workdir / ERROR_JSON, error)
-        child = _read_json(workdir / CHILD_JSON) or {"device": self.device}
+        child = read_json(workdir / CHILD_JSON) or {"device": self.device}
         # only the columns the summary reads, and only measured spans: one table in memory, not two
         spans = _read_frame(workdir / f"{SPANS}.parquet", SUMMARY_COLUMNS)
         span_count = int(len(spans))
@@ -356,7 +357,7 @@ class SuiteRunner:
     def _opmix(self, workdir: Path, derived: dict[str, Any], child: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         if not self.suite.measure.trace_ops:
             return {}, "measure.trace_ops is off"
-        mix = _read_json(workdir / OPMIX_JSON)
+        mix = read_json(workdir / OPMIX_JSON)
         if not mix:
             return {}, child.get("opmix_error") or "the workload ended before the traced pass"
         e2e = (derived["metrics"].get("e2e_s") or {}).get("median")
@@ -383,13 +384,6 @@ def _exit_reason(exitcode: int | None) -> str:
         hint = " (possibly the kernel's out-of-memory killer)" if sig == "SIGKILL" else ""
         return f"killed by {sig}{hint}"
     return f"the child exited with status {exitcode} without recording an error"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _read_frame(path: Path, columns: Any = None) -> pd.DataFrame:

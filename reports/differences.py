@@ -27,6 +27,7 @@ import yaml
 from profiler.analysis import NS, measured_spans, request_metrics
 from profiler.rundir import Run, WorkloadRun
 from profiler.stats import BOOTSTRAP_RESAMPLES, ratio_ci
+from profiler.store import read_json
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 EXACT_BAND = 0.10
@@ -240,15 +241,10 @@ def load_rules(path: Path = RULES_FILE) -> list[dict[str, Any]]:
 
 def differences(run: Run, seed: int = 0) -> pd.DataFrame:
     """The differences table: one row per (workload, characteristic) against the baseline."""
-    import json
-
     baseline_name = _baseline(run)
     if baseline_name is None:
         return pd.DataFrame()
-    try:
-        sweeps = json.loads((run.path / "sweeps.json").read_text())
-    except (OSError, ValueError):
-        sweeps = {}
+    sweeps = read_json(run.path / "sweeps.json") or {}
     chars = {name: characteristics(w, sweeps) for name, w in run.workloads.items() if w.status == "ok"}
     if baseline_name not in chars:
         return pd.DataFrame()

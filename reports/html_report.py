@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from profiler.analysis import position_table, request_metrics
 from profiler.rundir import Run, load_run
-from profiler.store import atomic_write_text
+from profiler.store import atomic_write_text, read_json
 
 from . import figures
 from .definitions import DEFINITIONS
@@ -274,7 +274,7 @@ def _kv_table(d: dict[str, Any]) -> str:
 
 
 def _calibration(run: Run) -> dict[str, Any]:
-    return _read_json_file(run.path / "calibration.json") or {}
+    return read_json(run.path / "calibration.json") or {}
 
 
 def _fmt_si(value: float | None, unit: str) -> str:
@@ -401,7 +401,7 @@ def _scaling_section(run: Run) -> str:
     if rows:
         out += ('<h3>Growth with context (linear fits within each run)</h3><table><tr><th class="l">workload</th><th class="l">phase</th>'
                 "<th>state bytes per token of context</th><th>latency per token of context</th></tr>" + "".join(rows) + "</table>")
-    sweeps = _read_json_file(run.path / "sweeps.json")
+    sweeps = read_json(run.path / "sweeps.json")
     batch_rows, curves = [], {}
     for group, data in (sweeps or {}).items():
         for r in data.get("batch", []):
@@ -422,13 +422,6 @@ def _ratio_cell(r: dict[str, Any]) -> str:
         return "—"
     lo, hi = r["ci95"]
     return f"{r['ratio']:.2f}× [{lo:.2f}, {hi:.2f}]"
-
-
-def _read_json_file(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _watts(value: float | None) -> str:

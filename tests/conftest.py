@@ -55,6 +55,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
     return lines[0]
 
 
+def assert_bad_params(write_suite, workload_type: str, params: str, needle: str) -> None:
+    """A suite whose only workload has `params` fails validation with one line containing `needle`."""
+    suite = write_suite(f"name: s\nworkloads:\n  - name: w\n    type: {workload_type}\n    params: {params}\n")
+    assert_one_line_error(run_cli("validate", suite), needle)
+
+
 FAST_MEASURE = "measure: {warmup_iters: 1, min_iters: 3, min_seconds: 0, max_seconds: 30, sample_hz: 50}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_bad_params
 from tests.integration.test_llm_decode import run_with_recorder
 from workloads.diffusion import Diffusion
 
@@ -49,5 +49,4 @@ def test_sd15_and_dit_shapes_build_published_counts():
     ("{preset: sd-15}", "did you mean 'sd15'"),
 ])
 def test_bad_diffusion_params(write_suite, params, needle):
-    suite = write_suite(f"name: s\nworkloads:\n  - name: d\n    type: diffusion\n    params: {params}\n")
-    assert_one_line_error(run_cli("validate", suite), needle)
+    assert_bad_params(write_suite, "diffusion", params, needle)

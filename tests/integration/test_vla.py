@@ -10,7 +10,7 @@ from profiler.analysis import deadline_metrics
 from profiler.child import SetupContextImpl
 from profiler.spans import SpanRecorder
 from profiler.store import SPANS, PartWriter, merge_parts
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_bad_params
 from workloads.vla import VLA
 
 SMALL_FRAMES = {"camera_resolution": [64, 64]}  # the tiny encoder's own size: no resize cost
@@ -77,8 +77,7 @@ def test_async_misses_fewer_than_sync_at_the_same_load(tmp_path):
     ("{head: discrete, chunk_len: 5}", "chunk_len must be 1"),
 ])
 def test_bad_vla_params(write_suite, params, needle):
-    suite = write_suite(f"name: s\nworkloads:\n  - name: v\n    type: vla\n    params: {params}\n")
-    assert_one_line_error(run_cli("validate", suite), needle)
+    assert_bad_params(write_suite, "vla", params, needle)
 
 
 def test_published_policy_sizes():

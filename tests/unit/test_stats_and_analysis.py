@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiler.analysis import phase_noise, request_metrics, summarize
+from profiler.analysis import phase_noise, phase_table, request_metrics, summarize
 from profiler.stats import describe
 
 MS = 1_000_000
@@ -77,3 +77,9 @@ def test_noise_is_measured_per_position_not_across_a_growing_step():
         for k in range(10):  # latency grows 1 ms per position, identical across iterations
             rows.append(span(it, "decode_step", 100 * it + k, 100 * it + k + 1 + k, units=1, position=k))
     assert phase_noise(pd.DataFrame(rows))["decode_step"] == 0.0
+
+
+def test_phase_table_for_notebooks():
+    table = phase_table(known_spans()).set_index("phase")
+    assert table.loc["decode_step", "count"] == 6 and table.loc["prefill", "count"] == 2
+    assert table.loc["decode_step", "median_s"] == 0.005 and table.loc["iteration", "median_s"] == 0.026
