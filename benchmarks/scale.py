@@ -2,8 +2,10 @@
 
 A child process writes a synthetic run directory the way a workload's child and the sampler do
 (rows streamed in batches of part files); a parent process merges, summarises and reports it as
-the runner and `report` do. Prints each process's time and peak memory (RSS), the report's size,
-and whether headless Chromium renders it.
+the runner and `report` do. The run has the 1,000,000-span baseline ("llm", KV state growing per
+token) and a second workload of a fifth of its size ("ssm", constant state), so the report's
+comparisons (ratio and slope intervals on a million samples) run too. Prints each process's time
+and peak memory (RSS), the report's size, and whether headless Chromium renders it.
 Targets: peak memory under 500 MiB, the summary under 10 s, the report under 15 MB.
 Usage: python benchmarks/scale.py [--spans 1000000] [--samples 100000] [--keep DIR]
 """
@@ -30,23 +32,33 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+WORKLOADS = (("llm", 1.0, 8192), ("ssm", 0.2, 0))  # (name, share of --spans and --samples, state bytes per position)
+
+
 def write_run(root: Path, n_spans: int, n_samples: int) -> None:
+    for name, share, state_per_position in WORKLOADS:
+        write_workload(root / name, int(n_spans * share), int(n_samples * share), state_per_position)
+    atomic_write_json(root / "run.json", {"suite": "scale", "baseline": "llm", "device": "cpu", "status": "complete",
+                                          "workloads": [{"name": name, "dir": name, "status": "ok"} for name, _, _ in WORKLOADS]})
+    atomic_write_json(root / "env.json", {"cpu_model": "synthetic"})
+
+
+def write_workload(work: Path, n_spans: int, n_samples: int, state_per_position: int) -> None:
     """A decode-like workload: iterations of 1 prefill + 999 decode steps, streamed in batches."""
-    work = root / "llm"
     work.mkdir(parents=True)
     spans = PartWriter(work, SPANS)
     rng = np.random.default_rng(0)
     t = 1_000_000_000
     per_iteration = 1000
-    iterations = n_spans // (per_iteration + 1)
+    iterations = -(-n_spans // (per_iteration + 1))  # at least n_spans
     for it in range(iterations):
         start = t
         rows = []
         for k in range(per_iteration):
-            d = int(5e6 + 2e3 * k + rng.integers(0, 2e5))
+            d = int(5e6 + (2e3 * k if state_per_position else 0) + rng.integers(0, 2e5))
             rows.append({"iteration": it, "warmup": it == 0, "phase": "prefill" if k == 0 else "decode_step", "index": k + 1,
                          "start_ns": t, "end_ns": t + d, "units": 1.0, "device_s": None, "error": None,
-                         "position": 128 + k, "state_bytes": 8192 * (128 + k)})
+                         "position": 128 + k, "state_bytes": 4096 + state_per_position * (128 + k)})
             t += d
         rows.append({"iteration": it, "warmup": it == 0, "phase": "iteration", "index": 0, "start_ns": start, "end_ns": t,
                      "units": 0.0, "device_s": None, "error": None, "position": None, "state_bytes": None})
@@ -61,9 +73,6 @@ def write_run(root: Path, n_spans: int, n_samples: int) -> None:
         if samples.full:
             samples.flush()
     samples.flush()
-    atomic_write_json(root / "run.json", {"suite": "scale", "baseline": "llm", "device": "cpu", "status": "complete",
-                                          "workloads": [{"name": "llm", "dir": "llm", "status": "ok"}]})
-    atomic_write_json(root / "env.json", {"cpu_model": "synthetic"})
 
 
 def main() -> None:
@@ -93,28 +102,29 @@ def main() -> None:
 def child_stage(root: Path, n_spans: int, n_samples: int) -> None:
     t0 = time.monotonic()
     write_run(root, n_spans, n_samples)
-    print(f"child: streamed {n_spans:,} spans and {n_samples:,} samples as part files in {time.monotonic() - t0:.1f} s; "
+    total = sum(int(n_spans * share) for _, share, _ in WORKLOADS)
+    print(f"child: streamed {total:,} spans ({n_spans:,} in the baseline) and their samples as part files in {time.monotonic() - t0:.1f} s; "
           f"peak RSS {peak_mib():.0f} MiB (target < 500 MiB)")
 
 
 def parent_stage(root: Path, n_spans: int, n_samples: int) -> None:
-    t1 = time.monotonic()
-    merge_parts(root / "llm", SPANS)
-    merge_parts(root / "llm", SAMPLES)
-    t2 = time.monotonic()
-    from profiler.analysis import SUMMARY_COLUMNS, measured_spans
+    from profiler.rundir import read_measured
     from profiler.store import read_frame
-
-    spans = measured_spans(read_frame(root / "llm" / "spans.parquet", SUMMARY_COLUMNS))  # as the runner reads them
-    samples = read_frame(root / "llm" / "samples.parquet")
-    t3 = time.monotonic()
-    summary = summarize(spans, samples, {"device": "cpu"})
-    t4 = time.monotonic()
-    atomic_write_json(root / "llm" / "summary.json", {"name": "llm", "status": "ok", **summary})
-    del spans, samples, summary
-    print(f"parent: merge {t2 - t1:.1f} s; summary {t4 - t3:.1f} s (target < 10 s)")
-
     from reports.html_report import write_report
+
+    for name, _, _ in WORKLOADS:  # as the runner does after each workload
+        t1 = time.monotonic()
+        merge_parts(root / name, SPANS)
+        merge_parts(root / name, SAMPLES)
+        t2 = time.monotonic()
+        spans, _, count = read_measured(root / name / "spans.parquet")
+        samples = read_frame(root / name / "samples.parquet")
+        t3 = time.monotonic()
+        summary = summarize(spans, samples, {"device": "cpu"})
+        t4 = time.monotonic()
+        atomic_write_json(root / name / "summary.json", {"name": name, "status": "ok", "span_count": count, **summary})
+        del spans, samples, summary
+        print(f"parent: {name}: {count:,} spans; merge {t2 - t1:.1f} s; read {t3 - t2:.1f} s; summary {t4 - t3:.1f} s (target < 10 s)")
 
     t5 = time.monotonic()
     write_report(root, root / "report.html")

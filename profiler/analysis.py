@@ -32,14 +32,23 @@ SUMMARY_COLUMNS = ("iteration", "warmup", "phase", "start_ns", "end_ns", "units"
                    "deadline_ns", "scheduled_ns", "staleness_s", "obs_ns")
 
 
+MEASURED_RULE_COLUMNS = ("iteration", "warmup", "error")
+
+
+def measured_mask(spans: pd.DataFrame) -> pd.Series:
+    """True for the spans of measured iterations that completed without an error (reads only
+    MEASURED_RULE_COLUMNS)."""
+    failed = spans.loc[spans["error"].notna(), "iteration"].unique()
+    return ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
+
+
 def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """Spans of measured iterations that completed without an error (the same frame, not a
     copy, when nothing is dropped: a million spans must not be copied once per statistic).
     `columns` selects in the same single copy."""
     if spans.empty:
         return spans
-    failed = spans.loc[spans["error"].notna(), "iteration"].unique()
-    keep = ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
+    keep = measured_mask(spans)
     if columns is not None:
         return spans.loc[keep, columns]
     return spans if keep.all() else spans.loc[keep]
@@ -235,13 +244,34 @@ def summarize(
 def position_table(spans: pd.DataFrame, phase: str | None = None) -> pd.DataFrame:
     """Median latency and state bytes per (phase, position) for spans that carry `position`."""
     m = measured_spans(spans)
+    columns = ["phase", "position", "median_s", "state_bytes", "count"]
     if m.empty or "position" not in m:
-        return pd.DataFrame(columns=["phase", "position", "median_s", "state_bytes", "count"])
-    m = m.loc[m["position"].notna()]
-    if phase is not None:
-        m = m.loc[m["phase"] == phase]
-    m = m.assign(latency_s=(m["end_ns"] - m["start_ns"]) / NS)
-    agg: dict[str, Any] = {"median_s": ("latency_s", "median"), "count": ("latency_s", "size")}
-    if "state_bytes" in m:
-        agg["state_bytes"] = ("state_bytes", "median")
-    return m.groupby(["phase", "position"], as_index=False).agg(**agg)
+        return pd.DataFrame(columns=columns)
+    has_position = m["position"].notna()
+    phases = m.loc[has_position, "phase"].unique() if phase is None else [phase]
+    tables = []
+    for name in sorted(str(p) for p in phases):
+        rows = (has_position & (m["phase"] == name)).to_numpy()
+        if not rows.any():
+            continue
+        position = m["position"].to_numpy(dtype=float)[rows]
+        latency = (m["end_ns"].to_numpy()[rows] - m["start_ns"].to_numpy()[rows]) / NS
+        keys, median_s, count = group_medians(position, latency)
+        table = pd.DataFrame({"phase": name, "position": keys, "median_s": median_s, "count": count})
+        if "state_bytes" in m:
+            state = m["state_bytes"].to_numpy(dtype=float)[rows]
+            known = ~np.isnan(state)
+            skeys, smedian, _ = group_medians(position[known], state[known])
+            table["state_bytes"] = pd.Series(smedian, index=skeys).reindex(keys).to_numpy()
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)[[c for c in columns if c in tables[0]]] if tables else pd.DataFrame(columns=columns)
+
+
+def group_medians(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct keys in order, median of the values per key, count per key) by one sort:
+    pandas' two-key groupby-median holds several copies of a million rows for the same result."""
+    order = np.lexsort((values, keys))
+    k, v = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if k.size else np.array([], dtype=np.int64)
+    count = np.diff(np.r_[starts, k.size])
+    return k[starts], (v[starts + (count - 1) // 2] + v[starts + count // 2]) / 2, count

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
-from .store import SAMPLES, SPANS, read_frame
+from .analysis import MEASURED_RULE_COLUMNS, SUMMARY_COLUMNS, measured_mask, measured_spans
+from .spans import ITERATION
+from .store import SAMPLES, SPANS, read_arrow, to_frame
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -34,10 +38,36 @@ class WorkloadRun:
     summary: dict[str, Any]
     error: dict[str, Any] | None
     problems: list[str] = field(default_factory=list)
+    _measured: pd.DataFrame | None = field(default=None, init=False, repr=False)
+    _iterations: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def spans(self) -> pd.DataFrame:
+        """Every span with every column, warmup included (for notebooks)."""
         return _read_table(self.path / f"{SPANS}.parquet", self.problems, parts_of=SPANS)
+
+    @property
+    def measured(self) -> pd.DataFrame:
+        """Measured spans only (no warmup, no iteration that raised), in the columns the analysis
+        reads: what reports use. Read on its own, so that a million spans are held once."""
+        if self._measured is None:
+            self._read_measured()
+        return self._measured
+
+    @property
+    def iterations(self) -> pd.DataFrame:
+        """The `iteration` spans, warmup included: where each iteration began and ended."""
+        if self._iterations is None:
+            self._read_measured()
+        return self._iterations
+
+    def _read_measured(self) -> None:
+        if "spans" in self.__dict__:  # already read in full: filter that rather than read again
+            spans = self.spans[[c for c in SUMMARY_COLUMNS if c in self.spans]]
+            self._iterations = spans.loc[spans["phase"] == ITERATION] if not spans.empty else spans
+            self._measured = measured_spans(spans)
+        else:
+            self._measured, self._iterations, _ = read_measured(self.path / f"{SPANS}.parquet", self.problems)
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -117,17 +147,42 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
     return None
 
 
-def _read_table(path: Path, problems: list[str], parts_of: str) -> pd.DataFrame:
-    """Read a merged table, or the part files a crashed run left behind."""
+def read_measured(path: str | Path, problems: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(measured spans in SUMMARY_COLUMNS, the `iteration` spans with warmup, the total span count)
+    from a workload's spans.parquet, or from the part files a crashed run left behind.
+
+    The measured rule (analysis.measured_mask) is applied to the arrow table before conversion,
+    so only the kept rows ever become pandas: a million spans are held once, not twice."""
+    table = _read_arrow(Path(path), [] if problems is None else problems, SPANS, SUMMARY_COLUMNS)
+    if table is None:
+        return pd.DataFrame(), pd.DataFrame(), 0
+    total = table.num_rows
+    iterations = table.filter(pc.equal(table["phase"], ITERATION)).to_pandas()
+    keep = measured_mask(table.select([c for c in MEASURED_RULE_COLUMNS if c in table.column_names]).to_pandas())
+    table = table.filter(pa.array(keep.to_numpy(dtype=bool)))
+    return to_frame(table), iterations, total
+
+
+def _read_table(path: Path, problems: list[str], parts_of: str, columns: Any = None) -> pd.DataFrame:
+    table = _read_arrow(path, problems, parts_of, columns)
+    return pd.DataFrame() if table is None else to_frame(table)
+
+
+def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = None) -> pa.Table | None:
+    """A merged table, or the part files a crashed run left behind; None when no rows."""
     files = [path] if path.exists() else sorted(path.parent.glob(f"{parts_of}.part-*.parquet"))
-    frames = []
+    tables = []
     for f in files:
         try:
-            frames.append(read_frame(f))
-        except Exception as exc:  # corrupt or truncated: name it, keep the rest
-            problems.append(f"{f}: unreadable ({type(exc).__name__}: {str(exc)[:120]})")
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            tables.append(read_arrow(f, columns))
+        except Exception as exc:  # corrupt or truncated: name it (once, however often it is read), keep the rest
+            problem = f"{f}: unreadable ({type(exc).__name__}: {str(exc)[:120]})"
+            if problem not in problems:
+                problems.append(problem)
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
 
 
 def _stack(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

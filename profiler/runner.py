@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import pandas as pd
 import yaml
 
-from .analysis import SUMMARY_COLUMNS, measured_spans, summarize
+from .analysis import summarize
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK, ChildSpec, child_entry
 from .energy import energy_summary, measure_idle_power
 from .env import collect_env
@@ -31,7 +31,7 @@ from .errors import UserError
 from .nvml import GPU_COLUMNS, Nvml
 from .resolve import ResolvedSuite, ResolvedWorkload
 from .roofline import BOUND_RULE, work_by_phase
-from .rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON, SWEEPS_JSON
+from .rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON, SUMMARY_JSON, SWEEPS_JSON, read_measured
 from .sampler import SAMPLE_SCHEMA, ProcessSampler
 from .store import (
     SAMPLES,
@@ -151,7 +151,7 @@ class SuiteRunner:
         groups: dict[str, list[dict[str, Any]]] = {}
         for w, entry in zip(self.resolved.workloads, self.entries, strict=True):
             if w.sweep_group and entry["status"] == "ok":
-                spans = _read_frame(self.run_dir / entry["dir"] / f"{SPANS}.parquet")
+                spans, _, _ = read_measured(self.run_dir / entry["dir"] / f"{SPANS}.parquet")
                 groups.setdefault(w.sweep_group, []).append(
                     {"name": w.entry.name, "params": w.params.model_dump(mode="json"), "point": w.sweep_point, "spans": spans})
         if groups:
@@ -300,9 +300,7 @@ class SuiteRunner:
             atomic_write_json(workdir / ERROR_JSON, error)
         child = read_json(workdir / CHILD_JSON) or {"device": self.device}
         # only the columns the summary reads, and only measured spans: one table in memory, not two
-        spans = _read_frame(workdir / f"{SPANS}.parquet", SUMMARY_COLUMNS)
-        span_count = int(len(spans))
-        spans = measured_spans(spans)
+        spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", problems)
         samples = _read_frame(workdir / f"{SAMPLES}.parquet")
         summary: dict[str, Any] = {
             "name": w.entry.name,

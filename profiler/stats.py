@@ -5,6 +5,16 @@ a percentile bootstrap (seeded, so reports are reproducible) for up to BOOTSTRAP
 and beyond that the distribution-free order-statistic interval (ranks n/2 -/+ 1.96*sqrt(n)/2),
 which the bootstrap converges to and which costs nothing on a million spans. The method used is
 stored beside the interval.
+
+The same rule holds for the other intervals, so that no statistic ever holds resamples x n values
+at once (a million spans would need gigabytes):
+- ratio of medians: resampled medians by bootstrap up to BOOTSTRAP_MAX_N, beyond it drawn as
+  order statistics at normally distributed ranks n/2 + Z*sqrt(n)/2 (the bootstrap median's
+  large-sample law);
+- slope of a least-squares line: a pairs bootstrap up to BOOTSTRAP_MAX_N, beyond it the normal
+  interval with the heteroscedasticity-robust (HC0) standard error, which the pairs bootstrap
+  converges to.
+Bootstraps resample in chunks of at most CHUNK_VALUES values.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ NOISY_IQR_OVER_MEDIAN = 0.10  # torch.utils.benchmark's threshold for "environme
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_MAX_N = 20_000
 Z95 = 1.959963984540054
+CHUNK_VALUES = 2_000_000
 
 
 def describe(values: Any, seed: int = 0) -> dict[str, Any]:
@@ -49,19 +60,27 @@ def median_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float, str]:
     if n == 1:
         return float(x[0]), float(x[0]), "single sample"
     if n <= BOOTSTRAP_MAX_N:
-        rng = np.random.default_rng(seed)
-        medians = np.empty(BOOTSTRAP_RESAMPLES)
-        chunk = max(1, 2_000_000 // n)  # bound memory: resample in chunks of at most ~2M values
-        for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
-            k = min(chunk, BOOTSTRAP_RESAMPLES - start)
-            medians[start : start + k] = np.median(x[rng.integers(0, n, size=(k, n))], axis=1)
-        lo, hi = np.percentile(medians, [2.5, 97.5])
+        lo, hi = np.percentile(bootstrap_medians(x, np.random.default_rng(seed)), [2.5, 97.5])
         return float(lo), float(hi), f"bootstrap ({BOOTSTRAP_RESAMPLES} resamples)"
     s = np.sort(x)
     half = Z95 * math.sqrt(n) / 2
     lo_rank = max(0, int(math.floor(n / 2 - half)))
     hi_rank = min(n - 1, int(math.ceil(n / 2 + half)))
     return float(s[lo_rank]), float(s[hi_rank]), "order statistics (binomial)"
+
+
+def bootstrap_medians(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """BOOTSTRAP_RESAMPLES medians of resamples of x (finite values); see the module docstring."""
+    n = x.size
+    if n > BOOTSTRAP_MAX_N:
+        ranks = np.rint((n - 1) / 2 + rng.standard_normal(BOOTSTRAP_RESAMPLES) * math.sqrt(n) / 2).astype(np.int64)
+        return np.sort(x)[np.clip(ranks, 0, n - 1)]
+    medians = np.empty(BOOTSTRAP_RESAMPLES)
+    chunk = max(1, CHUNK_VALUES // n)
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        k = min(chunk, BOOTSTRAP_RESAMPLES - start)
+        medians[start : start + k] = np.median(x[rng.integers(0, n, size=(k, n))], axis=1)
+    return medians
 
 
 def noisy(stats: dict[str, Any]) -> float | None:
@@ -81,8 +100,7 @@ def ratio_ci(numerator: Any, denominator: Any, seed: int = 0) -> dict[str, Any]:
     if a.size == 0 or b.size == 0 or np.median(b) == 0:
         return {"ratio": None}
     rng = np.random.default_rng(seed)
-    ra = np.median(a[rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))], axis=1)
-    rb = np.median(b[rng.integers(0, b.size, size=(BOOTSTRAP_RESAMPLES, b.size))], axis=1)
+    ra, rb = bootstrap_medians(a, rng), bootstrap_medians(b, rng)
     ok = rb != 0
     lo, hi = np.percentile(ra[ok] / rb[ok], [2.5, 97.5])
     return {"ratio": float(np.median(a) / np.median(b)), "ci95": [float(lo), float(hi)], "n": [int(a.size), int(b.size)]}
@@ -96,8 +114,46 @@ def linear_fit(x: Any, y: Any) -> dict[str, Any] | None:
     x, y = x[keep], y[keep]
     if np.unique(x).size < 3:
         return None
-    slope, intercept = np.polyfit(x, y, 1)
+    slope = ols_slope(x, y)
+    intercept = y.mean() - slope * x.mean()
     residual = y - (slope * x + intercept)
     total = ((y - y.mean()) ** 2).sum()
     r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
     return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": int(x.size)}
+
+
+def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope, closed form (np.polyfit builds an n x 2 matrix and factors it: a
+    million points cost tens of MB for the same number)."""
+    dx = x - x.mean()
+    sxx = float(np.dot(dx, dx))
+    return float(np.dot(dx, y - y.mean()) / sxx) if sxx > 0 else math.nan
+
+
+def slope_ci(x: Any, y: Any, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the least-squares slope of y on x; see the module docstring."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = x.size
+    if n > BOOTSTRAP_MAX_N:
+        dx = x - x.mean()
+        sxx = float(np.dot(dx, dx))
+        if sxx == 0:
+            return math.nan, math.nan
+        slope = float(np.dot(dx, y - y.mean())) / sxx
+        residual = y - y.mean() - slope * dx
+        se = math.sqrt(float(np.dot(dx * residual, dx * residual))) / sxx
+        return float(slope - Z95 * se), float(slope + Z95 * se)
+    rng = np.random.default_rng(seed)
+    slopes = np.empty(BOOTSTRAP_RESAMPLES)
+    chunk = max(1, CHUNK_VALUES // max(n, 1))
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        k = min(chunk, BOOTSTRAP_RESAMPLES - start)
+        idx = rng.integers(0, n, size=(k, n))
+        xs, ys = x[idx], y[idx]
+        xs -= xs.mean(axis=1, keepdims=True)
+        ys -= ys.mean(axis=1, keepdims=True)
+        var = (xs**2).sum(axis=1)
+        slopes[start : start + k] = np.where(var > 0, (xs * ys).sum(axis=1) / np.where(var > 0, var, 1), np.nan)
+    lo, hi = np.nanpercentile(slopes, [2.5, 97.5])
+    return float(lo), float(hi)

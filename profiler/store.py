@@ -161,18 +161,27 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -
 KNOWN_TYPES = {"device_s": pa.float64(), "error": pa.string(), "position": pa.float64(), "state_bytes": pa.float64()}
 
 
-def read_frame(path: str | Path, columns: Any = None) -> Any:
-    """A parquet table as a DataFrame without holding two copies: arrow buffers are released
-    column by column as pandas takes them, and the allocator gives the rest back. `columns`
-    reads only those that exist."""
+def read_arrow(path: str | Path, columns: Any = None) -> pa.Table:
+    """A parquet file as an arrow table; `columns` reads only those that exist."""
     if columns is not None:
         names = set(pq.read_schema(path).names)
         columns = [c for c in columns if c in names]
-    table = pq.read_table(path, columns=columns)
+    return pq.read_table(path, columns=columns)
+
+
+def to_frame(table: pa.Table) -> Any:
+    """An arrow table as a DataFrame without holding two copies: arrow buffers are released
+    column by column as pandas takes them, and the allocator gives the rest back. The table
+    must not be used afterwards."""
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()
     return frame
+
+
+def read_frame(path: str | Path, columns: Any = None) -> Any:
+    """A parquet file as a DataFrame (see read_arrow and to_frame)."""
+    return to_frame(read_arrow(path, columns))
 
 
 def merge_parts(directory: str | Path, name: str) -> Path | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.analysis import NS, measured_spans, request_metrics
+from profiler.analysis import NS, request_metrics
 from profiler.rundir import Run
 from profiler.stats import ratio_ci
 
@@ -49,11 +49,10 @@ def parse_condition(text: str) -> Condition:
 
 
 def samples(run: Run, name: str) -> dict[str, np.ndarray]:
-    spans = run.workloads[name].spans
-    if spans.empty:
+    m = run.workloads[name].measured
+    if m.empty:
         return {}
-    out = dict(request_metrics(spans))
-    m = measured_spans(spans)
+    out = dict(request_metrics(m))
     for phase, g in m.groupby("phase"):
         if phase != "iteration":
             out[f"phase:{phase}"] = ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from profiler.analysis import NS, measured_spans, request_metrics
+from profiler.analysis import ITERATION, NS, request_metrics
 from profiler.rundir import Run, WorkloadRun
-from profiler.stats import BOOTSTRAP_RESAMPLES, ratio_ci
+from profiler.stats import ols_slope, ratio_ci, slope_ci
 from profiler.store import read_json
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
@@ -65,11 +65,11 @@ LABELS = {
 
 
 def main_phase(w: WorkloadRun) -> str | None:
-    spans = measured_spans(w.spans)
-    if not spans.empty and "position" in spans:
-        positioned = spans.loc[spans["position"].notna() & (spans["phase"] != "iteration")]
-        if not positioned.empty:
-            return str(positioned["phase"].value_counts().idxmax())
+    m = w.measured
+    if not m.empty and "position" in m:
+        phases = m.loc[m["position"].notna() & (m["phase"] != ITERATION), "phase"]
+        if not phases.empty:
+            return str(phases.value_counts().idxmax())
     work = ((w.summary.get("work") or {}).get("phases") or {})
     candidates = {p: e.get("flops", 0) for p, e in work.items() if p != "iteration" and p in (w.summary.get("phases") or {})}
     leaves = {p: f for p, f in candidates.items() if f}
@@ -82,16 +82,16 @@ def main_phase(w: WorkloadRun) -> str | None:
 
 
 def phase_latencies(w: WorkloadRun, phase: str | None) -> np.ndarray:
-    spans = measured_spans(w.spans)
+    spans = w.measured
     if phase is None or spans.empty:
         return np.array([])
-    g = spans.loc[spans["phase"] == phase]
+    g = spans.loc[spans["phase"] == phase, ["start_ns", "end_ns"]]
     return ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)
 
 
 def characteristics(w: WorkloadRun, sweeps: dict[str, Any]) -> dict[str, Char]:
     s = w.summary
-    spans = w.spans
+    spans = w.measured
     phase = main_phase(w)
     out: dict[str, Char] = {}
     rm = request_metrics(spans) if not spans.empty else {}
@@ -135,17 +135,17 @@ def characteristics(w: WorkloadRun, sweeps: dict[str, Any]) -> dict[str, Char]:
     return out
 
 
-def _obs_to_output(spans: pd.DataFrame) -> np.ndarray:
-    m = measured_spans(spans)
-    o = m.loc[m["obs_ns"].notna()] if "obs_ns" in m else m.iloc[0:0]
+def _obs_to_output(m: pd.DataFrame) -> np.ndarray:
+    if "obs_ns" not in m:
+        return np.array([])
+    o = m.loc[m["obs_ns"].notna(), ["obs_ns", "end_ns"]]
     return ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
 
 
-def _positioned(spans: pd.DataFrame, phase: str | None) -> pd.DataFrame:
-    m = measured_spans(spans)
+def _positioned(m: pd.DataFrame, phase: str | None) -> pd.DataFrame:
     if phase is None or m.empty or "position" not in m:
         return pd.DataFrame()
-    g = m.loc[(m["phase"] == phase) & m["position"].notna()]
+    g = m.loc[(m["phase"] == phase) & m["position"].notna(), [c for c in ("position", "state_bytes", "start_ns", "end_ns") if c in m]]
     return g.assign(latency_s=(g["end_ns"] - g["start_ns"]) / NS)
 
 
@@ -153,7 +153,7 @@ def _slope_char(g: pd.DataFrame, column: str, unit: str, why: str) -> Char:
     if g.empty or column not in g or g[column].isna().all() or g["position"].nunique() < 3:
         return Char(None, unit, "slope", why=why)
     x, y = g["position"].to_numpy(dtype=float), g[column].to_numpy(dtype=float)
-    slope = float(np.polyfit(x, y, 1)[0])
+    slope = ols_slope(x, y)
     return Char(slope, unit, "slope", samples=(x, y))
 
 
@@ -166,18 +166,6 @@ def _batching(w: WorkloadRun, sweeps: dict[str, Any]) -> Char:
     best = max(rows, key=lambda r: r["batch_size"] / r["base_batch_size"])
     gain = best["throughput_gain"]
     return Char(gain["ratio"], f"x at batch {best['batch_size']} vs {best['base_batch_size']}", "given", ci=gain["ci95"])
-
-
-def slope_ci(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    n = x.size
-    idx = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
-    xs, ys = x[idx], y[idx]
-    xm, ym = xs.mean(axis=1, keepdims=True), ys.mean(axis=1, keepdims=True)
-    var = ((xs - xm) ** 2).sum(axis=1)
-    slopes = np.where(var > 0, ((xs - xm) * (ys - ym)).sum(axis=1) / np.where(var > 0, var, 1), np.nan)
-    lo, hi = np.nanpercentile(slopes, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def compare(w: Char, b: Char, seed: int = 0) -> dict[str, Any]:
@@ -239,13 +227,19 @@ def load_rules(path: Path = RULES_FILE) -> list[dict[str, Any]]:
     return yaml.safe_load(path.read_text()) or []
 
 
-def differences(run: Run, seed: int = 0) -> pd.DataFrame:
+def run_characteristics(run: Run) -> dict[str, dict[str, Char]]:
+    """The characteristics of every workload that ran to the end (computed once per report:
+    they read every measured span)."""
+    sweeps = read_json(run.path / "sweeps.json") or {}
+    return {name: characteristics(w, sweeps) for name, w in run.workloads.items() if w.status == "ok"}
+
+
+def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Char]] | None = None) -> pd.DataFrame:
     """The differences table: one row per (workload, characteristic) against the baseline."""
     baseline_name = _baseline(run)
     if baseline_name is None:
         return pd.DataFrame()
-    sweeps = read_json(run.path / "sweeps.json") or {}
-    chars = {name: characteristics(w, sweeps) for name, w in run.workloads.items() if w.status == "ok"}
+    chars = run_characteristics(run) if chars is None else chars
     if baseline_name not in chars:
         return pd.DataFrame()
     base = chars[baseline_name]

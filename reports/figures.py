@@ -93,8 +93,9 @@ TIMELINE_ROWS = [
 ]
 
 
-def sampler_timeline(name: str, samples: pd.DataFrame, spans: pd.DataFrame) -> tuple[go.Figure | None, bool]:
-    """Sampler series against time since the workload's first sample, measured phase shaded."""
+def sampler_timeline(name: str, samples: pd.DataFrame, iterations: pd.DataFrame) -> tuple[go.Figure | None, bool]:
+    """Sampler series against time since the workload's first sample; the warmup and measured
+    iterations (`iteration` spans, warmup included) shaded."""
     rows = [r for r in TIMELINE_ROWS if r[0] in samples and samples[r[0]].notna().any()]
     if samples.empty or not rows:
         return None, False
@@ -106,8 +107,8 @@ def sampler_timeline(name: str, samples: pd.DataFrame, spans: pd.DataFrame) -> t
         x, y, reduced = minmax_downsample(x_all, samples[col].to_numpy(dtype=float) * scale)
         reduced_any |= reduced
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=title, showlegend=False), row=i, col=1)
-    if not spans.empty and "phase" in spans:
-        it = spans.loc[spans["phase"] == "iteration"]
+    if not iterations.empty:
+        it = iterations
         for warmup, color in ((True, "rgba(255,165,0,0.12)"), (False, "rgba(0,120,255,0.10)")):
             part = it.loc[it["warmup"] == warmup]
             if not part.empty:

@@ -21,7 +21,7 @@ from profiler.store import atomic_write_text, read_json
 
 from . import figures
 from .definitions import DEFINITIONS
-from .differences import characteristics, differences, fmt
+from .differences import Char, differences, fmt, run_characteristics
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:0 1.2rem 3rem;color:#1d2327;line-height:1.45}
@@ -43,9 +43,10 @@ def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
     """Build the report and write differences.csv/json into the run directory; return the
     problems found while reading the run (also shown in the report)."""
     run = load_run(run_dir)
-    diffs = differences(run, seed=int((run.config or {}).get("seed", 0) or 0))
+    chars = run_characteristics(run)
+    diffs = differences(run, seed=int((run.config or {}).get("seed", 0) or 0), chars=chars)
     write_differences(run.path, diffs)
-    page = build_html(run, diffs)
+    page = build_html(run, diffs, chars)
     atomic_write_text(out, page)
     return run.all_problems()
 
@@ -55,11 +56,12 @@ def write_differences(run_dir: Path, diffs: Any) -> None:
     atomic_write_text(run_dir / "differences.json", diffs.to_json(orient="records", indent=1))
 
 
-def build_html(run: Run, diffs: Any = None) -> str:
+def build_html(run: Run, diffs: Any = None, chars: dict[str, dict[str, Char]] | None = None) -> str:
+    chars = run_characteristics(run) if chars is None else chars
     if diffs is None:
-        diffs = differences(run)
+        diffs = differences(run, chars=chars)
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
-    sections.append(("overview", "Overview", _overview_section(run)))
+    sections.append(("overview", "Overview", _overview_section(run, chars)))
     sections.append(("differences", f"Differences from the baseline ({run.info.get('baseline', '?')})", _differences_section(diffs)))
     sections.append(("summary", "Latency summary", _summary_section(run)))
     fig_html = _figures_section(run)
@@ -146,7 +148,7 @@ def _differences_section(diffs: Any) -> str:
             "exact and compared with a ±10% band. Readings come from reports/rules.yaml; also in differences.csv and differences.json.</p>")
 
 
-def _overview_section(run: Run) -> str:
+def _overview_section(run: Run, chars_by_workload: dict[str, dict[str, Char]]) -> str:
     head = ('<tr><th class="l">workload</th><th class="l">status</th><th class="l">headline (domain units)</th><th class="l">bound class (main phase)</th>'
             '<th>state growth</th><th>energy per output</th></tr>')
     rows = []
@@ -164,13 +166,13 @@ def _overview_section(run: Run) -> str:
             headline = f"time to {unit} {_fmt_ms(m['e2e_s']['median'])} ms" + (f"; per step {_fmt_ms(step)} ms" if step else "") + f"; {m['output_units_per_s']['median']:.2f} {unit}/s"
         else:
             headline = "no measured iterations"
-        chars = characteristics(w, {}) if w.status == "ok" else {}
+        chars = chars_by_workload.get(name, {})
         bound = chars["bound"].value if chars else None
         phase = chars["latency_per_step"].extra.get("phase") if chars else None
-        state = chars["state_per_token"].value if chars else None
+        state = chars["state_per_token"] if chars else None
         energy = (s.get("energy") or {}).get("j_per_output_unit")
         rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(w.status)}</td><td class="l">{esc(headline)}</td>'
-                    f'<td class="l">{esc(bound or "—")}{f" ({esc(phase)})" if phase else ""}</td><td>{esc(fmt(state, "B/token"))}</td>'
+                    f'<td class="l">{esc(bound or "—")}{f" ({esc(phase)})" if phase else ""}</td><td>{esc(fmt(state.value, state.unit) if state else "—")}</td>'
                     f'<td>{esc(f"{energy:.4g} J/{unit}") if energy is not None else "<span class=na>unavailable</span>"}</td></tr>')
     return f"<table>{head}{''.join(rows)}</table><p class=\"muted\">Random weights from published architectures; performance does not depend on weight values.</p>"
 
@@ -438,7 +440,7 @@ def _figures_section(run: Run) -> str:
     timeline_html = []
     reduced = False
     for name, w in run.workloads.items():
-        spans = w.spans
+        spans = w.measured
         if not spans.empty:
             t = position_table(spans)
             if not t.empty:
@@ -447,7 +449,7 @@ def _figures_section(run: Run) -> str:
             rm = request_metrics(spans)
             cdf_itl[name] = rm["itl_s"]
             cdf_e2e[name] = rm["e2e_s"]
-        fig, r = figures.sampler_timeline(name, w.samples, spans)
+        fig, r = figures.sampler_timeline(name, w.samples, w.iterations)
         reduced |= r
         if fig is not None:
             timeline_html.append(_fig(fig))
@@ -463,7 +465,7 @@ def _figures_section(run: Run) -> str:
     ):
         if fig is not None:
             out.append(_fig(fig))
-    late = {name: w.spans for name, w in run.workloads.items() if not w.spans.empty and "deadline_ns" in w.spans}
+    late = {name: w.measured for name, w in run.workloads.items() if not w.measured.empty and "deadline_ns" in w.measured}
     fig = figures.tick_lateness(late)
     if fig is not None:
         out.append(_fig(fig))

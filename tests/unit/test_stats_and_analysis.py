@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiler.analysis import phase_noise, phase_table, request_metrics, summarize
-from profiler.stats import describe
+from profiler.analysis import phase_noise, phase_table, position_table, request_metrics, summarize
+from profiler import stats
+from profiler.stats import describe, ratio_ci, slope_ci
 
 MS = 1_000_000
 
@@ -83,3 +84,55 @@ def test_phase_table_for_notebooks():
     table = phase_table(known_spans()).set_index("phase")
     assert table.loc["decode_step", "count"] == 6 and table.loc["prefill", "count"] == 2
     assert table.loc["decode_step", "median_s"] == 0.005 and table.loc["iteration", "median_s"] == 0.026
+
+
+def _forced_bootstrap(monkeypatch, fn, *args):
+    """The same call with the bootstrap forced past BOOTSTRAP_MAX_N (the reference)."""
+    monkeypatch.setattr(stats, "BOOTSTRAP_MAX_N", 10**9)
+    try:
+        return fn(*args)
+    finally:
+        monkeypatch.undo()
+
+
+def test_large_sample_ratio_interval_agrees_with_the_bootstrap(monkeypatch):
+    rng = np.random.default_rng(1)
+    a = rng.lognormal(0.1, 0.3, 30_000)
+    b = rng.lognormal(0.0, 0.3, 25_000)
+    fast = ratio_ci(a, b)
+    slow = _forced_bootstrap(monkeypatch, ratio_ci, a, b)
+    width = slow["ci95"][1] - slow["ci95"][0]
+    assert fast["ratio"] == slow["ratio"]
+    assert abs(fast["ci95"][0] - slow["ci95"][0]) < 0.2 * width and abs(fast["ci95"][1] - slow["ci95"][1]) < 0.2 * width
+    big = ratio_ci(rng.lognormal(0, 0.3, 1_000_000), rng.lognormal(0, 0.3, 1_000_000))  # a million each, no resample matrix
+    assert big["ci95"][0] <= big["ratio"] <= big["ci95"][1] and big["ci95"][1] - big["ci95"][0] < 0.01
+
+
+def test_large_sample_slope_interval_agrees_with_the_pairs_bootstrap(monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1000, 25_000)
+    y = 3.0 + 0.002 * x + rng.normal(0, 0.05 + 0.0005 * x)  # noise grows with x: a plain SE would be wrong
+    fast = slope_ci(x, y)
+    slow = _forced_bootstrap(monkeypatch, slope_ci, x, y)
+    width = slow[1] - slow[0]
+    assert fast[0] < 0.002 < fast[1]
+    assert abs(fast[0] - slow[0]) < 0.2 * width and abs(fast[1] - slow[1]) < 0.2 * width
+
+
+def test_position_table_agrees_with_a_pandas_groupby():
+    rng = np.random.default_rng(3)
+    n = 5000
+    spans = pd.DataFrame({
+        "iteration": rng.integers(1, 20, n), "warmup": False, "error": None,
+        "phase": rng.choice(["decode_step", "prefill", "iteration"], n),
+        "position": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 40, n).astype(float)),
+        "start_ns": 0, "end_ns": rng.integers(1_000, 9_000_000, n),
+        "state_bytes": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 1 << 20, n).astype(float)),
+    })
+    got = position_table(spans)
+    m = spans.loc[spans["position"].notna()].assign(latency_s=lambda f: (f["end_ns"] - f["start_ns"]) / 1e9)
+    want = m.groupby(["phase", "position"], as_index=False).agg(median_s=("latency_s", "median"), state_bytes=("state_bytes", "median"),
+                                                                 count=("latency_s", "size"))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False)
+    only = position_table(spans, "prefill")
+    assert set(only["phase"]) == {"prefill"} and len(only) == len(want.loc[want["phase"] == "prefill"])
