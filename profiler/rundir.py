@@ -176,9 +176,8 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
         try:
             tables.append(read_arrow(f, columns))
         except Exception as exc:  # corrupt or truncated: name it (once, however often it is read), keep the rest
-            problem = f"{f}: unreadable ({type(exc).__name__}: {str(exc)[:120]})"
-            if problem not in problems:
-                problems.append(problem)
+            if not any(p.startswith(f"{f}: ") for p in problems):
+                problems.append(f"{f}: unreadable ({type(exc).__name__}: {str(exc)[:120]})")
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return None
