@@ -161,7 +161,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         _write_quietly(workdir / CHILD_JSON, info)
         if error is not None:
             _write_quietly(workdir / ERROR_JSON, error)
-        report("done", ok=error is None)
+        # also through the queue: on a full disk the files above may be missing, the parent still knows
+        report("done", ok=error is None, error=error, info=info)
     return 0 if error is None else 1
 
 

@@ -220,6 +220,7 @@ class SuiteRunner:
         sampler.start()
         gpu_unavailable = self._gpu_unavailable_default()
         phase, killed_reason = "import", None
+        done: dict[str, Any] = {}  # the child's last message: its error and info, even if it could not write them
         last_progress = time.monotonic()
         interrupted = False
         try:
@@ -233,6 +234,8 @@ class SuiteRunner:
                 if msg is not None:
                     last_progress = time.monotonic()
                     phase = self._handle(msg, w.entry.name, phase, sampler, gpu_unavailable)
+                    if msg.get("kind") == "done":
+                        done = msg
                     continue
                 if not proc.is_alive():
                     break
@@ -248,7 +251,7 @@ class SuiteRunner:
         finally:
             proc.join(timeout=10)
             sampler.stop()
-        summary = self._finish(w, workdir, proc.exitcode, phase, killed_reason, gpu_unavailable, time.monotonic() - started, interrupted)
+        summary = self._finish(w, workdir, proc.exitcode, phase, killed_reason, gpu_unavailable, time.monotonic() - started, interrupted, done)
         self.listener.workload_finished(w.entry.name, summary)
         if interrupted:
             raise KeyboardInterrupt
@@ -284,7 +287,7 @@ class SuiteRunner:
         return dict.fromkeys(GPU_COLUMNS, why)
 
     def _finish(self, w: ResolvedWorkload, workdir: Path, exitcode: int | None, phase: str, killed_reason: str | None,
-                gpu_unavailable: dict[str, str], wall_s: float, interrupted: bool) -> dict[str, Any]:
+                gpu_unavailable: dict[str, str], wall_s: float, interrupted: bool, done: dict[str, Any]) -> dict[str, Any]:
         problems: list[str] = []
         for name in (SPANS, SAMPLES):
             try:
@@ -292,13 +295,16 @@ class SuiteRunner:
             except Exception as exc:
                 problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
         error = read_json(workdir / ERROR_JSON)
+        if error is None and done.get("error"):  # the child could not write it (a full disk): it came through the queue
+            error = done["error"]
+            atomic_write_json(workdir / ERROR_JSON, error)
         if error is None and (killed_reason or exitcode != 0):
             error = {"phase": phase, "reason": killed_reason or _exit_reason(exitcode), "type": "ChildFailure", "traceback": None}
             atomic_write_json(workdir / ERROR_JSON, error)
         elif error is not None and killed_reason:
             error["reason"] = f"{killed_reason}; {error['reason']}"
             atomic_write_json(workdir / ERROR_JSON, error)
-        child = read_json(workdir / CHILD_JSON) or {"device": self.device}
+        child = read_json(workdir / CHILD_JSON) or done.get("info") or {"device": self.device}
         # only the columns the summary reads, and only measured spans: one table in memory, not two
         spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", problems)
         samples = _read_frame(workdir / f"{SAMPLES}.parquet")
@@ -326,7 +332,8 @@ class SuiteRunner:
             if sample_hz is not None:
                 summary["sample_hz_achieved"] = sample_hz
         if child.get("flush_error"):
-            problems.append(f"spans: {child['flush_error']}")
+            problems.append(f"spans could not be written ({child['flush_error']}): the batch held in memory at the failure "
+                            "(at most about one second of spans) is lost; every earlier batch is on disk")
         derived["warnings"] = list(child.get("warnings", [])) + derived["warnings"]
         derived["work"], why = self._work(workdir, derived["phases"], summary["facts"].get("dtype"), child)
         if why:

@@ -1,12 +1,13 @@
 """A workload that fails on purpose: raise, run out of memory, get killed or hang, in a chosen phase.
 
 It delivers units like the toy for `ok_iters` iterations (so spans exist before the fault),
-then faults in `fail_in`.
+then faults in `fail_in`. `disk_full` does not raise: the child's file writes fail from then on.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import time
 from typing import Literal
@@ -21,8 +22,8 @@ class Faulty:
     """Fails on purpose (tests only)."""
 
     class Params(BaseParams):
-        fail_in: Literal["setup", "run_once", "teardown"] = "run_once"
-        mode: Literal["raise", "oom", "kill", "hang"] = "raise"
+        fail_in: Literal["setup", "run_once", "teardown", "nowhere"] = "run_once"
+        mode: Literal["raise", "oom", "kill", "hang", "disk_full"] = "raise"
         ok_iters: int = Field(3, ge=0)
         step_s: float = Field(0.01, ge=0)
 
@@ -39,6 +40,11 @@ class Faulty:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB (planted)")
         if self.p.mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.p.mode == "disk_full":  # from now on every write of this process fails (EFBIG), as on a full disk
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            self.p = self.p.model_copy(update={"fail_in": "nowhere"})  # then carry on as if nothing happened
+            return
         while True:  # hang
             time.sleep(0.05)
 
