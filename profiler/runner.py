@@ -251,7 +251,8 @@ class SuiteRunner:
         finally:
             proc.join(timeout=10)
             sampler.stop()
-        summary = self._finish(w, workdir, proc.exitcode, phase, killed_reason, gpu_unavailable, time.monotonic() - started, interrupted, done)
+        summary = self._finish(w, workdir, proc.exitcode, phase, killed_reason, gpu_unavailable, time.monotonic() - started, interrupted, done,
+                               sampler.error)
         self.listener.workload_finished(w.entry.name, summary)
         if interrupted:
             raise KeyboardInterrupt
@@ -287,7 +288,8 @@ class SuiteRunner:
         return dict.fromkeys(GPU_COLUMNS, why)
 
     def _finish(self, w: ResolvedWorkload, workdir: Path, exitcode: int | None, phase: str, killed_reason: str | None,
-                gpu_unavailable: dict[str, str], wall_s: float, interrupted: bool, done: dict[str, Any]) -> dict[str, Any]:
+                gpu_unavailable: dict[str, str], wall_s: float, interrupted: bool, done: dict[str, Any],
+                sampler_error: str | None) -> dict[str, Any]:
         problems: list[str] = []
         for name in (SPANS, SAMPLES):
             try:
@@ -331,6 +333,8 @@ class SuiteRunner:
             sample_hz = _achieved_rate(samples)
             if sample_hz is not None:
                 summary["sample_hz_achieved"] = sample_hz
+        if sampler_error:
+            problems.append(sampler_error)
         if child.get("flush_error"):
             problems.append(f"spans could not be written ({child['flush_error']}): the batch held in memory at the failure "
                             "(at most about one second of spans) is lost; every earlier batch is on disk")

@@ -136,10 +136,20 @@ class ProcessSampler(threading.Thread):
                     break
                 with self.lock:
                     self.writer.append(row)
-                    if self.writer.full:
-                        self.writer.flush()
+                    if self.writer.full and not self._flush():
+                        break
         finally:
             reader.close()
+
+    def _flush(self) -> bool:
+        """Write the buffered rows; on a full disk record why and stop sampling (no thread traceback)."""
+        try:
+            self.writer.flush()
+            return True
+        except OSError as exc:
+            self.error = f"sampler rows could not be written ({exc.strerror or exc}); sampling stopped, the rows in memory are lost"
+            self.writer.rows.clear()
+            return False
 
     def _read(self, reader: Any) -> dict[str, Any] | None:
         t_ns = time.monotonic_ns()
@@ -155,4 +165,4 @@ class ProcessSampler(threading.Thread):
         self.stop_event.set()
         self.join(timeout=5)
         with self.lock:
-            self.writer.flush()
+            self._flush()
