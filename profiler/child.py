@@ -84,6 +84,9 @@ def child_entry(spec: ChildSpec, queue: Any) -> None:
     # Library warnings (e.g. one per fallback kernel) would flood the progress display; workloads
     # that need them capture them in setup and report them through ctx.warn.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # kineto (torch.profiler) prints a line at every trace start and stop; its failures are
+    # detected from the trace itself (opmix.no_kernels). KINETO_LOG_LEVEL=2 shows them again.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     raise SystemExit(child_main(spec, queue))
 
 
@@ -207,8 +210,14 @@ def count_work(workload: Any, workdir: Path, info: dict[str, Any]) -> None:
     from .work import WorkRecorder
 
     try:
-        rows = WorkRecorder().count(workload)
+        recorder = WorkRecorder()
+        rows = recorder.count(workload)
         atomic_write_table(workdir / f"{WORK}.parquet", rows_to_table(rows))
+        if recorder.uncounted_phases:
+            info["work_uncounted_phases"] = recorder.uncounted_phases
+        partial = sorted({r["phase"] for r in rows if r["misses_other_threads"]})
+        if partial:
+            info["work_partial_phases"] = partial
     except Exception as exc:
         info["work_error"] = f"the counting pass failed: {type(exc).__name__}: {str(exc)[:200]}"
 

@@ -78,7 +78,22 @@ def trace_iteration(workload: Any, device: str, workdir: Path) -> dict[str, Any]
     prof.export_chrome_trace(str(raw))
     trace_path = workdir / "trace.json.gz"
     _mark_rank_and_compress(raw, trace_path)
-    return {"phases": mix, "traced_iteration_s": traced_s, "trace_file": trace_path.name, "time_basis": "device kernel time" if cuda else "CPU self time"}
+    out = {"phases": mix, "traced_iteration_s": traced_s, "trace_file": trace_path.name, "time_basis": "device kernel time" if cuda else "CPU self time"}
+    why = no_kernels(mix) if cuda else None
+    if why:
+        out["device_unavailable"] = why
+    return out
+
+
+def no_kernels(mix: dict[str, Any]) -> str | None:
+    """On CUDA, a trace without a single kernel means the device side was not recorded (CUPTI
+    unavailable), not an idle device: the device columns become unavailable, with this reason."""
+    if any(entry.get("kernel_launches") for entry in mix.values()):
+        return None
+    for entry in mix.values():
+        entry.update(kernel_launches=None, device_idle_fraction=None, time_us_by_category={}, share_by_category={}, dominant_category=None)
+    return ("the trace recorded no CUDA kernel: the profiler's device side (CUPTI) did not record; "
+            "kineto's own messages are silenced in the child, rerun with KINETO_LOG_LEVEL=2 to see them")
 
 
 def attribute(events: Any, cuda: bool) -> dict[str, Any]:

@@ -56,11 +56,14 @@ def work_by_phase(work: pd.DataFrame, phases: dict[str, Any], calibration: dict[
             entry["mfu"] = entry["achieved_flops_per_s"] / peak
         if seconds and bandwidth:
             entry["mbu"] = entry["achieved_bytes_per_s"] / bandwidth
-        if peak and bandwidth and entry["intensity_flop_per_byte"] is not None:
-            entry["roofline_bound_flops_per_s"] = min(peak, bandwidth * entry["intensity_flop_per_byte"])
+        if peak and bandwidth:
             entry["ridge_flop_per_byte"] = peak / bandwidth
+            if entry["intensity_flop_per_byte"] is not None:
+                entry["roofline_bound_flops_per_s"] = min(peak, bandwidth * entry["intensity_flop_per_byte"])
         if "mfu" in entry and "mbu" in entry:
-            entry["bound"] = classify(entry["mfu"], entry["mbu"], entry["intensity_flop_per_byte"], entry["ridge_flop_per_byte"])
+            bound = classify(entry["mfu"], entry["mbu"], entry["intensity_flop_per_byte"], entry["ridge_flop_per_byte"])
+            if bound is not None:
+                entry["bound"] = bound
         out[str(phase)] = entry
     return out
 
@@ -73,9 +76,11 @@ def _phase_seconds(timing: dict[str, Any]) -> tuple[float | None, str]:
     return (host, "host") if host else (None, "")
 
 
-def classify(mfu: float, mbu: float, intensity: float | None, ridge: float) -> str:
+def classify(mfu: float, mbu: float, intensity: float | None, ridge: float) -> str | None:
+    """The bound rule (BOUND_RULE); None when the phase is busy but moved no counted bytes
+    (no intensity to place against the ridge)."""
     if mfu < OVERHEAD_BELOW and mbu < OVERHEAD_BELOW:
         return "overhead-bound"
-    if intensity is not None and intensity >= ridge:
-        return "compute-bound"
-    return "memory-bound"
+    if intensity is None:
+        return None
+    return "compute-bound" if intensity >= ridge else "memory-bound"

@@ -327,7 +327,9 @@ class SuiteRunner:
             "span_count": span_count,
             "sample_count": int(len(samples)),
         }
-        derived = summarize(spans, samples, {**child, "device": self.device}, seed=self.suite.seed)
+        # the analysis below must never cost the run: a bug in it becomes a stated problem, not a crash
+        derived = _guarded("the summary", problems, summarize, spans, samples, {**child, "device": self.device}, self.suite.seed) or {
+            "metrics": {}, "phases": {}, "memory": {}, "unavailable": {}, "warnings": [], "scaling": {}}
         derived["unavailable"].update(gpu_unavailable)
         if samples.shape[0]:
             sample_hz = _achieved_rate(samples)
@@ -339,15 +341,12 @@ class SuiteRunner:
             problems.append(f"spans could not be written ({child['flush_error']}): the batch held in memory at the failure "
                             "(at most about one second of spans) is lost; every earlier batch is on disk")
         derived["warnings"] = list(child.get("warnings", [])) + derived["warnings"]
-        derived["work"], why = self._work(workdir, derived["phases"], summary["facts"].get("dtype"), child)
-        if why:
-            derived["unavailable"]["work"] = why
-        derived["energy"], why = energy_summary(spans, samples, self.idle.get("idle_power_w"))
-        if why:
-            derived["unavailable"]["energy"] = why
-        derived["operator_mix"], why = self._opmix(workdir, derived, child)
-        if why:
-            derived["unavailable"]["operator_mix"] = why
+        for key, compute in (("work", lambda: self._work(workdir, derived["phases"], summary["facts"].get("dtype"), child)),
+                             ("energy", lambda: energy_summary(spans, samples, self.idle.get("idle_power_w"))),
+                             ("operator_mix", lambda: self._opmix(workdir, derived, child))):
+            derived[key], why = _guarded(f"the {key.replace('_', ' ')} analysis", problems, compute) or ({}, "its analysis failed (see problems)")
+            if why:
+                derived["unavailable"][key] = why
         summary.update(derived)
         summary["problems"] = problems
         atomic_write_json(workdir / SUMMARY_JSON, summary)
@@ -361,7 +360,14 @@ class SuiteRunner:
             return {}, child.get("work_error") or "the workload ended before the counting pass"
         table = work_by_phase(work, phases, self.calibration, dtype)
         why = None if self.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
-        return {"phases": table, "bound_rule": BOUND_RULE}, why
+        result: dict[str, Any] = {"phases": table, "bound_rule": BOUND_RULE}
+        if child.get("work_uncounted_phases"):
+            result["uncounted_phases"] = {p: "its spans ran only on other threads; the counters (torch dispatch modes) see one thread"
+                                          for p in child["work_uncounted_phases"]}
+        if child.get("work_partial_phases"):
+            result["partial_phases"] = {p: "other threads ran spans meanwhile (e.g. async inference); counted here: this thread's work only"
+                                        for p in child["work_partial_phases"]}
+        return result, why
 
     def _opmix(self, workdir: Path, derived: dict[str, Any], child: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         if not self.suite.measure.trace_ops:
@@ -393,6 +399,15 @@ def _exit_reason(exitcode: int | None) -> str:
         hint = " (possibly the kernel's out-of-memory killer)" if sig == "SIGKILL" else ""
         return f"killed by {sig}{hint}"
     return f"the child exited with status {exitcode} without recording an error"
+
+
+def _guarded(what: str, problems: list[str], fn: Any, *args: Any) -> Any:
+    """fn(*args), or None with the failure added to the workload's problems."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        problems.append(f"{what} failed ({type(exc).__name__}: {str(exc)[:200]}): a profiler bug; the measurements are on disk")
+        return None
 
 
 def _read_frame(path: Path, columns: Any = None) -> pd.DataFrame:

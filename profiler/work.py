@@ -13,10 +13,19 @@ really ran (fused kernels move less).
 
 Workloads add FLOPs the counter cannot see (elementwise recurrences such as the selective scan)
 as the span attribute `analytic_flops`, kept separate and labelled analytic.
+
+The counters are torch dispatch modes, which are thread-local: only spans opened on the thread
+that runs the pass are counted. A span opened on another thread (an async VLA's inference
+worker) is left out rather than charged with whatever the main thread did meanwhile; its phase is
+counted from the same phase's spans on the main thread where there are any (an async episode
+starts with one inference on the main thread), and listed as uncounted where there are none.
+A main-thread span during which another thread's span ran is flagged `misses_other_threads`:
+its count holds only its own thread's work.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -74,14 +83,24 @@ class CountingSpan:
 
     def __init__(self, recorder: "WorkRecorder", phase: str, units: float, attrs: dict[str, Any]) -> None:
         self.recorder, self.phase, self.units, self.attrs = recorder, phase, units, attrs
+        self.counted = threading.get_ident() == recorder.thread  # the modes see only their own thread's ops
 
     def __enter__(self) -> "CountingSpan":
+        if not self.counted:
+            self.recorder.other_thread_event(opened=True)
+            return self
         self.flops0, self.bytes0 = self.recorder.read()
         self.t0 = time.monotonic_ns()
+        self.others0 = (self.recorder.others_open, self.recorder.other_events)
         return self
 
     def __exit__(self, *exc: Any) -> bool:
+        if not self.counted:
+            self.recorder.other_thread_phases.add(self.phase)
+            self.recorder.other_thread_event(opened=False)
+            return False
         flops, moved = self.recorder.read()
+        others_open, other_events = self.others0
         self.recorder.rows.append({
             "phase": self.phase,
             "index": len(self.recorder.rows),
@@ -89,6 +108,7 @@ class CountingSpan:
             "flops_counted": flops - self.flops0,
             "bytes_moved": moved - self.bytes0,
             "traced_s": (time.monotonic_ns() - self.t0) / 1e9,
+            "misses_other_threads": others_open > 0 or other_events != self.recorder.other_events,
             "_attrs": self.attrs,
         })
         return False
@@ -101,6 +121,21 @@ class WorkRecorder:
         self.rows: list[dict[str, Any]] = []
         self.flop_mode: Any = None
         self.byte_mode: Any = None
+        self.thread = threading.get_ident()
+        self.other_thread_phases: set[str] = set()
+        self.others_open = 0  # spans open on other threads now
+        self.other_events = 0  # spans opened or closed on other threads so far
+        self.lock = threading.Lock()
+
+    def other_thread_event(self, opened: bool) -> None:
+        with self.lock:
+            self.others_open += 1 if opened else -1
+            self.other_events += 1
+
+    @property
+    def uncounted_phases(self) -> list[str]:
+        """Phases whose spans all ran on other threads: no count for them."""
+        return sorted(self.other_thread_phases - {r["phase"] for r in self.rows})
 
     def read(self) -> tuple[int, int]:
         return int(self.flop_mode.get_total_flops()), int(self.byte_mode.total)
@@ -113,6 +148,7 @@ class WorkRecorder:
 
         self.flop_mode = FlopCounterMode(display=False, custom_mapping=extra_flop_formulas())
         self.byte_mode = make_byte_counter()
+        self.thread = threading.get_ident()
         with self.flop_mode, self.byte_mode:
             with self.mark("iteration"):
                 workload.run_once(self.mark)

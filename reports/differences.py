@@ -116,7 +116,8 @@ def characteristics(w: WorkloadRun, sweeps: dict[str, Any]) -> dict[str, Char]:
     for key in ("mfu", "mbu"):
         out[key] = Char(work.get(key), "of peak" if key == "mfu" else "of bandwidth", "derived", samples=lat,
                         why=None if work.get(key) is not None else (why_work or "no measured ceilings"))
-    out["bound"] = Char(work.get("bound"), "", "category", why=None if work.get("bound") else (why_work or "no measured ceilings"))
+    why_bound = why_work or ("no counted bytes, so no intensity" if work.get("mfu") is not None else "no measured ceilings")
+    out["bound"] = Char(work.get("bound"), "", "category", why=None if work.get("bound") else why_bound)
     mix = ((s.get("operator_mix") or {}).get("phases") or {}).get(phase or "", {})
     why_mix = (s.get("unavailable") or {}).get("operator_mix") or "no traced pass for the main phase"
     out["dominant_op"] = Char(mix.get("dominant_category"), "", "category", why=None if mix.get("dominant_category") else why_mix)

@@ -300,6 +300,7 @@ def _work_section(run: Run) -> str:
     head = ("<tr><th class=\"l\">workload</th><th class=\"l\">phase</th><th>FLOPs counted</th><th>FLOPs analytic</th><th>bytes</th>"
             "<th>intensity FLOP/B</th><th>time (source)</th><th>achieved FLOP/s</th><th>MFU</th><th>MBU</th><th class=\"l\">bound</th></tr>")
     rows = []
+    notes: list[str] = []
     rule = None
     for name, w in run.workloads.items():
         work = w.summary.get("work") or {}
@@ -308,16 +309,24 @@ def _work_section(run: Run) -> str:
             why = (w.summary.get("unavailable") or {}).get("work", "not counted")
             rows.append(f'<tr><td class="l">{esc(name)}</td><td class="na l" colspan="10">unavailable: {esc(why)}</td></tr>')
             continue
+        partial = work.get("partial_phases") or {}
         for phase, e in work["phases"].items():
             if phase == "iteration":
                 continue
+            intensity = e.get("intensity_flop_per_byte")
+            note = f' <span class="muted" title="{esc(partial[phase])}">(this thread only)</span>' if phase in partial else ""
             rows.append(
-                f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}</td><td>{_fmt_si(e.get("flops_counted"), "")}</td>'
+                f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}{note}</td><td>{_fmt_si(e.get("flops_counted"), "")}</td>'
                 f'<td>{_fmt_si(e.get("flops_analytic"), "") if e.get("flops_analytic") else "0"}</td><td>{_fmt_si(e.get("bytes"), "B")}</td>'
-                f'<td>{(e.get("intensity_flop_per_byte") or 0):.3g}</td><td>{_fmt_ms(e.get("time_s"))} ms ({esc(e.get("time_source", ""))})</td>'
+                f'<td>{"—" if intensity is None else f"{intensity:.3g}"}</td><td>{_fmt_ms(e.get("time_s"))} ms ({esc(e.get("time_source", ""))})</td>'
                 f'<td>{_fmt_si(e.get("achieved_flops_per_s"), "FLOP/s")}</td><td>{_pct(e.get("mfu"))}</td><td>{_pct(e.get("mbu"))}</td>'
                 f'<td class="l">{esc(e.get("bound", "unavailable"))}</td></tr>')
+        for phase, why in (work.get("uncounted_phases") or {}).items():
+            rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}</td><td class="na l" colspan="9">not counted: {esc(why)}</td></tr>')
+        if partial:
+            notes.append(f"{name}: {', '.join(partial)} counted on their own thread only ({next(iter(partial.values()))})")
     parts.append(f"<table>{head}{''.join(rows)}</table>")
+    parts.extend(f'<p class="muted">{esc(n)}.</p>' for n in notes)
     parts.append('<p class="muted">FLOPs: counted by torch.utils.flop_counter.FlopCounterMode in one extra untimed iteration (SDPA counts ignore causal '
                  'masking); analytic: workload-declared formulas for what the counter cannot see (the selective scan). Bytes: unfused op-level '
                  f'traffic (inputs + outputs of every op; an upper bound for fused kernels). Bound rule: {esc(rule or "")}.</p>')
@@ -369,7 +378,9 @@ def _opmix_section(run: Run) -> str:
             shares = e.get("share_by_category") or {}
             top = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])[:4])
             extra = ""
-            if "kernel_launches" in e:
+            if mix.get("device_unavailable"):
+                extra = f"unavailable: {mix['device_unavailable']}"
+            elif e.get("kernel_launches") is not None:
                 idle = e.get("device_idle_fraction")
                 extra = f"{e['kernel_launches']} launches; device idle {idle:.0%}" if idle is not None else f"{e['kernel_launches']} launches"
             rows.append(f'<tr><td class="l">{esc(name)}</td><td class="l">{esc(phase)}</td><td class="l">{esc(e.get("dominant_category"))}</td>'

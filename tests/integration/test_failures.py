@@ -69,3 +69,28 @@ def test_report_shows_failures_and_escapes_names(fault_run):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "failed in phase <code>setup</code>" in page
     assert "killed by SIGKILL" in page
+
+
+def test_a_bug_in_the_parents_analysis_is_a_stated_problem_not_a_lost_suite(tmp_path, monkeypatch, capsys):
+    """The parent runs in this process (the child is spawned fresh, unaffected): the work analysis
+    is made to raise, and the suite still finishes, the workload keeps its latency summary, and the
+    problem is stated where the report shows it."""
+    import profiler.runner
+    from profiler import load_run
+    from profiler.cli import main
+
+    def broken(*args, **kwargs):
+        raise KeyError("planted analysis bug")
+
+    monkeypatch.setattr(profiler.runner, "work_by_phase", broken)
+    (tmp_path / "suite.yaml").write_text(
+        "name: bug\ndevice: cpu\nmeasure: {warmup_iters: 0, min_iters: 3, min_seconds: 0, max_seconds: 20, trace_ops: false}\n"
+        "workloads:\n  - {name: toy, type: toy, params: {steps: 3}}\n  - {name: second, type: toy, params: {steps: 2}}\n")
+    assert main(["run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs")]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    run = load_run(next((tmp_path / "runs").iterdir()))
+    for w in run.workloads.values():
+        assert w.summary["status"] == "ok" and w.summary["metrics"]["e2e_s"]["count"] == 3
+        assert any("work analysis failed" in p and "planted analysis bug" in p for p in w.summary["problems"])
+        assert "its analysis failed" in w.summary["unavailable"]["work"]
+    assert "planted analysis bug" in (run.path / "report.html").read_text()

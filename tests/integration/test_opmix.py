@@ -49,3 +49,17 @@ def test_trace_attributes_ops_to_phases(tmp_path):
     trace = json.loads(gzip.decompress((tmp_path / result["trace_file"]).read_bytes()))
     assert trace["distributedInfo"]["rank"] == 0
     assert any(e.get("name") == "phase::gemm" for e in trace["traceEvents"])
+
+
+def test_cuda_trace_without_kernels_is_unavailable_not_idle_mocked_no_gpu_here():
+    """The GPU boundary, mocked (no GPU on this machine): a CUDA trace in which CUPTI recorded no
+    kernel must not read as a 100% idle device."""
+    from profiler.opmix import no_kernels
+
+    mix = {"decode_step": {"kernel_launches": 0, "device_idle_fraction": 1.0, "time_us_by_category": {"matmul/GEMM": 0.0},
+                           "share_by_category": {}, "dominant_category": None, "wall_us": 900.0}}
+    why = no_kernels(mix)
+    assert why and "CUPTI" in why
+    assert mix["decode_step"]["device_idle_fraction"] is None and mix["decode_step"]["kernel_launches"] is None
+    recorded = {"decode_step": {"kernel_launches": 12, "device_idle_fraction": 0.4}}
+    assert no_kernels(recorded) is None and recorded["decode_step"]["device_idle_fraction"] == 0.4

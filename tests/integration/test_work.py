@@ -88,6 +88,11 @@ def test_bound_rule_and_unavailable_without_ceilings():
     assert "mfu" not in no_ceiling and "bound" not in no_ceiling and no_ceiling["intensity_flop_per_byte"] == 2.0
     with_ceiling = work_by_phase(work, phases, {"matmul_flops_per_s": {"float32": 1e9}, "copy_bytes_per_s": 1e8}, "float32")["p"]
     assert with_ceiling["mfu"] == pytest.approx(0.1) and with_ceiling["mbu"] == pytest.approx(0.5) and with_ceiling["bound"] == "memory-bound"
+    # busy with no counted bytes (medians of different spans): no intensity, so no bound; never a crash
+    assert classify(0.5, 0.0, None, 5.0) is None
+    no_bytes = work.assign(flops_counted=1e3, bytes_moved=0.0)
+    entry = work_by_phase(no_bytes, phases, {"matmul_flops_per_s": {"float32": 1e9}, "copy_bytes_per_s": 1e8}, "float32")["p"]
+    assert entry["intensity_flop_per_byte"] is None and "bound" not in entry and entry["ridge_flop_per_byte"] == 10.0
 
 
 def test_calibrate_measures_and_caches(tmp_path):
@@ -104,3 +109,26 @@ def test_calibrate_measures_and_caches(tmp_path):
 
     result = json.loads(again.stdout)
     assert result["from_cache"] and result["matmul_flops_per_s"]["float32"] > 1e9 and result["copy_bytes_per_s"] > 1e8
+
+
+def test_async_inference_on_a_worker_thread_is_counted_from_the_main_threads_calls():
+    """Dispatch modes are thread-local: an async VLA's worker-thread inferences are left out (not
+    charged with the loop's work), the episode's first inference (main thread) gives the phase's
+    count, equal to sync mode's, and the enclosing spans are flagged as this-thread-only."""
+    from workloads.vla import VLA
+
+    by_mode = {}
+    for mode in ("sync", "async"):
+        w = VLA(VLA.Params(preset="vla-tiny", head="flow", control_hz=50, ticks=12, chunk_len=4, mode=mode))
+        w.setup(SetupContextImpl("cpu", 0, "/tmp"))
+        try:
+            recorder = WorkRecorder()
+            by_mode[mode] = (pd.DataFrame(recorder.count(w)), recorder)
+        finally:
+            w.teardown()
+    (sync, _), (asyn, recorder) = by_mode["sync"], by_mode["async"]
+    for phase in ("infer", "vision", "prefix", "action"):
+        assert asyn.loc[asyn["phase"] == phase, "flops_counted"].tolist() == [sync.loc[sync["phase"] == phase, "flops_counted"].iloc[0]]
+    assert {"infer", "vision"} <= recorder.other_thread_phases and recorder.uncounted_phases == []
+    assert set(asyn.loc[asyn["misses_other_threads"], "phase"]) >= {"iteration", "tick"}
+    assert not sync["misses_other_threads"].any()
