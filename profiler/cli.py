@@ -212,12 +212,18 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console(stderr=False)
     console.print(f"run directory: {run_dir}  (device: {device})", highlight=False)
     interrupted = False
+    failure = None
     with ProgressListener(console) as listener:
         runner.listener = listener
         try:
             runner.run()
         except KeyboardInterrupt:
             interrupted = True
+        except OSError:
+            raise  # a full disk or an unwritable directory: cmd_run says so in one line
+        except Exception as exc:  # a profiler bug: keep what was measured, report it, say so in one line
+            failure = (f"error: the profiler itself failed ({type(exc).__name__}: {str(exc)[:200]}); this is a bug: the traceback is in "
+                       f"{run_dir / 'run.json'}; everything measured before it is kept and reported")
     from .rundir import load_run
 
     run = load_run(run_dir)
@@ -241,6 +247,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if interrupted:
         console.print("interrupted: the run directory is marked interrupted; what was measured is kept")
         return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -186,6 +187,13 @@ class SuiteRunner:
                 atomic_write_json(self.run_dir / RUN_JSON, self.info)
         except KeyboardInterrupt:
             status = "interrupted"
+            raise
+        except Exception as exc:  # a profiler bug: the run is marked failed, with why, and the caller still reports
+            status = "failed"
+            self.info["error"] = {"reason": f"the profiler itself failed: {type(exc).__name__}: {str(exc)[:300]}", "traceback": traceback.format_exc()}
+            for entry in self.entries:
+                if entry["status"] == "running":
+                    entry["status"] = "not finished"
             raise
         finally:
             self._write_sweeps()

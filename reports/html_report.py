@@ -106,7 +106,9 @@ def _header(run: Run) -> str:
 def _alerts(run: Run, problems: list[str]) -> str:
     out = []
     if run.info.get("status") not in (None, "complete"):
-        out.append(f'<div class="fail">The run is <b>{esc(run.info.get("status"))}</b>: not every workload finished; what was measured is shown.</div>')
+        why = (run.info.get("error") or {}).get("reason")
+        out.append(f'<div class="fail">The run is <b>{esc(run.info.get("status"))}</b>{": " + esc(why) if why else ""}. Not every workload finished; '
+                   'what was measured is shown.</div>')
     for name, w in run.workloads.items():
         err = w.summary.get("error") or (w.error and {"phase": w.error.get("phase"), "reason": w.error.get("reason")})
         if err:

@@ -94,3 +94,35 @@ def test_a_bug_in_the_parents_analysis_is_a_stated_problem_not_a_lost_suite(tmp_
         assert any("work analysis failed" in p and "planted analysis bug" in p for p in w.summary["problems"])
         assert "its analysis failed" in w.summary["unavailable"]["work"]
     assert "planted analysis bug" in (run.path / "report.html").read_text()
+
+
+def test_a_profiler_bug_between_workloads_marks_the_run_failed_reports_and_exits_1(tmp_path, monkeypatch, capsys):
+    """An exception outside the guarded analysis (here: the second workload's finish step) must not
+    leave run.json saying `complete`: the run is `failed` with the reason and traceback, the
+    workloads measured before are reported, and the terminal gets one line, exit 1."""
+    import profiler.runner
+    from profiler import load_run
+    from profiler.cli import main
+
+    real_finish = profiler.runner.SuiteRunner._finish
+    calls = []
+
+    def finish_then_break(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("planted runner bug")
+        return real_finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(profiler.runner.SuiteRunner, "_finish", finish_then_break)
+    (tmp_path / "suite.yaml").write_text(
+        "name: bug\ndevice: cpu\nmeasure: {warmup_iters: 0, min_iters: 2, min_seconds: 0, max_seconds: 20, count_work: false, trace_ops: false}\n"
+        "workloads:\n  - {name: first, type: toy, params: {steps: 3}}\n  - {name: second, type: toy}\n  - {name: third, type: toy}\n")
+    assert main(["run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "planted runner bug" in err and len([x for x in err.splitlines() if x.startswith("error:")]) == 1
+    run = load_run(next((tmp_path / "runs").iterdir()))
+    assert run.info["status"] == "failed" and "planted runner bug" in run.info["error"]["reason"] and "Traceback" in run.info["error"]["traceback"]
+    assert [e["status"] for e in run.info["workloads"]] == ["ok", "not finished", "pending"]
+    assert run.workloads["first"].summary["status"] == "ok"
+    page = (run.path / "report.html").read_text()
+    assert "planted runner bug" in page and "<b>failed</b>" in page
