@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,6 +130,8 @@ class SuiteRunner:
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "gpu_idle_power": self.idle,
             "status": "running",
+            "profiler_pid": os.getpid(),  # a report of a run left `running` can tell whether this process still exists
+            "host": socket.gethostname(),
             "workloads": self.entries,
         }
         atomic_write_json(self.run_dir / RUN_JSON, self.info)

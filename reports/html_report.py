@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import html
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import plotly.io as pio
+import psutil
 from plotly.offline import get_plotlyjs
 
 from profiler.analysis import position_table, request_metrics
@@ -105,7 +107,9 @@ def _header(run: Run) -> str:
 
 def _alerts(run: Run, problems: list[str]) -> str:
     out = []
-    if run.info.get("status") not in (None, "complete"):
+    if run.info.get("status") == "running":
+        out.append(f'<div class="fail">{esc(running_note(run.info))}</div>')
+    elif run.info.get("status") not in (None, "complete"):
         why = (run.info.get("error") or {}).get("reason")
         out.append(f'<div class="fail">The run is <b>{esc(run.info.get("status"))}</b>{": " + esc(why) if why else ""}. Not every workload finished; '
                    'what was measured is shown.</div>')
@@ -121,6 +125,21 @@ def _alerts(run: Run, problems: list[str]) -> str:
     for p in problems:
         out.append(f'<div class="warn">could not read {esc(p)}</div>')
     return "".join(out)
+
+
+def running_note(info: dict[str, Any]) -> str:
+    """What a run.json still saying `running` means: in progress, or a profiler that died."""
+    pid, host = info.get("profiler_pid"), info.get("host")
+    if pid is None or host != socket.gethostname():
+        return f"The run says running: it is in progress{f' on {host}' if host else ''}, or its profiler process died without closing it."
+    try:
+        alive = "profiler" in " ".join(psutil.Process(int(pid)).cmdline())  # a reused pid runs something else
+    except (psutil.Error, ValueError):
+        alive = False
+    if alive:
+        return f"The run is in progress (profiler pid {pid}): this report shows what was measured so far."
+    return (f"The run never finished: its profiler process (pid {pid}) is gone without closing it (killed, e.g. by SIGKILL or "
+            "the out-of-memory killer, or the machine stopped). What was measured is shown.")
 
 
 VERDICT_STYLE = {"higher": "#0b5394", "lower": "#0b5394", "differs": "#0b5394", "present": "#0b5394", "no difference": "#777", "same": "#777"}

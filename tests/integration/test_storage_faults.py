@@ -79,3 +79,26 @@ def test_oversized_suite_is_refused(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text("name: s\n" + "# padding\n" * 200_000)
     assert_one_line_error(run_cli("validate", big), "over the", "limit")
+
+
+def test_report_of_a_run_whose_profiler_died_says_so(tmp_path):
+    """SIGKILL to the parent leaves run.json `running`; the report tells a dead profiler from a live one."""
+    import json
+    import socket
+
+    _, run = run_suite_text(tmp_path, SUITE)
+    info = json.loads((run.path / "run.json").read_text())
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    info.update(status="running", profiler_pid=int(gone), host=socket.gethostname())
+    (run.path / "run.json").write_text(json.dumps(info))
+    assert run_cli("report", run.path).returncode == 0
+    assert f"profiler process (pid {gone}) is gone" in (run.path / "report.html").read_text()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "profiler", "run"])  # stands in for a live profiler
+    try:
+        info["profiler_pid"] = live.pid
+        (run.path / "run.json").write_text(json.dumps(info))
+        assert run_cli("report", run.path).returncode == 0
+        assert f"in progress (profiler pid {live.pid})" in (run.path / "report.html").read_text()
+    finally:
+        live.kill()
+        live.wait()
