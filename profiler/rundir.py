@@ -20,7 +20,7 @@ import yaml
 
 from .analysis import MEASURED_RULE_COLUMNS, SUMMARY_COLUMNS, measured_mask, measured_spans
 from .spans import ITERATION
-from .store import SAMPLES, SPANS, read_arrow, to_frame
+from .store import SAMPLES, SPANS, concat_tables, read_arrow, to_frame
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -181,7 +181,7 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return None
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    return tables[0] if len(tables) == 1 else concat_tables(tables)
 
 
 def _stack(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

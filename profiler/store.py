@@ -184,6 +184,24 @@ def read_frame(path: str | Path, columns: Any = None) -> Any:
     return to_frame(read_arrow(path, columns))
 
 
+def concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """Tables of one stream (parts written ~1 s apart) as one. Columns missing from a part are
+    null there, numbers widen (int -> float); a column whose type differs beyond that (a plugin
+    attribute that is a number in one batch and text in another) becomes text in all parts,
+    as rows_to_table does within a batch."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        types: dict[str, set[pa.DataType]] = {}
+        for t in tables:
+            for f in t.schema:
+                if not pa.types.is_null(f.type):
+                    types.setdefault(f.name, set()).add(f.type)
+        clash = {name for name, ts in types.items() if len(ts) > 1 and not all(pa.types.is_integer(x) or pa.types.is_floating(x) for x in ts)}
+        tables = [t.cast(pa.schema([pa.field(f.name, pa.string()) if f.name in clash else f for f in t.schema])) for t in tables]
+        return pa.concat_tables(tables, promote_options="permissive")
+
+
 def merge_parts(directory: str | Path, name: str) -> Path | None:
     """Merge `name.part-*.parquet` into `name.parquet` (atomic) and delete the parts.
 
@@ -198,7 +216,7 @@ def merge_parts(directory: str | Path, name: str) -> Path | None:
     tables = [pq.read_table(p) for p in parts]
     if target.exists():
         tables.insert(0, pq.read_table(target))
-    merged = pa.concat_tables(tables, promote_options="permissive")
+    merged = concat_tables(tables)
     atomic_write_table(target, merged)
     for p in parts:
         p.unlink()

@@ -66,3 +66,22 @@ def test_parts_are_complete_files_each_and_merge(tmp_path):
     rec.flush()
     merge_parts(tmp_path, SPANS)
     assert len(pd.read_parquet(tmp_path / "spans.parquet")) == 15
+
+
+def test_parts_whose_attribute_changes_type_merge_as_text(tmp_path):
+    """A plugin attribute that is a number in one batch and text in the next: the merge (and a
+    crashed run's parts, read directly) keep every row, the clashing column as text."""
+    from profiler.rundir import WorkloadRun, read_measured
+
+    w = PartWriter(tmp_path, SPANS)
+    base = {"iteration": 1, "warmup": False, "phase": "step", "index": 1, "start_ns": 0, "end_ns": 5, "units": 1.0, "error": None}
+    w.extend([{**base, "label": 7, "n": 1}, {**base, "phase": "iteration", "index": 0, "label": 8, "n": 2}])
+    w.flush()
+    w.extend([{**base, "iteration": 2, "label": "seven", "n": 2.5}, {**base, "iteration": 2, "phase": "iteration", "index": 0, "label": "eight", "n": 3.5}])
+    w.flush()
+    measured, _, total = read_measured(tmp_path / f"{SPANS}.parquet")  # from the parts
+    assert total == 4 and len(measured) == 4
+    assert list(WorkloadRun("w", tmp_path, {}, None).spans["label"]) == ["7", "8", "seven", "eight"]
+    merge_parts(tmp_path, SPANS)
+    merged = pd.read_parquet(tmp_path / f"{SPANS}.parquet")
+    assert list(merged["label"]) == ["7", "8", "seven", "eight"] and merged["n"].tolist() == [1.0, 2.0, 2.5, 3.5]

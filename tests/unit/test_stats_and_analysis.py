@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiler.analysis import phase_noise, phase_table, position_table, request_metrics, summarize
 from profiler import stats
+from profiler.analysis import phase_noise, phase_table, position_table, request_metrics, summarize
 from profiler.stats import describe, ratio_ci, slope_ci
 
 MS = 1_000_000
