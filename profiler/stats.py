@@ -136,13 +136,12 @@ def slope_ci(x: Any, y: Any, seed: int = 0) -> tuple[float, float]:
     y = np.asarray(y, dtype=float)
     n = x.size
     if n > BOOTSTRAP_MAX_N:
-        dx = x - x.mean()
-        sxx = float(np.dot(dx, dx))
-        if sxx == 0:
+        slope = ols_slope(x, y)
+        if math.isnan(slope):
             return math.nan, math.nan
-        slope = float(np.dot(dx, y - y.mean())) / sxx
+        dx = x - x.mean()
         residual = y - y.mean() - slope * dx
-        se = math.sqrt(float(np.dot(dx * residual, dx * residual))) / sxx
+        se = math.sqrt(float(np.dot(dx * residual, dx * residual))) / float(np.dot(dx, dx))
         return float(slope - Z95 * se), float(slope + Z95 * se)
     rng = np.random.default_rng(seed)
     slopes = np.empty(BOOTSTRAP_RESAMPLES)

@@ -108,9 +108,8 @@ def sampler_timeline(name: str, samples: pd.DataFrame, iterations: pd.DataFrame)
         reduced_any |= reduced
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=title, showlegend=False), row=i, col=1)
     if not iterations.empty:
-        it = iterations
         for warmup, color in ((True, "rgba(255,165,0,0.12)"), (False, "rgba(0,120,255,0.10)")):
-            part = it.loc[it["warmup"] == warmup]
+            part = iterations.loc[iterations["warmup"] == warmup]
             if not part.empty:
                 fig.add_vrect(x0=(part["start_ns"].min() - t0) / 1e9, x1=(part["end_ns"].max() - t0) / 1e9, fillcolor=color, line_width=0,
                               annotation_text="warmup" if warmup else "measured", annotation_position="top left")
