@@ -32,8 +32,9 @@ workloads:
 """
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "suite.yaml").write_text(suite)
-        subprocess.run([sys.executable, "-m", "profiler", "run", str(Path(tmp) / "suite.yaml"), "-o", tmp, "--no-report"],
-                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "profiler", "run", str(Path(tmp) / "suite.yaml"), "-o", tmp, "--no-report"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+        )
         run_dir = next(p for p in Path(tmp).iterdir() if p.is_dir())
         import pandas as pd
 

@@ -39,8 +39,8 @@ def bare_iteration(model, input_ids, gen_len, cache_cls, cache_kw):
 
 
 def span_cost_us(n: int = 200_000) -> tuple[float, float]:
-    from profiler.spans import SpanRecorder
-    from profiler.store import SPANS, PartWriter
+    from profiler.measure.spans import SpanRecorder
+    from profiler.measure.store import SPANS, PartWriter
 
     with tempfile.TemporaryDirectory() as tmp:
         rec = SpanRecorder(PartWriter(tmp, SPANS, max_rows=10**9), flush_every_s=1e9)
@@ -78,7 +78,7 @@ class _NoEvent:
 
 def make_recorder(variant: str, writer, torch):
     """The profiler's recorder for the device, or (on CUDA) one with a part switched off."""
-    from profiler.spans import CudaSpanRecorder, SpanRecorder
+    from profiler.measure.spans import CudaSpanRecorder, SpanRecorder
 
     if variant == "cpu-recorder":
         return SpanRecorder(writer)
@@ -95,7 +95,7 @@ def measure_variant(variant, args, workload, torch, tmp):
     import pandas as pd
     from transformers import DynamicCache
 
-    from profiler.store import SPANS, PartWriter, merge_parts
+    from profiler.measure.store import SPANS, PartWriter, merge_parts
     from workloads.decode_loop import cache_argument
 
     model, ids = workload.model, workload.input_ids
@@ -107,7 +107,7 @@ def measure_variant(variant, args, workload, torch, tmp):
             bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
             recorder.run_iteration(workload, -1, warmup=True)
         for r in range(args.rounds):
-            for which in ((0, 1) if r % 2 == 0 else (1, 0)):  # alternate who goes first
+            for which in (0, 1) if r % 2 == 0 else (1, 0):  # alternate who goes first
                 if which == 0:
                     lat, wall = bare_iteration(model, ids, args.gen_len, DynamicCache, cache_kw)
                     bare_tokens.append(statistics.median(lat))
@@ -143,9 +143,9 @@ def measure_vla(rounds: int, device: str) -> tuple[float, float, float]:
     """Inference latency of the vla-tiny flow policy, bare (perf_counter) vs inside profiler spans."""
     import torch
 
-    from profiler.child import SetupContextImpl
-    from profiler.spans import SpanRecorder
-    from profiler.store import SPANS, PartWriter
+    from profiler.measure.spans import SpanRecorder
+    from profiler.measure.store import SPANS, PartWriter
+    from profiler.run.child import SetupContextImpl
     from workloads.vla import VLA
 
     vla = VLA(VLA.Params(preset="vla-tiny", camera_resolution=[64, 64]))
@@ -188,7 +188,7 @@ def main() -> None:
 
     import torch
 
-    from profiler.child import SetupContextImpl
+    from profiler.run.child import SetupContextImpl
     from workloads.llm_decode import LLMDecode
 
     torch.manual_seed(0)
@@ -200,8 +200,10 @@ def main() -> None:
     for variant in variants:
         with tempfile.TemporaryDirectory() as tmp:
             ratio, wall_ratio, bare, prof = measure_variant(variant if on_cuda else "cpu-recorder", args, workload, torch, tmp)
-        print(f"  [{variant}] per-token latency bare {bare * 1e3:.3f} ms, profiled {prof * 1e3:.3f} ms; "
-              f"median ratio per token {ratio:.4f} (target <= 1.02); whole-iteration wall ratio {wall_ratio:.4f}")
+        print(
+            f"  [{variant}] per-token latency bare {bare * 1e3:.3f} ms, profiled {prof * 1e3:.3f} ms; "
+            f"median ratio per token {ratio:.4f} (target <= 1.02); whole-iteration wall ratio {wall_ratio:.4f}"
+        )
     bare, prof, ratio = measure_vla(args.rounds * 3, args.device)
     print(f"  [vla-tiny inference] bare {bare * 1e3:.3f} ms, profiled {prof * 1e3:.3f} ms; median ratio {ratio:.4f} (target <= 1.02)")
     print(f"  cost of one span: {span_us:.2f} us   (target < 2 us on CPU); storing its row at iteration end: {row_us:.2f} us")

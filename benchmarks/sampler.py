@@ -18,8 +18,8 @@ import time
 
 import pandas as pd
 
-from profiler.sampler import SAMPLE_SCHEMA, ProcessSampler
-from profiler.store import SAMPLES, PartWriter, merge_parts
+from profiler.measure.sampler import SAMPLE_SCHEMA, ProcessSampler
+from profiler.measure.store import SAMPLES, PartWriter, merge_parts
 
 
 def cpu_seconds() -> float:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.analysis import summarize
-from profiler.sampler import SAMPLE_SCHEMA
-from profiler.store import SAMPLES, SPANS, PartWriter, atomic_write_json, merge_parts
+from profiler.characterize.summary import summarize
+from profiler.measure.sampler import SAMPLE_SCHEMA
+from profiler.measure.store import SAMPLES, SPANS, PartWriter, atomic_write_json, merge_parts
+from profiler.plugin import Declaration
+from profiler.runmodel import RunEntry, RunInfo, RunStatus, Status
 
 
 def peak_mib() -> float:
@@ -33,13 +35,20 @@ def peak_mib() -> float:
 
 
 WORKLOADS = (("llm", 1.0, 8192), ("ssm", 0.2, 0))  # (name, share of --spans and --samples, state bytes per position)
+DECLARATION = Declaration(output_unit="token", step="decode_step", deliveries=("prefill", "decode_step"), position_unit="token of context")
 
 
 def write_run(root: Path, n_spans: int, n_samples: int) -> None:
     for name, share, state_per_position in WORKLOADS:
         write_workload(root / name, int(n_spans * share), int(n_samples * share), state_per_position)
-    atomic_write_json(root / "run.json", {"suite": "scale", "baseline": "llm", "device": "cpu", "status": "complete",
-                                          "workloads": [{"name": name, "dir": name, "status": "ok"} for name, _, _ in WORKLOADS]})
+    info = RunInfo(
+        suite="scale",
+        baseline="llm",
+        device="cpu",
+        status=RunStatus.COMPLETE,
+        workloads=[RunEntry(name=name, dir=name, type="synthetic", status=Status.OK) for name, _, _ in WORKLOADS],
+    )
+    atomic_write_json(root / "run.json", info.model_dump(mode="json", exclude_none=True))
     atomic_write_json(root / "env.json", {"cpu_model": "synthetic"})
 
 
@@ -56,12 +65,37 @@ def write_workload(work: Path, n_spans: int, n_samples: int, state_per_position:
         rows = []
         for k in range(per_iteration):
             d = int(5e6 + (2e3 * k if state_per_position else 0) + rng.integers(0, 2e5))
-            rows.append({"iteration": it, "warmup": it == 0, "phase": "prefill" if k == 0 else "decode_step", "index": k + 1,
-                         "start_ns": t, "end_ns": t + d, "units": 1.0, "device_s": None, "error": None,
-                         "position": 128 + k, "state_bytes": 4096 + state_per_position * (128 + k)})
+            rows.append(
+                {
+                    "iteration": it,
+                    "warmup": it == 0,
+                    "phase": "prefill" if k == 0 else "decode_step",
+                    "index": k + 1,
+                    "start_ns": t,
+                    "end_ns": t + d,
+                    "units": 1.0,
+                    "device_s": None,
+                    "error": None,
+                    "position": 128 + k,
+                    "state_bytes": 4096 + state_per_position * (128 + k),
+                }
+            )
             t += d
-        rows.append({"iteration": it, "warmup": it == 0, "phase": "iteration", "index": 0, "start_ns": start, "end_ns": t,
-                     "units": 0.0, "device_s": None, "error": None, "position": None, "state_bytes": None})
+        rows.append(
+            {
+                "iteration": it,
+                "warmup": it == 0,
+                "phase": "iteration",
+                "index": 0,
+                "start_ns": start,
+                "end_ns": t,
+                "units": 0.0,
+                "device_s": None,
+                "error": None,
+                "position": None,
+                "state_bytes": None,
+            }
+        )
         spans.extend(rows)
         if spans.full:
             spans.flush()
@@ -92,8 +126,9 @@ def main() -> None:
     root = Path(args.keep or tempfile.mkdtemp()) / "scale-run"
     shutil.rmtree(root, ignore_errors=True)
     for stage in ("child", "parent"):
-        subprocess.run([sys.executable, __file__, "--stage", stage, "--root", str(root), "--spans", str(args.spans),
-                        "--samples", str(args.samples)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--stage", stage, "--root", str(root), "--spans", str(args.spans), "--samples", str(args.samples)], check=True
+        )
     opens(root / "report.html")
     if not args.keep:
         shutil.rmtree(root.parent, ignore_errors=True)
@@ -103,13 +138,15 @@ def child_stage(root: Path, n_spans: int, n_samples: int) -> None:
     t0 = time.monotonic()
     write_run(root, n_spans, n_samples)
     total = sum(int(n_spans * share) for _, share, _ in WORKLOADS)
-    print(f"child: streamed {total:,} spans ({n_spans:,} in the baseline) and their samples as part files in {time.monotonic() - t0:.1f} s; "
-          f"peak RSS {peak_mib():.0f} MiB (target < 500 MiB)")
+    print(
+        f"child: streamed {total:,} spans ({n_spans:,} in the baseline) and their samples as part files in {time.monotonic() - t0:.1f} s; "
+        f"peak RSS {peak_mib():.0f} MiB (target < 500 MiB)"
+    )
 
 
 def parent_stage(root: Path, n_spans: int, n_samples: int) -> None:
+    from profiler.measure.store import read_frame
     from profiler.rundir import read_measured
-    from profiler.store import read_frame
     from reports.html_report import write_report
 
     for name, _, _ in WORKLOADS:  # as the runner does after each workload
@@ -120,9 +157,10 @@ def parent_stage(root: Path, n_spans: int, n_samples: int) -> None:
         spans, _, count = read_measured(root / name / "spans.parquet")
         samples = read_frame(root / name / "samples.parquet")
         t3 = time.monotonic()
-        summary = summarize(spans, samples, {"device": "cpu"})
+        summary = summarize(spans, samples, {"device": "cpu"}, DECLARATION)
         t4 = time.monotonic()
-        atomic_write_json(root / name / "summary.json", {"name": name, "status": "ok", "span_count": count, **summary})
+        summary.name, summary.span_count = name, count
+        atomic_write_json(root / name / "summary.json", summary.model_dump(mode="json"))
         del spans, samples, summary
         print(f"parent: {name}: {count:,} spans; merge {t2 - t1:.1f} s; read {t3 - t2:.1f} s; summary {t4 - t3:.1f} s (target < 10 s)")
 

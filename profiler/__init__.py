@@ -1,21 +1,22 @@
 """Workload-characterization profiler for ML inference.
 
-Public API: the Workload protocol (`Params`, `Mark`, `SetupContext`, `Workload`) for plugin
-authors, and `load_run` for anyone analysing a run directory. Importing this package does not
-import torch.
+Public API: the Workload contract (`Params`, `Declaration`, `Trait`, `Resources`, `Mark`,
+`SetupContext`, `Workload`) for plugin authors, and `load_run` for anyone analysing a run
+directory (its summaries are the typed objects of profiler.runmodel). Importing this package does
+not import torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .plugin import Mark, Params, SetupContext, Workload
+from .plugin import Declaration, Mark, Params, Resources, SetupContext, Trait, Workload
 
-__all__ = ["Mark", "Params", "SetupContext", "Workload", "load_run"]
+__all__ = ["Declaration", "Mark", "Params", "Resources", "SetupContext", "Trait", "Workload", "load_run"]
 
 
 def load_run(path: Any) -> Any:
-    """Load a run directory as pandas DataFrames (see profiler.rundir.Run)."""
+    """Load a run directory: `profiler.rundir.Run` (typed summaries, spans and samples as DataFrames)."""
     from .rundir import load_run as _load_run
 
     return _load_run(path)

@@ -21,13 +21,16 @@ from .errors import EXIT_USAGE, UserError, one_line
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m profiler", description="Workload-characterization profiler for ML inference.")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run every workload of a suite and write a run directory and report.html")
     run.add_argument("suite", help="suite YAML file")
     run.add_argument("-o", "--output", default="runs", help="directory for run directories (default: runs)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"] + [f"cuda:{i}" for i in range(16)], default=None, help="override the suite's device")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value, e.g. workloads.0.params.batch_size=4")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value, e.g. workloads.0.params.batch_size=4"
+    )
     run.add_argument("--no-report", action="store_true", help="skip report.html")
 
     validate = sub.add_parser("validate", help="check a suite without running it (no torch import)")
@@ -43,8 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a")
     compare.add_argument("run_b")
     compare.add_argument("-o", "--output", default=None, help="output HTML (default: RUN_B/compare.html; a .json lies beside it)")
-    compare.add_argument("--fail-if", dest="fail_if", action="append", default=[], metavar="CONDITION",
-                         help="e.g. 'e2e_s>1.10', 'llm:tpot_s>1.05', 'phase:decode_step>1.1': exit 1 when a B/A ratio crosses it")
+    compare.add_argument(
+        "--fail-if",
+        dest="fail_if",
+        action="append",
+        default=[],
+        metavar="CONDITION",
+        help="e.g. 'e2e_s>1.10', 'llm:tpot_s>1.05', 'phase:decode_step>1.1': exit 1 when a B/A ratio crosses it",
+    )
 
     sub.add_parser("list", help="list discovered workloads and their parameters")
     sub.add_parser("schema", help="print the suite file's JSON Schema")
@@ -53,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
     report.add_argument("-o", "--output", default=None, help="output file (default: RUN_DIR/report.html)")
     return parser
+
+
+def version_text() -> str:
+    """The installed release and the run-directory schema it writes and reads."""
+    from importlib import metadata
+
+    from .runmodel import READABLE_VERSIONS, SCHEMA_VERSION
+
+    try:
+        release = metadata.version("ml-workload-profiler")
+    except metadata.PackageNotFoundError:
+        release = "unknown (not installed)"
+    readable = ", ".join(map(str, READABLE_VERSIONS))
+    return f"ml-workload-profiler {release} (run directories: writes schema {SCHEMA_VERSION}, reads {readable})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .resolve import resolve_suite
+    from .suite.resolve import resolve_suite
 
     resolved = resolve_suite(args.suite, args.overrides)
     suite = resolved.suite
@@ -75,8 +98,8 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .calibrate import load_or_measure
-    from .runner import resolve_device
+    from .measure.calibrate import load_or_measure
+    from .run.device import resolve_device
 
     device = resolve_device(args.device)
     result = load_or_measure(device, force=args.force)
@@ -126,7 +149,7 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .catalog import catalog, describe_params
+    from .suite.catalog import catalog, describe_declaration, describe_params
 
     console = Console()
     for name, plugin, error in catalog():
@@ -134,7 +157,8 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
             console.print(f"[bold]{name}[/bold]  [red]broken[/red]: {error}", markup=True, highlight=False)
             continue
         doc = (plugin.cls.__doc__ or "").strip().splitlines()
-        table = Table(title=f"{name} — {doc[0] if doc else plugin.cls.__name__}", title_justify="left", caption=plugin.source, caption_justify="left")
+        caption = f"{plugin.source}\n{describe_declaration(plugin)}"
+        table = Table(title=f"{name} — {doc[0] if doc else plugin.cls.__name__}", title_justify="left", caption=caption, caption_justify="left")
         for col in ("param", "type", "default", "help"):
             table.add_column(col)
         for row in describe_params(plugin.cls.Params):
@@ -144,7 +168,7 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, argv: list[str]) -> int:
-    from .catalog import suite_schema
+    from .suite.catalog import suite_schema
 
     print(json.dumps(suite_schema(), indent=2))
     return 0
@@ -193,8 +217,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print("interrupted before the run started; nothing was measured", file=sys.stderr)
         return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)
     except OSError as exc:
-        print(f"error: writing the run failed: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'run directory'}); "
-              "every file already written is complete; free space or choose another -o and run again", file=sys.stderr)
+        print(
+            f"error: writing the run failed: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'run directory'}); "
+            "every file already written is complete; free space or choose another -o and run again",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -202,8 +229,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
     from .console import ProgressListener, differences_table, summary_notes, summary_table
-    from .resolve import resolve_suite
-    from .runner import SuiteRunner, resolve_device
+    from .run.device import resolve_device
+    from .run.runner import SuiteRunner
+    from .suite.resolve import resolve_suite
 
     resolved = resolve_suite(args.suite, args.overrides)
     device = resolve_device(args.device or resolved.suite.device)
@@ -222,8 +250,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         except OSError:
             raise  # a full disk or an unwritable directory: cmd_run says so in one line
         except Exception as exc:  # a profiler bug: keep what was measured, report it, say so in one line
-            failure = (f"error: the profiler itself failed ({type(exc).__name__}: {str(exc)[:200]}); this is a bug: the traceback is in "
-                       f"{run_dir / 'run.json'}; everything measured before it is kept and reported")
+            failure = (
+                f"error: the profiler itself failed ({type(exc).__name__}: {str(exc)[:200]}); this is a bug: the traceback is in "
+                f"{run_dir / 'run.json'}; everything measured before it is kept and reported"
+            )
     from .rundir import load_run
 
     run = load_run(run_dir)
@@ -231,16 +261,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     console.print(summary_table(summaries))
     for note in summary_notes(summaries):
         console.print(note, highlight=False)
-    from reports.differences import differences
-    from reports.html_report import write_differences, write_report
-
     if args.no_report:
-        write_differences(run_dir, differences(run))
+        from reports.differences import differences, write_differences
+
+        write_differences(run_dir, differences(run, seed=resolved.suite.seed))
     else:
+        from reports.html_report import write_report
+
         write_report(run_dir, run_dir / "report.html")
     diffs = json.loads((run_dir / "differences.json").read_text())
     if diffs:
-        console.print(differences_table(diffs, run.info.get("baseline", "?")))
+        console.print(differences_table(diffs, run.baseline or "?"))
     if not args.no_report:
         console.print(f"report: {run_dir / 'report.html'}", highlight=False)
     console.print(f"run: {run_dir}", highlight=False)
@@ -253,4 +284,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"compare": cmd_compare, "calibrate": cmd_calibrate, "run": cmd_run, "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "report": cmd_report}
+COMMANDS = {
+    "compare": cmd_compare,
+    "calibrate": cmd_calibrate,
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "list": cmd_list,
+    "schema": cmd_schema,
+    "report": cmd_report,
+}

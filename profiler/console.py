@@ -1,29 +1,32 @@
-"""The terminal: a rich progress bar per workload and a summary table at the end of a run."""
+"""The terminal: a rich progress bar per workload, and at the end of a run a summary table, one
+line per warning, and the findings against the baseline.
+
+Tables fit an 80-column terminal without cutting a header or a value: numbers never wrap, long
+names fold onto a second line, and every number carries its unit (profiler/format.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from .format import duration, format_value, percent, rate, ratio
+from .runmodel import Verdict, WorkloadSummary
 
 
 class ProgressListener:
-    """Implements runner.Listener with one rich progress task per workload."""
+    """Implements the runner's Listener with one rich progress task per workload."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
             TextColumn("[bold]{task.fields[name]}"),
             TextColumn("{task.fields[phase]}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
@@ -31,7 +34,7 @@ class ProgressListener:
         )
         self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> "ProgressListener":
+    def __enter__(self) -> ProgressListener:
         self.progress.start()
         return self
 
@@ -54,11 +57,15 @@ class ProgressListener:
         total = self.progress.tasks[task].total or done
         self.progress.update(task, completed=done, total=max(total, done))
 
-    def workload_finished(self, name: str, summary: dict[str, Any]) -> None:
-        status = summary["status"]
-        label = "[green]ok" if status == "ok" else f"[red]{status}: {_plain(summary['error']['reason'])[:60]}" if summary.get("error") else f"[yellow]{status}"
-        task = self.tasks[name]
-        self.progress.update(task, phase=label)
+    def workload_finished(self, name: str, summary: WorkloadSummary) -> None:
+        status = summary.status.value
+        if status == "ok":
+            label = "[green]ok"
+        elif summary.error:
+            label = f"[red]{status}: {_plain(summary.error.reason)[:60]}"
+        else:
+            label = f"[yellow]{status}"
+        self.progress.update(self.tasks[name], phase=label)
 
 
 def _plain(text: str) -> str:
@@ -66,56 +73,56 @@ def _plain(text: str) -> str:
     return str(text).replace("[", "\\[")
 
 
-def _ms(stats: dict[str, Any] | None) -> str:
-    return f"{stats['median'] * 1e3:.2f}" if stats and "median" in stats else "—"
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
 
 
-def summary_table(summaries: list[dict[str, Any]]) -> Table:
-    table = Table(title="Summary (medians of measured iterations)")
-    for col in ("workload", "status", "iters", "TTFT ms", "TPOT ms", "E2E ms", "output/s", "deadline misses"):
-        table.add_column(col, justify="left" if col in ("workload", "status") else "right")
+def summary_table(summaries: list[WorkloadSummary]) -> Table:
+    """Medians of measured iterations per workload: TTFT, TPOT, E2E, throughput, deadline misses."""
+    table = _table("Summary (medians of measured iterations)")
+    table.add_column("workload", overflow="fold", min_width=8)
+    for header in ("status", "TTFT", "TPOT", "E2E", "output", "misses"):
+        table.add_column(header, justify="left" if header == "status" else "right", no_wrap=True)
     for s in summaries:
-        m = s.get("metrics", {})
-        loop = s.get("loop") or {}
-        rate = m.get("output_units_per_s")
-        misses = m.get("deadline_miss_rate")
-        unit = (s.get("facts") or {}).get("output_unit", "unit")
+        m = s.metrics
+        iters = f"{s.loop.measured_iters} iters" if s.loop else "0 iters"
+        misses = s.deadlines.miss_rate if s.deadlines else None
         table.add_row(
-            _plain(s["name"]), s["status"], str(loop.get("measured_iters", "—")),
-            _ms(m.get("ttft_s")), _ms(m.get("tpot_s")), _ms(m.get("e2e_s")),
-            f"{rate['median']:.1f} {unit}/s" if rate else "—",
-            f"{misses['mean']:.1%}" if misses else "—",
+            _plain(s.name),
+            f"{s.status.value}\n{iters}",
+            duration(m.ttft_s.median) if m.ttft_s else "—",
+            duration(m.tpot_s.median) if m.tpot_s else "—",
+            duration(m.e2e_s.median) if m.e2e_s else "—",
+            rate(m.output_units_per_s.median, s.output_unit) if m.output_units_per_s else "—",
+            percent(misses.mean) if misses and misses.count else "—",
         )
     return table
 
 
-def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
+def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     """Failures and warnings, one line each, printed under the table."""
     notes = []
     for s in summaries:
-        if s.get("error"):
-            notes.append(f"[red]{_plain(s['name'])} failed in {s['error']['phase']}[/red]: {_plain(s['error']['reason'])}")
-        notes.extend(f"[yellow]{_plain(s['name'])}[/yellow]: {_plain(w)}" for w in s.get("warnings", []))
+        if s.error:
+            notes.append(f"[red]{_plain(s.name)} failed in {_plain(s.error.phase)}[/red]: {_plain(s.error.reason)}")
+        notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(w)}" for w in s.warnings)
     return notes
 
 
-FINDINGS = ("higher", "lower", "differs", "present")
-
-
 def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table:
-    """A short text version of the differences table: findings only (readings are in the report)."""
-    table = Table(title=f"Differences from {_plain(baseline)} (findings; all rows and readings in report.html, differences.csv)")
-    for col in ("workload", "characteristic", "ratio [95% CI]", "verdict"):
-        table.add_column(col, no_wrap=col != "ratio [95% CI]")
+    """The findings against the baseline (readings and the other rows are in report.html)."""
+    table = _table(f"Differences from {_plain(baseline)} (findings; every row and reading in report.html and differences.csv)")
+    table.add_column("workload", overflow="fold", min_width=8)
+    table.add_column("characteristic", overflow="fold")
+    table.add_column("value or ratio [95% CI]", justify="right", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
     for r in rows:
-        if r["verdict"] not in FINDINGS:
+        verdict = Verdict(r["verdict"])
+        if not verdict.is_finding:
             continue
-        ratio = r.get("ratio")
-        text = "—"
-        if isinstance(ratio, float) and ratio == ratio:
-            lo, hi = r.get("ci_low"), r.get("ci_high")
-            text = "≈0×" if abs(ratio) < 1e-6 else f"{ratio:.3g}×" + (f" [{lo:.3g}, {hi:.3g}]" if isinstance(lo, float) and lo == lo and lo != hi else "")
-        if r["verdict"] in ("differs", "present"):
-            text = f"{r['value'] if not isinstance(r['value'], float) else round(r['value'], 4)}"
-        table.add_row(_plain(r["workload"]), r["characteristic"], text, r["verdict"])
+        if verdict in (Verdict.DIFFERS, Verdict.PRESENT):
+            text = format_value(r["value"], r["unit"] or "")
+        else:
+            text = ratio(r.get("ratio"), r.get("ci_low"), r.get("ci_high"))
+        table.add_row(_plain(r["workload"]), r.get("short") or r["characteristic"], text, r["verdict"])
     return table

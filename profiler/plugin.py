@@ -3,7 +3,10 @@
 The docstrings here are the specification (pluggy style). The runner calls, in a child process:
 `setup(ctx)` once (untimed), then `run_once(mark)` for warmup and measured iterations, then
 `teardown()` always, also after an error. Nothing in the core knows which workload it runs: a
-workload describes itself through the phases it marks and the facts it declares.
+workload describes itself through the phases it marks, the facts it declares in setup, and one
+`Declaration` (what its phases mean, its units, its traits, the resources it needs), returned by
+its `declaration(params)` class method. The report and the differences read the declaration and
+never a phase name.
 
 This module imports neither torch nor any model library, so `validate`, `list` and `schema` stay
 light. Workload modules must follow the same rule at import time (import torch inside `setup`).
@@ -11,9 +14,13 @@ light. Workload modules must follow the same rule at import time (import torch i
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+ITERATION = "iteration"
+"""The reserved phase: the runner's span around each `run_once` (one iteration)."""
 
 
 class Params(BaseModel):
@@ -24,6 +31,114 @@ class Params(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Trait(str, Enum):
+    """What kind of workload this is, in the terms the readings of the differences use.
+
+    A reading in reports/rules.yaml that names traits applies only to workloads that declare all
+    of them: a reading written for diffusion never lands on a classifier.
+    """
+
+    AUTOREGRESSIVE = "autoregressive"
+    """Outputs come one step at a time, each step conditioned on the outputs so far (LLM, Mamba, a discrete action head)."""
+    KV_CACHE = "kv_cache"
+    """Per-request state grows with the context (an attention KV cache)."""
+    CONSTANT_STATE = "constant_state"
+    """Per-request state does not grow with the context (an SSM or RNN state, a diffusion latent)."""
+    ITERATIVE_REFINEMENT = "iterative_refinement"
+    """A fixed number of steps refine a whole output at once (diffusion denoising, flow matching)."""
+    SINGLE_PASS = "single_pass"
+    """One forward pass per request (a classifier, an encoder)."""
+    CONTROL_LOOP = "control_loop"
+    """Periodic ticks with deadlines drive the work (a robot controller)."""
+    MULTIMODAL = "multimodal"
+    """Requests combine several input modalities (images and text, audio and video)."""
+    STREAMING_INPUT = "streaming_input"
+    """Input arrives continuously while outputs are produced (an always-on assistant)."""
+
+
+class Resources(BaseModel):
+    """What one run of the workload needs, so an executor can place it without contention.
+
+    Points of a suite never share these unless the suite asks for it; a cluster executor places
+    each run by them.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    cpu_cores: int = Field(1, ge=1, le=4096, description="CPU cores the workload keeps busy (threads that run at the same time).")
+    gpus: int = Field(1, ge=0, le=64, description="GPUs it needs when the suite runs on CUDA (0: it never uses one). Ignored on the CPU.")
+    memory_bytes: int | None = Field(None, ge=0, description="Host memory it needs at its peak, in bytes; None when unknown.")
+    gpu_memory_bytes: int | None = Field(None, ge=0, description="Device memory it needs at its peak, in bytes; None when unknown.")
+
+
+class Declaration(BaseModel):
+    """What a workload's phases mean, for the comparisons against the baseline.
+
+    Phase roles name phases the workload marks with `mark(phase, ...)`:
+    - `request`: the span that is one request, the unit a user waits for. Its latency runs from
+      the span's `obs_ns` attribute when it has one (an observation captured before the span),
+      else from its start. Default: the whole iteration.
+    - `step`: the repeated phase compared with one decode step of the baseline (a denoising step,
+      an action-head call). Its spans may carry `position` (what it counts is `position_unit`)
+      and `state_bytes` (the per-request state alive after the step, whole batch); state growth
+      and latency growth with position are fitted on them. None: the workload has no repeated step.
+    - `deliveries`: the phases whose spans hand output units to the user (`units > 0`): TTFT,
+      TPOT and ITL are computed from them. Empty: every span with units > 0 except the iteration.
+    - `inference`: the phase that turns an observation into outputs in a control loop (its
+      share of the iteration is the inference duty cycle). None: no such phase.
+
+    Work, intensity, MFU, MBU, bound class and operator mix are read from the step phase, or from
+    the request phase when there is no step.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    output_unit: str = Field("unit", min_length=1, max_length=40, description="What one output unit is: 'token', 'image', 'action'.")
+    request: str = Field(ITERATION, min_length=1, max_length=200, description="The phase whose span is one request.")
+    step: str | None = Field(None, min_length=1, max_length=200, description="The repeated phase compared with one decode step.")
+    deliveries: tuple[str, ...] = Field((), description="Phases whose spans deliver output units; empty: any span with units > 0.")
+    inference: str | None = Field(None, min_length=1, max_length=200, description="The observation-to-output phase of a control loop.")
+    position_unit: str | None = Field(
+        None, min_length=1, max_length=60, description="What `position` on step spans counts: 'token of context', 'denoising step'."
+    )
+    state: str | None = Field(None, max_length=300, description="What the per-request state is: 'KV cache', 'SSM conv + ssm state', 'latent'.")
+    traits: frozenset[Trait] = Field(frozenset(), description="What kind of workload this is (see Trait).")
+    resources: Resources = Field(default_factory=Resources, description="What one run needs (see Resources).")
+
+    @field_validator("traits", mode="before")
+    @classmethod
+    def _traits_from_names(cls, value: Any) -> Any:
+        """Accept trait names as strings (YAML, JSON) as well as Trait members."""
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return frozenset(Trait(v) if isinstance(v, str) else v for v in value)
+        return value
+
+    @field_serializer("traits")
+    def _traits_sorted(self, traits: frozenset[Trait]) -> list[str]:
+        """Written in a stable order (a set's order changes between processes)."""
+        return sorted(t.value for t in traits)
+
+    @field_validator("deliveries", mode="before")
+    @classmethod
+    def _deliveries_as_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _roles_are_phases(self) -> Declaration:
+        for role in ("step", "inference"):
+            if getattr(self, role) == ITERATION:
+                raise ValueError(f"{role}: '{ITERATION}' is the runner's span around each run_once; name a phase the workload marks")
+        if ITERATION in self.deliveries:
+            raise ValueError(f"deliveries: '{ITERATION}' delivers nothing itself; name the phases whose spans carry units > 0")
+        if self.position_unit is not None and self.step is None:
+            raise ValueError("position_unit is set but step is not: position is read from the step phase's spans")
+        return self
+
+    def main_phase(self) -> str:
+        """The phase work, intensity, bound class and operator mix are read from: step, else request."""
+        return self.step or self.request
 
 
 class Span(Protocol):
@@ -39,9 +154,13 @@ class Mark(Protocol):
         - `units`: output units the span makes available to the user (tokens, images, actions);
           a span with units > 0 is a *delivery*. Per-request latency metrics (time to first
           unit, inter-unit latency, time per output unit) are computed from deliveries.
-        - `attrs`: numbers or strings stored with the span (`position=`, `state_bytes=`...).
-          Measure state outside the timed body: `with mark(...) as s: ...` then
-          `s.attrs["state_bytes"] = n`; attributes set before the iteration ends are kept.
+        - `attrs`: numbers or strings stored with the span. Attributes the profiler reads:
+          `position` and `state_bytes` (on step spans: growth with context), `obs_ns` (on a
+          request or inference span: when its observation was captured, time.monotonic_ns),
+          `deadline_ns`, `scheduled_ns`, `staleness_s` (control loops: deadlines, ticks, age of
+          the observation behind an executed action). Measure state outside the timed body:
+          `with mark(...) as s: ...` then `s.attrs["state_bytes"] = n`; attributes set before
+          the iteration ends are kept.
 
         The span ends when the body exits. The body must make its output available on the host
         (e.g. copy the token to the CPU) before exiting: the host time is what a user or actuator
@@ -63,7 +182,8 @@ class SetupContext(Protocol):
         """Declare static facts (parameter count and bytes, dtype, the state-size formula...).
 
         Values must be JSON-serialisable. They are stored in summary.json under `facts` and
-        shown in the report beside the measurements.
+        shown in the report beside the measurements. What the phases mean is not a fact: it is
+        the workload's `declaration(params)`.
         """
 
     def warn(self, message: str) -> None:
@@ -75,7 +195,7 @@ class SetupContext(Protocol):
 
 @runtime_checkable
 class Workload(Protocol):
-    """A workload plugin: one class with a `Params` model and three methods.
+    """A workload plugin: one class with a `Params` model, a `declaration`, and three methods.
 
     Register it under the entry-point group `profiler.workloads`, or name it in a suite file as
     `"package.module:Class"`. The class is constructed as `Workload(params)` in the child.
@@ -83,6 +203,16 @@ class Workload(Protocol):
 
     Params: ClassVar[type[Params]]
     """The pydantic model that validates this workload's `params:` block."""
+
+    @classmethod
+    def declaration(cls, params: Params) -> Declaration:
+        """What the phases mean, the units, the traits and the resources (see Declaration).
+
+        Called in the parent when the suite is resolved (also by `validate`), without torch: it
+        may read the params, never build a model. Optional: a workload without it gets
+        `Declaration()` (the iteration is the request; no step), and the report says which
+        comparisons that leaves out.
+        """
 
     def setup(self, ctx: SetupContext) -> None:
         """Untimed: build or load the model, make inputs, compile, declare facts via `ctx.declare`."""
@@ -99,3 +229,20 @@ class Workload(Protocol):
 
 
 REQUIRED_METHODS = ("setup", "run_once", "teardown")
+
+
+def declaration_of(cls: type, params: Params) -> Declaration:
+    """The workload class's declaration for these params (`Declaration()` when it has none).
+
+    Raises ValueError or TypeError with a one-line reason when the plugin's declaration is
+    invalid; the resolver turns that into an error naming the plugin.
+    """
+    method = getattr(cls, "declaration", None)
+    if method is None:
+        return Declaration()
+    result = method(params)
+    if isinstance(result, dict):
+        return Declaration.model_validate(result)
+    if not isinstance(result, Declaration):
+        raise TypeError(f"declaration() returned a {type(result).__name__}, not a profiler.Declaration")
+    return result

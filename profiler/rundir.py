@@ -1,5 +1,8 @@
 """Read a run directory back: `profiler.load_run(path)`, the public API for notebooks and reports.
 
+Summaries and run.json come back as the typed objects of profiler/runmodel.py, from any schema
+version this profiler reads (older ones migrated by profiler/migrate.py).
+
 Only pandas, pyarrow and json: no torch, no NVML, so a run copied off a GPU box can be analysed
 anywhere. A file that cannot be read does not stop the rest: it is listed in `Run.problems`
 with its path and the reason, and its data comes back empty.
@@ -17,10 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
+from pydantic import ValidationError
 
-from .analysis import MEASURED_RULE_COLUMNS, SUMMARY_COLUMNS, measured_mask, measured_spans
-from .spans import ITERATION
-from .store import SAMPLES, SPANS, concat_tables, read_arrow, to_frame
+from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_mask, measured_spans
+from .measure.store import SAMPLES, SPANS, concat_tables, read_arrow, to_frame
+from .migrate import run_info_v1, schema_version, summary_v1
+from .plugin import ITERATION, Declaration
+from .runmodel import Calibration, RunEntry, RunInfo, SweepGroup, WorkloadSummary
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -33,9 +39,11 @@ ERROR_JSON = "error.json"
 
 @dataclass
 class WorkloadRun:
+    """One workload (or sweep point) of a run: its typed summary, its error, and its tables read on demand."""
+
     name: str
     path: Path
-    summary: dict[str, Any]
+    summary: WorkloadSummary
     error: dict[str, Any] | None
     problems: list[str] = field(default_factory=list)
     _measured: pd.DataFrame | None = field(default=None, init=False, repr=False)
@@ -63,7 +71,7 @@ class WorkloadRun:
 
     def _read_measured(self) -> None:
         if "spans" in self.__dict__:  # already read in full: filter that rather than read again
-            spans = self.spans[[c for c in SUMMARY_COLUMNS if c in self.spans]]
+            spans = self.spans[[c for c in MEASURED_COLUMNS if c in self.spans]]
             self._iterations = spans.loc[spans["phase"] == ITERATION] if not spans.empty else spans
             self._measured = measured_spans(spans)
         else:
@@ -75,13 +83,20 @@ class WorkloadRun:
 
     @property
     def status(self) -> str:
-        return self.summary.get("status", "failed" if self.error else "unknown")
+        """ok, failed, interrupted, or (no summary.json) pending, running, not finished."""
+        return self.summary.status.value
+
+    @property
+    def declaration(self) -> Declaration:
+        return self.summary.declaration
 
 
 @dataclass
 class Run:
+    """A run directory, read back: run.json, env.json, the resolved config, and every workload."""
+
     path: Path
-    info: dict[str, Any]
+    info: RunInfo
     env: dict[str, Any]
     config: dict[str, Any]
     workloads: dict[str, WorkloadRun]
@@ -89,7 +104,30 @@ class Run:
 
     @property
     def baseline(self) -> str | None:
-        return self.info.get("baseline")
+        """The baseline workload's name: the suite's, or the first point of a baseline sweep."""
+        name = self.info.baseline
+        if name in self.workloads:
+            return name
+        group = [n for n, w in self.workloads.items() if w.summary.sweep and w.summary.sweep.group == name]
+        return group[0] if group else next(iter(self.workloads), None)
+
+    @property
+    def schema_version(self) -> int:
+        return self.info.schema_version
+
+    @cached_property
+    def calibration(self) -> Calibration:
+        data = _read_json(self.path / CALIBRATION_JSON, self.problems, missing_ok=True)
+        return Calibration.model_validate(data) if isinstance(data, dict) else Calibration(unavailable="calibration.json is missing")
+
+    @cached_property
+    def sweeps(self) -> dict[str, SweepGroup]:
+        data = _read_json(self.path / SWEEPS_JSON, self.problems, missing_ok=True) or {}
+        try:
+            return {group: SweepGroup.model_validate(v) for group, v in data.items()}
+        except (ValidationError, AttributeError) as exc:
+            self.problems.append(f"{self.path / SWEEPS_JSON}: unreadable ({_first_error(exc)})")
+            return {}
 
     @cached_property
     def spans(self) -> pd.DataFrame:
@@ -105,25 +143,65 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a run directory written by `python -m profiler run`."""
+    """Load a run directory written by `python -m profiler run` (any readable schema version).
+
+    Raises FileNotFoundError when `path` is not a directory, and UserError (one line) when its
+    schema version is one this profiler cannot read. Unreadable files are listed in `problems`.
+    """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a run directory")
     problems: list[str] = []
-    info = _read_json(root / RUN_JSON, problems) or {}
+    raw_info = _read_json(root / RUN_JSON, problems) or {}
+    version = schema_version(raw_info, str(root / RUN_JSON))
+    if version == 1:
+        raw_info = run_info_v1(raw_info)
     env = _read_json(root / ENV_JSON, problems) or {}
     config = _read_yaml(root / CONFIG_YAML, problems) or {}
-    entries = info.get("workloads") or [
-        {"name": p.name, "dir": p.name} for p in sorted(root.iterdir()) if p.is_dir() and (p / SUMMARY_JSON).exists()
-    ]
+    if not raw_info.get("workloads"):  # no run.json: the directories that hold a summary
+        raw_info["workloads"] = [
+            {"name": p.name, "dir": p.name, "type": "unknown"} for p in sorted(root.iterdir()) if p.is_dir() and (p / SUMMARY_JSON).exists()
+        ]
+    raw_info.setdefault("suite", root.name)
+    raw_info.setdefault("device", "unknown")
+    try:
+        info = RunInfo.model_validate(raw_info)
+    except ValidationError as exc:
+        problems.append(f"{root / RUN_JSON}: unreadable ({_first_error(exc)})")
+        info = RunInfo(suite=root.name, device="unknown", schema_version=version)
     workloads: dict[str, WorkloadRun] = {}
-    for entry in entries:
-        wdir = root / entry["dir"]
+    for entry in info.workloads:
+        wdir = root / entry.dir
         wproblems: list[str] = []
-        summary = _read_json(wdir / SUMMARY_JSON, wproblems) or {"name": entry["name"], "status": entry.get("status", "unknown")}
+        summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems) or _placeholder(entry, info)
         error = _read_json(wdir / ERROR_JSON, wproblems, missing_ok=True)
-        workloads[entry["name"]] = WorkloadRun(entry["name"], wdir, summary, error, wproblems)
+        workloads[entry.name] = WorkloadRun(entry.name, wdir, summary, error, wproblems)
     return Run(root, info, env, config, workloads, problems)
+
+
+def _read_summary(path: Path, version: int, problems: list[str]) -> WorkloadSummary | None:
+    data = _read_json(path, problems, missing_ok=True)
+    if data is None:
+        if not path.exists():
+            problems.append(f"{path}: missing (the workload did not finish)")
+        return None
+    try:
+        return WorkloadSummary.model_validate(summary_v1(data) if version == 1 else data)
+    except (ValidationError, TypeError, KeyError, AttributeError) as exc:
+        problems.append(f"{path}: unreadable ({_first_error(exc)})")
+        return None
+
+
+def _placeholder(entry: RunEntry, info: RunInfo) -> WorkloadSummary:
+    """A workload without a readable summary: its entry's status, nothing measured."""
+    return WorkloadSummary(name=entry.name, type=entry.type, plugin="unknown", status=entry.status, device=info.device, seed=0)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        e = exc.errors()[0]
+        return f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
 def _read_json(path: Path, problems: list[str], missing_ok: bool = False) -> Any:
@@ -148,12 +226,12 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
 
 
 def read_measured(path: str | Path, problems: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(measured spans in SUMMARY_COLUMNS, the `iteration` spans with warmup, the total span count)
+    """(measured spans in MEASURED_COLUMNS, the `iteration` spans with warmup, the total span count)
     from a workload's spans.parquet, or from the part files a crashed run left behind.
 
     The measured rule (analysis.measured_mask) is applied to the arrow table before conversion,
     so only the kept rows ever become pandas: a million spans are held once, not twice."""
-    table = _read_arrow(Path(path), [] if problems is None else problems, SPANS, SUMMARY_COLUMNS)
+    table = _read_arrow(Path(path), [] if problems is None else problems, SPANS, MEASURED_COLUMNS)
     if table is None:
         return pd.DataFrame(), pd.DataFrame(), 0
     total = table.num_rows

@@ -8,7 +8,6 @@ makes the command exit 1 when a ratio crosses the threshold, so it can guard CI.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.analysis import NS, request_metrics
+from profiler.characterize.analysis import NS, request_metrics
+from profiler.characterize.stats import ratio_ci
+from profiler.format import duration, rate, ratio, sig
 from profiler.rundir import Run
-from profiler.stats import ratio_ci
+
+from .render import render
+from .verdicts import css_class
 
 CONDITION = re.compile(r"^\s*(?:(?P<workload>[^:<>]+):)?(?P<metric>[A-Za-z_][\w.:]*)\s*(?P<op>[<>])\s*(?P<threshold>[0-9]*\.?[0-9]+)\s*$")
 REQUEST_METRICS = ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")
@@ -49,10 +52,11 @@ def parse_condition(text: str) -> Condition:
 
 
 def samples(run: Run, name: str) -> dict[str, np.ndarray]:
-    m = run.workloads[name].measured
+    w = run.workloads[name]
+    m = w.measured
     if m.empty:
         return {}
-    out = dict(request_metrics(m))
+    out = dict(request_metrics(m, w.declaration.deliveries))
     for phase, g in m.groupby("phase"):
         if phase != "iteration":
             out[f"phase:{phase}"] = ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)
@@ -78,33 +82,56 @@ def compare_runs(a: Run, b: Run, seed: int = 0) -> tuple[pd.DataFrame, list[str]
             if r.get("ratio") is None:
                 continue
             lo, hi = r["ci95"]
-            rows.append({"workload": name, "metric": metric, "a_median": float(np.median(sa[metric])), "b_median": float(np.median(sb[metric])),
-                         "ratio": r["ratio"], "ci_low": lo, "ci_high": hi,
-                         "verdict": "higher" if lo > 1 else "lower" if hi < 1 else "no difference"})
+            rows.append(
+                {
+                    "workload": name,
+                    "metric": metric,
+                    "a_median": float(np.median(sa[metric])),
+                    "b_median": float(np.median(sb[metric])),
+                    "ratio": r["ratio"],
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "verdict": "higher" if lo > 1 else "lower" if hi < 1 else "no difference",
+                }
+            )
     return pd.DataFrame(rows), notes
 
 
 def compare_html(a: Run, b: Run, table: pd.DataFrame, notes: list[str], failed: list[str]) -> str:
-    e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(r['workload'])}</td><td>{e(r['metric'])}</td><td>{r['a_median']:.6g}</td><td>{r['b_median']:.6g}</td>"
-        f"<td>{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]</td><td>{e(r['verdict'])}</td></tr>"
-        for r in table.to_dict("records"))
-    fails = "".join(f"<li>{e(f)}</li>" for f in failed)
-    return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Profiler A/B comparison</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1rem}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:.25rem .5rem}th{background:#f4f5f7}.fail{background:#fdecec;padding:.5rem}</style></head><body>"
-        f"<h1>A/B comparison</h1><p>A: {e(str(a.path))}<br>B: {e(str(b.path))}</p>"
-        + (f'<div class="fail"><b>Failed conditions</b><ul>{fails}</ul></div>' if failed else "")
-        + "".join(f"<p>{e(n)}</p>" for n in notes)
-        + "<table><tr><th>workload</th><th>metric</th><th>A median</th><th>B median</th><th>B / A [95% CI]</th><th>verdict</th></tr>"
-        + rows + "</table><p>Seconds for latencies, units/s for throughput; ratios of medians with 95% bootstrap intervals.</p></body></html>"
-    )
+    """The A/B page (templates/compare.html.j2, autoescaped): every metric of every common workload,
+    both medians in their units, B / A with its interval, and the failed conditions first."""
+    rows = [
+        {
+            "workload": r["workload"],
+            "metric": r["metric"],
+            "a": _metric_value(r["metric"], r["a_median"], _unit(b, r["workload"])),
+            "b": _metric_value(r["metric"], r["b_median"], _unit(b, r["workload"])),
+            "ratio": ratio(r["ratio"], r["ci_low"], r["ci_high"]),
+            "verdict": r["verdict"],
+            # B / A of a latency: higher is worse; of a throughput: better
+            "cls": css_class(r["verdict"], "higher" if r["metric"] == "output_units_per_s" else "lower"),
+        }
+        for r in table.to_dict("records")
+    ]
+    return str(render("compare.html.j2", a=str(a.path), b=str(b.path), rows=rows, notes=notes, failed=failed))
+
+
+def _unit(run: Run, name: str) -> str:
+    w = run.workloads.get(name)
+    return w.declaration.output_unit if w is not None else "unit"
+
+
+def _metric_value(metric: str, value: float, unit: str) -> str:
+    """A compared median in its unit: seconds for latencies and phases, output units/s for throughput."""
+    if metric == "output_units_per_s":
+        return rate(value, unit)
+    if metric.endswith("_s") or metric.startswith("phase:"):
+        return duration(value)
+    return sig(value)
 
 
 def write_compare(a: Run, b: Run, out: Path, conditions: list[Condition]) -> tuple[pd.DataFrame, list[str], list[str]]:
-    from profiler.store import atomic_write_text
+    from profiler.measure.store import atomic_write_text
 
     table, notes = compare_runs(a, b)
     records = table.to_dict("records")

@@ -72,5 +72,5 @@ def run_suite_text(tmp: Path, suite_text: str, *extra: str, timeout: float = 300
     result = run_cli("run", tmp / "suite.yaml", "-o", tmp / "runs", *extra, timeout=timeout)
     if expect_ok:
         assert result.returncode == 0, result.stderr
-    run_dir, = (tmp / "runs").iterdir()
+    (run_dir,) = (tmp / "runs").iterdir()
     return result, load_run(run_dir)

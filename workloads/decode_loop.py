@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from profiler.plugin import Mark
 
 
-def greedy_decode(model: Any, input_ids: Any, cache: Any, gen_len: int, mark: Mark, state_bytes: Callable[[Any], int],
-                  analytic_flops: Callable[[int, int, bool], float] | None = None) -> None:
+def greedy_decode(
+    model: Any,
+    input_ids: Any,
+    cache: Any,
+    gen_len: int,
+    mark: Mark,
+    state_bytes: Callable[[Any], int],
+    analytic_flops: Callable[[int, int, bool], float] | None = None,
+) -> None:
     """Generate `gen_len` tokens per sequence; phases `prefill` (1 token) and `decode_step`.
 
     `position` is the number of tokens in the context after the span (the cache length).
@@ -107,7 +114,7 @@ def parameter_facts(model: Any) -> dict[str, Any]:
     return {"param_count": count, "param_bytes": sum(t.numel() * t.element_size() for t in params)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def cache_argument(model_class: type) -> str:
     """The forward() keyword that takes the cache: transformers renamed it over 5.x
     (`past_key_values` for attention models and `cache_params` for Mamba, then `cache` for both)."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Declaration, Mark, SetupContext, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import parameter_facts, resolve_dtype
@@ -33,7 +33,8 @@ class Diffusion:
 
     class Params(BaseParams):
         preset: Literal[tuple(DIFFUSION_PRESETS)] | None = Field(  # type: ignore[valid-type]
-            None, description=f"Published architecture, random weights: {', '.join(DIFFUSION_PRESETS)}. Default sd-tiny unless `pretrained` is set.")
+            None, description=f"Published architecture, random weights: {', '.join(DIFFUSION_PRESETS)}. Default sd-tiny unless `pretrained` is set."
+        )
         pretrained: str | None = Field(None, description="Local diffusers pipeline directory (model_index.json); local files only.")
         batch_size: int = Field(1, ge=1, le=1024, description="Images generated together.")
         height: int | None = Field(None, ge=8, le=8192, description="Image height in pixels; default: the preset's native size.")
@@ -49,7 +50,7 @@ class Diffusion:
             return check_pretrained_dir(path, "model_index.json")
 
         @model_validator(mode="after")
-        def _check(self) -> "Diffusion.Params":
+        def _check(self) -> Diffusion.Params:
             check_one_source(self.preset, self.pretrained)
             if self.pretrained is None:
                 multiple = DIFFUSION_PRESETS[self.preset_name]["size_multiple"]
@@ -63,7 +64,19 @@ class Diffusion:
         def preset_name(self) -> str:
             return self.preset or "sd-tiny"
 
-    def __init__(self, params: "Diffusion.Params") -> None:
+    @classmethod
+    def declaration(cls, params: Diffusion.Params) -> Declaration:
+        """One request = one batch of images; one step = one denoising step (position counts steps)."""
+        return Declaration(
+            output_unit="image",
+            step="denoise_step",
+            deliveries=("vae_decode",),
+            position_unit="denoising step",
+            state="latent",
+            traits=frozenset({Trait.ITERATIVE_REFINEMENT, Trait.CONSTANT_STATE}),
+        )
+
+    def __init__(self, params: Diffusion.Params) -> None:
         self.p = params
         self.parts: dict[str, Any] = {}
 
@@ -99,7 +112,6 @@ class Diffusion:
             latent_elems *= d
         counts = {name: parameter_facts(m)["param_count"] for name, m in self.parts.items() if hasattr(m, "parameters") and m is not None}
         ctx.declare(
-            output_unit="image",
             denoiser=type(self.parts["denoiser"]).__name__,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             dtype=str(self.dtype).removeprefix("torch."),
@@ -117,7 +129,6 @@ class Diffusion:
             state_formula="batch * latent_channels * (H / vae_factor) * (W / vae_factor) * dtype_bytes",
             state_bytes=latent_elems * dtype_bytes,
             per_step_sync=ctx.device.startswith("cuda"),
-            position_unit="denoising step",
         )
 
     def _build(self, preset: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +166,11 @@ class Diffusion:
             denoiser = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **kw)
         else:
             denoiser = DiTTransformer2DModel.from_pretrained(path, subfolder="transformer", **kw)
-        text = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=self.dtype, local_files_only=True) if os.path.isdir(os.path.join(path, "text_encoder")) else None
+        text = (
+            CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=self.dtype, local_files_only=True)
+            if os.path.isdir(os.path.join(path, "text_encoder"))
+            else None
+        )
         parts = {"denoiser": denoiser, "vae": AutoencoderKL.from_pretrained(path, subfolder="vae", **kw), "text_encoder": text}
         for m in parts.values():
             if m is not None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
 from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
@@ -28,10 +28,23 @@ class LLMDecode:
         DEFAULT_PRESET = "llama-tiny"
 
         preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
-            None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set.")
+            None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set."
+        )
         attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="transformers attention backend.")
 
-    def __init__(self, params: "LLMDecode.Params") -> None:
+    @classmethod
+    def declaration(cls, params: LLMDecode.Params) -> Declaration:
+        """One request = one iteration (a batch of sequences); one step = one decode step."""
+        return Declaration(
+            output_unit="token",
+            step="decode_step",
+            deliveries=("prefill", "decode_step"),
+            position_unit="token of context",
+            state="KV cache",
+            traits=frozenset({Trait.AUTOREGRESSIVE, Trait.KV_CACHE}),
+        )
+
+    def __init__(self, params: LLMDecode.Params) -> None:
         self.p = params
         self.model: Any = None
 
@@ -53,8 +66,6 @@ class LLMDecode:
         facts = parameter_facts(model)
         embedding = model.get_input_embeddings().weight.numel()
         ctx.declare(
-            output_unit="token",
-            position_unit="token of context",
             model_class=type(model).__name__,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             dtype=str(dtype).removeprefix("torch."),

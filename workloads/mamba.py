@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
 from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .mamba_presets import MAMBA_PRESETS, PUBLISHED_PARAMS, build_mamba_config, scan_flops, state_elements_per_sequence
@@ -53,9 +53,22 @@ class Mamba:
         DEFAULT_PRESET = "mamba-tiny"
 
         preset: Literal[tuple(MAMBA_PRESETS)] | None = Field(  # type: ignore[valid-type]
-            None, description=f"Published architecture, random weights: {', '.join(MAMBA_PRESETS)}. Default mamba-tiny unless `pretrained` is set.")
+            None, description=f"Published architecture, random weights: {', '.join(MAMBA_PRESETS)}. Default mamba-tiny unless `pretrained` is set."
+        )
 
-    def __init__(self, params: "Mamba.Params") -> None:
+    @classmethod
+    def declaration(cls, params: Mamba.Params) -> Declaration:
+        """The same request and step as the baseline's decode loop; the state is constant in the context."""
+        return Declaration(
+            output_unit="token",
+            step="decode_step",
+            deliveries=("prefill", "decode_step"),
+            position_unit="token of context",
+            state="SSM conv + ssm state",
+            traits=frozenset({Trait.AUTOREGRESSIVE, Trait.CONSTANT_STATE}),
+        )
+
+    def __init__(self, params: Mamba.Params) -> None:
         self.p = params
         self.model: Any = None
 
@@ -75,11 +88,12 @@ class Mamba:
             ctx.warn(f"kernel path: {kernel['kernel_path']}")
         dtype_bytes = torch.empty((), dtype=dtype).element_size()
         elements = state_elements_per_sequence(cfg)
-        formula = ("per layer (d_inner + 2*ngroups*d_state) * d_conv + nheads * headdim * d_state elements" if cfg.model_type == "mamba2"
-                   else "per layer d_inner * d_conv + d_inner * d_state elements")
+        formula = (
+            "per layer (d_inner + 2*ngroups*d_state) * d_conv + nheads * headdim * d_state elements"
+            if cfg.model_type == "mamba2"
+            else "per layer d_inner * d_conv + d_inner * d_state elements"
+        )
         ctx.declare(
-            output_unit="token",
-            position_unit="token of context",
             model_class=type(self.model).__name__,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             published_param_count=PUBLISHED_PARAMS.get(p.preset_name or ""),
@@ -118,10 +132,11 @@ class Mamba:
             path = "fused CUDA kernels (mamba_ssm + causal_conv1d)"
         else:
             missing = [pkg for pkg, ok in present.items() if not ok]
-            why = "not on CUDA" if not device.startswith("cuda") else (f"not installed: {', '.join(missing)}" if missing else "transformers reported a fallback")
+            why = (
+                "not on CUDA" if not device.startswith("cuda") else (f"not installed: {', '.join(missing)}" if missing else "transformers reported a fallback")
+            )
             path = f"SLOW PyTorch reference path ({why}); the fused kernels are 20-40x faster (Mamba section 4.5)"
-        return {"kernel_path": path, "kernel_path_fused": fused, "kernel_fallbacks": sorted(set(capture.messages)),
-                "kernel_packages": present}
+        return {"kernel_path": path, "kernel_path_fused": fused, "kernel_fallbacks": sorted(set(capture.messages)), "kernel_packages": present}
 
     def run_once(self, mark: Mark) -> None:
         import torch
@@ -141,7 +156,7 @@ class Mamba:
 class _NoSpan:
     attrs: dict[str, Any] = {}
 
-    def __enter__(self) -> "_NoSpan":
+    def __enter__(self) -> _NoSpan:
         self.attrs = {}
         return self
 

@@ -10,8 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 _M1 = {"model_type": "mamba", "state_size": 16, "conv_kernel": 4, "expand": 2, "vocab_size": 50280, "tie_word_embeddings": True}
-_M2 = {"model_type": "mamba2", "state_size": 128, "conv_kernel": 4, "expand": 2, "head_dim": 64, "n_groups": 1, "vocab_size": 50280,
-       "tie_word_embeddings": True, "chunk_size": 256}
+_M2 = {
+    "model_type": "mamba2",
+    "state_size": 128,
+    "conv_kernel": 4,
+    "expand": 2,
+    "head_dim": 64,
+    "n_groups": 1,
+    "vocab_size": 50280,
+    "tie_word_embeddings": True,
+    "chunk_size": 256,
+}
 
 MAMBA_PRESETS: dict[str, dict[str, Any]] = {
     "mamba-130m": {**_M1, "hidden_size": 768, "num_hidden_layers": 24},
@@ -22,7 +31,16 @@ MAMBA_PRESETS: dict[str, dict[str, Any]] = {
     "mamba2-2.7b": {**_M2, "hidden_size": 2560, "num_hidden_layers": 64, "num_heads": 80},
     # ours: the same blocks at llama-tiny's scale (vocabulary 32000, width 512), for CPU
     "mamba-tiny": {**_M1, "hidden_size": 512, "num_hidden_layers": 8, "vocab_size": 32000},
-    "mamba2-tiny": {**_M2, "hidden_size": 512, "num_hidden_layers": 8, "vocab_size": 32000, "state_size": 64, "head_dim": 64, "num_heads": 16, "chunk_size": 64},
+    "mamba2-tiny": {
+        **_M2,
+        "hidden_size": 512,
+        "num_hidden_layers": 8,
+        "vocab_size": 32000,
+        "state_size": 64,
+        "head_dim": 64,
+        "num_heads": 16,
+        "chunk_size": 64,
+    },
 }
 
 # Published parameter counts (model cards / the Mamba and Mamba-2 papers), for comparison in facts.

@@ -47,7 +47,7 @@ class DecodeParams(Params):
         return check_pretrained_dir(path)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DecodeParams":
+    def _one_source(self) -> DecodeParams:
         check_one_source(getattr(self, "preset", None), self.pretrained)
         return self
 

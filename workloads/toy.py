@@ -12,7 +12,7 @@ import time
 
 from pydantic import Field
 
-from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Declaration, Mark, SetupContext
 from profiler.plugin import Params as BaseParams
 
 
@@ -32,12 +32,20 @@ class ToyWorkload:
         steps: int = Field(10, ge=0, le=1_000_000, description="`step` spans per iteration.")
         state_bytes_per_step: int = Field(0, ge=0, le=2**40, description="Declared state growth per step, stored as state_bytes.")
 
-    def __init__(self, params: "ToyWorkload.Params") -> None:
+    @classmethod
+    def declaration(cls, params: ToyWorkload.Params) -> Declaration:
+        """One request = one iteration; one step = one `step` span (position counts steps)."""
+        return Declaration(step="step", deliveries=("first", "step"), position_unit="step", state="a declared byte count")
+
+    def __init__(self, params: ToyWorkload.Params) -> None:
         self.p = params
 
     def setup(self, ctx: SetupContext) -> None:
-        ctx.declare(output_unit="unit", position_unit="step", state_bytes_per_step=self.p.state_bytes_per_step,
-                    expected_first_s=self.p.first_s, expected_step_s=self.p.step_s)
+        ctx.declare(
+            state_bytes_per_step=self.p.state_bytes_per_step,
+            expected_first_s=self.p.first_s,
+            expected_step_s=self.p.step_s,
+        )
 
     def run_once(self, mark: Mark) -> None:
         p = self.p

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from profiler.plugin import Mark, SetupContext
+from profiler.plugin import Declaration, Mark, Resources, SetupContext, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import parameter_facts, resolve_dtype
@@ -58,12 +58,14 @@ class VLA:
         flow_steps: int = Field(10, ge=1, le=1000, description="Euler steps of the flow-matching head (pi0 uses 10).")
         control_hz: float = Field(20.0, gt=0, le=10_000, description="Control rate: one action per tick.")
         ticks: int = Field(60, ge=1, le=1_000_000, description="Ticks per episode (one iteration).")
-        replan_every: int | None = Field(None, ge=1, le=1_000_000, description="Ticks between inference calls; default: chunk_len (sync) or chunk_len // 2 (async).")
+        replan_every: int | None = Field(
+            None, ge=1, le=1_000_000, description="Ticks between inference calls; default: chunk_len (sync) or chunk_len // 2 (async)."
+        )
         mode: Literal["sync", "async"] = Field("sync", description="sync: the loop waits for inference; async: inference runs beside the loop.")
         dtype: DTypeName = Field("auto", description=DTYPE_HELP)
 
         @model_validator(mode="after")
-        def _check(self) -> "VLA.Params":
+        def _check(self) -> VLA.Params:
             chunk = self.chunk
             if chunk > self.ticks:
                 raise ValueError(f"chunk_len {chunk} is longer than the episode horizon (ticks = {self.ticks})")
@@ -91,7 +93,23 @@ class VLA:
                 return self.replan_every
             return self.chunk if self.mode == "sync" else max(1, self.chunk // 2)
 
-    def __init__(self, params: "VLA.Params") -> None:
+    @classmethod
+    def declaration(cls, params: VLA.Params) -> Declaration:
+        """One request = one inference (observation to action chunk, from its capture); one step =
+        one call of the action head; ticks deliver actions. Async inference runs on a second thread."""
+        head = Trait.AUTOREGRESSIVE if params.head_name == "discrete" else Trait.ITERATIVE_REFINEMENT
+        return Declaration(
+            output_unit="action",
+            request="infer",
+            step="action",
+            deliveries=("tick",),
+            inference="infer",
+            state="prefix KV cache, rebuilt every inference call",
+            traits=frozenset({Trait.CONTROL_LOOP, Trait.MULTIMODAL, head}),
+            resources=Resources(cpu_cores=2 if params.mode == "async" else 1),
+        )
+
+    def __init__(self, params: VLA.Params) -> None:
         self.p = params
         self.policy: Any = None
 
@@ -117,13 +135,22 @@ class VLA:
         self.noise = torch.randn(1, p.chunk, action_dim, generator=gen).to(ctx.device, self.dtype)
         counts = {k: parameter_facts(getattr(self.policy, k))["param_count"] for k in ("vision", "projector", "backbone", "expert") if hasattr(self.policy, k)}
         ctx.declare(
-            output_unit="action",
-            head=p.head_name, mode=p.mode, cameras=self.cameras, action_dim=action_dim, chunk_len=p.chunk,
-            flow_steps=p.flow_steps if p.head_name == "flow" else None, replan_every=p.replan,
-            control_hz=p.control_hz, period_s=1.0 / p.control_hz, ticks=p.ticks,
-            image_tokens=self.cameras * preset["tokens_per_image"], prefix_tokens=self.cameras * preset["tokens_per_image"] + p.instruction_len,
+            head=p.head_name,
+            mode=p.mode,
+            cameras=self.cameras,
+            action_dim=action_dim,
+            chunk_len=p.chunk,
+            flow_steps=p.flow_steps if p.head_name == "flow" else None,
+            replan_every=p.replan,
+            control_hz=p.control_hz,
+            period_s=1.0 / p.control_hz,
+            ticks=p.ticks,
+            image_tokens=self.cameras * preset["tokens_per_image"],
+            prefix_tokens=self.cameras * preset["tokens_per_image"] + p.instruction_len,
             dtype=str(self.dtype).removeprefix("torch."),
-            **parameter_facts(self.policy), param_count_by_part=counts, published_param_count=preset.get("published_params"),
+            **parameter_facts(self.policy),
+            param_count_by_part=counts,
+            published_param_count=preset.get("published_params"),
             weights=f"random, from preset {p.preset}",
             state_kind="prefix KV cache, rebuilt every inference call (no growth across calls)",
         )

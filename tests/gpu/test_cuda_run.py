@@ -17,11 +17,19 @@ pytestmark = pytest.mark.gpu
 def cuda_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu")
     result = run_cli(
-        "run", ROOT / "configs" / "llm_decode.yaml", "-o", out, "--device", "cuda",
-        "--set", "measure.min_seconds=2", "--set", "measure.min_iters=5",
+        "run",
+        ROOT / "configs" / "llm_decode.yaml",
+        "-o",
+        out,
+        "--device",
+        "cuda",
+        "--set",
+        "measure.min_seconds=2",
+        "--set",
+        "measure.min_iters=5",
     )
     assert result.returncode == 0, result.stderr
-    run_dir, = out.iterdir()
+    (run_dir,) = out.iterdir()
     return load_run(run_dir)
 
 
@@ -32,56 +40,56 @@ def test_device_time_from_cuda_events(cuda_run):
     host = (decode["end_ns"] - decode["start_ns"]) / 1e9
     # the host waits for the token, so the device region cannot be longer than the host span
     assert (decode["device_s"] <= host * 1.05 + 50e-6).mean() > 0.95
-    assert "device_s" in w.summary["phases"]["decode_step"]
-    assert "device_s" not in w.summary["unavailable"]
+    assert w.summary.phases["decode_step"].device_s is not None
+    assert "device_s" not in w.summary.unavailable
 
 
 def test_nvml_samples_are_real(cuda_run):
     w = cuda_run.workloads["llm"]
     samples = w.samples
     for column in ("gpu_kernel_active_percent", "gpu_memory_used_bytes", "gpu_power_w", "gpu_sm_clock_hz"):
-        if column in w.summary["unavailable"]:
+        if column in w.summary.unavailable:
             continue  # the driver said why; it must not be a fake number either
         assert samples[column].notna().mean() > 0.5, column
     assert samples["gpu_memory_used_bytes"].max() > 0
-    if "gpu_energy_j" not in w.summary["unavailable"]:
+    if "gpu_energy_j" not in w.summary.unavailable:
         energy = samples["gpu_energy_j"].dropna()
         assert energy.is_monotonic_increasing and energy.iloc[-1] > energy.iloc[0]
 
 
 def test_allocator_peaks_per_phase_and_bf16_kv(cuda_run):
     s = cuda_run.workloads["llm"].summary
-    peaks = s["memory"]["device_peak_by_phase"]
-    assert peaks["prefill"]["peak_allocated_bytes"] > s["facts"]["param_bytes"]
-    assert s["facts"]["dtype"] == "bfloat16"
-    assert s["facts"]["state_bytes_per_token_per_seq"] == 2 * 4 * 4 * 64 * 2
+    peaks = s.memory.device_peak_by_phase
+    assert peaks["prefill"].peak_allocated_bytes > s.facts["param_bytes"]
+    assert s.facts["dtype"] == "bfloat16"
+    assert s.facts["state_bytes_per_token_per_seq"] == 2 * 4 * 4 * 64 * 2
     decode = cuda_run.workloads["llm"].spans.query("phase == 'decode_step'")
-    assert (decode["state_bytes"] == s["facts"]["state_bytes_per_token_per_seq"] * decode["position"]).all()
+    assert (decode["state_bytes"] == s.facts["state_bytes_per_token_per_seq"] * decode["position"]).all()
 
 
 def test_traced_pass_counts_launches_and_idle_time(cuda_run):
-    mix = cuda_run.workloads["llm"].summary["operator_mix"]
-    decode = mix["phases"]["decode_step"]
-    assert decode["kernel_launches"] > 0
-    assert 0.0 <= decode["device_idle_fraction"] <= 1.0
-    assert decode["dominant_category"] in ("matmul/GEMM", "attention", "normalization/elementwise")
+    mix = cuda_run.workloads["llm"].summary.operator_mix
+    decode = mix.phases["decode_step"]
+    assert decode.kernel_launches > 0
+    assert 0.0 <= decode.device_idle_fraction <= 1.0
+    assert decode.dominant_category in ("matmul/GEMM", "attention", "normalization/elementwise")
     assert (cuda_run.workloads["llm"].path / "trace.json.gz").is_file()
 
 
 def test_energy_from_the_nvml_counter(cuda_run):
     s = cuda_run.workloads["llm"].summary
-    idle = cuda_run.info["gpu_idle_power"]
-    if "energy" in s["unavailable"]:
-        pytest.skip(f"energy unavailable on this GPU: {s['unavailable']['energy']}")
-    assert idle["idle_power_w"] > 0
-    energy = s["energy"]
-    assert energy["window_s"] >= 1.0 and energy["energy_j"] > 0
-    assert energy["j_per_output_unit"] > 0
-    assert energy["average_power_w"] > 0.5 * idle["idle_power_w"]
+    idle = cuda_run.info.gpu_idle_power
+    if "energy" in s.unavailable:
+        pytest.skip(f"energy unavailable on this GPU: {s.unavailable['energy']}")
+    assert idle.idle_power_w > 0
+    energy = s.energy
+    assert energy.window_s >= 1.0 and energy.energy_j > 0
+    assert energy.j_per_output_unit > 0
+    assert energy.average_power_w > 0.5 * idle.idle_power_w
 
 
 def test_work_and_bound_class_on_gpu(cuda_run):
-    work = cuda_run.workloads["llm"].summary["work"]["phases"]["decode_step"]
-    assert work["time_source"].startswith("device")
-    assert work["bound"] in ("memory-bound", "overhead-bound", "compute-bound")
-    assert 0 < work["mbu"] < 1.5
+    work = cuda_run.workloads["llm"].summary.work.phases["decode_step"]
+    assert work.time_source.startswith("device")
+    assert work.bound in ("memory-bound", "overhead-bound", "compute-bound")
+    assert 0 < work.mbu < 1.5

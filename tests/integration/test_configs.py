@@ -23,12 +23,12 @@ def test_vla_suite_runs_every_mode_with_work_and_trace(tmp_path):
     result = run_cli("run", ROOT / "configs" / "vla.yaml", "-o", tmp_path, "--device", "cpu", *[a for s in shorter for a in ("--set", s)])
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "USDT" not in result.stderr  # kineto's lines are silenced
-    run_dir, = tmp_path.iterdir()
+    (run_dir,) = tmp_path.iterdir()
     run = load_run(run_dir)
     s = {n: w.summary for n, w in run.workloads.items()}
-    assert {n: v["status"] for n, v in s.items()} == {"vla-sync": "ok", "vla-async": "ok", "vla-discrete": "ok"}
+    assert {n: v.status for n, v in s.items()} == {"vla-sync": "ok", "vla-async": "ok", "vla-discrete": "ok"}
     for summary in s.values():
-        assert summary["problems"] == []
-    sync, asyn = s["vla-sync"]["work"], s["vla-async"]["work"]
-    assert asyn["phases"]["infer"]["flops"] == sync["phases"]["infer"]["flops"] > 0  # the worker thread's calls are not zeros
-    assert "tick" in asyn["partial_phases"] and "partial_phases" not in sync
+        assert summary.problems == []
+    sync, asyn = s["vla-sync"].work, s["vla-async"].work
+    assert asyn.phases["infer"].flops == sync.phases["infer"].flops > 0  # the worker thread's calls are not zeros
+    assert "tick" in asyn.partial_phases and not sync.partial_phases

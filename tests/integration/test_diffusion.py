@@ -42,11 +42,14 @@ def test_sd15_and_dit_shapes_build_published_counts():
     assert built == sd["published_params"]
 
 
-@pytest.mark.parametrize("params, needle", [
-    ("{height: 100}", "height 100 is not divisible by 16"),
-    ("{steps: 0}", "steps"),
-    ("{guidance_scale: 0.5}", "guidance_scale"),
-    ("{preset: sd-15}", "did you mean 'sd15'"),
-])
+@pytest.mark.parametrize(
+    "params, needle",
+    [
+        ("{height: 100}", "height 100 is not divisible by 16"),
+        ("{steps: 0}", "steps"),
+        ("{guidance_scale: 0.5}", "guidance_scale"),
+        ("{preset: sd-15}", "did you mean 'sd15'"),
+    ],
+)
 def test_bad_diffusion_params(write_suite, params, needle):
     assert_bad_params(write_suite, "diffusion", params, needle)

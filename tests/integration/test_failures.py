@@ -32,24 +32,34 @@ def test_suite_goes_on_and_exits_cleanly(fault_run):
     result, run = fault_run
     assert result.returncode == 0, result.stderr
     statuses = {name: w.status for name, w in run.workloads.items()}
-    assert statuses == {"raise-setup": "failed", "raise-run": "failed", "raise-teardown": "failed", "oom": "failed",
-                        "killed": "failed", "hang": "failed", "<script>alert(1)</script>": "ok"}
+    assert statuses == {
+        "raise-setup": "failed",
+        "raise-run": "failed",
+        "raise-teardown": "failed",
+        "oom": "failed",
+        "killed": "failed",
+        "hang": "failed",
+        "<script>alert(1)</script>": "ok",
+    }
 
 
-@pytest.mark.parametrize("name, phase, reason", [
-    ("raise-setup", "setup", "RuntimeError: planted failure"),
-    ("raise-run", "measure", "RuntimeError: planted failure"),
-    ("raise-teardown", "teardown", "RuntimeError: planted failure"),
-    ("oom", "measure", "out of memory"),
-    ("killed", "measure", "killed by SIGKILL"),
-    ("hang", "measure", "hung"),
-])
+@pytest.mark.parametrize(
+    "name, phase, reason",
+    [
+        ("raise-setup", "setup", "RuntimeError: planted failure"),
+        ("raise-run", "measure", "RuntimeError: planted failure"),
+        ("raise-teardown", "teardown", "RuntimeError: planted failure"),
+        ("oom", "measure", "out of memory"),
+        ("killed", "measure", "killed by SIGKILL"),
+        ("hang", "measure", "hung"),
+    ],
+)
 def test_failure_records_phase_reason_traceback(fault_run, name, phase, reason):
     _, run = fault_run
     w = run.workloads[name]
     assert w.error["phase"] == phase
     assert reason in w.error["reason"]
-    assert w.summary["error"]["reason"] == w.error["reason"]
+    assert w.summary.error.reason == w.error["reason"]
     if name not in ("killed", "hang"):
         assert "Traceback" in w.error["traceback"] and "_fault" in w.error["traceback"]
 
@@ -75,24 +85,25 @@ def test_a_bug_in_the_parents_analysis_is_a_stated_problem_not_a_lost_suite(tmp_
     """The parent runs in this process (the child is spawned fresh, unaffected): the work analysis
     is made to raise, and the suite still finishes, the workload keeps its latency summary, and the
     problem is stated where the report shows it."""
-    import profiler.runner
+    import profiler.characterize.summary
     from profiler import load_run
     from profiler.cli import main
 
     def broken(*args, **kwargs):
         raise KeyError("planted analysis bug")
 
-    monkeypatch.setattr(profiler.runner, "work_by_phase", broken)
+    monkeypatch.setattr(profiler.characterize.summary, "work_by_phase", broken)
     (tmp_path / "suite.yaml").write_text(
         "name: bug\ndevice: cpu\nmeasure: {warmup_iters: 0, min_iters: 3, min_seconds: 0, max_seconds: 20, trace_ops: false}\n"
-        "workloads:\n  - {name: toy, type: toy, params: {steps: 3}}\n  - {name: second, type: toy, params: {steps: 2}}\n")
+        "workloads:\n  - {name: toy, type: toy, params: {steps: 3}}\n  - {name: second, type: toy, params: {steps: 2}}\n"
+    )
     assert main(["run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs")]) == 0
     assert "Traceback" not in capsys.readouterr().err
     run = load_run(next((tmp_path / "runs").iterdir()))
     for w in run.workloads.values():
-        assert w.summary["status"] == "ok" and w.summary["metrics"]["e2e_s"]["count"] == 3
-        assert any("work analysis failed" in p and "planted analysis bug" in p for p in w.summary["problems"])
-        assert "its analysis failed" in w.summary["unavailable"]["work"]
+        assert w.summary.status == "ok" and w.summary.metrics.e2e_s.count == 3
+        assert any("work analysis failed" in p and "planted analysis bug" in p for p in w.summary.problems)
+        assert "its analysis failed" in w.summary.unavailable["work"]
     assert "planted analysis bug" in (run.path / "report.html").read_text()
 
 
@@ -100,29 +111,30 @@ def test_a_profiler_bug_between_workloads_marks_the_run_failed_reports_and_exits
     """An exception outside the guarded analysis (here: the second workload's finish step) must not
     leave run.json saying `complete`: the run is `failed` with the reason and traceback, the
     workloads measured before are reported, and the terminal gets one line, exit 1."""
-    import profiler.runner
+    import profiler.run.runner
     from profiler import load_run
     from profiler.cli import main
 
-    real_finish = profiler.runner.SuiteRunner._finish
+    real_finish = profiler.run.runner.finish_workload
     calls = []
 
-    def finish_then_break(self, *args, **kwargs):
+    def finish_then_break(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise ValueError("planted runner bug")
-        return real_finish(self, *args, **kwargs)
+        return real_finish(*args, **kwargs)
 
-    monkeypatch.setattr(profiler.runner.SuiteRunner, "_finish", finish_then_break)
+    monkeypatch.setattr(profiler.run.runner, "finish_workload", finish_then_break)
     (tmp_path / "suite.yaml").write_text(
         "name: bug\ndevice: cpu\nmeasure: {warmup_iters: 0, min_iters: 2, min_seconds: 0, max_seconds: 20, count_work: false, trace_ops: false}\n"
-        "workloads:\n  - {name: first, type: toy, params: {steps: 3}}\n  - {name: second, type: toy}\n  - {name: third, type: toy}\n")
+        "workloads:\n  - {name: first, type: toy, params: {steps: 3}}\n  - {name: second, type: toy}\n  - {name: third, type: toy}\n"
+    )
     assert main(["run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs")]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "planted runner bug" in err and len([x for x in err.splitlines() if x.startswith("error:")]) == 1
     run = load_run(next((tmp_path / "runs").iterdir()))
-    assert run.info["status"] == "failed" and "planted runner bug" in run.info["error"]["reason"] and "Traceback" in run.info["error"]["traceback"]
-    assert [e["status"] for e in run.info["workloads"]] == ["ok", "not finished", "pending"]
-    assert run.workloads["first"].summary["status"] == "ok"
+    assert run.info.status == "failed" and "planted runner bug" in run.info.error.reason and "Traceback" in run.info.error.traceback
+    assert [e.status for e in run.info.workloads] == ["ok", "not finished", "pending"]
+    assert run.workloads["first"].summary.status == "ok"
     page = (run.path / "report.html").read_text()
     assert "planted runner bug" in page and "<b>failed</b>" in page

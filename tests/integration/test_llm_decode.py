@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from profiler.child import SetupContextImpl
+from profiler.measure.spans import SpanRecorder
+from profiler.measure.store import SPANS, PartWriter, merge_parts
+from profiler.run.child import SetupContextImpl
 from profiler.rundir import load_run
-from profiler.spans import SpanRecorder
-from profiler.store import SPANS, PartWriter, merge_parts
 from tests.conftest import ROOT, run_cli
 from workloads.llm_decode import LLMDecode
 from workloads.llm_presets import LLM_PRESETS
@@ -39,10 +39,13 @@ def kv_formula(preset: str, dtype_bytes: int) -> int:
     return 2 * c["num_hidden_layers"] * c["num_key_value_heads"] * head_dim * dtype_bytes
 
 
-@pytest.mark.parametrize("preset, dtype, dtype_bytes", [
-    ("llama-tiny", "float32", 4),
-    ("qwen2.5-0.5b", "bfloat16", 2),  # a published architecture at its published size (494M)
-])
+@pytest.mark.parametrize(
+    "preset, dtype, dtype_bytes",
+    [
+        ("llama-tiny", "float32", 4),
+        ("qwen2.5-0.5b", "bfloat16", 2),  # a published architecture at its published size (494M)
+    ],
+)
 def test_kv_bytes_per_token_equal_the_formula_exactly(tmp_path, preset, dtype, dtype_bytes):
     batch, prompt, gen = 2, 6, 4
     spans, facts = run_in_process(tmp_path, preset=preset, dtype=dtype, batch_size=batch, prompt_len=prompt, gen_len=gen)
@@ -97,22 +100,35 @@ def test_context_longer_than_the_model_is_a_setup_error(tmp_path):
 
 def test_llm_suite_end_to_end(tmp_path):
     result = run_cli(
-        "run", ROOT / "configs" / "llm_decode.yaml", "-o", tmp_path, "--device", "cpu",
-        "--set", "workloads.0.params.gen_len=12", "--set", "workloads.0.params.prompt_len=16",
-        "--set", "measure.min_seconds=0", "--set", "measure.min_iters=3", "--set", "measure.warmup_iters=1",
+        "run",
+        ROOT / "configs" / "llm_decode.yaml",
+        "-o",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--set",
+        "workloads.0.params.gen_len=12",
+        "--set",
+        "workloads.0.params.prompt_len=16",
+        "--set",
+        "measure.min_seconds=0",
+        "--set",
+        "measure.min_iters=3",
+        "--set",
+        "measure.warmup_iters=1",
     )
     assert result.returncode == 0, result.stderr
     assert "TTFT" in result.stdout and "report.html" in result.stdout
-    run_dir, = tmp_path.iterdir()
+    (run_dir,) = tmp_path.iterdir()
     run = load_run(run_dir)
     s = run.workloads["llm"].summary
-    assert s["status"] == "ok" and s["params"]["gen_len"] == 12
-    m = s["metrics"]
-    assert m["ttft_s"]["count"] == 3 and m["tpot_s"]["count"] == 3 and m["itl_s"]["count"] == 3 * 11
-    assert 0 < m["tpot_s"]["median"] < m["e2e_s"]["median"]
-    assert s["phases"]["decode_step"]["latency_s"]["count"] == 3 * 11
+    assert s.status == "ok" and s.params["gen_len"] == 12
+    m = s.metrics
+    assert m.ttft_s.count == 3 and m.tpot_s.count == 3 and m.itl_s.count == 3 * 11
+    assert 0 < m.tpot_s.median < m.e2e_s.median
+    assert s.phases["decode_step"].latency_s.count == 3 * 11
     spans = run.workloads["llm"].spans
     decode = spans.query("phase == 'decode_step'")
-    assert (decode["state_bytes"] == s["facts"]["state_bytes_per_token_per_seq"] * decode["position"]).all()
+    assert (decode["state_bytes"] == s.facts["state_bytes_per_token_per_seq"] * decode["position"]).all()
     page = (run_dir / "report.html").read_text()
     assert "Per-step latency against position" in page and "State alive after each step" in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiler.child import SetupContextImpl
+from profiler.run.child import SetupContextImpl
 from tests.integration.test_llm_decode import run_with_recorder
 from workloads.mamba import Mamba
 from workloads.mamba_presets import MAMBA_PRESETS

@@ -1,4 +1,4 @@
-"""Operator mix: categories, attribution to the innermost phase, and the exported trace."""
+"""Operator mix: categories, attribution to every enclosing phase, and the exported trace."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from profiler.opmix import HOST, categorize, trace_iteration
+from profiler.measure.opmix import HOST, categorize, trace_iteration
 
 
 class TwoPhases:
@@ -46,6 +46,12 @@ def test_trace_attributes_ops_to_phases(tmp_path):
     assert "convolution" not in phases["gemm"]["share_by_category"]
     assert abs(sum(phases["gemm"]["share_by_category"].values()) - 1) < 1e-9
     assert HOST in phases["gemm"]["time_us_by_category"]
+    # the iteration encloses both phases: its mix holds their ops (inclusive), not only its own glue
+    whole = phases["iteration"]["time_us_by_category"]
+    assert whole["matmul/GEMM"] >= phases["gemm"]["time_us_by_category"]["matmul/GEMM"] * 0.999
+    assert whole["convolution"] >= phases["conv"]["time_us_by_category"]["convolution"] * 0.999
+    assert phases["iteration"]["dominant_category"] in ("matmul/GEMM", "convolution")
+    assert categorize("aten::gru_cell") == categorize("aten::lstm") == "scan/recurrence"
     trace = json.loads(gzip.decompress((tmp_path / result["trace_file"]).read_bytes()))
     assert trace["distributedInfo"]["rank"] == 0
     assert any(e.get("name") == "phase::gemm" for e in trace["traceEvents"])
@@ -54,10 +60,18 @@ def test_trace_attributes_ops_to_phases(tmp_path):
 def test_cuda_trace_without_kernels_is_unavailable_not_idle_mocked_no_gpu_here():
     """The GPU boundary, mocked (no GPU on this machine): a CUDA trace in which CUPTI recorded no
     kernel must not read as a 100% idle device."""
-    from profiler.opmix import no_kernels
+    from profiler.measure.opmix import no_kernels
 
-    mix = {"decode_step": {"kernel_launches": 0, "device_idle_fraction": 1.0, "time_us_by_category": {"matmul/GEMM": 0.0},
-                           "share_by_category": {}, "dominant_category": None, "wall_us": 900.0}}
+    mix = {
+        "decode_step": {
+            "kernel_launches": 0,
+            "device_idle_fraction": 1.0,
+            "time_us_by_category": {"matmul/GEMM": 0.0},
+            "share_by_category": {},
+            "dominant_category": None,
+            "wall_us": 900.0,
+        }
+    }
     why = no_kernels(mix)
     assert why and "CUPTI" in why
     assert mix["decode_step"]["device_idle_fraction"] is None and mix["decode_step"]["kernel_launches"] is None

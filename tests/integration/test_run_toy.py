@@ -33,15 +33,15 @@ def test_run_directory_layout(toy_run):
         assert (run.path / "toy" / name).is_file(), name
     assert not list(run.path.rglob("*.part-*")) and not list(run.path.rglob("*.tmp"))
     assert str(run.path / "report.html") in result.stdout
-    assert run.info["status"] == "complete"
+    assert run.info.status == "complete"
     resolved = (run.path / "config.resolved.yaml").read_text()
     assert "state_bytes_per_step: 4096" in resolved and "warmup_iters: 2" in resolved
 
 
 def test_phase_timings_match_the_busy_waits(toy_run):
     _, run = toy_run
-    phases = run.workloads["toy"].summary["phases"]
-    assert phases["first"]["latency_s"]["median"] == pytest.approx(0.02, rel=0.05, abs=3e-4)
+    phases = run.workloads["toy"].summary.phases
+    assert phases["first"].latency_s.median == pytest.approx(0.02, rel=0.05, abs=3e-4)
     spans = run.workloads["toy"].spans.query("phase == 'step' and not warmup")
     per_position = spans.assign(lat=(spans.end_ns - spans.start_ns) / 1e9).groupby("position")["lat"].median()
     for position, latency in per_position.items():
@@ -51,21 +51,21 @@ def test_phase_timings_match_the_busy_waits(toy_run):
 def test_loop_rules_and_warmup_exclusion(toy_run):
     _, run = toy_run
     s = run.workloads["toy"].summary
-    assert s["loop"]["measured_iters"] >= 8 and s["loop"]["measure_s"] >= 0.5
-    assert s["loop"]["warmup_iters"] == 2 and not s["loop"]["stopped_at_max_seconds"]
+    assert s.loop.measured_iters >= 8 and s.loop.measure_s >= 0.5
+    assert s.loop.warmup_iters == 2 and not s.loop.stopped_at_max_seconds
     spans = run.workloads["toy"].spans
     iterations = spans.query("phase == 'iteration'")
     assert iterations["warmup"].sum() == 2
-    assert s["metrics"]["e2e_s"]["count"] == s["loop"]["measured_iters"]
-    assert s["seed"] == 7
+    assert s.metrics.e2e_s.count == s.loop.measured_iters
+    assert s.seed == 7
 
 
 def test_request_metrics_and_state(toy_run):
     _, run = toy_run
-    m = run.workloads["toy"].summary["metrics"]
-    assert m["ttft_s"]["median"] == pytest.approx(0.02, rel=0.05, abs=5e-4)
+    m = run.workloads["toy"].summary.metrics
+    assert m.ttft_s.median == pytest.approx(0.02, rel=0.05, abs=5e-4)
     expected_tpot = sum(0.004 + 0.001 * k for k in range(6)) / 6
-    assert m["tpot_s"]["median"] == pytest.approx(expected_tpot, rel=0.05, abs=5e-4)
+    assert m.tpot_s.median == pytest.approx(expected_tpot, rel=0.05, abs=5e-4)
     steps = run.workloads["toy"].spans.query("phase == 'step'")
     assert (steps["state_bytes"] == 4096 * steps["position"]).all()
 
@@ -75,12 +75,12 @@ def test_sampler_and_unavailable_gpu(toy_run):
     s = run.workloads["toy"].summary
     samples = run.workloads["toy"].samples
     assert len(samples) > 10 and samples["proc_rss_bytes"].min() > 0
-    assert s["sample_hz_achieved"] > 25
+    assert s.sample_hz_achieved > 25
     assert samples["proc_cpu_percent"].median() > 50  # busy-waiting: one core busy
     for column in ("gpu_kernel_active_percent", "gpu_power_w", "gpu_energy_j"):
         assert samples[column].isna().all()  # never zero standing for unknown
-        assert s["unavailable"][column]
-    assert s["unavailable"]["device_s"]
+        assert s.unavailable[column]
+    assert s.unavailable["device_s"]
 
 
 def test_env_json(toy_run):

@@ -29,13 +29,20 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "profiler", "run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs")],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    result = subprocess.run(
+        [sys.executable, "-m", "profiler", "run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "writing the run failed" in lines[0] and "File too large" in lines[0]
-    run_dir, = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "report.html").exists()  # never a truncated report
     assert not list(run_dir.rglob("*.tmp"))
     assert (run_dir / "toy" / "spans.parquet").is_file()  # what was measured is kept
@@ -45,23 +52,25 @@ def test_a_full_disk_in_the_child_mid_run_is_recorded_and_the_suite_goes_on(tmp_
     """The workload's own writes start failing mid-run (RLIMIT_FSIZE 0, set inside the child by
     the test plugin): its error and info reach the parent through the queue, the spans flushed
     before stay, the loss of the batch in memory is stated, and the next workload runs."""
-    suite = SUITE.replace("{name: toy, type: toy, params: {steps: 5}}",
-                          '{name: full, type: "tests.plugins.faulty:Faulty", params: {mode: disk_full, ok_iters: 40}}\n'
-                          "  - {name: after, type: toy, params: {steps: 3}}").replace("min_iters: 3", "min_iters: 60")
+    suite = SUITE.replace(
+        "{name: toy, type: toy, params: {steps: 5}}",
+        '{name: full, type: "tests.plugins.faulty:Faulty", params: {mode: disk_full, ok_iters: 40}}\n  - {name: after, type: toy, params: {steps: 3}}',
+    ).replace("min_iters: 3", "min_iters: 60")
     _, run = run_suite_text(tmp_path, suite, expect_ok=False)
     full = run.workloads["full"].summary
-    assert full["status"] == "failed" and full["error"]["phase"] == "measure"
-    assert "File too large" in full["error"]["reason"]
-    assert any("is lost" in p and "File too large" in p for p in full["problems"])
-    assert 0 < full["span_count"] < 60 * 6  # the batches flushed before the fault, not the whole run
-    assert run.workloads["after"].summary["status"] == "ok"
+    assert full.status == "failed" and full.error.phase == "measure"
+    assert "File too large" in full.error.reason
+    assert any("is lost" in p and "File too large" in p for p in full.problems)
+    assert 0 < full.span_count < 60 * 6  # the batches flushed before the fault, not the whole run
+    assert run.workloads["after"].summary.status == "ok"
     page = (run.path / "report.html").read_text()
     assert "File too large" in page
 
 
 def test_report_names_corrupt_files_and_renders_the_rest(tmp_path):
-    _, run = run_suite_text(tmp_path, SUITE.replace("{name: toy, type: toy, params: {steps: 5}}",
-                                                    "{name: toy, type: toy, params: {steps: 5}}\n  - {name: other, type: toy}"))
+    _, run = run_suite_text(
+        tmp_path, SUITE.replace("{name: toy, type: toy, params: {steps: 5}}", "{name: toy, type: toy, params: {steps: 5}}\n  - {name: other, type: toy}")
+    )
     spans = run.path / "toy" / "spans.parquet"
     spans.write_bytes(spans.read_bytes()[: len(spans.read_bytes()) // 2])  # truncated
     (run.path / "other" / "summary.json").write_text('{"name": "other", "status":')  # corrupt

@@ -32,17 +32,17 @@ def test_grid_expands_into_isolated_points_stored_together(sweep_run):
     assert len(pids) == 4  # one child process per point
     assert {w.path.parent.name for w in sweep_run.workloads.values()} == {"toy"}
     for w in sweep_run.workloads.values():
-        point = w.summary["sweep"]["point"]
-        assert w.summary["params"]["steps"] == point["steps"] and w.summary["params"]["first_s"] == point["first_s"]
+        point = w.summary.sweep.point
+        assert w.summary.params["steps"] == point["steps"] and w.summary.params["first_s"] == point["first_s"]
         assert len(w.spans.query("phase == 'step' and not warmup")) == 3 * point["steps"]
 
 
 def test_fitted_slopes_recover_the_toy_truth(sweep_run):
     for w in sweep_run.workloads.values():
-        fit = w.summary["scaling"]["step"]
-        assert fit["latency_s_per_position"]["slope"] == pytest.approx(0.0005, rel=0.1)
-        assert fit["latency_s_per_position"]["r2"] > 0.95
-        assert fit["state_bytes_per_position"]["slope"] == pytest.approx(4096)
+        fit = w.summary.scaling["step"]
+        assert fit.latency_s_per_position.slope == pytest.approx(0.0005, rel=0.1)
+        assert fit.latency_s_per_position.r2 > 0.95
+        assert fit.state_bytes_per_position.slope == pytest.approx(4096)
 
 
 def test_bad_sweeps_are_one_line_errors(write_suite):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from profiler.child import SetupContextImpl
-from profiler.roofline import classify, work_by_phase
-from profiler.work import WorkRecorder, extra_flop_formulas
+from profiler.characterize.roofline import classify, work_by_phase
+from profiler.measure.work import WorkRecorder, extra_flop_formulas
+from profiler.run.child import SetupContextImpl
 from workloads.diffusion import Diffusion
 from workloads.llm_decode import LLMDecode
 from workloads.llm_presets import build_config

@@ -27,7 +27,7 @@ class Faulty:
         ok_iters: int = Field(3, ge=0)
         step_s: float = Field(0.01, ge=0)
 
-    def __init__(self, params: "Faulty.Params") -> None:
+    def __init__(self, params: Faulty.Params) -> None:
         self.p = params
         self.calls = 0
 

@@ -118,13 +118,17 @@ def test_set_on_missing_path(write_suite):
 
 def test_set_unknown_final_key_points_at_the_flag(write_suite):
     path = write_suite(GOOD)
-    assert_one_line_error(run_cli("validate", path, "--set", "workloads.0.params.batch_sz=4"), "--set workloads.0.params.batch_sz=4", "did you mean 'batch_size'")
+    assert_one_line_error(
+        run_cli("validate", path, "--set", "workloads.0.params.batch_sz=4"), "--set workloads.0.params.batch_sz=4", "did you mean 'batch_size'"
+    )
 
 
 def test_set_overrides_and_validates_value(write_suite):
     path = write_suite(GOOD)
     assert run_cli("validate", path, "--set", "workloads.0.params.gen_len=8").returncode == 0
-    assert_one_line_error(run_cli("validate", path, "--set", "workloads.0.params.gen_len=0"), "--set workloads.0.params.gen_len=0", "greater than or equal to 1")
+    assert_one_line_error(
+        run_cli("validate", path, "--set", "workloads.0.params.gen_len=0"), "--set workloads.0.params.gen_len=0", "greater than or equal to 1"
+    )
 
 
 def test_device_cuda_without_cuda(write_suite, tmp_path):

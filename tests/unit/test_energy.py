@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiler.energy import energy_summary
+from profiler.characterize.energy import energy_summary
 
 NS = 1_000_000_000
 
@@ -47,20 +47,25 @@ def test_energy_unavailable_without_a_counter_or_a_long_window():
 
 
 def test_report_shows_energy_per_unit(tmp_path):
+    """The energy section reads the typed summary: J per output unit in the workload's unit, power
+    and idle power with units; a workload without the counter says why."""
     import json
+    import shutil
 
     from profiler.rundir import load_run
-    from reports.html_report import _energy_section
+    from profiler.runmodel import Energy
+    from reports.html_report import build_html
+    from tests.conftest import ROOT
 
-    (tmp_path / "run.json").write_text(json.dumps({"workloads": [{"name": "gpu", "dir": "gpu"}, {"name": "cpu", "dir": "cpu"}]}))
-    (tmp_path / "env.json").write_text("{}")
-    for name, summary in (
-        ("gpu", {"name": "gpu", "facts": {"output_unit": "token"}, "energy": {"j_per_output_unit": 0.5, "average_power_w": 300.0,
-                                                                             "energy_j": 600.0, "window_s": 2.0, "energy_above_idle_j": 460.0, "idle_power_w": 70.0}}),
-        ("cpu", {"name": "cpu", "unavailable": {"energy": "no NVML energy counter readings"}}),
-    ):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
-    html = _energy_section(load_run(tmp_path))
-    assert "0.5 J/token" in html and "300.0 W" in html and "70.0 W" in html
-    assert "unavailable: no NVML energy counter readings" in html
+    run_dir = tmp_path / "run"
+    shutil.copytree(ROOT / "tests" / "data" / "golden-run", run_dir)
+    path = run_dir / "llm" / "summary.json"
+    summary = json.loads(path.read_text())
+    energy = Energy(window_s=2.0, energy_j=600.0, average_power_w=300.0, idle_power_w=70.0, energy_above_idle_j=460.0, j_per_output_unit=0.5, method="NVML")
+    summary["energy"] = energy.model_dump(mode="json")
+    summary["unavailable"].pop("energy", None)
+    path.write_text(json.dumps(summary))
+    page = build_html(load_run(run_dir))
+    energy_html = page[page.index('id="energy"') :][:6000]
+    assert "0.500 J/token" in energy_html and "300 W" in energy_html and "70.0 W" in energy_html and "460 J" in energy_html
+    assert "no NVML energy counter readings" in energy_html  # the other workloads: unavailable, with the reason

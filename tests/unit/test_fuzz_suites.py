@@ -25,8 +25,14 @@ BASE = {
     "workloads": [{"name": "llm", "type": "llm_decode", "params": {"preset": "llama-tiny", "batch_size": 1, "gen_len": 4}}],
 }
 # (path to a value, a value that must be rejected there)
-NUMERIC_FIELDS = [("measure", "min_iters"), ("measure", "max_seconds"), ("measure", "warmup_iters"),
-                  ("workloads", 0, "params", "batch_size"), ("workloads", 0, "params", "gen_len"), ("workloads", 0, "params", "prompt_len")]
+NUMERIC_FIELDS = [
+    ("measure", "min_iters"),
+    ("measure", "max_seconds"),
+    ("measure", "warmup_iters"),
+    ("workloads", 0, "params", "batch_size"),
+    ("workloads", 0, "params", "gen_len"),
+    ("workloads", 0, "params", "prompt_len"),
+]
 
 
 def check(text: bytes) -> None:
@@ -70,9 +76,16 @@ def _nested(depth: int) -> dict:
 
 mutations = st.one_of(
     st.tuples(st.just("unknown"), st.sampled_from([(), ("measure",), ("workloads", 0), ("workloads", 0, "params")]), st.text(min_size=1, max_size=12)),
-    st.tuples(st.just("wrong_type"), st.sampled_from(NUMERIC_FIELDS + [("name",), ("workloads",), ("workloads", 0, "type")]),
-              st.one_of(st.text(max_size=8), st.lists(st.integers(), max_size=3), st.booleans(), st.none(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))),
-    st.tuples(st.just("bad_number"), st.sampled_from(NUMERIC_FIELDS), st.one_of(st.integers(max_value=-1), st.integers(min_value=10**12), st.floats(min_value=1e15))),
+    st.tuples(
+        st.just("wrong_type"),
+        st.sampled_from(NUMERIC_FIELDS + [("name",), ("workloads",), ("workloads", 0, "type")]),
+        st.one_of(
+            st.text(max_size=8), st.lists(st.integers(), max_size=3), st.booleans(), st.none(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+        ),
+    ),
+    st.tuples(
+        st.just("bad_number"), st.sampled_from(NUMERIC_FIELDS), st.one_of(st.integers(max_value=-1), st.integers(min_value=10**12), st.floats(min_value=1e15))
+    ),
     st.tuples(st.just("deep"), st.sampled_from([("workloads", 0, "params", "preset"), ("measure",), ("name",)]), st.integers(min_value=5, max_value=400)),
 )
 

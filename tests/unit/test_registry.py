@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from profiler.errors import UserError
-from profiler.registry import discover, resolve_workload
+from profiler.suite.registry import discover, resolve_workload
 from tests.conftest import assert_one_line_error, run_cli
 
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from profiler.analysis import SUMMARY_COLUMNS, measured_spans
+from profiler.characterize.analysis import MEASURED_COLUMNS, measured_spans
+from profiler.measure.store import SPANS, PartWriter, merge_parts, read_frame
 from profiler.rundir import WorkloadRun, read_measured
-from profiler.store import SPANS, PartWriter, merge_parts, read_frame
 
 
 def _write(directory, merged: bool):
     w = PartWriter(directory, SPANS)
     for it in range(6):
-        rows = [{"iteration": it, "warmup": it == 0, "phase": "step", "index": k + 1, "start_ns": 10 * k, "end_ns": 10 * k + 5,
-                 "units": 1.0, "error": "RuntimeError: boom" if (it == 3 and k == 2) else None, "position": float(k)} for k in range(4)]
-        rows.append({"iteration": it, "warmup": it == 0, "phase": "iteration", "index": 0, "start_ns": 0, "end_ns": 40, "units": 0.0,
-                     "error": None, "position": None})
+        rows = [
+            {
+                "iteration": it,
+                "warmup": it == 0,
+                "phase": "step",
+                "index": k + 1,
+                "start_ns": 10 * k,
+                "end_ns": 10 * k + 5,
+                "units": 1.0,
+                "error": "RuntimeError: boom" if (it == 3 and k == 2) else None,
+                "position": float(k),
+            }
+            for k in range(4)
+        ]
+        rows.append(
+            {"iteration": it, "warmup": it == 0, "phase": "iteration", "index": 0, "start_ns": 0, "end_ns": 40, "units": 0.0, "error": None, "position": None}
+        )
         w.extend(rows)
         w.flush()  # one part per iteration: the failed iteration's error is in its own part
     if merged:
@@ -30,7 +43,7 @@ def test_read_measured_from_parts_and_merged_file_matches_the_pandas_rule(tmp_pa
         assert sorted(measured["iteration"].unique()) == [1, 2, 4, 5]  # warmup 0 and failed 3 dropped
         assert list(iterations["iteration"]) == [0, 1, 2, 3, 4, 5]  # iteration spans keep warmup and failures
         if merged:
-            want = measured_spans(read_frame(d / f"{SPANS}.parquet", SUMMARY_COLUMNS))
+            want = measured_spans(read_frame(d / f"{SPANS}.parquet", MEASURED_COLUMNS))
             assert measured.reset_index(drop=True).equals(want.reset_index(drop=True))
         run = WorkloadRun("w", d, {}, None)
         assert len(run.measured) == len(measured) and len(run.iterations) == 6

@@ -6,8 +6,8 @@ import os
 import threading
 import time
 
-from profiler.sampler import SAMPLE_SCHEMA, ProcessSampler
-from profiler.store import SAMPLES, PartWriter, read_frame
+from profiler.measure.sampler import SAMPLE_SCHEMA, ProcessSampler
+from profiler.measure.store import SAMPLES, PartWriter, read_frame
 
 
 def test_sampler_writes_rows_of_this_process(tmp_path):

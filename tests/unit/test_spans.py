@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from profiler.spans import ITERATION, SpanRecorder
-from profiler.store import SPANS, PartWriter, merge_parts
+from profiler.measure.spans import ITERATION, SpanRecorder
+from profiler.measure.store import SPANS, PartWriter, merge_parts
 
 
 class TwoSteps:

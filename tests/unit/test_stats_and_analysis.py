@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiler import stats
-from profiler.analysis import phase_noise, phase_table, position_table, request_metrics, summarize
-from profiler.stats import describe, ratio_ci, slope_ci
+from profiler.characterize import stats
+from profiler.characterize.analysis import phase_noise, phase_table, position_table, request_metrics
+from profiler.characterize.stats import describe, ratio_ci, slope_ci
+from profiler.characterize.summary import summarize
 
 MS = 1_000_000
 
@@ -32,8 +33,18 @@ def test_describe_is_reproducible_and_handles_large_and_empty():
 
 
 def span(iteration, phase, start_ms, end_ms, units=0, warmup=False, error=None, position=None):
-    return {"iteration": iteration, "warmup": warmup, "phase": phase, "index": 0, "start_ns": int(start_ms * MS),
-            "end_ns": int(end_ms * MS), "units": float(units), "device_s": None, "error": error, "position": position}
+    return {
+        "iteration": iteration,
+        "warmup": warmup,
+        "phase": phase,
+        "index": 0,
+        "start_ns": int(start_ms * MS),
+        "end_ns": int(end_ms * MS),
+        "units": float(units),
+        "device_s": None,
+        "error": error,
+        "position": position,
+    }
 
 
 def known_spans() -> pd.DataFrame:
@@ -67,9 +78,9 @@ def test_summary_marks_missing_metrics_unavailable_with_reason():
     df = known_spans()
     df["units"] = 0.0
     out = summarize(df, pd.DataFrame(), {"device": "cpu"})
-    assert "ttft_s" not in out["metrics"] and "ttft_s" in out["unavailable"]
-    assert "device_s" in out["unavailable"] and "cpu" in out["unavailable"]["device_s"]
-    assert "peak_rss_bytes" in out["unavailable"]
+    assert out.metrics.ttft_s is None and "ttft_s" in out.unavailable
+    assert "device_s" in out.unavailable and "cpu" in out.unavailable["device_s"]
+    assert "peak_rss_bytes" in out.unavailable
 
 
 def test_noise_is_measured_per_position_not_across_a_growing_step():
@@ -122,17 +133,23 @@ def test_large_sample_slope_interval_agrees_with_the_pairs_bootstrap(monkeypatch
 def test_position_table_agrees_with_a_pandas_groupby():
     rng = np.random.default_rng(3)
     n = 5000
-    spans = pd.DataFrame({
-        "iteration": rng.integers(1, 20, n), "warmup": False, "error": None,
-        "phase": rng.choice(["decode_step", "prefill", "iteration"], n),
-        "position": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 40, n).astype(float)),
-        "start_ns": 0, "end_ns": rng.integers(1_000, 9_000_000, n),
-        "state_bytes": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 1 << 20, n).astype(float)),
-    })
+    spans = pd.DataFrame(
+        {
+            "iteration": rng.integers(1, 20, n),
+            "warmup": False,
+            "error": None,
+            "phase": rng.choice(["decode_step", "prefill", "iteration"], n),
+            "position": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 40, n).astype(float)),
+            "start_ns": 0,
+            "end_ns": rng.integers(1_000, 9_000_000, n),
+            "state_bytes": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 1 << 20, n).astype(float)),
+        }
+    )
     got = position_table(spans)
     m = spans.loc[spans["position"].notna()].assign(latency_s=lambda f: (f["end_ns"] - f["start_ns"]) / 1e9)
-    want = m.groupby(["phase", "position"], as_index=False).agg(median_s=("latency_s", "median"), state_bytes=("state_bytes", "median"),
-                                                                 count=("latency_s", "size"))
+    want = m.groupby(["phase", "position"], as_index=False).agg(
+        median_s=("latency_s", "median"), state_bytes=("state_bytes", "median"), count=("latency_s", "size")
+    )
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False)
     only = position_table(spans, "prefill")
     assert set(only["phase"]) == {"prefill"} and len(only) == len(want.loc[want["phase"] == "prefill"])

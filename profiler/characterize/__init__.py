@@ -1,0 +1,1 @@
+"""Derived facts from raw records: statistics, per-request metrics, fits, roofline, energy."""

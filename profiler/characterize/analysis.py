@@ -1,0 +1,262 @@
+"""From raw spans and samples to numbers: per-phase statistics and per-request latency metrics.
+
+Definitions follow metrics.md (vLLM's, for any stream of output units):
+- an iteration is one request; its `iteration` span is the request's end-to-end time (E2E);
+- a delivery is a span with units > 0 (a token, an image, an action chunk reaches the host);
+- TTFT = first delivery's end - iteration start; TPOT = (E2E - TTFT) / (deliveries - 1);
+- ITL = gap between consecutive deliveries of one request, per delivery (never per chunk);
+- output units/s = units delivered in the iteration / E2E.
+Deadline-driven loops (metrics.md, VLA) are read from span attributes, never from the workload's
+name: a span with `deadline_ns` is a deadline (missed when it delivered nothing or ended after
+it; lateness = end - deadline); spans with `scheduled_ns` are periodic ticks (achieved rate,
+interval jitter = p99 - p50 and std of the start-to-start interval); `staleness_s` is the age of
+the observation behind an executed action; a span with `obs_ns` ends an observation-to-output
+path (inference latency = end - obs_ns). Each phase's share of iteration time is its duty cycle.
+
+Warmup iterations and iterations that raised are excluded from every statistic. Nothing here
+imports torch: a run directory can be analysed on any laptop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..plugin import ITERATION
+from .stats import describe
+
+NS = 1e9
+MEASURED_COLUMNS = (
+    "iteration",
+    "warmup",
+    "phase",
+    "start_ns",
+    "end_ns",
+    "units",
+    "device_s",
+    "error",
+    "position",
+    "state_bytes",
+    "deadline_ns",
+    "scheduled_ns",
+    "staleness_s",
+    "obs_ns",
+)
+
+
+MEASURED_RULE_COLUMNS = ("iteration", "warmup", "error")
+
+
+def measured_mask(spans: pd.DataFrame) -> pd.Series:
+    """True for the spans of measured iterations that completed without an error (reads only
+    MEASURED_RULE_COLUMNS)."""
+    failed = spans.loc[spans["error"].notna(), "iteration"].unique()
+    return ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
+
+
+def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Spans of measured iterations that completed without an error (the same frame, not a
+    copy, when nothing is dropped: a million spans must not be copied once per statistic).
+    `columns` selects in the same single copy."""
+    if spans.empty:
+        return spans
+    keep = measured_mask(spans)
+    if columns is not None:
+        return spans.loc[keep, columns]
+    return spans if keep.all() else spans.loc[keep]
+
+
+def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Per-iteration latency samples (seconds) from measured spans: e2e, ttft, tpot, itl, units/s.
+
+    `deliveries`: the phases whose spans with units > 0 are deliveries (the declaration's);
+    empty: every phase but the iteration.
+    """
+    m = measured_spans(spans)
+    empty = np.array([], dtype=float)
+    if m.empty:
+        return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
+    it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
+    e2e = (it["end_ns"] - it["start_ns"]) / NS
+    delivering = m["phase"].isin(deliveries) if deliveries else m["phase"] != ITERATION
+    d = m.loc[delivering & (m["units"] > 0), ["iteration", "end_ns", "units"]].sort_values(["iteration", "end_ns"])
+    by_it = d.groupby("iteration")
+    first_end = by_it["end_ns"].min()
+    deliveries = by_it.size()
+    units = by_it["units"].sum()
+    ttft = ((first_end - it["start_ns"].reindex(first_end.index)) / NS).dropna()
+    n = deliveries.reindex(ttft.index)
+    e2e_d = e2e.reindex(ttft.index)
+    tpot = ((e2e_d - ttft) / (n - 1))[n > 1]
+    itl = d.groupby("iteration")["end_ns"].diff().dropna() / NS
+    rate = (units.reindex(e2e.index) / e2e).dropna()
+    return {
+        "e2e_s": e2e.to_numpy(dtype=float),
+        "ttft_s": ttft.to_numpy(dtype=float),
+        "tpot_s": tpot.to_numpy(dtype=float),
+        "itl_s": itl.to_numpy(dtype=float),
+        "output_units_per_s": rate.to_numpy(dtype=float),
+    }
+
+
+def request_latencies(spans: pd.DataFrame, phase: str = ITERATION) -> np.ndarray:
+    """Latency (seconds) of every measured span of the request phase: end - obs_ns where the span
+    carries `obs_ns` (its observation was captured before the span began), else end - start."""
+    m = measured_spans(spans)
+    if m.empty:
+        return np.array([], dtype=float)
+    r = m.loc[m["phase"] == phase]
+    start = r["start_ns"].astype(float)
+    if "obs_ns" in r:
+        start = r["obs_ns"].astype(float).fillna(start)
+    return ((r["end_ns"] - start) / NS).to_numpy(dtype=float)
+
+
+UNAVAILABLE_WHY = {
+    "ttft_s": "no span delivered output units (units > 0)",
+    "tpot_s": "fewer than two deliveries per request",
+    "itl_s": "fewer than two deliveries per request",
+    "output_units_per_s": "no span delivered output units (units > 0)",
+    "e2e_s": "no measured iteration completed",
+}
+
+
+def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Samples for deadline-driven loops; empty arrays where no span carries the attributes."""
+    m = measured_spans(spans)
+    out: dict[str, np.ndarray] = {}
+    if m.empty:
+        return out
+    if "deadline_ns" in m and m["deadline_ns"].notna().any():
+        d = m.loc[m["deadline_ns"].notna()]
+        missed = (d["units"] <= 0) | (d["end_ns"] > d["deadline_ns"])
+        out["lateness_s"] = ((d["end_ns"] - d["deadline_ns"]) / NS).to_numpy(dtype=float)
+        out["deadline_miss_rate"] = missed.groupby(d["iteration"]).mean().to_numpy(dtype=float)
+    if "scheduled_ns" in m and m["scheduled_ns"].notna().any():
+        ticks = m.loc[m["scheduled_ns"].notna()].sort_values(["iteration", "start_ns"])
+        intervals = ticks.groupby("iteration")["start_ns"].diff().dropna() / NS
+        out["tick_interval_s"] = intervals.to_numpy(dtype=float)
+        g = ticks.groupby("iteration")["start_ns"]
+        span_s = (g.max() - g.min()) / NS
+        rate = ((g.size() - 1) / span_s).replace([np.inf], np.nan).dropna()
+        out["control_rate_hz"] = rate.to_numpy(dtype=float)
+    if "staleness_s" in m and m["staleness_s"].notna().any():
+        out["staleness_s"] = m["staleness_s"].dropna().to_numpy(dtype=float)
+    if "obs_ns" in m and m["obs_ns"].notna().any():
+        o = m.loc[m["obs_ns"].notna()]
+        out["obs_to_output_s"] = ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
+    return out
+
+
+def phase_shares(spans: pd.DataFrame) -> dict[str, float]:
+    """Each phase's summed duration over the summed iteration time (duty cycle; nested phases overlap)."""
+    m = measured_spans(spans)
+    if m.empty:
+        return {}
+    dur = (m["end_ns"] - m["start_ns"]) / NS
+    total = dur[m["phase"] == ITERATION].sum()
+    if not total:
+        return {}
+    return {str(k): float(v / total) for k, v in dur.groupby(m["phase"]).sum().items() if k != ITERATION}
+
+
+def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per-phase statistics of measured spans: host latency, device time where recorded, units."""
+    m = measured_spans(spans)
+    out: dict[str, dict[str, Any]] = {}
+    if m.empty:
+        return out
+    slim = pd.DataFrame(
+        {
+            "phase": m["phase"],
+            "latency_s": (m["end_ns"] - m["start_ns"]) / NS,
+            "units": m["units"],
+            "device_s": m["device_s"].astype(float) if "device_s" in m else np.nan,
+        }
+    )
+    for phase, group in slim.groupby("phase", sort=False):
+        entry: dict[str, Any] = {
+            "latency_s": describe(group["latency_s"], seed),
+            "units_per_span": float(group["units"].mean()),
+        }
+        if group["device_s"].notna().any():
+            entry["device_s"] = describe(group["device_s"], seed)
+        out[str(phase)] = entry
+    return out
+
+
+def phase_noise(spans: pd.DataFrame) -> dict[str, float]:
+    """IQR/median of each phase across repeats of the same step.
+
+    "The same step" is the same phase at the same `position` where spans carry one, else the
+    k-th occurrence of the phase in each iteration. A step meant to vary (decode latency grows
+    with context; a control tick that replans) is not noise. The phase's noise is the median of
+    its steps' ratios; steps with fewer than 4 measured repeats are not judged.
+    """
+    m = measured_spans(spans)
+    if m.empty:
+        return {}
+    # rows are stored in start order within each iteration (spans.py), so occurrence needs no sort
+    occurrence = m.groupby(["iteration", "phase"]).cumcount()
+    step = (m["position"] if "position" in m else pd.Series(np.nan, index=m.index)).fillna(-1 - occurrence)
+    slim = pd.DataFrame({"phase": m["phase"], "step": step, "latency_s": (m["end_ns"] - m["start_ns"]) / NS})
+    grouped = slim.groupby(["phase", "step"])["latency_s"]
+    ratio = ((grouped.quantile(0.75) - grouped.quantile(0.25)) / grouped.median()).where(grouped.size() >= 4)
+    return {str(k): float(v) for k, v in ratio.groupby(level="phase").median().dropna().items()}
+
+
+def phase_table(spans: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Tidy per-phase statistics: one row per phase, units in column names (for notebooks)."""
+    rows = []
+    for phase, entry in phase_stats(spans, seed).items():
+        lat = entry["latency_s"]
+        rows.append(
+            {
+                "phase": phase,
+                "count": lat["count"],
+                **{f"{k}_s": lat[k] for k in ("median", "p90", "p99", "mean", "std", "iqr")},
+                "ci95_lo_s": lat["ci95_median"][0],
+                "ci95_hi_s": lat["ci95_median"][1],
+                "device_median_s": entry.get("device_s", {}).get("median"),
+                "units_per_span": entry["units_per_span"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def position_table(spans: pd.DataFrame, phase: str | None = None) -> pd.DataFrame:
+    """Median latency and state bytes per (phase, position) for spans that carry `position`."""
+    m = measured_spans(spans)
+    columns = ["phase", "position", "median_s", "state_bytes", "count"]
+    if m.empty or "position" not in m:
+        return pd.DataFrame(columns=columns)
+    has_position = m["position"].notna()
+    phases = m.loc[has_position, "phase"].unique() if phase is None else [phase]
+    tables = []
+    for name in sorted(str(p) for p in phases):
+        rows = (has_position & (m["phase"] == name)).to_numpy()
+        if not rows.any():
+            continue
+        position = m["position"].to_numpy(dtype=float)[rows]
+        latency = (m["end_ns"].to_numpy()[rows] - m["start_ns"].to_numpy()[rows]) / NS
+        keys, median_s, count = group_medians(position, latency)
+        table = pd.DataFrame({"phase": name, "position": keys, "median_s": median_s, "count": count})
+        if "state_bytes" in m:
+            state = m["state_bytes"].to_numpy(dtype=float)[rows]
+            known = ~np.isnan(state)
+            skeys, smedian, _ = group_medians(position[known], state[known])
+            table["state_bytes"] = pd.Series(smedian, index=skeys).reindex(keys).to_numpy()
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)[[c for c in columns if c in tables[0]]] if tables else pd.DataFrame(columns=columns)
+
+
+def group_medians(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct keys in order, median of the values per key, count per key) by one sort:
+    pandas' two-key groupby-median holds several copies of a million rows for the same result."""
+    order = np.lexsort((values, keys))
+    k, v = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if k.size else np.array([], dtype=np.int64)
+    count = np.diff(np.r_[starts, k.size])
+    return k[starts], (v[starts + (count - 1) // 2] + v[starts + count // 2]) / 2, count

@@ -1,0 +1,73 @@
+"""Scaling figures with their fit quality: how state and cost grow as the work grows.
+
+Within one run (any workload whose spans carry `position`):
+- state bytes per token of context: slope of the per-position median state_bytes against
+  position (linear fit, r^2);
+- latency per token of context: slope of the per-position median latency against position.
+Across the points of a sweep (a `sweep:` block; one isolated child run per point):
+- batching gain: throughput (output units/s) at batch B over the smallest batch;
+- latency growth with batch: E2E at batch B over the smallest batch;
+each a ratio of medians with a 95% bootstrap interval, between points that differ only in
+batch_size. These are the numbers that separate LLM KV growth from Mamba's constant state, and
+diffusion's small batching gain from decode's large one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .analysis import NS, measured_spans, request_metrics
+from .stats import linear_fit, ratio_ci
+
+
+def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
+    m = measured_spans(spans)
+    if m.empty or "position" not in m:
+        return {}
+    columns = ["phase", "start_ns", "end_ns", "position"] + (["state_bytes"] if "state_bytes" in m else [])
+    m = m.loc[m["position"].notna(), columns]
+    out: dict[str, Any] = {}
+    for phase, g in m.groupby("phase"):
+        entry: dict[str, Any] = {}
+        per_position = ((g["end_ns"] - g["start_ns"]) / NS).groupby(g["position"]).median()
+        latency = linear_fit(per_position.index, per_position.to_numpy())
+        if latency:
+            entry["latency_s_per_position"] = latency
+        if "state_bytes" in g and g["state_bytes"].notna().any():
+            per_position_state = g.groupby("position")["state_bytes"].median()  # the state at a position is one value
+            state = linear_fit(per_position_state.index, per_position_state.to_numpy())
+            if state:
+                entry["state_bytes_per_position"] = state
+        if entry:
+            out[str(phase)] = entry
+    return out
+
+
+def batch_fits(points: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """`points`: dicts with name, params, sweep point and spans. Rows of batching gain per family."""
+    families: dict[tuple, list[dict[str, Any]]] = {}
+    for p in points:
+        if "batch_size" not in (p["point"] or {}):
+            continue
+        rest = tuple(sorted((k, repr(v)) for k, v in p["params"].items() if k != "batch_size"))
+        families.setdefault(rest, []).append(p)
+    rows = []
+    for family in families.values():
+        family.sort(key=lambda p: p["params"]["batch_size"])
+        base = family[0]
+        base_m = request_metrics(base["spans"])
+        for p in family[1:]:
+            m = request_metrics(p["spans"])
+            rows.append(
+                {
+                    "base": base["name"],
+                    "point": p["name"],
+                    "batch_size": p["params"]["batch_size"],
+                    "base_batch_size": base["params"]["batch_size"],
+                    "throughput_gain": ratio_ci(m["output_units_per_s"], base_m["output_units_per_s"], seed),
+                    "e2e_growth": ratio_ci(m["e2e_s"], base_m["e2e_s"], seed),
+                }
+            )
+    return rows

@@ -1,0 +1,302 @@
+"""summary.json, built in one place: from a workload's measured spans, its sampler rows, what the
+child reported, its declaration, and the counting and traced passes, to a WorkloadSummary.
+
+Every derived analysis is guarded: a bug in one becomes a stated problem in the summary (the
+measurements on disk stand), never a crash that loses the run. The numbers come from
+analysis.py (per-request and per-phase statistics), scaling.py (growth with position),
+roofline.py (work against the ceilings) and energy.py (the NVML energy counter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..plugin import ITERATION, Declaration
+from ..runmodel import (
+    Deadlines,
+    Energy,
+    ErrorInfo,
+    Loop,
+    Memory,
+    OperatorMix,
+    PhaseStats,
+    PositionFits,
+    RequestMetrics,
+    Stage,
+    Stats,
+    Status,
+    SweepPoint,
+    Work,
+    WorkloadSummary,
+)
+from .analysis import (
+    MEASURED_COLUMNS,
+    UNAVAILABLE_WHY,
+    deadline_metrics,
+    measured_spans,
+    phase_noise,
+    phase_shares,
+    phase_stats,
+    request_latencies,
+    request_metrics,
+)
+from .energy import energy_summary
+from .roofline import BOUND_RULE, work_by_phase
+from .scaling import position_fits
+from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
+
+DEADLINE_FIELDS = {
+    "lateness_s": "lateness_s",
+    "deadline_miss_rate": "miss_rate",
+    "tick_interval_s": "tick_interval_s",
+    "control_rate_hz": "control_rate_hz",
+    "staleness_s": "staleness_s",
+    "obs_to_output_s": "inference_latency_s",
+}
+
+
+@dataclass
+class WorkloadOutcome:
+    """What the runner knows about one finished child: the input of `build_summary`."""
+
+    name: str
+    type: str
+    plugin: str
+    params: dict[str, Any]
+    declaration: Declaration
+    device: str
+    seed: int
+    status: Status
+    error: dict[str, Any] | None
+    child: dict[str, Any]
+    """child.json (or the info that came through the queue): facts, warnings, loop, stages, pass errors."""
+    wall_s: float
+    sweep: SweepPoint | None = None
+    gpu_unavailable: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Passes:
+    """The untimed passes' outputs and settings, as read from the workload's directory."""
+
+    count_work: bool
+    trace_ops: bool
+    work: pd.DataFrame | None = None
+    opmix: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    idle_power_w: float | None = None
+
+
+def build_summary(outcome: WorkloadOutcome, spans: pd.DataFrame, samples: pd.DataFrame, span_count: int, passes: Passes) -> WorkloadSummary:
+    """The summary of one workload. `spans`: measured spans (rundir.read_measured); `samples`:
+    every sampler row. Never raises for a bug in an analysis: see the module docstring."""
+    child = outcome.child
+    problems = list(outcome.problems)
+    unavailable: dict[str, str] = {}
+    warnings: list[str] = list(child.get("warnings", []))
+    spans = measured_spans(spans, [c for c in MEASURED_COLUMNS if c in spans]) if not spans.empty else spans
+    summary = WorkloadSummary(
+        name=outcome.name,
+        type=outcome.type,
+        plugin=outcome.plugin,
+        status=outcome.status,
+        error=ErrorInfo(phase=outcome.error["phase"], reason=outcome.error["reason"]) if outcome.error else None,
+        device=outcome.device,
+        seed=outcome.seed,
+        params=outcome.params,
+        declaration=outcome.declaration,
+        facts=child.get("facts", {}),
+        setup_s=child.get("setup_s"),
+        loop=Loop(**child["loop"]) if child.get("loop") else None,
+        wall_s=outcome.wall_s,
+        sweep=outcome.sweep,
+        span_count=span_count,
+        sample_count=int(len(samples)),
+        sample_hz_achieved=_achieved_rate(samples),
+        stages=[Stage(**s) for s in child.get("stages", [])],
+    )
+    declaration = outcome.declaration
+    seed = outcome.seed
+
+    def guarded(what: str, compute: Callable[[], Any]) -> Any:
+        try:
+            return compute()
+        except Exception as exc:  # a profiler bug: stated, never fatal
+            problems.append(f"{what} failed ({type(exc).__name__}: {str(exc)[:200]}): a profiler bug; the measurements are on disk")
+            return None
+
+    summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, warnings)) or RequestMetrics()
+    summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
+    summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, warnings, unavailable, outcome.device)) or {}
+    summary.memory = _memory(samples, child, unavailable)
+    summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
+    loop = child.get("loop") or {}
+    if loop.get("stopped_at_max_seconds"):
+        warnings.append(f"stopped at max_seconds after {loop.get('measured_iters')} measured iterations, before min_iters")
+    warnings.extend(guarded("the declaration check", lambda: _declaration_warnings(spans, declaration)) or [])
+    unavailable.update(outcome.gpu_unavailable)
+    if child.get("flush_error"):
+        problems.append(
+            f"spans could not be written ({child['flush_error']}): the batch held in memory at the failure "
+            "(at most about one second of spans) is lost; every earlier batch is on disk"
+        )
+
+    summary.work, why = guarded("the work analysis", lambda: _work(passes, summary, child)) or (None, "its analysis failed (see problems)")
+    if why:
+        unavailable["work"] = why
+    summary.energy, why = guarded("the energy analysis", lambda: _energy(spans, samples, passes)) or (None, "its analysis failed (see problems)")
+    if why:
+        unavailable["energy"] = why
+    summary.operator_mix, why = guarded("the operator mix analysis", lambda: _opmix(passes, summary, child)) or (None, "its analysis failed (see problems)")
+    if why:
+        unavailable["operator_mix"] = why
+    summary.unavailable = unavailable
+    summary.warnings = warnings
+    summary.problems = problems
+    return summary
+
+
+def _request_metrics(spans: pd.DataFrame, declaration: Declaration, seed: int, unavailable: dict[str, str], warnings: list[str]) -> RequestMetrics:
+    samples = request_metrics(spans, declaration.deliveries)
+    samples["request_latency_s"] = request_latencies(spans, declaration.request)
+    out: dict[str, Stats] = {}
+    for name, values in samples.items():
+        stats = Stats(**describe(values, seed))
+        if stats.count == 0:
+            unavailable[name] = UNAVAILABLE_WHY[name] if name != "request_latency_s" else f"no measured span of the request phase '{declaration.request}'"
+            continue
+        out[name] = stats
+        ratio = noisy(stats.model_dump())
+        if ratio is not None and name in ("e2e_s", "tpot_s"):
+            warnings.append(f"noisy: {name} IQR/median = {ratio:.0%} (> 10%); the machine may be busy")
+    return RequestMetrics(**out)
+
+
+def _deadlines(spans: pd.DataFrame, seed: int) -> Deadlines | None:
+    samples = deadline_metrics(spans)
+    if not samples:
+        return None
+    fields = {DEADLINE_FIELDS[k]: Stats(**describe(v, seed)) for k, v in samples.items()}
+    interval = fields.get("tick_interval_s")
+    if interval is not None and interval.count:
+        fields["jitter_p99_minus_p50_s"] = interval.p99 - interval.median
+    return Deadlines(**fields)
+
+
+def _phases(spans: pd.DataFrame, seed: int, warnings: list[str], unavailable: dict[str, str], device: str) -> dict[str, PhaseStats]:
+    phases = phase_stats(spans, seed)
+    for phase, share in phase_shares(spans).items():
+        phases[phase]["share_of_iteration"] = share
+    for phase, ratio in phase_noise(spans).items():
+        if ratio > NOISY_IQR_OVER_MEDIAN and phase != ITERATION:
+            warnings.append(f"noisy: phase '{phase}' IQR/median = {ratio:.0%} (> 10%) across repeats of the same step; the machine may be busy")
+    if phases and not any("device_s" in e for e in phases.values()):
+        unavailable["device_s"] = f"device time needs CUDA events; this run was on {device}"
+    return {p: PhaseStats(**e) for p, e in phases.items()}
+
+
+def _memory(samples: pd.DataFrame, child: dict[str, Any], unavailable: dict[str, str]) -> Memory:
+    memory = Memory()
+    if not samples.empty and "proc_rss_bytes" in samples and samples["proc_rss_bytes"].notna().any():
+        memory.peak_rss_bytes = int(samples["proc_rss_bytes"].max())
+    else:
+        unavailable["peak_rss_bytes"] = "no sampler rows (the workload ended before the first sample)"
+    if child.get("phase_memory"):
+        memory = Memory(peak_rss_bytes=memory.peak_rss_bytes, device_peak_by_phase=child["phase_memory"])
+    else:
+        unavailable["device_peak_by_phase"] = "torch.cuda allocator statistics exist only on CUDA"
+    return memory
+
+
+def _declaration_warnings(spans: pd.DataFrame, declaration: Declaration) -> list[str]:
+    """A declared role whose phase was never marked is a typo or a stale declaration: say so."""
+    if spans.empty:
+        return []
+    marked = set(spans["phase"].unique())
+    out = []
+    roles = {"request": declaration.request, "step": declaration.step, "inference": declaration.inference}
+    roles.update({f"deliveries[{i}]": p for i, p in enumerate(declaration.deliveries)})
+    for role, phase in roles.items():
+        if phase is not None and phase not in marked:
+            known = ", ".join(sorted(str(p) for p in marked if p != ITERATION)) or "none"
+            out.append(f"the declaration names '{phase}' as its {role} phase, but no measured span has that phase (marked: {known})")
+    return out
+
+
+def _work(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tuple[Work | None, str | None]:
+    if not passes.count_work:
+        return None, "measure.count_work is off"
+    if passes.work is None or passes.work.empty:
+        return None, child.get("work_error") or "the workload ended before the counting pass"
+    phases = {p: e.model_dump() for p, e in summary.phases.items()}
+    dtype = summary.facts.get("dtype")
+    table = work_by_phase(passes.work, phases, passes.calibration, dtype)
+    work = Work(phases=table, bound_rule=BOUND_RULE, mfu_unavailable=_why_no_peak(passes.calibration, dtype))
+    why = None if passes.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
+    for phase in child.get("work_uncounted_phases", []):
+        work.uncounted_phases[phase] = "its spans ran only on other threads; the counters (torch dispatch modes) see one thread"
+    for phase in child.get("work_partial_phases", []):
+        work.partial_phases[phase] = "other threads ran spans meanwhile (e.g. async inference); counted here: this thread's work only"
+    return work, why
+
+
+def _why_no_peak(calibration: dict[str, Any] | None, dtype: Any) -> str | None:
+    """Why no peak FLOP/s applies to this workload (None when one does)."""
+    peaks = (calibration or {}).get("matmul_flops_per_s") or {}
+    if not calibration:
+        return "calibration failed (see calibration.json)"
+    if dtype is None:
+        return "the workload declares no dtype fact (ctx.declare(dtype=...)), so no peak FLOP/s applies"
+    if str(dtype) not in peaks:
+        return f"no calibrated peak for {dtype} (calibrated: {', '.join(peaks) or 'none'})"
+    return None
+
+
+def _energy(spans: pd.DataFrame, samples: pd.DataFrame, passes: Passes) -> tuple[Energy | None, str | None]:
+    energy, why = energy_summary(spans, samples, passes.idle_power_w)
+    return (Energy(**energy) if energy else None), why
+
+
+def _opmix(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tuple[OperatorMix | None, str | None]:
+    if not passes.trace_ops:
+        return None, "measure.trace_ops is off"
+    if not passes.opmix:
+        return None, child.get("opmix_error") or "the workload ended before the traced pass"
+    mix = OperatorMix(**passes.opmix)
+    e2e = summary.metrics.e2e_s.median if summary.metrics.e2e_s else None
+    if e2e:
+        mix.traced_over_timed_e2e = mix.traced_iteration_s / e2e  # profiler-on / profiler-off
+    return mix, None
+
+
+def _achieved_rate(samples: pd.DataFrame) -> float | None:
+    if samples.empty or "t_ns" not in samples:
+        return None
+    t = samples["t_ns"].to_numpy()
+    if len(t) < 2 or t[-1] == t[0]:
+        return None
+    return float((len(t) - 1) / ((t[-1] - t[0]) / 1e9))
+
+
+def summarize(spans: pd.DataFrame, samples: pd.DataFrame, child: dict[str, Any], declaration: Declaration | None = None, seed: int = 0) -> WorkloadSummary:
+    """The summary of spans and samples alone (no passes, no plugin): for notebooks, tests and
+    benchmarks that have a span table but no child process. `child` as in child.json."""
+    outcome = WorkloadOutcome(
+        name=child.get("name", "workload"),
+        type="unknown",
+        plugin="unknown",
+        params={},
+        declaration=declaration or Declaration(),
+        device=child.get("device", "cpu"),
+        seed=seed,
+        status=Status.OK,
+        error=None,
+        child=child,
+        wall_s=0.0,
+    )
+    return build_summary(outcome, spans, samples, len(spans), Passes(count_work=False, trace_ops=False))

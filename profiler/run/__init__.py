@@ -1,0 +1,1 @@
+"""Processes: the parent that runs a suite, the child that runs one workload, the environment record."""

@@ -1,0 +1,276 @@
+"""The child process: one workload, from setup to teardown, in isolation.
+
+The runner spawns one child per workload (a fresh interpreter: no CUDA state, peak memory or
+crash leaks between workloads). The child resolves its plugin again from the type string,
+seeds, runs setup (untimed), warmup and measured iterations, the untimed counting and traced
+passes, and always teardown. It streams spans to disk and reports progress to the parent
+through a queue; on any error it writes error.json with the stage, the reason and the
+traceback, keeping every span already taken. Which stage it is in, and when each began and
+ended, is kept in one place (ChildState) and stored in child.json: the report shades them on
+the sampler timeline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
+from ..measure.store import SPANS, PartWriter, atomic_write_json
+from ..suite.registry import add_plugin_paths, resolve_workload
+
+CHILD_JSON = "child.json"
+WORK = "work"
+OPMIX_JSON = "opmix.json"
+ERROR_JSON = "error.json"
+
+
+@dataclass
+class ChildSpec:
+    """Everything the child needs; plain data, so it crosses the spawn boundary."""
+
+    name: str
+    type: str
+    params: dict[str, Any]
+    plugin_paths: list[str]
+    device: str
+    seed: int
+    measure: dict[str, Any]
+    workdir: str
+
+
+@dataclass
+class SetupContextImpl:
+    """The `ctx` a workload's setup receives (see profiler.plugin.SetupContext)."""
+
+    device: str
+    seed: int
+    workdir: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def declare(self, **facts: Any) -> None:
+        self.facts.update(facts)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(str(message))
+
+
+class Reporter:
+    """Progress messages to the parent; a missing queue (in-process use) is fine."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def __call__(self, kind: str, **data: Any) -> None:
+        if self.queue is not None:
+            self.queue.put({"kind": kind, "t": time.monotonic(), **data})
+
+
+class ChildState:
+    """The child's one record of where it is: the current stage, every stage's start and end
+    (time.monotonic_ns, the sampler's clock), the info stored in child.json, and the error."""
+
+    def __init__(self, report: Reporter, spec: ChildSpec) -> None:
+        self.report = report
+        self.stage = "import"
+        self.stages: list[dict[str, Any]] = [{"name": "import", "start_ns": time.monotonic_ns(), "end_ns": None}]
+        self.info: dict[str, Any] = {"pid": os.getpid(), "seed": spec.seed, "device": spec.device, "stages": self.stages}
+        self.error: dict[str, Any] | None = None
+
+    def enter(self, stage: str, total: int | None = None) -> None:
+        """Close the current stage and start `stage`; tell the parent (with the iteration total, if any)."""
+        now = time.monotonic_ns()
+        self.stages[-1]["end_ns"] = now
+        self.stages.append({"name": stage, "start_ns": now, "end_ns": None})
+        self.stage = stage
+        self.report("phase", phase=stage, total=total)
+
+    def close(self) -> None:
+        if self.stages[-1]["end_ns"] is None:
+            self.stages[-1]["end_ns"] = time.monotonic_ns()
+
+    def fail(self, exc: BaseException) -> None:
+        """Record `exc` as the child's error, in the stage it happened (the first error wins;
+        a later teardown error is attached to it)."""
+        described = describe_error(self.stage, exc)
+        if self.error is None:
+            self.error = described
+        else:
+            self.error["teardown_error"] = described
+
+
+class Terminated(BaseException):
+    """SIGTERM from the parent (a hang past its limit, or the user stopping the run)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("terminated by the parent (SIGTERM)")
+
+
+def child_entry(spec: ChildSpec, queue: Any) -> None:
+    """Spawn target. SIGTERM becomes an exception, so a workload stopped from outside still
+    flushes its spans and records where it was; only SIGKILL (or a hang inside native code that
+    outlasts the parent's grace) loses the last batch."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    # Library warnings (e.g. one per fallback kernel) would flood the progress display; workloads
+    # that need them capture them in setup and report them through ctx.warn.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # kineto (torch.profiler) prints a line at every trace start and stop; its failures are
+    # detected from the trace itself (opmix.no_kernels). KINETO_LOG_LEVEL=2 shows them again.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+    raise SystemExit(child_main(spec, queue))
+
+
+def child_main(spec: ChildSpec, queue: Any = None) -> int:
+    """Run one workload. Returns 0 on success, 1 on a recorded failure."""
+    state = ChildState(Reporter(queue), spec)
+    workdir = Path(spec.workdir)
+    workload = None
+    recorder: SpanRecorder | None = None
+    try:
+        add_plugin_paths(spec.plugin_paths)
+        plugin = resolve_workload(spec.type)
+        params = plugin.cls.Params.model_validate(spec.params)
+        import torch
+
+        torch.manual_seed(spec.seed)
+        recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS), state)
+
+        state.enter("setup")
+        ctx = SetupContextImpl(spec.device, spec.seed, str(workdir))
+        workload = plugin.cls(params)
+        t0 = time.monotonic()
+        workload.setup(ctx)
+        state.info.update(setup_s=time.monotonic() - t0, facts=ctx.facts, warnings=ctx.warnings)
+
+        state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
+        recorder.flush()
+        if spec.measure.get("count_work", True):
+            state.enter("count_work")
+            count_work(workload, workdir, state.info)
+        if spec.measure.get("trace_ops", True):
+            state.enter("trace_ops")
+            trace_ops(workload, spec.device, workdir, state.info)
+    except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
+        state.fail(exc)
+    finally:
+        if recorder is not None:
+            _flush_quietly(recorder, state.info)
+        if workload is not None:
+            state.enter("teardown")
+            try:
+                workload.teardown()
+            except BaseException as exc:
+                state.fail(exc)
+        state.close()
+        if isinstance(recorder, CudaSpanRecorder):
+            state.info["phase_memory"] = recorder.phase_memory
+        _write_quietly(workdir / CHILD_JSON, state.info)
+        if state.error is not None:
+            _write_quietly(workdir / ERROR_JSON, state.error)
+        # also through the queue: on a full disk the files above may be missing, the parent still knows
+        state.report("done", ok=state.error is None, error=state.error, info=state.info)
+    return 0 if state.error is None else 1
+
+
+def _recorder(torch: Any, device: str, writer: PartWriter, state: ChildState) -> SpanRecorder:
+    """The span recorder for the device; on CUDA, also tell the parent which GPU to sample."""
+    if not device.startswith("cuda"):
+        return SpanRecorder(writer)
+    dev = torch.device(device)
+    torch.cuda.set_device(dev.index if dev.index is not None else torch.cuda.current_device())
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    state.info.update(gpu_uuid=str(props.uuid), gpu_name=props.name)
+    state.report("gpu", uuid=str(props.uuid))
+    return CudaSpanRecorder(writer, torch)
+
+
+def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], state: ChildState) -> dict[str, Any]:
+    """Warmup, then measured iterations until min_iters and min_seconds, capped by max_seconds."""
+    state.enter("warmup", total=measure["warmup_iters"])
+    for i in range(measure["warmup_iters"]):
+        recorder.run_iteration(workload, i, warmup=True)
+        state.report("iter", warmup=True, done=i + 1)
+    state.enter("measure", total=measure["min_iters"])
+    start = time.monotonic()
+    n = 0
+    stopped_at_max = False
+    while True:
+        elapsed = time.monotonic() - start
+        if n >= measure["min_iters"] and elapsed >= measure["min_seconds"]:
+            break
+        if elapsed >= measure["max_seconds"]:
+            stopped_at_max = True
+            break
+        recorder.run_iteration(workload, measure["warmup_iters"] + n, warmup=False)
+        n += 1
+        state.report("iter", warmup=False, done=n)
+    return {
+        "warmup_iters": measure["warmup_iters"],
+        "measured_iters": n,
+        "measure_s": time.monotonic() - start,
+        "stopped_at_max_seconds": stopped_at_max and n < measure["min_iters"],
+        "hit_max_seconds": stopped_at_max,
+    }
+
+
+def count_work(workload: Any, workdir: Path, info: dict[str, Any]) -> None:
+    """One untimed iteration under the FLOP and byte counters -> work.parquet (see work.py).
+
+    A failure here is recorded as the reason the work metrics are unavailable; the timed
+    measurements already on disk stand.
+    """
+    from ..measure.store import atomic_write_table, rows_to_table
+    from ..measure.work import WorkRecorder
+
+    try:
+        recorder = WorkRecorder()
+        rows = recorder.count(workload)
+        atomic_write_table(workdir / f"{WORK}.parquet", rows_to_table(rows))
+        if recorder.uncounted_phases:
+            info["work_uncounted_phases"] = recorder.uncounted_phases
+        partial = sorted({r["phase"] for r in rows if r["misses_other_threads"]})
+        if partial:
+            info["work_partial_phases"] = partial
+    except Exception as exc:
+        info["work_error"] = f"the counting pass failed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def trace_ops(workload: Any, device: str, workdir: Path, info: dict[str, Any]) -> None:
+    """One traced iteration -> opmix.json and trace.json (see opmix.py); failures are recorded."""
+    from ..measure.opmix import trace_iteration
+
+    try:
+        atomic_write_json(workdir / OPMIX_JSON, trace_iteration(workload, device, workdir))
+    except Exception as exc:
+        info["opmix_error"] = f"the traced pass failed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def describe_error(stage: str, exc: BaseException) -> dict[str, Any]:
+    reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
+        reason = f"out of memory: {reason}"
+    return {"phase": stage, "reason": reason.splitlines()[0][:500], "type": type(exc).__name__, "traceback": format_exception(exc)}
+
+
+def _write_quietly(path: Path, obj: dict[str, Any]) -> None:
+    """A full disk must not turn a recorded failure into a traceback; the parent reports it."""
+    try:
+        atomic_write_json(path, obj)
+    except OSError as exc:
+        print(f"profiler child: could not write {path.name}: {exc.strerror or exc}", file=sys.stderr)
+
+
+def _flush_quietly(recorder: SpanRecorder, info: dict[str, Any]) -> None:
+    try:
+        if recorder.closed:
+            recorder.end_iteration()
+        recorder.flush()
+    except Exception as exc:  # the error is what matters; report that spans were lost
+        info["flush_error"] = f"{type(exc).__name__}: {exc}"

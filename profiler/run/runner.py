@@ -1,0 +1,113 @@
+"""The parent: runs a suite, one spawned child per workload or sweep point, results kept on disk.
+
+For each workload the runner asks the supervisor (supervisor.py) to spawn and watch its child,
+then settles its files and summary (finish.py), and keeps run.json current (record.py). A
+workload that raises, runs out of memory, is killed, or hangs is recorded as failed with its
+phase and reason; the suite goes on. After the last one, fits across sweep points go to
+sweeps.json. A bug in the profiler itself marks the run failed with its traceback in run.json,
+and the caller still writes the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..characterize.scaling import batch_fits
+from ..measure.store import SPANS, atomic_write_json
+from ..rundir import SWEEPS_JSON, read_measured
+from ..runmodel import RunStatus, Status, WorkloadSummary
+from ..suite.resolve import ResolvedSuite, ResolvedWorkload
+from .child import ChildSpec
+from .device import resolve_device
+from .finish import finish_workload
+from .record import RunRecord
+from .supervisor import ChildSupervisor, Listener, SilentListener
+
+
+class SuiteRunner:
+    """`prepare()` creates the run directory; `run()` runs every workload in order."""
+
+    def __init__(self, resolved: ResolvedSuite, out_root: str | Path, device: str, argv: list[str], listener: Listener | None = None) -> None:
+        self.resolved = resolved
+        self.suite = resolved.suite
+        self.out_root = Path(out_root)
+        self.device = device
+        self.argv = argv
+        self.listener = listener or SilentListener()
+        self.record: RunRecord | None = None
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.record.path if self.record else None
+
+    def prepare(self) -> Path:
+        """Create the run directory and write the config and environment. Errors are UserErrors."""
+        self.record = RunRecord.create(self.resolved, self.out_root, self.device, self.argv)
+        return self.record.path
+
+    def run(self) -> Path:
+        record = self.record
+        assert record is not None, "call prepare() first"
+        status, error = RunStatus.COMPLETE, None
+        try:
+            for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
+                record.set_status(entry, Status.RUNNING)
+                try:
+                    summary = self.run_workload(w, record.path / entry.dir)
+                except KeyboardInterrupt:
+                    entry.status = Status.INTERRUPTED
+                    raise
+                record.set_status(entry, summary.status)
+        except KeyboardInterrupt:
+            status = RunStatus.INTERRUPTED
+            raise
+        except Exception as exc:  # a profiler bug: the run is marked failed, with why, and the caller still reports
+            status, error = RunStatus.FAILED, exc
+            raise
+        finally:
+            self._write_sweeps()
+            record.close(status, error)
+        return record.path
+
+    def run_workload(self, w: ResolvedWorkload, workdir: Path) -> WorkloadSummary:
+        """One workload (or sweep point) in its own child; its summary. Re-raises a Ctrl-C after saving."""
+        assert self.record is not None
+        workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
+        measure = self.suite.measure
+        spec = ChildSpec(
+            name=w.entry.name,
+            type=w.entry.type,
+            params=w.params.model_dump(mode="json"),
+            plugin_paths=self.resolved.plugin_paths,
+            device=self.device,
+            seed=self.suite.seed,
+            measure=measure.model_dump(),
+            workdir=str(workdir),
+        )
+        self.listener.workload_started(w.entry.name)
+        watch = ChildSupervisor(self.record.nvml, self.device, measure, self.listener).run(spec)
+        summary = finish_workload(w, workdir, watch, self.suite, self.record)
+        self.listener.workload_finished(w.entry.name, summary)
+        if watch.interrupted:
+            raise KeyboardInterrupt
+        return summary
+
+    def _write_sweeps(self) -> None:
+        """Fits across the points of each sweep (batching gain, latency growth) -> sweeps.json."""
+        assert self.record is not None
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for w, entry in zip(self.resolved.workloads, self.record.entries, strict=True):
+            if w.sweep_group and entry.status == Status.OK:
+                spans, _, _ = read_measured(self.record.path / entry.dir / f"{SPANS}.parquet")
+                groups.setdefault(w.sweep_group, []).append(
+                    {"name": w.entry.name, "params": w.params.model_dump(mode="json"), "point": w.sweep_point, "spans": spans}
+                )
+        if groups:
+            atomic_write_json(
+                self.record.path / SWEEPS_JSON,
+                {g: {"batch": batch_fits(points, self.suite.seed), "points": [p["name"] for p in points]} for g, points in groups.items()},
+            )
+
+
+__all__ = ["SuiteRunner", "resolve_device"]

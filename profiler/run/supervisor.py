@@ -1,0 +1,172 @@
+"""Child supervision: spawn one workload's child, sample it from outside, watch its progress,
+and stop it when it hangs or the user interrupts.
+
+Everything the parent learns while a child runs lives in one object (ChildWatch): the stage the
+child last reported, when it last made progress, why it was stopped, which GPU readings are
+unavailable, and the child's final message (its error and info, which reach the parent through
+the queue even when a full disk kept the child from writing them).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..measure.nvml import GPU_COLUMNS, Nvml
+from ..measure.sampler import SAMPLE_SCHEMA, ProcessSampler
+from ..measure.store import SAMPLES, PartWriter
+from ..suite.config import MeasureConfig
+from .child import ChildSpec, child_entry
+
+SETUP_STAGES = ("import", "setup")
+
+
+class Listener(Protocol):
+    """What the runner tells the terminal UI (the CLI's rich progress implements it)."""
+
+    def workload_started(self, name: str) -> None: ...
+    def phase(self, name: str, phase: str, total: int | None) -> None: ...
+    def iteration(self, name: str, done: int, warmup: bool) -> None: ...
+    def workload_finished(self, name: str, summary: Any) -> None: ...
+
+
+class SilentListener:
+    def workload_started(self, name: str) -> None: ...
+    def phase(self, name: str, phase: str, total: int | None) -> None: ...
+    def iteration(self, name: str, done: int, warmup: bool) -> None: ...
+    def workload_finished(self, name: str, summary: Any) -> None: ...
+
+
+@dataclass
+class ChildWatch:
+    """The parent's record of one child, from spawn to exit."""
+
+    name: str
+    stage: str = "import"
+    last_progress: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    killed_reason: str | None = None
+    interrupted: bool = False
+    gpu_unavailable: dict[str, str] = field(default_factory=dict)
+    done: dict[str, Any] = field(default_factory=dict)
+    """The child's last message ("done"): its error and info."""
+    exitcode: int | None = None
+    sampler_error: str | None = None
+    wall_s: float = 0.0
+
+    def limit_s(self, measure: MeasureConfig) -> tuple[float, str]:
+        """How long the current stage may go without progress, and the setting that says so."""
+        if self.stage in SETUP_STAGES:
+            return measure.setup_timeout_s, "setup_timeout_s"
+        return measure.max_seconds + measure.hang_grace_s, "max_seconds + hang_grace_s"
+
+    def exit_reason(self) -> str | None:
+        """Why the child failed when it recorded no error itself (killed, hung, crashed), else None."""
+        if self.killed_reason:
+            return self.killed_reason
+        if self.exitcode == 0:
+            return None
+        if self.exitcode is None:
+            return "the child did not exit"
+        if self.exitcode < 0:
+            sig = signal.Signals(-self.exitcode).name
+            return f"killed by {sig}" + (" (possibly the kernel's out-of-memory killer)" if sig == "SIGKILL" else "")
+        return f"the child exited with status {self.exitcode} without recording an error"
+
+
+class ChildSupervisor:
+    """Runs one ChildSpec in a spawned process with the sampler on its pid; returns its ChildWatch."""
+
+    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener) -> None:
+        self.nvml = nvml
+        self.device = device
+        self.measure = measure
+        self.listener = listener
+
+    def run(self, spec: ChildSpec) -> ChildWatch:
+        """Spawn, watch until the child exits or is stopped, then stop the sampler. A Ctrl-C stops
+        the child and is recorded (watch.interrupted); the caller re-raises it after saving."""
+        watch = ChildWatch(spec.name, gpu_unavailable=self._gpu_unavailable_default())
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{Path(spec.workdir).name}")
+        proc.start()
+        sampler = ProcessSampler(proc.pid, self.measure.sample_hz, PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA))
+        sampler.start()
+        try:
+            self._watch(proc, queue, sampler, watch)
+        except KeyboardInterrupt:
+            watch.interrupted = True
+            watch.killed_reason = f"interrupted by the user during phase '{watch.stage}'"
+            _stop(proc)
+        finally:
+            proc.join(timeout=10)
+            sampler.stop()
+        watch.exitcode = proc.exitcode
+        watch.sampler_error = sampler.error
+        watch.wall_s = time.monotonic() - watch.started
+        return watch
+
+    def _watch(self, proc: Any, queue: Any, sampler: ProcessSampler, watch: ChildWatch) -> None:
+        while True:
+            try:
+                msg = queue.get(timeout=0.1)
+            except (queue_mod.Empty, EOFError, OSError):
+                msg = None
+            if msg is not None:
+                watch.last_progress = time.monotonic()
+                self._handle(msg, sampler, watch)
+                continue
+            if not proc.is_alive():
+                return
+            limit, setting = watch.limit_s(self.measure)
+            if time.monotonic() - watch.last_progress > limit:
+                watch.killed_reason = f"hung: no progress for {limit:.0f} s in phase '{watch.stage}' (limit: {setting}); the child was killed"
+                _stop(proc)
+                return
+
+    def _handle(self, msg: dict[str, Any], sampler: ProcessSampler, watch: ChildWatch) -> None:
+        kind = msg.get("kind")
+        if kind == "phase":
+            watch.stage = msg["phase"]
+            self.listener.phase(watch.name, watch.stage, msg.get("total"))
+        elif kind == "iter":
+            self.listener.iteration(watch.name, msg["done"], msg["warmup"])
+        elif kind == "gpu":
+            watch.gpu_unavailable = self._attach_gpu(msg["uuid"], sampler)
+        elif kind == "done":
+            watch.stage = "done"
+            watch.done = msg
+
+    def _attach_gpu(self, uuid: str, sampler: ProcessSampler) -> dict[str, str]:
+        """Sample the GPU the child chose; the readings this GPU cannot give, with NVML's reasons."""
+        if not self.nvml.ok:
+            return dict.fromkeys(GPU_COLUMNS, self.nvml.reason)
+        try:
+            reader = self.nvml.open(uuid)
+        except Exception as exc:
+            return dict.fromkeys(GPU_COLUMNS, f"NVML could not open GPU {uuid}: {exc}")
+        sampler.attach_gpu(reader)
+        return dict(reader.unavailable)
+
+    def _gpu_unavailable_default(self) -> dict[str, str]:
+        if self.device == "cpu":
+            why = "workload ran on the CPU: no GPU to sample" + (f"; {self.nvml.reason}" if not self.nvml.ok else "")
+        else:
+            why = self.nvml.reason or "the workload never reported its GPU (it failed before choosing one)"
+        return dict.fromkeys(GPU_COLUMNS, why)
+
+
+def _stop(proc: Any) -> None:
+    """SIGTERM, then SIGKILL if the child does not go within 5 s."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=5)

@@ -1,0 +1,409 @@
+"""The run directory's typed model: what run.json and every workload's summary.json hold.
+
+Summaries are built in one module (profiler/characterize/summary.py), run.json by the run
+record (profiler/run/record.py); both are written from these models, with their JSON Schema
+beside them (summary.schema.json in every run directory), and read back as these objects by the
+report, `compare` and `load_run` (profiler/rundir.py). Nothing reads them with `.get()` chains.
+
+Units are SI and in the field names (`_s`, `_bytes`, `_j`, `_w`, `_hz`). A value that could not
+be measured is None here and its reason is in `unavailable`; never a zero standing for unknown.
+
+Versions: run.json carries `schema_version`. This profiler writes SCHEMA_VERSION and reads
+READABLE_VERSIONS; version 1 (the 0.1 release, which wrote no version) is migrated on read
+(profiler/migrate.py).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .plugin import Declaration, Resources
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SUMMARY_SCHEMA_JSON = "summary.schema.json"
+
+
+class Model(BaseModel):
+    """Strict on write and on read: a misspelt field is an error, not a silent None."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+class Stats(Model):
+    """A sample's summary (profiler/characterize/stats.py: describe). Units are the field's that holds it.
+
+    `count` 0 means no samples: every other field is then None.
+    """
+
+    count: int
+    median: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    iqr: float | None = None
+    min: float | None = None
+    max: float | None = None
+    ci95_median: tuple[float, float] | None = None
+    ci_method: str | None = None
+
+
+class RequestMetrics(Model):
+    """Per-request latency statistics (metrics.md, vLLM's definitions), over measured iterations.
+
+    `request_latency_s` is the declared request phase's latency (from `obs_ns` where its spans
+    carry one); for a workload whose request is the iteration it equals `e2e_s`.
+    """
+
+    e2e_s: Stats | None = None
+    ttft_s: Stats | None = None
+    tpot_s: Stats | None = None
+    itl_s: Stats | None = None
+    output_units_per_s: Stats | None = None
+    request_latency_s: Stats | None = None
+
+
+class Deadlines(Model):
+    """Control-loop metrics (metrics.md), from spans carrying deadline_ns, scheduled_ns, staleness_s, obs_ns."""
+
+    lateness_s: Stats | None = None
+    miss_rate: Stats | None = None
+    """Fraction of deadlines missed, one sample per iteration (episode)."""
+    tick_interval_s: Stats | None = None
+    jitter_p99_minus_p50_s: float | None = None
+    control_rate_hz: Stats | None = None
+    staleness_s: Stats | None = None
+    inference_latency_s: Stats | None = None
+    """Observation captured (obs_ns) to output on the host."""
+
+
+class PhaseStats(Model):
+    latency_s: Stats
+    device_s: Stats | None = None
+    units_per_span: float
+    share_of_iteration: float | None = None
+
+
+class Fit(Model):
+    """Least-squares line y = slope * x + intercept (profiler/characterize/stats.py: linear_fit)."""
+
+    slope: float
+    intercept: float
+    r2: float
+    points: int
+
+
+class PositionFits(Model):
+    """Growth with `position` within a run: per-position medians, fitted."""
+
+    latency_s_per_position: Fit | None = None
+    state_bytes_per_position: Fit | None = None
+
+
+class DevicePeak(Model):
+    peak_allocated_bytes: int
+    peak_reserved_bytes: int
+
+
+class Memory(Model):
+    peak_rss_bytes: int | None = None
+    device_peak_by_phase: dict[str, DevicePeak] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- work, energy, operator mix
+
+
+class BoundClass(str, Enum):
+    COMPUTE = "compute-bound"
+    MEMORY = "memory-bound"
+    OVERHEAD = "overhead-bound"
+
+
+class PhaseWork(Model):
+    """One phase's counted work against the measured ceilings (profiler/characterize/roofline.py)."""
+
+    spans_counted: int
+    flops_counted: float
+    flops_analytic: float
+    flops: float
+    bytes: float
+    intensity_flop_per_byte: float | None = None
+    time_s: float | None = None
+    time_source: str | None = None
+    achieved_flops_per_s: float | None = None
+    achieved_bytes_per_s: float | None = None
+    mfu: float | None = None
+    mbu: float | None = None
+    ridge_flop_per_byte: float | None = None
+    roofline_bound_flops_per_s: float | None = None
+    bound: BoundClass | None = None
+
+
+class Work(Model):
+    phases: dict[str, PhaseWork] = Field(default_factory=dict)
+    bound_rule: str = ""
+    uncounted_phases: dict[str, str] = Field(default_factory=dict)
+    """Phase -> why it was not counted (its spans ran only on other threads)."""
+    partial_phases: dict[str, str] = Field(default_factory=dict)
+    """Phase -> why its count covers one thread only."""
+    mfu_unavailable: str | None = None
+    """Why MFU (and so the bound class) is missing although work was counted."""
+
+
+class PhaseEnergy(Model):
+    seconds: float | None = None
+    energy_j: float | None = None
+    average_power_w: float | None = None
+    j_per_output_unit: float | None = None
+    unavailable: str | None = None
+
+
+class Energy(Model):
+    """NVML total-energy counter over the measured window (profiler/characterize/energy.py)."""
+
+    window_s: float
+    energy_j: float
+    average_power_w: float
+    idle_power_w: float | None = None
+    energy_above_idle_j: float | None = None
+    j_per_output_unit: float | None = None
+    method: str
+    phases: dict[str, PhaseEnergy] = Field(default_factory=dict)
+
+
+class PhaseMix(Model):
+    time_us_by_category: dict[str, float] = Field(default_factory=dict)
+    share_by_category: dict[str, float] = Field(default_factory=dict)
+    dominant_category: str | None = None
+    wall_us: float | None = None
+    kernel_launches: int | None = None
+    device_idle_fraction: float | None = None
+
+
+class OperatorMix(Model):
+    """The traced pass (profiler/measure/opmix.py)."""
+
+    phases: dict[str, PhaseMix] = Field(default_factory=dict)
+    traced_iteration_s: float
+    trace_file: str
+    time_basis: str
+    traced_over_timed_e2e: float | None = None
+    device_unavailable: str | None = None
+
+
+# ---------------------------------------------------------------- one workload
+
+
+class Status(str, Enum):
+    """A workload's state. A summary.json holds ok, failed or interrupted; run.json entries also
+    pending (not started yet), running (in progress, or its profiler died) and not finished (the
+    profiler itself failed while it ran)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    PENDING = "pending"
+    RUNNING = "running"
+    NOT_FINISHED = "not finished"
+
+
+class ErrorInfo(Model):
+    phase: str
+    reason: str
+
+
+class Loop(Model):
+    warmup_iters: int
+    measured_iters: int
+    measure_s: float
+    stopped_at_max_seconds: bool
+    hit_max_seconds: bool
+
+
+class SweepPoint(Model):
+    group: str
+    point: dict[str, Any]
+
+
+class Stage(Model):
+    """A stage of the child's life on the host monotonic clock (the sampler's clock): setup,
+    warmup, measure, count_work, trace_ops, teardown. `end_ns` None: it never ended."""
+
+    name: str
+    start_ns: int
+    end_ns: int | None = None
+
+
+class WorkloadSummary(Model):
+    """summary.json: everything derived about one workload run (or one sweep point)."""
+
+    name: str
+    type: str
+    plugin: str
+    status: Status
+    error: ErrorInfo | None = None
+    device: str
+    seed: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    declaration: Declaration = Field(default_factory=Declaration)
+    declaration_source: str = "declared by the workload"
+    facts: dict[str, Any] = Field(default_factory=dict)
+    setup_s: float | None = None
+    loop: Loop | None = None
+    wall_s: float | None = None
+    sweep: SweepPoint | None = None
+    span_count: int = 0
+    sample_count: int = 0
+    sample_hz_achieved: float | None = None
+    stages: list[Stage] = Field(default_factory=list)
+    metrics: RequestMetrics = Field(default_factory=RequestMetrics)
+    deadlines: Deadlines | None = None
+    phases: dict[str, PhaseStats] = Field(default_factory=dict)
+    memory: Memory = Field(default_factory=Memory)
+    scaling: dict[str, PositionFits] = Field(default_factory=dict)
+    work: Work | None = None
+    energy: Energy | None = None
+    operator_mix: OperatorMix | None = None
+    unavailable: dict[str, str] = Field(default_factory=dict)
+    """Metric or analysis -> why it is not available on this run."""
+    warnings: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    """Failures of the profiler's own analysis or storage (the measurements on disk stand)."""
+
+    @property
+    def output_unit(self) -> str:
+        return self.declaration.output_unit
+
+
+# ---------------------------------------------------------------- the run
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+class RunEntry(Model):
+    """One workload (or sweep point) of the run, and where its files are."""
+
+    name: str
+    dir: str
+    type: str
+    status: Status = Status.PENDING
+    sweep_group: str | None = None
+    sweep_point: dict[str, Any] | None = None
+    resources: Resources | None = None
+    """What the workload declared it needs (None in runs of schema version 1)."""
+
+
+class IdlePower(Model):
+    idle_power_w: float | None = None
+    window_s: float | None = None
+    method: str | None = None
+    unavailable: str | None = None
+
+
+class RunError(Model):
+    reason: str
+    traceback: str | None = None
+
+
+class RunInfo(Model):
+    """run.json: the suite, where each workload's files are, and how the run ended."""
+
+    schema_version: int = SCHEMA_VERSION
+    profiler_version: str | None = None
+    suite: str
+    baseline: str | None = None
+    device: str
+    started_utc: str | None = None
+    finished_utc: str | None = None
+    gpu_idle_power: IdlePower = Field(default_factory=IdlePower)
+    status: RunStatus = RunStatus.RUNNING
+    profiler_pid: int | None = None
+    host: str | None = None
+    workloads: list[RunEntry] = Field(default_factory=list)
+    error: RunError | None = None
+
+
+def summary_json_schema() -> dict[str, Any]:
+    """The JSON Schema of summary.json (written beside the summaries in every run directory)."""
+    schema = WorkloadSummary.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"profiler workload summary (schema version {SCHEMA_VERSION})"
+    return schema
+
+
+# ---------------------------------------------------------------- run-level files
+
+
+class Verdict(str, Enum):
+    """A workload's characteristic against the baseline's (reports/differences.py: compare), as
+    written to differences.csv/json."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+    NO_DIFFERENCE = "no difference"
+    SAME = "same"
+    DIFFERS = "differs"
+    PRESENT = "present"
+    UNAVAILABLE = "unavailable"
+    BASELINE_UNAVAILABLE = "baseline unavailable"
+    NOT_COMPARABLE = "not comparable"
+    NO_RATIO = "no ratio (baseline is zero)"
+    NO_INTERVAL = "no interval"
+
+    @property
+    def is_finding(self) -> bool:
+        """A claim about the workload (shown among the findings), not a statement that none can be made."""
+        return self in (Verdict.HIGHER, Verdict.LOWER, Verdict.DIFFERS, Verdict.PRESENT)
+
+
+class Calibration(BaseModel):
+    """calibration.json: this machine's measured ceilings (profiler/measure/calibrate.py), or why not."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    matmul_flops_per_s: dict[str, float] = Field(default_factory=dict)
+    """Peak matmul FLOP/s per dtype name."""
+    copy_bytes_per_s: float | None = None
+    measured_utc: str | None = None
+    method: dict[str, str] = Field(default_factory=dict)
+    unavailable: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.matmul_flops_per_s) and self.copy_bytes_per_s is not None
+
+
+class RatioCI(Model):
+    """A ratio of medians with its 95% bootstrap interval (profiler/characterize/stats.py: ratio_ci)."""
+
+    ratio: float | None = None
+    ci95: tuple[float, float] | None = None
+    n: tuple[int, int] | None = None
+
+
+class BatchFit(Model):
+    """One sweep point against the smallest batch of its family (profiler/characterize/scaling.py)."""
+
+    base: str
+    point: str
+    batch_size: int
+    base_batch_size: int
+    throughput_gain: RatioCI
+    e2e_growth: RatioCI
+
+
+class SweepGroup(Model):
+    batch: list[BatchFit] = Field(default_factory=list)
+    points: list[str] = Field(default_factory=list)

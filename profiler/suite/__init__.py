@@ -1,0 +1,1 @@
+"""What to run: the suite file, its validation, and the workload plugins it names."""

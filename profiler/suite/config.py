@@ -1,0 +1,270 @@
+"""The suite file: its schema, strict validation, `--set` overrides, and errors with file:line.
+
+A suite names several workloads and how to measure them. Validation is strict (pydantic v2 in
+strict mode, unknown keys forbidden) and happens in two steps: the suite's own keys here, then
+each workload's `params:` by that workload's own `Params` model (see `resolve.py`). Every error
+becomes one line: file:line, key path, what is wrong, and the closest valid key or value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import UserError, suggest
+from .yaml_source import YamlLoadError, YamlSource, load_yaml
+
+DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
+MAX_SWEEP_POINTS = 1000
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MeasureConfig(StrictModel):
+    """How long and how often to measure (MLPerf-style: both min_iters and min_seconds)."""
+
+    warmup_iters: int = Field(2, ge=0, le=100_000, description="Iterations run first, stored tagged as warmup, excluded from statistics.")
+    min_iters: int = Field(5, ge=1, le=10_000_000, description="Measured iterations at least.")
+    min_seconds: float = Field(2.0, ge=0, le=86_400, description="Measured seconds at least.")
+    max_seconds: float = Field(120.0, gt=0, le=86_400, description="Measurement stops here even if min_iters is not reached (a warning is recorded).")
+    sample_hz: float = Field(20.0, gt=0, le=1000, description="Rate of the parent's psutil/NVML sampler.")
+    setup_timeout_s: float = Field(900.0, gt=0, le=86_400, description="A setup (model build, load) that takes longer is a failure.")
+    hang_grace_s: float = Field(30.0, gt=0, le=3600, description="A workload still running this long after max_seconds is killed as hung.")
+    count_work: bool = Field(True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
+    trace_ops: bool = Field(True, description="After measuring, run one traced iteration (torch.profiler) for the operator mix and trace.json.")
+
+    @model_validator(mode="after")
+    def _max_covers_min(self) -> MeasureConfig:
+        if self.max_seconds < self.min_seconds:
+            raise ValueError(f"max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds})")
+        return self
+
+
+class WorkloadEntry(StrictModel):
+    name: str = Field(min_length=1, max_length=200, description="Label in the run directory and report.")
+    type: str = Field(min_length=1, max_length=500, description="Entry-point name (see `profiler list`) or 'package.module:Class'.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Validated by the workload's own Params model.")
+    sweep: dict[str, list[Any]] | None = Field(None, description="A grid over params (e.g. batch_size: [1, 4]); one isolated run per point.")
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_grid(cls, sweep: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if sweep is None:
+            return None
+        if not sweep:
+            raise ValueError("sweep is empty; give at least one parameter with a list of values")
+        points = 1
+        for key, values in sweep.items():
+            if not values:
+                raise ValueError(f"sweep.{key} has no values")
+            if len(set(map(repr, values))) != len(values):
+                raise ValueError(f"sweep.{key} repeats a value")
+            points *= len(values)
+        if points > MAX_SWEEP_POINTS:
+            raise ValueError(f"the sweep has {points} points; the limit is {MAX_SWEEP_POINTS}")
+        return sweep
+
+
+class SuiteConfig(StrictModel):
+    name: str = Field(min_length=1, max_length=200, description="Suite name; part of the run directory's name.")
+    baseline: str | None = Field(None, description="Workload the others are compared to; default: the first.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for torch and every workload generator.")
+    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    workloads: list[WorkloadEntry] = Field(min_length=1, max_length=1000)
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, device: str) -> str:
+        if not re.match(DEVICE_PATTERN, device):
+            raise ValueError(f"device '{device}' is not one of auto, cpu, cuda, cuda:N")
+        return device
+
+    @field_validator("workloads")
+    @classmethod
+    def _unique_names(cls, workloads: list[WorkloadEntry]) -> list[WorkloadEntry]:
+        seen: set[str] = set()
+        for w in workloads:
+            if w.name in seen:
+                raise ValueError(f"workload name '{w.name}' is used twice; names must be unique")
+            seen.add(w.name)
+        return workloads
+
+    @model_validator(mode="after")
+    def _baseline_exists(self) -> SuiteConfig:
+        names = [w.name for w in self.workloads]
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(f"baseline '{self.baseline}' is not a workload of this suite{suggest(self.baseline, names)}; workloads: {', '.join(names)}")
+        return self
+
+    @property
+    def baseline_name(self) -> str:
+        return self.baseline or self.workloads[0].name
+
+
+# ---------------------------------------------------------------- key paths and error lines
+
+
+def format_path(key_path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in key_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Names of the fields valid at `loc` inside `model` (for 'did you mean')."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = _unwrap(field.annotation)
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """list[X] / X | None -> X, so nested models can be walked."""
+    while get_origin(annotation) is not None:
+        models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            return models[0]
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if not args:
+            return annotation
+        annotation = args[0]
+    return annotation
+
+
+def validation_error_line(
+    exc: ValidationError,
+    model: type[BaseModel],
+    source: YamlSource,
+    prefix: tuple[Any, ...] = (),
+    overrides: dict[tuple[Any, ...], str] | None = None,
+) -> str:
+    """One line for the first error of `exc`, with where it came from and a suggestion."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    key_path = prefix + loc
+    where = where_from(source, key_path, overrides or {})
+    etype = first["type"]
+    if etype == "extra_forbidden":
+        key = loc[-1] if loc else "?"
+        valid = _fields_at(model, loc[:-1])
+        hint = suggest(str(key), valid) or (f"; valid keys: {', '.join(valid)}" if valid else "")
+        message = f"{format_path(key_path[:-1])}: unknown key '{key}'{hint}" if key_path[:-1] else f"unknown top-level key '{key}'{hint}"
+    elif etype == "missing":
+        message = f"{format_path(key_path)}: required key is missing"
+    else:
+        message = f"{format_path(key_path)}: {_clean_msg(first)}"
+        expected = (first.get("ctx") or {}).get("expected")
+        if etype == "literal_error" and isinstance(first.get("input"), str) and expected:
+            message += suggest(first["input"], re.findall(r"'([^']*)'", expected))
+    more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def _clean_msg(error: dict[str, Any]) -> str:
+    msg = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] not in ("value_error",) and not isinstance(value, (dict, list)):
+        shown = repr(value)
+        msg += f" (got {shown[:60]})"
+    return msg
+
+
+def where_from(source: YamlSource, key_path: tuple[Any, ...], overrides: dict[tuple[Any, ...], str]) -> str:
+    for cut in range(len(key_path), 0, -1):
+        if key_path[:cut] in overrides:
+            return f"--set {overrides[key_path[:cut]]}"
+    line = source.line_of(key_path)
+    return f"{source.path}:{line}" if line else source.path
+
+
+# ---------------------------------------------------------------- --set overrides
+
+
+def apply_overrides(source: YamlSource, assignments: list[str]) -> dict[tuple[Any, ...], str]:
+    """Apply `key.path=value` assignments to `source.data` in place.
+
+    Every step of the path but the last must exist; the last may be new (a parameter left at its
+    default in the file), and strict validation then checks that it is a real key. Values are
+    parsed as YAML scalars ('4' -> 4, 'true' -> True, 'bf16' -> 'bf16').
+    """
+    applied: dict[tuple[Any, ...], str] = {}
+    for text in assignments:
+        if "=" not in text:
+            raise UserError(f"--set {text}: expected key.path=value, e.g. --set workloads.0.params.batch_size=4")
+        dotted, raw = text.split("=", 1)
+        parts = [p for p in dotted.strip().split(".")]
+        if not dotted.strip() or any(not p for p in parts):
+            raise UserError(f"--set {text}: empty key in path '{dotted}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        key_path = _set_path(source.data, parts, value, text)
+        applied[key_path] = text
+    return applied
+
+
+def _set_path(data: Any, parts: list[str], value: Any, text: str) -> tuple[Any, ...]:
+    node = data
+    key_path: list[Any] = []
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UserError(f"--set {text}: '{format_path(tuple(key_path))}' has {len(node)} entries (0..{len(node) - 1}); '{part}' is not one of them")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+            if key not in node and not last:
+                raise UserError(f"--set {text}: no key '{part}' under '{format_path(tuple(key_path))}'{suggest(part, node)}")
+        else:
+            raise UserError(f"--set {text}: '{format_path(tuple(key_path))}' is a value, not a mapping or list")
+        key_path.append(key)
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+    return tuple(key_path)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_suite(path: str, assignments: list[str] | None = None) -> tuple[SuiteConfig, YamlSource, dict[tuple[Any, ...], str]]:
+    """Read, override and validate a suite file's own keys (not yet the workloads' params)."""
+    try:
+        source = load_yaml(path)
+    except YamlLoadError as exc:
+        raise UserError(str(exc)) from None
+    if source.data is None:
+        raise UserError(f"{path}: the file is empty; a suite needs at least 'name' and 'workloads'")
+    if not isinstance(source.data, dict):
+        raise UserError(f"{path}:1: a suite must be a mapping with 'name' and 'workloads', not a {type(source.data).__name__}")
+    overrides = apply_overrides(source, assignments or [])
+    try:
+        suite = SuiteConfig.model_validate(source.data)
+    except ValidationError as exc:
+        raise UserError(validation_error_line(exc, SuiteConfig, source, overrides=overrides)) from None
+    return suite, source, overrides

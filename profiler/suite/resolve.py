@@ -1,0 +1,122 @@
+"""Turn a validated suite into runnable workloads: plugin class plus validated Params, per entry.
+
+This is the second validation step (after `config.py`): each entry's `params:` block goes
+through its own plugin's Params model, and errors still point at the YAML line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import UserError
+from ..plugin import Declaration, declaration_of
+from .config import (
+    SuiteConfig,
+    WorkloadEntry,
+    load_suite,
+    validation_error_line,
+    where_from,
+)
+from .registry import PluginRef, add_plugin_paths, resolve_workload
+from .yaml_source import YamlSource
+
+
+@dataclass(frozen=True)
+class ResolvedWorkload:
+    index: int
+    entry: WorkloadEntry
+    plugin: PluginRef
+    params: BaseModel
+    declaration: Declaration
+    sweep_group: str | None = None
+    sweep_point: dict[str, Any] | None = None
+
+    @property
+    def directory(self) -> str:
+        """Where its files go: sweep points are stored together under their group."""
+        from ..measure.store import slugify
+
+        if self.sweep_group is None:
+            return slugify(self.entry.name)
+        point = "_".join(f"{k}-{v}" for k, v in (self.sweep_point or {}).items())
+        return f"{slugify(self.sweep_group)}/{slugify(point)}"
+
+
+@dataclass(frozen=True)
+class ResolvedSuite:
+    suite: SuiteConfig
+    source: YamlSource
+    workloads: list[ResolvedWorkload]
+    plugin_paths: list[str]
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The suite with every default filled in and sweeps expanded: config.resolved.yaml."""
+        data = self.suite.model_dump(mode="json")
+        data["workloads"] = [
+            {
+                "name": w.entry.name,
+                "type": w.entry.type,
+                "params": w.params.model_dump(mode="json"),
+                **({"sweep_group": w.sweep_group, "sweep_point": w.sweep_point} if w.sweep_group else {}),
+            }
+            for w in self.workloads
+        ]
+        return data
+
+
+def plugin_paths_for(suite_path: str) -> list[str]:
+    """'module:Class' plugins are importable from the suite file's folder and the working dir."""
+    return [os.path.dirname(os.path.abspath(suite_path)), os.getcwd()]
+
+
+def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSuite:
+    suite, source, overrides = load_suite(path, assignments)
+    paths = plugin_paths_for(path)
+    add_plugin_paths(paths)
+    resolved = []
+    for i, entry in enumerate(suite.workloads):
+        where = where_from(source, ("workloads", i, "type"), overrides)
+        try:
+            plugin = resolve_workload(entry.type)
+        except UserError as exc:
+            raise UserError(f"{where}: workloads[{i}].type: {exc}") from None
+        for point in sweep_points(entry):
+            try:
+                params = plugin.cls.Params.model_validate({**entry.params, **point})
+            except ValidationError as exc:
+                key = exc.errors()[0]["loc"][:1]
+                prefix = ("workloads", i, "sweep") if key and key[0] in point else ("workloads", i, "params")
+                raise UserError(validation_error_line(exc, plugin.cls.Params, source, prefix, overrides)) from None
+            declaration = _declaration(plugin, params, where)
+            if point:
+                label = ",".join(f"{k}={v}" for k, v in point.items())
+                named = entry.model_copy(update={"name": f"{entry.name}[{label}]", "sweep": None})
+                resolved.append(ResolvedWorkload(i, named, plugin, params, declaration, entry.name, point))
+            else:
+                resolved.append(ResolvedWorkload(i, entry, plugin, params, declaration))
+    return ResolvedSuite(suite, source, resolved, paths)
+
+
+def sweep_points(entry: WorkloadEntry) -> list[dict[str, Any]]:
+    """The grid of a `sweep:` block as a list of param overrides ([{}] without a sweep)."""
+    if not entry.sweep:
+        return [{}]
+    keys = list(entry.sweep)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(entry.sweep[k] for k in keys))]
+
+
+def _declaration(plugin: PluginRef, params: BaseModel, where: str) -> Declaration:
+    """The plugin's declaration for these params; a broken one is one line naming the plugin."""
+    try:
+        return declaration_of(plugin.cls, params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "declaration"
+        raise UserError(f"{where}: workload plugin '{plugin.name}': its declaration() is invalid: {field}: {first['msg']} (see docs/plugins.md)") from None
+    except Exception as exc:
+        raise UserError(f"{where}: workload plugin '{plugin.name}': its declaration() failed: {type(exc).__name__}: {exc} (see docs/plugins.md)") from None

@@ -1,0 +1,285 @@
+"""The characteristics a workload is compared on against the baseline: each a small registered
+function with its label, unit, kind and which direction is better (lm-eval's register_metric).
+
+A characteristic reads one workload (reports/view.py: WorkloadView) and returns a Value: the
+number or category, the samples its interval is built from, or why it is unavailable. It reads
+the declaration's roles (request, step, main phase), never a phase name. Add one by writing a
+function and decorating it with `@characteristic(...)`; the differences table, the findings and
+the terminal pick it up, and reports/rules.yaml may give it readings.
+
+Kinds say how a workload's value is compared with the baseline's (reports/differences.py):
+- samples: ratio of medians with a 95% bootstrap interval;
+- derived: fixed work over time samples (MFU, MBU): the time samples' interval, inverted;
+- slope: least-squares slope against position, with bootstrap intervals of both slopes;
+- exact: a counted value: compared with a +-10% band;
+- category: same or differs;
+- presence: the baseline may not have it at all (deadlines);
+- given: a ratio whose interval was computed already (batching gain across sweep points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from profiler.characterize.stats import ols_slope
+
+from .view import WorkloadView
+
+
+class Kind(str, Enum):
+    SAMPLES = "samples"
+    DERIVED = "derived"
+    SLOPE = "slope"
+    EXACT = "exact"
+    CATEGORY = "category"
+    PRESENCE = "present"
+    GIVEN = "given"
+
+
+class Better(str, Enum):
+    """Which direction of a characteristic is better for the workload (neither: it only characterises)."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+    NEITHER = "neither"
+
+
+@dataclass
+class Value:
+    """One characteristic of one workload."""
+
+    value: Any = None
+    unit: str = ""
+    samples: Any = None
+    """1-D samples (kind samples, derived) or (x, y) arrays (kind slope)."""
+    why: str | None = None
+    """Why value is None."""
+    ci: tuple[float, float] | None = None
+    """A given interval (kind given)."""
+    basis: str = ""
+    """What the value was read from, for the reader (a phase, a basis of measurement)."""
+    position_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Characteristic:
+    key: str
+    label: str
+    short: str
+    """A label that fits a terminal column."""
+    kind: Kind
+    better: Better
+    compute: Callable[[WorkloadView], Value] = field(repr=False)
+
+
+CHARACTERISTICS: dict[str, Characteristic] = {}
+
+
+def characteristic(
+    key: str, *, label: str, short: str, kind: Kind, better: Better
+) -> Callable[[Callable[[WorkloadView], Value]], Callable[[WorkloadView], Value]]:
+    """Register `fn(view) -> Value` as the characteristic `key` (in registration order)."""
+
+    def register(fn: Callable[[WorkloadView], Value]) -> Callable[[WorkloadView], Value]:
+        if key in CHARACTERISTICS:
+            raise ValueError(f"characteristic '{key}' is registered twice")
+        CHARACTERISTICS[key] = Characteristic(key, label, short, kind, better, fn)
+        return fn
+
+    return register
+
+
+def characterize(view: WorkloadView) -> dict[str, Value]:
+    """Every registered characteristic of one workload."""
+    return {key: c.compute(view) for key, c in CHARACTERISTICS.items()}
+
+
+def _median_of(samples: np.ndarray, unit: str, why: str, basis: str = "") -> Value:
+    if samples.size == 0:
+        return Value(None, unit, samples=samples, why=why, basis=basis)
+    return Value(float(np.median(samples)), unit, samples=samples, basis=basis)
+
+
+def _no_step(view: WorkloadView) -> str:
+    return "the workload declares no step phase (Declaration.step)"
+
+
+# ---------------------------------------------------------------- latency
+
+
+@characteristic("latency_e2e", label="latency per request", short="latency/request", kind=Kind.SAMPLES, better=Better.LOWER)
+def latency_per_request(view: WorkloadView) -> Value:
+    request = view.declaration.request
+    from_obs = "obs_ns" in view.measured and request != "iteration"
+    basis = f"'{request}' spans" + (", from the observation's capture (obs_ns)" if from_obs else "")
+    return _median_of(view.request_latencies_s, "s", f"no measured span of the request phase '{request}'", basis)
+
+
+@characteristic("latency_per_step", label="latency per step", short="latency/step", kind=Kind.SAMPLES, better=Better.LOWER)
+def latency_per_step(view: WorkloadView) -> Value:
+    step = view.declaration.step
+    if step is None:
+        return Value(None, "s", why=_no_step(view))
+    return _median_of(view.step_latencies_s, "s", f"no measured span of the step phase '{step}'", f"'{step}' spans")
+
+
+# ---------------------------------------------------------------- growth with position
+
+
+def _position_short(view: WorkloadView) -> str:
+    unit = view.declaration.position_unit or "position"
+    return "token" if unit.startswith("token") else unit
+
+
+def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
+    position_unit = view.declaration.position_unit
+    if view.declaration.step is None:
+        return Value(None, unit, why=_no_step(view), position_unit=position_unit)
+    g, step = view.positioned, view.declaration.step
+    if g.empty:
+        return Value(None, unit, why=f"the step phase '{step}' carries no `position`", position_unit=position_unit)
+    if column not in g or g[column].isna().all():
+        return Value(None, unit, why=f"the step phase '{step}' carries no `{column}`", position_unit=position_unit)
+    if g["position"].nunique() < 3:
+        return Value(None, unit, why=f"{what} at fewer than 3 positions of the step phase '{step}'", position_unit=position_unit)
+    g = g.loc[g[column].notna()]
+    x, y = g["position"].to_numpy(dtype=float), g[column].to_numpy(dtype=float)
+    return Value(ols_slope(x, y), unit, samples=(x, y), basis=f"'{view.declaration.step}' spans", position_unit=position_unit)
+
+
+@characteristic("state_per_token", label="state growth per token of context", short="state growth", kind=Kind.SLOPE, better=Better.LOWER)
+def state_growth(view: WorkloadView) -> Value:
+    return _slope(view, "state_bytes", f"B/{_position_short(view)}", "state_bytes")
+
+
+@characteristic("latency_growth_per_token", label="per-step latency growth per token of context", short="latency growth", kind=Kind.SLOPE, better=Better.LOWER)
+def latency_growth(view: WorkloadView) -> Value:
+    return _slope(view, "latency_s", f"s/{_position_short(view)}", "per-step latency")
+
+
+# ---------------------------------------------------------------- work against the ceilings
+
+
+def _why_work(view: WorkloadView) -> str:
+    return view.summary.unavailable.get("work") or f"no counted work for the main phase '{view.main_phase}'"
+
+
+@characteristic("intensity", label="arithmetic intensity", short="intensity", kind=Kind.EXACT, better=Better.NEITHER)
+def intensity(view: WorkloadView) -> Value:
+    work = view.main_work
+    if work is None or work.intensity_flop_per_byte is None:
+        return Value(None, "FLOP/B", why=_why_work(view) if work is None else "no counted bytes for the main phase")
+    return Value(work.intensity_flop_per_byte, "FLOP/B", basis=f"'{view.main_phase}'")
+
+
+def _why_no_ceiling(view: WorkloadView, attr: str) -> str:
+    work = view.work
+    if attr == "mfu" and work is not None and work.mfu_unavailable:
+        return work.mfu_unavailable
+    return "no measured ceilings"
+
+
+def _utilisation(view: WorkloadView, attr: str, unit: str) -> Value:
+    work = view.main_work
+    value = getattr(work, attr) if work else None
+    if value is None:
+        return Value(None, unit, why=_why_work(view) if work is None else _why_no_ceiling(view, attr))
+    return Value(value, unit, samples=view.phase_latencies_s(view.main_phase), basis=f"'{view.main_phase}'")
+
+
+@characteristic("mfu", label="MFU", short="MFU", kind=Kind.DERIVED, better=Better.HIGHER)
+def mfu(view: WorkloadView) -> Value:
+    return _utilisation(view, "mfu", "of peak")
+
+
+@characteristic("mbu", label="MBU", short="MBU", kind=Kind.DERIVED, better=Better.HIGHER)
+def mbu(view: WorkloadView) -> Value:
+    return _utilisation(view, "mbu", "of bandwidth")
+
+
+@characteristic("bound", label="bound class", short="bound class", kind=Kind.CATEGORY, better=Better.NEITHER)
+def bound_class(view: WorkloadView) -> Value:
+    work = view.main_work
+    if work is None or work.bound is None:
+        why = _why_work(view) if work is None else ("no counted bytes, so no intensity" if work.mfu is not None else _why_no_ceiling(view, "mfu"))
+        return Value(None, why=why)
+    return Value(work.bound.value, basis=f"'{view.main_phase}'")
+
+
+# ---------------------------------------------------------------- operator mix
+
+
+def _why_mix(view: WorkloadView) -> str:
+    return view.summary.unavailable.get("operator_mix") or f"no traced pass for the main phase '{view.main_phase}'"
+
+
+@characteristic("dominant_op", label="dominant operator category", short="dominant op", kind=Kind.CATEGORY, better=Better.NEITHER)
+def dominant_operator(view: WorkloadView) -> Value:
+    mix = view.main_mix
+    if mix is None or mix.dominant_category is None:
+        return Value(None, why=_why_mix(view))
+    return Value(mix.dominant_category, basis=f"'{view.main_phase}'")
+
+
+@characteristic("host_overhead_share", label="host/launch overhead share", short="host overhead", kind=Kind.EXACT, better=Better.LOWER)
+def host_overhead(view: WorkloadView) -> Value:
+    mix = view.main_mix
+    if mix is None:
+        return Value(None, "of phase time", why=_why_mix(view))
+    if mix.device_idle_fraction is not None:
+        return Value(mix.device_idle_fraction, "of phase time", basis="device idle fraction")
+    share = mix.share_by_category.get("host/framework")
+    if share is None:
+        return Value(None, "of phase time", why=_why_mix(view))
+    return Value(share, "of phase time", basis="host/framework share of CPU time")
+
+
+# ---------------------------------------------------------------- across sweep points
+
+
+@characteristic("batching_gain", label="batching gain (largest batch / smallest)", short="batching gain", kind=Kind.GIVEN, better=Better.HIGHER)
+def batching_gain(view: WorkloadView) -> Value:
+    sweep = view.summary.sweep
+    group = view.sweeps.get(sweep.group) if sweep else None
+    rows = [r for r in (group.batch if group else []) if r.throughput_gain.ratio is not None]
+    if not rows:
+        return Value(None, "x", why="no batch_size sweep")
+    best = max(rows, key=lambda r: r.batch_size / r.base_batch_size)
+    gain = best.throughput_gain
+    return Value(gain.ratio, f"x at batch {best.batch_size} vs {best.base_batch_size}", ci=gain.ci95)
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+@characteristic("deadline_miss_rate", label="deadline-miss rate", short="deadline misses", kind=Kind.PRESENCE, better=Better.LOWER)
+def deadline_misses(view: WorkloadView) -> Value:
+    d = view.summary.deadlines
+    if d is None or d.miss_rate is None or not d.miss_rate.count:
+        return Value(None, "of ticks", why="no deadlines")
+    return Value(d.miss_rate.mean, "of ticks")
+
+
+@characteristic("jitter", label="tick-interval jitter (p99 - p50)", short="tick jitter", kind=Kind.PRESENCE, better=Better.LOWER)
+def tick_jitter(view: WorkloadView) -> Value:
+    d = view.summary.deadlines
+    if d is None or d.jitter_p99_minus_p50_s is None:
+        return Value(None, "s", why="no periodic ticks")
+    return Value(d.jitter_p99_minus_p50_s, "s")
+
+
+# ---------------------------------------------------------------- energy
+
+
+@characteristic("energy_per_unit", label="energy per output unit", short="energy/unit", kind=Kind.EXACT, better=Better.LOWER)
+def energy_per_unit(view: WorkloadView) -> Value:
+    energy = view.summary.energy
+    unit = f"J/{view.unit}"
+    if energy is None or energy.j_per_output_unit is None:
+        return Value(None, unit, why=view.summary.unavailable.get("energy", "not measured"))
+    return Value(energy.j_per_output_unit, unit)

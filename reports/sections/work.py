@@ -1,0 +1,99 @@
+"""Work, intensity and ceilings: FLOPs and bytes per phase (counted and analytic), intensity,
+achieved rates, MFU, MBU and bound class against this machine's measured ceilings, and the
+roofline. The main phase (declared step, else request) is marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from profiler.format import duration, percent, si, sig
+from profiler.plugin import ITERATION
+from profiler.runmodel import Calibration, PhaseWork
+
+from .. import figures
+from ..context import ReportContext
+from ..table import Cell, Column, Row, Table, unavailable
+from ..view import WorkloadView
+from . import register_section
+
+
+@register_section(anchor="work", title="Work, intensity and ceilings", order=70, template="work.html.j2")
+def build(ctx: ReportContext) -> dict[str, Any]:
+    columns = [
+        Column("phase", "l"),
+        Column("FLOPs", title="counted by FlopCounterMode, plus analytic formulas declared by the workload"),
+        Column("bytes", title="unfused op-level traffic"),
+        Column("intensity"),
+        Column("time", title="median per span; host or device time"),
+        Column("achieved"),
+        Column("MFU"),
+        Column("MBU"),
+        Column("bound", "l"),
+    ]
+    rows: list[Row] = []
+    rules = set()
+    for name, view in ctx.views.items():
+        rows.append(Row(group=name, group_href=ctx.anchor(name)))
+        rows.extend(_rows(view, len(columns)))
+        if view.work and view.work.bound_rule:
+            rules.add(view.work.bound_rule)
+    cal = ctx.run.calibration
+    return {
+        "calibration": _calibration(cal),
+        "table": Table(columns, rows, cls="wide"),
+        "partial": [
+            f"{name}: {', '.join(v.work.partial_phases)} counted on their own thread only" for name, v in ctx.views.items() if v.work and v.work.partial_phases
+        ],
+        "bound_rules": sorted(rules),
+        "roofline": ctx.figure(_roofline(ctx, cal), "roofline"),
+    }
+
+
+def _rows(view: WorkloadView, width: int) -> list[Row]:
+    work = view.work
+    if work is None or not work.phases:
+        return [Row([unavailable(view.summary.unavailable.get("work") or "not counted", "unavailable", colspan=width, show_why=True)])]
+    rows = [Row(_phase_cells(view, phase, e)) for phase, e in work.phases.items() if phase != ITERATION]
+    rows += [Row([Cell(phase, cls="l"), unavailable(why, "not counted", colspan=width - 1, show_why=True)]) for phase, why in work.uncounted_phases.items()]
+    return rows
+
+
+def _phase_cells(view: WorkloadView, phase: str, e: PhaseWork) -> list[Cell]:
+    partial = view.work.partial_phases if view.work else {}
+    notes = [n for n, on in (("main phase", phase == view.main_phase), ("this thread only", phase in partial)) if on]
+    return [
+        Cell(phase, sub=" · ".join(notes) or None, cls="l", title=partial.get(phase)),
+        Cell(si(e.flops, "FLOP"), sub=f"incl. {si(e.flops_analytic, 'FLOP')} analytic" if e.flops_analytic else None, title=f"{e.spans_counted} spans counted"),
+        Cell(si(e.bytes, "B")),
+        Cell(f"{sig(e.intensity_flop_per_byte)} FLOP/B" if e.intensity_flop_per_byte is not None else "—"),
+        Cell(duration(e.time_s), sub=e.time_source),
+        Cell(si(e.achieved_flops_per_s, "FLOP/s"), sub=si(e.achieved_bytes_per_s, "B/s")),
+        Cell(percent(e.mfu)),
+        Cell(percent(e.mbu)),
+        Cell(e.bound.value if e.bound else "—", cls="l" if e.bound else "l na", title=None if e.bound else "no ceilings or no counted bytes"),
+    ]
+
+
+def _calibration(cal: Calibration) -> dict[str, Any]:
+    if not cal.ok:
+        return {"ok": False, "why": cal.unavailable or "calibration.json is missing or incomplete"}
+    return {
+        "ok": True,
+        "peaks": ", ".join(f"{dtype} {si(v, 'FLOP/s')}" for dtype, v in cal.matmul_flops_per_s.items()),
+        "bandwidth": si(cal.copy_bytes_per_s, "B/s"),
+        "when": cal.measured_utc or "date unknown",
+        "method": "; ".join(cal.method.values()),
+    }
+
+
+def _roofline(ctx: ReportContext, cal: Calibration) -> Any:
+    points = [
+        figures.RooflinePoint(name, phase, e.intensity_flop_per_byte, e.achieved_flops_per_s, phase == v.main_phase)
+        for name, v in ctx.views.items()
+        if v.work
+        for phase, e in v.work.phases.items()
+        if phase != ITERATION and e.intensity_flop_per_byte and e.achieved_flops_per_s
+    ]
+    dtypes = {v.summary.facts.get("dtype") for v in ctx.views.values()}
+    peak = max((cal.matmul_flops_per_s.get(d, 0.0) for d in dtypes if isinstance(d, str)), default=0.0) or None
+    return figures.roofline(points, peak, cal.copy_bytes_per_s)

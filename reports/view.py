@@ -1,0 +1,121 @@
+"""What the report reads about one workload, computed once: the typed summary, the declaration,
+and the samples the characteristics, sections and figures share (request and step latencies,
+the step's positioned spans, per-request metrics, the per-position table).
+
+Every reader goes through the declaration: the request, step and delivery phases are the
+workload's own words, never a phase name known here.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from profiler.characterize.analysis import NS, position_table, request_latencies, request_metrics
+from profiler.plugin import Declaration
+from profiler.rundir import WorkloadRun
+from profiler.runmodel import OperatorMix, PhaseMix, PhaseWork, SweepGroup, Work, WorkloadSummary
+
+
+class WorkloadView:
+    """One workload of a run, as the report sees it."""
+
+    def __init__(self, run: WorkloadRun, sweeps: dict[str, SweepGroup]) -> None:
+        self.run = run
+        self.name = run.name
+        self.sweeps = sweeps
+
+    @property
+    def summary(self) -> WorkloadSummary:
+        return self.run.summary
+
+    @property
+    def declaration(self) -> Declaration:
+        return self.run.summary.declaration
+
+    @property
+    def ok(self) -> bool:
+        return self.run.status == "ok"
+
+    @property
+    def unit(self) -> str:
+        return self.declaration.output_unit
+
+    @property
+    def main_phase(self) -> str:
+        """Where work, bound class and operator mix are read: the declared step, else the request."""
+        return self.declaration.main_phase()
+
+    @property
+    def measured(self) -> pd.DataFrame:
+        return self.run.measured
+
+    @cached_property
+    def request_latencies_s(self) -> np.ndarray:
+        return request_latencies(self.measured, self.declaration.request)
+
+    @cached_property
+    def step_latencies_s(self) -> np.ndarray:
+        return self.phase_latencies_s(self.declaration.step)
+
+    def phase_latencies_s(self, phase: str | None) -> np.ndarray:
+        m = self.measured
+        if phase is None or m.empty:
+            return np.array([], dtype=float)
+        g = m.loc[m["phase"] == phase, ["start_ns", "end_ns"]]
+        return ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)
+
+    @cached_property
+    def positioned(self) -> pd.DataFrame:
+        """The step's measured spans that carry `position`: position, state_bytes (if any), latency_s."""
+        m, step = self.measured, self.declaration.step
+        if step is None or m.empty or "position" not in m:
+            return pd.DataFrame()
+        g = m.loc[(m["phase"] == step) & m["position"].notna(), [c for c in ("position", "state_bytes", "start_ns", "end_ns") if c in m]]
+        return g.assign(latency_s=(g["end_ns"] - g["start_ns"]) / NS)
+
+    @cached_property
+    def request_metrics(self) -> dict[str, np.ndarray]:
+        """Per-iteration samples (e2e, ttft, tpot, itl, units/s) from the declared deliveries."""
+        if self.measured.empty:
+            return {}
+        return request_metrics(self.measured, self.declaration.deliveries)
+
+    @cached_property
+    def step_position_table(self) -> pd.DataFrame:
+        """Median latency and state per position of the step phase (for the figures)."""
+        if self.declaration.step is None or self.measured.empty:
+            return pd.DataFrame()
+        return position_table(self.measured, self.declaration.step)
+
+    @cached_property
+    def deadline_spans(self) -> pd.DataFrame:
+        """The measured spans that carry a deadline (control-loop ticks), for the lateness figure."""
+        m = self.measured
+        if m.empty or "deadline_ns" not in m:
+            return pd.DataFrame()
+        return m.loc[m["deadline_ns"].notna()]
+
+    @property
+    def work(self) -> Work | None:
+        return self.summary.work
+
+    @property
+    def main_work(self) -> PhaseWork | None:
+        return self.work.phases.get(self.main_phase) if self.work else None
+
+    @property
+    def operator_mix(self) -> OperatorMix | None:
+        return self.summary.operator_mix
+
+    @property
+    def main_mix(self) -> PhaseMix | None:
+        return self.operator_mix.phases.get(self.main_phase) if self.operator_mix else None
+
+
+def workload_views(run: object) -> dict[str, WorkloadView]:
+    """A view of every workload of a `profiler.rundir.Run`, in run order."""
+    sweeps = run.sweeps  # type: ignore[attr-defined]
+    return {name: WorkloadView(w, sweeps) for name, w in run.workloads.items()}  # type: ignore[attr-defined]
