@@ -152,12 +152,12 @@ def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
     return Value(ols_slope(x, y), unit, samples=(x, y), basis=f"'{view.declaration.step}' spans", position_unit=position_unit)
 
 
-@characteristic("state_per_token", label="state growth per token of context", short="state growth", kind=Kind.SLOPE, better=Better.LOWER)
+@characteristic("state_per_token", label="state growth per position", short="state growth", kind=Kind.SLOPE, better=Better.LOWER)
 def state_growth(view: WorkloadView) -> Value:
     return _slope(view, "state_bytes", f"B/{_position_short(view)}", "state_bytes")
 
 
-@characteristic("latency_growth_per_token", label="per-step latency growth per token of context", short="latency growth", kind=Kind.SLOPE, better=Better.LOWER)
+@characteristic("latency_growth_per_token", label="per-step latency growth per position", short="latency growth", kind=Kind.SLOPE, better=Better.LOWER)
 def latency_growth(view: WorkloadView) -> Value:
     return _slope(view, "latency_s", f"s/{_position_short(view)}", "per-step latency")
 

@@ -196,7 +196,7 @@ def run_characteristics(run: Run, views: dict[str, WorkloadView] | None = None) 
 
 
 COLUMNS = [
-    "workload", "characteristic", "label", "short", "better", "baseline", "baseline_value", "value", "unit",
+    "workload", "characteristic", "label", "short", "better", "baseline", "baseline_value", "baseline_unit", "value", "unit",
     "ratio", "ci_low", "ci_high", "verdict", "basis", "reading", "lever", "source", "why_unavailable",
 ]  # fmt: skip
 
@@ -224,7 +224,7 @@ def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Value]] | No
             rows.append(
                 {
                     "workload": name, "characteristic": key, "label": spec.label, "short": spec.short, "better": spec.better.value,
-                    "baseline": baseline, "baseline_value": _plain(b.value), "value": _plain(w.value), "unit": w.unit,
+                    "baseline": baseline, "baseline_value": _plain(b.value), "baseline_unit": b.unit, "value": _plain(w.value), "unit": w.unit,
                     "ratio": c.ratio, "ci_low": lo, "ci_high": hi, "verdict": c.verdict.value, "basis": c.basis or w.basis,
                     "reading": text, "lever": lever, "source": source, "why_unavailable": c.why,
                 }

@@ -42,7 +42,7 @@ def _cells(r: dict[str, Any]) -> list[Cell]:
     lines = tuple(f"{label}: {r[key]}" for key, label in (("lever", "lever"), ("source", "source")) if isinstance(r[key], str) and r[key])
     return [
         Cell(r["label"], sub=r["basis"] or None, cls="l"),
-        Cell(format_value(_plain(r["baseline_value"]), r["unit"])),
+        Cell(format_value(_plain(r["baseline_value"]), r["baseline_unit"])),
         Cell(format_value(_plain(r["value"]), r["unit"])),
         Cell(ratio(number(r["ratio"]), number(r["ci_low"]), number(r["ci_high"])), cls="nw"),
         Cell(r["verdict"], cls=f"l {css_class(r['verdict'], r['better'])}"),
