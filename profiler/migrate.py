@@ -14,18 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .characterize.analysis import DEADLINE_FIELDS
 from .errors import UserError
 from .plugin import ITERATION, Declaration, declaration_of
 from .runmodel import READABLE_VERSIONS, SCHEMA_VERSION
-
-V1_DEADLINE_KEYS = {
-    "lateness_s": "lateness_s",
-    "deadline_miss_rate": "miss_rate",
-    "tick_interval_s": "tick_interval_s",
-    "control_rate_hz": "control_rate_hz",
-    "staleness_s": "staleness_s",
-    "obs_to_output_s": "inference_latency_s",
-}
 
 
 def schema_version(info: dict[str, Any], where: str) -> int:
@@ -51,7 +43,7 @@ def summary_v1(summary: dict[str, Any]) -> dict[str, Any]:
     s = dict(summary)
     metrics = dict(s.pop("metrics", None) or {})
     deadlines: dict[str, Any] = {}
-    for old, new in V1_DEADLINE_KEYS.items():
+    for old, new in DEADLINE_FIELDS.items():
         if old in metrics:
             deadlines[new] = dict(metrics.pop(old))
     interval = deadlines.get("tick_interval_s")

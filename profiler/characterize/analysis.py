@@ -123,6 +123,17 @@ UNAVAILABLE_WHY = {
 }
 
 
+DEADLINE_FIELDS = {
+    "lateness_s": "lateness_s",
+    "deadline_miss_rate": "miss_rate",
+    "tick_interval_s": "tick_interval_s",
+    "control_rate_hz": "control_rate_hz",
+    "staleness_s": "staleness_s",
+    "obs_to_output_s": "inference_latency_s",
+}
+"""deadline_metrics' sample names -> the fields of runmodel.Deadlines (schema 1 stored the former in `metrics`)."""
+
+
 def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
     """Samples for deadline-driven loops; empty arrays where no span carries the attributes."""
     m = measured_spans(spans)

@@ -34,6 +34,7 @@ from ..runmodel import (
     WorkloadSummary,
 )
 from .analysis import (
+    DEADLINE_FIELDS,
     MEASURED_COLUMNS,
     UNAVAILABLE_WHY,
     deadline_metrics,
@@ -48,15 +49,6 @@ from .energy import energy_summary
 from .roofline import BOUND_RULE, work_by_phase
 from .scaling import position_fits
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
-
-DEADLINE_FIELDS = {
-    "lateness_s": "lateness_s",
-    "deadline_miss_rate": "miss_rate",
-    "tick_interval_s": "tick_interval_s",
-    "control_rate_hz": "control_rate_hz",
-    "staleness_s": "staleness_s",
-    "obs_to_output_s": "inference_latency_s",
-}
 
 
 @dataclass

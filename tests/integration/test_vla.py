@@ -16,6 +16,20 @@ from workloads.vla import VLA
 SMALL_FRAMES = {"camera_resolution": [64, 64]}  # the tiny encoder's own size: no resize cost
 
 
+@pytest.fixture(autouse=True)
+def one_intra_op_thread():
+    """These tests check real-time scheduling, so inference must not stall on CPU contention: with
+    torch's default of one intra-op thread per core, any other busy process makes OpenMP threads
+    spin against each other (the tiny policy's 13 ms inference took 250-900 ms on a loaded 2-core
+    machine); with one thread it stays near 13 ms."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def episodes(tmp_path, iterations=2, **params) -> tuple[pd.DataFrame, dict]:
     """Run `iterations` episodes in process; the first is warmup (as the runner does)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -39,13 +53,15 @@ def miss_rate(spans: pd.DataFrame) -> float:
 
 @pytest.mark.parametrize("head", ["flow", "discrete"])
 def test_light_load_misses_nothing(tmp_path, head):
+    """A 500 ms period: the tiny policy's inference (tens of ms idle) misses it only on a machine
+    slowed more than tenfold."""
     chunk = {"chunk_len": 3} if head == "flow" else {}
-    spans, facts = episodes(tmp_path, head=head, control_hz=5, ticks=6, mode="sync", **chunk, **SMALL_FRAMES)
+    spans, facts = episodes(tmp_path, head=head, control_hz=2, ticks=4, mode="sync", **chunk, **SMALL_FRAMES)
     assert miss_rate(spans) == 0.0
     ticks = spans.query("phase == 'tick' and not warmup")
-    assert len(ticks) == 6 and (ticks["units"] == 1).all()
+    assert len(ticks) == 4 and (ticks["units"] == 1).all()
     m = deadline_metrics(spans)
-    assert m["control_rate_hz"] == pytest.approx([5.0], rel=0.02)
+    assert m["control_rate_hz"] == pytest.approx([2.0], rel=0.02)
     assert facts["chunk_len"] == (1 if head == "discrete" else 3)
     infer = spans.query("phase == 'infer'")
     assert set(spans["phase"]) >= {"tick", "perceive", "infer", "vision", "prefix", "action"}
