@@ -12,22 +12,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import EXIT_USAGE, UserError, one_line
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints a usage block before its error; a user gets one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def device_arg(text: str) -> str:
+    """auto | cpu | cuda | cuda:N (whether it exists is checked when the run starts)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not auto, cpu, cuda or cuda:N")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m profiler", description="Workload-characterization profiler for ML inference.")
+    parser = OneLineParser(prog="python -m profiler", description="Workload-characterization profiler for ML inference.")
     parser.add_argument("--version", action="version", version=version_text())
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run every workload of a suite and write a run directory and report.html")
     run.add_argument("suite", help="suite YAML file")
     run.add_argument("-o", "--output", default="runs", help="directory for run directories (default: runs)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"] + [f"cuda:{i}" for i in range(16)], default=None, help="override the suite's device")
+    run.add_argument("--device", type=device_arg, default=None, help="auto | cpu | cuda | cuda:N: override the suite's device")
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value, e.g. workloads.0.params.batch_size=4"
     )
@@ -38,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
 
     calibrate = sub.add_parser("calibrate", help="measure this machine's peak matmul FLOP/s and copy bandwidth (cached)")
-    calibrate.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    calibrate.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N")
     calibrate.add_argument("--force", action="store_true", help="measure again even if cached")
     calibrate.add_argument("--json", action="store_true", help="print the result as JSON only")
 
@@ -160,7 +176,7 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
         caption = f"{plugin.source}\n{describe_declaration(plugin)}"
         table = Table(title=f"{name} — {doc[0] if doc else plugin.cls.__name__}", title_justify="left", caption=caption, caption_justify="left")
         for col in ("param", "type", "default", "help"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for row in describe_params(plugin.cls.Params):
             table.add_row(row["name"], row["type"], row["default"], row["help"])
         console.print(table)

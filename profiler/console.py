@@ -26,7 +26,7 @@ class ProgressListener:
         self.progress = Progress(
             TextColumn("[bold]{task.fields[name]}"),
             TextColumn("{task.fields[phase]}"),
-            BarColumn(bar_width=20),
+            BarColumn(bar_width=12),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
@@ -62,7 +62,7 @@ class ProgressListener:
         if status == "ok":
             label = "[green]ok"
         elif summary.error:
-            label = f"[red]{status}: {_plain(summary.error.reason)[:60]}"
+            label = f"[red]{status} in {_plain(summary.error.phase)}"  # the reason follows under the summary table
         else:
             label = f"[yellow]{status}"
         self.progress.update(self.tasks[name], phase=label)
@@ -85,7 +85,7 @@ def summary_table(summaries: list[WorkloadSummary]) -> Table:
         table.add_column(header, justify="left" if header == "status" else "right", no_wrap=True)
     for s in summaries:
         m = s.metrics
-        iters = f"{s.loop.measured_iters} iters" if s.loop else "0 iters"
+        iters = f"{measured_iterations(s)} iters"
         misses = s.deadlines.miss_rate if s.deadlines else None
         table.add_row(
             _plain(s.name),
@@ -99,6 +99,14 @@ def summary_table(summaries: list[WorkloadSummary]) -> Table:
     return table
 
 
+def measured_iterations(s: WorkloadSummary) -> int:
+    """Measured iterations that completed: the loop's count, or for a workload that failed or was
+    interrupted mid-loop (no loop record), the iterations its statistics are over."""
+    if s.loop is not None:
+        return s.loop.measured_iters
+    return s.metrics.e2e_s.count if s.metrics.e2e_s else 0
+
+
 def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     """Failures and warnings, one line each, printed under the table."""
     notes = []
@@ -109,8 +117,11 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     return notes
 
 
-def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table:
-    """The findings against the baseline (readings and the other rows are in report.html)."""
+def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table | str:
+    """The findings against the baseline (readings and the other rows are in report.html); a
+    line saying there are none when no row is a finding."""
+    if not any(Verdict(r["verdict"]).is_finding for r in rows):
+        return f"Differences from {_plain(baseline)}: no findings (every row and reading in report.html and differences.csv)"
     table = _table(f"Differences from {_plain(baseline)} (findings; every row and reading in report.html and differences.csv)")
     table.add_column("workload", overflow="fold", min_width=8)
     table.add_column("characteristic", overflow="fold")

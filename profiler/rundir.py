@@ -26,7 +26,7 @@ from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, meas
 from .measure.store import SAMPLES, SPANS, concat_tables, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
-from .runmodel import Calibration, RunEntry, RunInfo, SweepGroup, WorkloadSummary
+from .runmodel import Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -35,6 +35,11 @@ SUMMARY_JSON = "summary.json"
 CALIBRATION_JSON = "calibration.json"
 SWEEPS_JSON = "sweeps.json"
 ERROR_JSON = "error.json"
+MISSING_WHY = {
+    Status.PENDING: "the run stopped before this workload started",
+    Status.RUNNING: "the workload was running when its profiler stopped",
+    Status.NOT_FINISHED: "the profiler failed while this workload ran",
+}
 
 
 @dataclass
@@ -76,6 +81,8 @@ class WorkloadRun:
             self._measured = measured_spans(spans)
         else:
             self._measured, self._iterations, _ = read_measured(self.path / f"{SPANS}.parquet", self.problems)
+        if self._measured.empty and self.summary.span_count and not _has_table(self.path, SPANS):
+            self.problems.append(f"{self.path / f'{SPANS}.parquet'}: missing ({self.summary.span_count:,} spans were recorded)")
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -173,17 +180,21 @@ def load_run(path: str | Path) -> Run:
     for entry in info.workloads:
         wdir = root / entry.dir
         wproblems: list[str] = []
-        summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems) or _placeholder(entry, info)
+        summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems, entry.status) or _placeholder(entry, info)
         error = _read_json(wdir / ERROR_JSON, wproblems, missing_ok=True)
         workloads[entry.name] = WorkloadRun(entry.name, wdir, summary, error, wproblems)
     return Run(root, info, env, config, workloads, problems)
 
 
-def _read_summary(path: Path, version: int, problems: list[str]) -> WorkloadSummary | None:
+def _has_table(directory: Path, name: str) -> bool:
+    return (directory / f"{name}.parquet").exists() or any(directory.glob(f"{name}.part-*.parquet"))
+
+
+def _read_summary(path: Path, version: int, problems: list[str], status: Status) -> WorkloadSummary | None:
     data = _read_json(path, problems, missing_ok=True)
     if data is None:
         if not path.exists():
-            problems.append(f"{path}: missing (the workload did not finish)")
+            problems.append(f"{path}: missing ({MISSING_WHY.get(status, 'the workload did not finish')})")
         return None
     try:
         return WorkloadSummary.model_validate(summary_v1(data) if version == 1 else data)

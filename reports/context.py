@@ -43,6 +43,13 @@ class ReportContext:
     def anchor(self, name: str) -> str:
         return f"#{self.anchors[name]}" if name in self.anchors else "#workloads"
 
+    @property
+    def colours(self) -> dict[str, str]:
+        """One colour per workload, in run order, shared by every figure."""
+        from .figures import colour_map
+
+        return colour_map(self.views)
+
     def figure(self, fig: Any, prefix: str = "fig") -> Markup | None:
         """A plotly figure as an HTML fragment with a stable id (None when there is no figure)."""
         if fig is None:

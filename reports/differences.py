@@ -122,6 +122,8 @@ class Rule(BaseModel):
     baseline_traits: frozenset[Trait] = frozenset()
     min_ratio: float | None = None
     max_ratio: float | None = None
+    value: str | None = None
+    """A category the workload's value must equal (e.g. a dominant operator of host/framework)."""
     reading: str
     lever: str = ""
     source: str = ""
@@ -133,11 +135,12 @@ class Rule(BaseModel):
             raise ValueError(f"'{key}' is not a registered characteristic ({', '.join(CHARACTERISTICS)})")
         return key
 
-    def matches(self, key: str, c: Comparison, traits: frozenset[Trait], baseline_traits: frozenset[Trait]) -> bool:
+    def matches(self, key: str, c: Comparison, value: Any, traits: frozenset[Trait], baseline_traits: frozenset[Trait]) -> bool:
         ratio = c.ratio or 0.0
         return (
             self.characteristic == key
             and self.verdict == c.verdict
+            and (self.value is None or self.value == str(value))
             and self.traits <= traits
             and self.baseline_traits <= baseline_traits
             and (self.min_ratio is None or ratio >= self.min_ratio)
@@ -180,7 +183,7 @@ def reading(
         return f"Same as {baseline} ({fields['value']}).", "", ""
     traits, baseline_traits = views[0].declaration.traits, views[1].declaration.traits
     for rule in rules:
-        if rule.matches(key, c, traits, baseline_traits):
+        if rule.matches(key, c, w.value, traits, baseline_traits):
             return rule.reading.format(**fields), rule.lever, rule.source
     return f"{name}: {label} is {c.verdict.value} than {baseline}'s ({fields['value']} vs {fields['baseline_value']}).", "", ""
 

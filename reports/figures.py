@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,15 @@ MAX_POINTS = 4000
 LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2))
 COLOURS = qualitative.Plotly
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "triangle-down", "pentagon", "hexagon", "star-triangle-up", "hourglass")
+
+
+def colour_map(names: Any) -> dict[str, str]:
+    """One colour per workload, in run order, used by every figure so a workload keeps its colour."""
+    return {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(names)}
+
+
+def _colour(colours: dict[str, str] | None, name: str) -> str | None:
+    return (colours or {}).get(name)
 
 
 def label(text: str) -> str:
@@ -54,14 +64,17 @@ def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
 # ---------------------------------------------------------------- against position (the declared step)
 
 
-def latency_vs_position(tables: dict[str, pd.DataFrame], unit: str) -> go.Figure | None:
+def latency_vs_position(tables: dict[str, pd.DataFrame], unit: str, colours: dict[str, str] | None = None) -> go.Figure | None:
     """Median step latency per position, one line per workload (each table: its declared step only)."""
     fig = go.Figure()
     for name, t in tables.items():
         if t.empty:
             continue
         t = t.sort_values("position")
-        fig.add_trace(go.Scatter(x=t["position"], y=t["median_s"] * 1e3, mode="lines+markers", marker=dict(size=4), name=label(name)))
+        c = _colour(colours, name)
+        fig.add_trace(
+            go.Scatter(x=t["position"], y=t["median_s"] * 1e3, mode="lines+markers", marker=dict(size=4, color=c), line=dict(color=c), name=label(name))
+        )
     if not fig.data:
         return None
     fig.update_layout(
@@ -74,7 +87,7 @@ def latency_vs_position(tables: dict[str, pd.DataFrame], unit: str) -> go.Figure
     return fig
 
 
-def state_vs_position(tables: dict[str, pd.DataFrame], unit: str) -> go.Figure | None:
+def state_vs_position(tables: dict[str, pd.DataFrame], unit: str, colours: dict[str, str] | None = None) -> go.Figure | None:
     """State alive after each step per position, in the binary prefix that suits the largest state."""
     with_state = {n: t.sort_values("position") for n, t in tables.items() if not t.empty and "state_bytes" in t and t["state_bytes"].notna().any()}
     if not with_state:
@@ -82,7 +95,10 @@ def state_vs_position(tables: dict[str, pd.DataFrame], unit: str) -> go.Figure |
     scale, prefix = byte_scale(max(float(t["state_bytes"].max()) for t in with_state.values()))
     fig = go.Figure()
     for name, t in with_state.items():
-        fig.add_trace(go.Scatter(x=t["position"], y=t["state_bytes"] / scale, mode="lines+markers", marker=dict(size=4), name=label(name)))
+        c = _colour(colours, name)
+        fig.add_trace(
+            go.Scatter(x=t["position"], y=t["state_bytes"] / scale, mode="lines+markers", marker=dict(size=4, color=c), line=dict(color=c), name=label(name))
+        )
     fig.update_layout(
         title=f"State alive after each step against position ({label(unit)}; whole batch)",
         xaxis_title=f"position ({label(unit)})",
@@ -101,7 +117,7 @@ def byte_scale(largest: float) -> tuple[float, str]:
     return 1.0, "B"
 
 
-def latency_cdf(samples: dict[str, np.ndarray], title: str, axis: str) -> go.Figure | None:
+def latency_cdf(samples: dict[str, np.ndarray], title: str, axis: str, colours: dict[str, str] | None = None) -> go.Figure | None:
     fig = go.Figure()
     for name, values in samples.items():
         v = np.sort(values[np.isfinite(values)])
@@ -109,7 +125,7 @@ def latency_cdf(samples: dict[str, np.ndarray], title: str, axis: str) -> go.Fig
             continue
         p = np.arange(1, v.size + 1) / v.size
         x, y, _ = minmax_downsample(np.r_[v[0], v] * 1e3, np.r_[0.0, p])  # an empirical CDF: steps from 0
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="hv", name=label(name)))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="hv", line=dict(color=_colour(colours, name)), name=label(name)))
     if not fig.data:
         return None
     fig.update_layout(title=title, xaxis_title=axis, yaxis_title="fraction ≤ x", showlegend=True, **LAYOUT)
@@ -249,7 +265,7 @@ def _shade(fig: go.Figure, bands: list[Band], t0: int) -> None:
 # ---------------------------------------------------------------- control loops
 
 
-def tick_lateness(spans_by_workload: dict[str, pd.DataFrame]) -> go.Figure | None:
+def tick_lateness(spans_by_workload: dict[str, pd.DataFrame], colours: dict[str, str] | None = None) -> go.Figure | None:
     """Lateness of every measured tick (spans that carry a deadline) against time in its episode; misses marked."""
     fig = go.Figure()
     for name, ticks in spans_by_workload.items():
@@ -259,7 +275,9 @@ def tick_lateness(spans_by_workload: dict[str, pd.DataFrame]) -> go.Figure | Non
         x = ((ticks["start_ns"] - t0) / 1e9).to_numpy()
         late = ((ticks["end_ns"] - ticks["deadline_ns"]) / 1e6).to_numpy()
         missed = ((ticks["units"] <= 0) | (ticks["end_ns"] > ticks["deadline_ns"])).to_numpy()
-        fig.add_trace(go.Scatter(x=x[~missed], y=late[~missed], mode="markers", marker=dict(size=4), name=f"{label(name)} · on time"))
+        fig.add_trace(
+            go.Scatter(x=x[~missed], y=late[~missed], mode="markers", marker=dict(size=4, color=_colour(colours, name)), name=f"{label(name)} · on time")
+        )
         if missed.any():
             fig.add_trace(
                 go.Scatter(x=x[missed], y=late[missed], mode="markers", marker=dict(size=7, symbol="x", color="crimson"), name=f"{label(name)} · missed")
@@ -289,14 +307,14 @@ class RooflinePoint:
     main: bool = False
 
 
-def roofline(points: list[RooflinePoint], peak_flops: float | None, bandwidth: float | None) -> go.Figure | None:
+def roofline(points: list[RooflinePoint], peak_flops: float | None, bandwidth: float | None, colours: dict[str, str] | None = None) -> go.Figure | None:
     """Every phase of every workload at (intensity, achieved FLOP/s) under the measured ceilings:
     a colour per workload, a marker symbol per phase name, no text on the points (legend and hover
     say which is which); main phases drawn larger with an outline."""
     pts = [p for p in points if p.intensity > 0 and p.achieved > 0]
     if not pts:
         return None
-    colour = {w: COLOURS[i % len(COLOURS)] for i, w in enumerate(dict.fromkeys(p.workload for p in pts))}
+    colour = colours or colour_map(dict.fromkeys(p.workload for p in pts))
     symbol = {ph: SYMBOLS[i % len(SYMBOLS)] for i, ph in enumerate(dict.fromkeys(p.phase for p in pts))}
     fig = go.Figure()
     for p in pts:

@@ -1,9 +1,10 @@
 """Scaling figures with their fit quality: how state and cost grow as the work grows.
 
-Within one run (any workload whose spans carry `position`):
-- state bytes per token of context: slope of the per-position median state_bytes against
-  position (linear fit, r^2);
-- latency per token of context: slope of the per-position median latency against position.
+Within one run (any workload whose spans carry `position`), least squares over every measured
+span, with r^2 over the same points (the estimator the differences' slope intervals resample,
+so the Scaling table and the differences show one value):
+- state bytes per position: slope of state_bytes against position;
+- latency per position: slope of each span's latency against position.
 Across the points of a sweep (a `sweep:` block; one isolated child run per point):
 - batching gain: throughput (output units/s) at batch B over the smallest batch;
 - latency growth with batch: E2E at batch B over the smallest batch;
@@ -31,13 +32,12 @@ def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase, g in m.groupby("phase"):
         entry: dict[str, Any] = {}
-        per_position = ((g["end_ns"] - g["start_ns"]) / NS).groupby(g["position"]).median()
-        latency = linear_fit(per_position.index, per_position.to_numpy())
+        position = g["position"].to_numpy(dtype=float)
+        latency = linear_fit(position, ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float))
         if latency:
             entry["latency_s_per_position"] = latency
         if "state_bytes" in g and g["state_bytes"].notna().any():
-            per_position_state = g.groupby("position")["state_bytes"].median()  # the state at a position is one value
-            state = linear_fit(per_position_state.index, per_position_state.to_numpy())
+            state = linear_fit(position, g["state_bytes"].to_numpy(dtype=float))  # linear_fit drops spans without state_bytes
             if state:
                 entry["state_bytes_per_position"] = state
         if entry:

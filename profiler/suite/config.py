@@ -195,6 +195,9 @@ def where_from(source: YamlSource, key_path: tuple[Any, ...], overrides: dict[tu
     for cut in range(len(key_path), 0, -1):
         if key_path[:cut] in overrides:
             return f"--set {overrides[key_path[:cut]]}"
+    for path, text in overrides.items():  # a key the flag created on its way (--set measur.min_iters=2)
+        if key_path and path[: len(key_path)] == key_path:
+            return f"--set {text}"
     line = source.line_of(key_path)
     return f"{source.path}:{line}" if line else source.path
 
@@ -205,9 +208,10 @@ def where_from(source: YamlSource, key_path: tuple[Any, ...], overrides: dict[tu
 def apply_overrides(source: YamlSource, assignments: list[str]) -> dict[tuple[Any, ...], str]:
     """Apply `key.path=value` assignments to `source.data` in place.
 
-    Every step of the path but the last must exist; the last may be new (a parameter left at its
-    default in the file), and strict validation then checks that it is a real key. Values are
-    parsed as YAML scalars ('4' -> 4, 'true' -> True, 'bf16' -> 'bf16').
+    A key missing from a mapping is created (a `measure:` block or a parameter the file leaves at
+    its default), and strict validation then checks that it is a real key (a typo is an unknown
+    key, with "did you mean"). List indexes must exist. Values are parsed as YAML scalars
+    ('4' -> 4, 'true' -> True, 'bf16' -> 'bf16').
     """
     applied: dict[tuple[Any, ...], str] = {}
     for text in assignments:
@@ -238,7 +242,7 @@ def _set_path(data: Any, parts: list[str], value: Any, text: str) -> tuple[Any, 
         elif isinstance(node, dict):
             key = part
             if key not in node and not last:
-                raise UserError(f"--set {text}: no key '{part}' under '{format_path(tuple(key_path))}'{suggest(part, node)}")
+                node[key] = {}
         else:
             raise UserError(f"--set {text}: '{format_path(tuple(key_path))}' is a value, not a mapping or list")
         key_path.append(key)

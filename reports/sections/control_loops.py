@@ -32,7 +32,7 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
         Column("inference duty cycle", title="share of the iteration spent in the declared inference phase"),
     ]
     rows = [Row(_cells(ctx, name, v)) for name, v in loops.items()]
-    lateness = figures.tick_lateness({name: v.deadline_spans for name, v in loops.items() if not v.deadline_spans.empty})
+    lateness = figures.tick_lateness({name: v.deadline_spans for name, v in loops.items() if not v.deadline_spans.empty}, ctx.colours)
     return {"table": Table(columns, rows), "figure": ctx.figure(lateness, "lateness")}
 
 

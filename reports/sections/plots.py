@@ -22,11 +22,16 @@ def build(ctx: ReportContext) -> dict[str, Any]:
             by_unit.setdefault(view.declaration.position_unit or "position", {})[name] = table
     position = []
     for unit, tables in by_unit.items():
-        position += [ctx.figure(figures.latency_vs_position(tables, unit), "position"), ctx.figure(figures.state_vs_position(tables, unit), "state")]
+        position += [
+            ctx.figure(figures.latency_vs_position(tables, unit, ctx.colours), "position"),
+            ctx.figure(figures.state_vs_position(tables, unit, ctx.colours), "state"),
+        ]
     metrics = {name: v.request_metrics for name, v in ctx.views.items() if v.request_metrics}
     cdfs = [
-        ctx.figure(figures.latency_cdf({n: m["itl_s"] for n, m in metrics.items()}, "Inter-token (inter-delivery) latency, CDF", "ITL (ms)"), "cdf"),
-        ctx.figure(figures.latency_cdf({n: m["e2e_s"] for n, m in metrics.items()}, "End-to-end latency per iteration, CDF", "E2E (ms)"), "cdf"),
+        ctx.figure(
+            figures.latency_cdf({n: m["itl_s"] for n, m in metrics.items()}, "Inter-token (inter-delivery) latency, CDF", "ITL (ms)", ctx.colours), "cdf"
+        ),
+        ctx.figure(figures.latency_cdf({n: m["e2e_s"] for n, m in metrics.items()}, "End-to-end latency per iteration, CDF", "E2E (ms)", ctx.colours), "cdf"),
     ]
     cores = ctx.run.env.get("cpu_cores_logical")
     timelines, reduced = [], False

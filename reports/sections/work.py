@@ -96,4 +96,4 @@ def _roofline(ctx: ReportContext, cal: Calibration) -> Any:
     ]
     dtypes = {v.summary.facts.get("dtype") for v in ctx.views.values()}
     peak = max((cal.matmul_flops_per_s.get(d, 0.0) for d in dtypes if isinstance(d, str)), default=0.0) or None
-    return figures.roofline(points, peak, cal.copy_bytes_per_s)
+    return figures.roofline(points, peak, cal.copy_bytes_per_s, ctx.colours)

@@ -113,7 +113,12 @@ def test_non_utf8_suite(write_suite):
 def test_set_on_missing_path(write_suite):
     path = write_suite(GOOD)
     assert_one_line_error(run_cli("validate", path, "--set", "workloads.3.params.batch_size=2"), "--set workloads.3.params.batch_size=2", "0..0")
-    assert_one_line_error(run_cli("validate", path, "--set", "measur.min_iters=2"), "no key 'measur'", "did you mean 'measure'")
+    assert_one_line_error(run_cli("validate", path, "--set", "measur.min_iters=2"), "--set measur.min_iters=2", "'measur'", "did you mean 'measure'")
+
+
+def test_set_creates_a_block_the_file_leaves_out(write_suite):
+    path = write_suite("name: s\nworkloads:\n  - {name: t, type: toy}\n")
+    assert run_cli("validate", path, "--set", "measure.min_seconds=0", "--set", "workloads.0.params.steps=2").returncode == 0
 
 
 def test_set_unknown_final_key_points_at_the_flag(write_suite):

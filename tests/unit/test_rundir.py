@@ -56,3 +56,18 @@ def test_an_unreadable_part_is_named_once(tmp_path):
     run = WorkloadRun("w", tmp_path, {}, None)
     assert len(run.measured) == 20 and len(run.spans) == 30  # both reads happen; the rest is kept
     assert len(run.problems) == 1 and str(bad) in run.problems[0]
+
+
+def test_a_deleted_span_table_is_named_not_silently_empty(tmp_path):
+    import shutil
+
+    from profiler import load_run
+    from tests.conftest import ROOT
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(ROOT / "tests" / "data" / "golden-run", run_dir)
+    (run_dir / "llm" / "spans.parquet").unlink()
+    run = load_run(run_dir)
+    assert run.workloads["llm"].measured.empty
+    assert any("llm/spans.parquet: missing" in p and "spans were recorded" in p for p in run.all_problems())
+    assert not run.workloads["mamba"].measured.empty
