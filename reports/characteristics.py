@@ -147,8 +147,10 @@ def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
         return Value(None, unit, why=f"the step phase '{step}' carries no `{column}`", position_unit=position_unit)
     if g["position"].nunique() < 3:
         return Value(None, unit, why=f"{what} at fewer than 3 positions of the step phase '{step}'", position_unit=position_unit)
-    g = g.loc[g[column].notna()]
     x, y = g["position"].to_numpy(dtype=float), g[column].to_numpy(dtype=float)
+    known = ~np.isnan(y)
+    if not known.all():  # spans without the attribute (a million rows are not copied when none is missing)
+        x, y = x[known], y[known]
     return Value(ols_slope(x, y), unit, samples=(x, y), basis=f"'{view.declaration.step}' spans", position_unit=position_unit)
 
 

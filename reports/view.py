@@ -26,6 +26,7 @@ class WorkloadView:
         self.run = run
         self.name = run.name
         self.sweeps = sweeps
+        self._latencies: dict[str | None, np.ndarray] = {}
 
     @property
     def summary(self) -> WorkloadSummary:
@@ -61,6 +62,12 @@ class WorkloadView:
         return self.phase_latencies_s(self.declaration.step)
 
     def phase_latencies_s(self, phase: str | None) -> np.ndarray:
+        """Latency (seconds) of every measured span of `phase`, computed once per phase."""
+        if phase not in self._latencies:
+            self._latencies[phase] = self._phase_latencies(phase)
+        return self._latencies[phase]
+
+    def _phase_latencies(self, phase: str | None) -> np.ndarray:
         m = self.measured
         if phase is None or m.empty:
             return np.array([], dtype=float)
@@ -73,8 +80,11 @@ class WorkloadView:
         m, step = self.measured, self.declaration.step
         if step is None or m.empty or "position" not in m:
             return pd.DataFrame()
-        g = m.loc[(m["phase"] == step) & m["position"].notna(), [c for c in ("position", "state_bytes", "start_ns", "end_ns") if c in m]]
-        return g.assign(latency_s=(g["end_ns"] - g["start_ns"]) / NS)
+        rows = (m["phase"] == step) & m["position"].notna()
+        out = pd.DataFrame({"position": m.loc[rows, "position"].astype(float), "latency_s": (m.loc[rows, "end_ns"] - m.loc[rows, "start_ns"]) / NS})
+        if "state_bytes" in m:
+            out["state_bytes"] = m.loc[rows, "state_bytes"].astype(float)
+        return out
 
     @cached_property
     def request_metrics(self) -> dict[str, np.ndarray]:
