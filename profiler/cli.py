@@ -2,9 +2,12 @@
 
 The CLI is the composition root: it is the one place that ties the core to `reports` (after a
 run, and for `report`). `validate`, `list`, `schema` and `report` never import torch. A
-UserError becomes one line on stderr and exit status 2. Ctrl-C (130) or SIGTERM (143) stops the
-current workload, marks the run interrupted and still writes the report; a second signal exits
-at once. A failed write (disk full) is one line and exit status 1.
+UserError becomes one line on stderr and exit status 2 (bad input found from the files and flags
+before anything runs; nothing is run then). `run` exits 0 when every workload succeeded and 1 when
+any failed, was killed or was refused in setup, after writing everything and the report, with one
+line per failure. Ctrl-C (130) or SIGTERM (143) stops the current workload, marks the run
+interrupted and still writes the report; a second signal exits at once. A failed write (disk
+full) is one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -297,7 +300,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if failure:
         print(failure, file=sys.stderr)
         return 1
-    return 0
+    failed = [w for w in run.workloads.values() if w.status != "ok"]
+    for w in failed:  # one line each on stderr: a CI log shows why the run exits 1
+        where = f" in {w.summary.error.phase}: {w.summary.error.reason}" if w.summary.error else ""
+        print(one_line(f"failed: {w.name}: {w.status}{where} (everything measured is kept: {w.path})"), file=sys.stderr)
+    return 1 if failed else 0
 
 
 COMMANDS = {

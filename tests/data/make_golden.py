@@ -19,9 +19,14 @@ ROOT = HERE.parent.parent
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env_path = f"{ROOT}"
-        subprocess.run([sys.executable, "-m", "profiler", "run", str(HERE / "golden_suite.yaml"), "-o", tmp, "--no-report"],
-                       check=True, cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": env_path})
-        run_dir, = Path(tmp).iterdir()
+        done = subprocess.run(
+            [sys.executable, "-m", "profiler", "run", str(HERE / "golden_suite.yaml"), "-o", tmp, "--no-report"],
+            cwd=ROOT,
+            env={**__import__("os").environ, "PYTHONPATH": env_path},
+        )
+        if done.returncode != 1:  # 1: the suite's `broken` workload fails on purpose
+            raise SystemExit(f"the golden suite exited {done.returncode}, expected 1 (its broken workload fails)")
+        (run_dir,) = Path(tmp).iterdir()
         for trace in run_dir.rglob("trace.json.gz"):
             trace.unlink()
         target = HERE / "golden-run"

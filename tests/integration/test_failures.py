@@ -28,9 +28,12 @@ def fault_run(tmp_path_factory):
     return run_suite_text(tmp_path_factory.mktemp("faults"), SUITE, timeout=240, expect_ok=False)
 
 
-def test_suite_goes_on_and_exits_cleanly(fault_run):
+def test_suite_goes_on_and_exits_1_with_one_line_per_failure(fault_run):
     result, run = fault_run
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    failed_lines = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed_lines) == 6 and any("raise-setup: failed in setup" in line for line in failed_lines)
     statuses = {name: w.status for name, w in run.workloads.items()}
     assert statuses == {
         "raise-setup": "failed",
