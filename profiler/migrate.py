@@ -60,6 +60,7 @@ def summary_v1(summary: dict[str, Any]) -> dict[str, Any]:
     for key in ("work", "energy", "operator_mix"):
         if not s.get(key):
             s[key] = None
+    s["scaling"] = _state_fits_per_sequence(s.get("scaling") or {}, (s.get("params") or {}).get("batch_size"))
     if s.get("status") not in ("ok", "failed", "interrupted"):
         s["status"] = "not finished"
     s.setdefault("plugin", "unknown (a v1 run that did not record it)")
@@ -67,6 +68,20 @@ def summary_v1(summary: dict[str, Any]) -> dict[str, Any]:
     s.setdefault("seed", 0)
     s.setdefault("type", "unknown")
     return s
+
+
+def _state_fits_per_sequence(scaling: dict[str, Any], batch: Any) -> dict[str, Any]:
+    """Schema 1 fitted the whole batch's state; schema 2 one sequence's (a batch_size param divides it)."""
+    if not isinstance(batch, int) or batch <= 1:
+        return scaling
+    out = {}
+    for phase, fits in scaling.items():
+        fits = dict(fits)
+        state = fits.get("state_bytes_per_position")
+        if state:
+            fits["state_bytes_per_position"] = {**state, "slope": state["slope"] / batch, "intercept": state["intercept"] / batch}
+        out[phase] = fits
+    return out
 
 
 def _request_latency_v1(declaration: Declaration, metrics: dict, deadlines: dict, phases: dict) -> dict | None:

@@ -141,6 +141,33 @@ class Declaration(BaseModel):
         return self.step or self.request
 
 
+class StateLayer(BaseModel):
+    """How one layer's (or `count` identical layers') per-request state grows with the context.
+
+    Declared from the model's config in setup (`ctx.declare_state`), checked against the measured
+    `state_bytes` of the step spans: growth per token per sequence is `bytes_per_token` until the
+    context reaches `bound_tokens` (a sliding window, an attention chunk), then 0.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: str = Field(
+        min_length=1,
+        max_length=40,
+        description="full_attention, latent_attention, sliding_window, chunked_attention, recurrent (SSM, conv, linear attention: constant), none",
+    )
+    bytes_per_token: int = Field(ge=0, description="Bytes one token adds per sequence while below the bound (0: constant state).")
+    bound_tokens: int | None = Field(None, ge=1, description="Context length after which the layer stops growing; None: it never stops.")
+    with_recurrent: bool = Field(False, description="The layer also holds a constant recurrent state (a hybrid layer).")
+    count: int = Field(1, ge=1, description="Identical consecutive layers this entry stands for.")
+
+    def growth_at(self, tokens: int) -> int:
+        """Bytes per sequence this entry adds when the context grows from tokens - 1 to `tokens`."""
+        if self.bound_tokens is not None and tokens > self.bound_tokens:
+            return 0
+        return self.bytes_per_token * self.count
+
+
 class Span(Protocol):
     """What `mark(...)` yields: set attributes after the timed body, e.g. `span.attrs[...] = x`."""
 
@@ -151,11 +178,17 @@ class Mark(Protocol):
     def __call__(self, phase: str, units: float = 0, **attrs: Any) -> Any:
         """Return a context manager that records one span of `phase`.
 
-        - `units`: output units the span makes available to the user (tokens, images, actions);
-          a span with units > 0 is a *delivery*. Per-request latency metrics (time to first
-          unit, inter-unit latency, time per output unit) are computed from deliveries.
+        - `units`: output units the span makes available to the user (tokens, images, actions),
+          over all the sequences it serves; a span with units > 0 is a *delivery*. Per-request
+          latency metrics (time to first unit, inter-unit latency, time per output unit) are
+          computed from deliveries, per token of each sequence.
+        - `sequences=B` (an attribute): how many sequences the delivery serves; each receives
+          units / B tokens. A decode step of a batch of 8 is `units=8, sequences=8` (one token
+          each); a chunk of 4 tokens of one stream is `units=4, sequences=1` (ITL: four gaps).
+          Without it, a delivery is one token to each of `units` sequences.
         - `attrs`: numbers or strings stored with the span. Attributes the profiler reads:
-          `position` and `state_bytes` (on step spans: growth with context), `obs_ns` (on a
+          `sequences` (above), `position` and `state_bytes` (on step spans: growth with context,
+          per sequence = state_bytes / sequences), `obs_ns` (on a
           request or inference span: when its observation was captured, time.monotonic_ns),
           `deadline_ns`, `scheduled_ns`, `staleness_s` (control loops: deadlines, ticks, age of
           the observation behind an executed action). Measure state outside the timed body:
@@ -185,6 +218,13 @@ class SetupContext(Protocol):
         shown in the report beside the measurements. What the phases mean is not a fact: it is
         the workload's `declaration(params)`.
         """
+
+    def declare_state(self, layers: list[StateLayer]) -> None:
+        """Declare how the per-request state grows, layer by layer (see StateLayer), computed from
+        the model's own config. The summary checks it against the measured `state_bytes` of the
+        step spans (per sequence, from one step to the next) and says where they differ; the
+        differences' readings use its shape (grows with context, bounded by a window, mostly
+        constant, constant)."""
 
     def warn(self, message: str) -> None:
         """Record a warning a reader must see with the numbers (e.g. a slow fallback kernel ran).

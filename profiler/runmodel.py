@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .plugin import Declaration, Resources
+from .plugin import Declaration, Resources, StateLayer
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -101,10 +101,79 @@ class Fit(Model):
 
 
 class PositionFits(Model):
-    """Growth with `position` within a run: per-position medians, fitted."""
+    """Growth with `position` within a run, least squares over every measured span of the phase."""
 
     latency_s_per_position: Fit | None = None
     state_bytes_per_position: Fit | None = None
+    """Per sequence (state_bytes / sequences): the state one request adds per position."""
+
+
+class StateShape(str, Enum):
+    """How a request's state grows with its context, from the declared layers (DeclaredState)."""
+
+    GROWS = "grows"
+    BOUNDED = "bounded"
+    HYBRID = "hybrid"
+    CONSTANT = "constant"
+
+    @property
+    def label(self) -> str:
+        return {"grows": "grows with context", "bounded": "bounded by a window", "hybrid": "mostly constant (hybrid)", "constant": "constant"}[self.value]
+
+
+class DeclaredState(Model):
+    """The per-request state growth a workload declared in setup (ctx.declare_state), summed.
+
+    All figures are per sequence. `growth_bytes_per_token` holds while every layer still grows (a
+    short context); `growth_past_bounds_bytes_per_token` once every windowed layer is full (past
+    `bound_tokens`, the largest window). Shape: constant when no layer grows; bounded when every
+    growing layer has a window; mostly constant (hybrid) when recurrent layers outnumber the
+    unbounded attention layers; else grows with context.
+    """
+
+    layers: list[StateLayer]
+    growth_bytes_per_token: int
+    growth_past_bounds_bytes_per_token: int
+    bound_tokens: int | None = None
+    shape: StateShape
+
+    @classmethod
+    def from_layers(cls, layers: list[StateLayer]) -> DeclaredState:
+        growing = [layer for layer in layers if layer.bytes_per_token > 0]
+        unbounded = [layer for layer in growing if layer.bound_tokens is None]
+        recurrent = sum(layer.count for layer in layers if layer.kind == "recurrent" or layer.with_recurrent)
+        if not growing:
+            shape = StateShape.CONSTANT
+        elif not unbounded:
+            shape = StateShape.BOUNDED
+        elif recurrent > sum(layer.count for layer in unbounded):
+            shape = StateShape.HYBRID
+        else:
+            shape = StateShape.GROWS
+        bounds = [layer.bound_tokens for layer in growing if layer.bound_tokens is not None]
+        return cls(
+            layers=layers,
+            growth_bytes_per_token=sum(layer.bytes_per_token * layer.count for layer in growing),
+            growth_past_bounds_bytes_per_token=sum(layer.bytes_per_token * layer.count for layer in unbounded),
+            bound_tokens=max(bounds) if bounds else None,
+            shape=shape,
+        )
+
+    def growth_at(self, tokens: int) -> int:
+        """Declared bytes per sequence added when the context grows from tokens - 1 to `tokens`."""
+        return sum(layer.growth_at(tokens) for layer in self.layers)
+
+
+class StateCheck(Model):
+    """The declared growth against the measured one, step to step on the step phase (per sequence).
+
+    A step is compared when it follows the previous position of the same iteration by one token;
+    it matches when the measured growth (state_bytes / sequences) equals the declared to the byte.
+    """
+
+    steps_compared: int
+    steps_matching: int
+    first_mismatch: str | None = None
 
 
 class DevicePeak(Model):
@@ -267,6 +336,8 @@ class WorkloadSummary(Model):
     deadlines: Deadlines | None = None
     phases: dict[str, PhaseStats] = Field(default_factory=dict)
     memory: Memory = Field(default_factory=Memory)
+    declared_state: DeclaredState | None = None
+    state_check: StateCheck | None = None
     scaling: dict[str, PositionFits] = Field(default_factory=dict)
     work: Work | None = None
     energy: Energy | None = None

@@ -64,6 +64,8 @@ class Value:
     basis: str = ""
     """What the value was read from, for the reader (a phase, a basis of measurement)."""
     position_unit: str | None = None
+    state_shape: str | None = None
+    """How the workload's declared state grows (profiler.runmodel.StateShape), for the readings."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
     if g.empty:
         return Value(None, unit, why=f"the step phase '{step}' carries no `position`", position_unit=position_unit)
     if column not in g or g[column].isna().all():
-        return Value(None, unit, why=f"the step phase '{step}' carries no `{column}`", position_unit=position_unit)
+        return Value(None, unit, why=f"the step phase '{step}' carries no `{what}`", position_unit=position_unit)
     if g["position"].nunique() < 3:
         return Value(None, unit, why=f"{what} at fewer than 3 positions of the step phase '{step}'", position_unit=position_unit)
     x, y = g["position"].to_numpy(dtype=float), g[column].to_numpy(dtype=float)
@@ -154,9 +156,12 @@ def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
     return Value(ols_slope(x, y), unit, samples=(x, y), basis=f"'{view.declaration.step}' spans", position_unit=position_unit)
 
 
-@characteristic("state_per_token", label="state growth per position", short="state growth", kind=Kind.SLOPE, better=Better.LOWER)
+@characteristic("state_per_token", label="state growth per position, per request", short="state growth", kind=Kind.SLOPE, better=Better.LOWER)
 def state_growth(view: WorkloadView) -> Value:
-    return _slope(view, "state_bytes", f"B/{_position_short(view)}", "state_bytes")
+    value = _slope(view, "state_bytes_per_sequence", f"B/{_position_short(view)}", "state_bytes")
+    declared = view.summary.declared_state
+    value.state_shape = declared.shape.value if declared else None
+    return value
 
 
 @characteristic("latency_growth_per_token", label="per-step latency growth per position", short="latency growth", kind=Kind.SLOPE, better=Better.LOWER)

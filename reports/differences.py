@@ -30,7 +30,7 @@ from profiler.characterize.stats import ratio_ci, slope_ci
 from profiler.format import format_value
 from profiler.plugin import Trait
 from profiler.rundir import Run
-from profiler.runmodel import Verdict
+from profiler.runmodel import StateShape, Verdict
 
 from .characteristics import CHARACTERISTICS, Kind, Value, characterize
 from .view import WorkloadView, workload_views
@@ -124,6 +124,8 @@ class Rule(BaseModel):
     max_ratio: float | None = None
     value: str | None = None
     """A category the workload's value must equal (e.g. a dominant operator of host/framework)."""
+    state_shape: frozenset[StateShape] = frozenset()
+    """The workload's declared state must have one of these shapes (state growth rows)."""
     reading: str
     lever: str = ""
     source: str = ""
@@ -135,12 +137,13 @@ class Rule(BaseModel):
             raise ValueError(f"'{key}' is not a registered characteristic ({', '.join(CHARACTERISTICS)})")
         return key
 
-    def matches(self, key: str, c: Comparison, value: Any, traits: frozenset[Trait], baseline_traits: frozenset[Trait]) -> bool:
+    def matches(self, key: str, c: Comparison, w: Value, traits: frozenset[Trait], baseline_traits: frozenset[Trait]) -> bool:
         ratio = c.ratio or 0.0
         return (
             self.characteristic == key
             and self.verdict == c.verdict
-            and (self.value is None or self.value == str(value))
+            and (self.value is None or self.value == str(w.value))
+            and (not self.state_shape or w.state_shape in {s.value for s in self.state_shape})
             and self.traits <= traits
             and self.baseline_traits <= baseline_traits
             and (self.min_ratio is None or ratio >= self.min_ratio)
@@ -183,7 +186,7 @@ def reading(
         return f"Same as {baseline} ({fields['value']}).", "", ""
     traits, baseline_traits = views[0].declaration.traits, views[1].declaration.traits
     for rule in rules:
-        if rule.matches(key, c, w.value, traits, baseline_traits):
+        if rule.matches(key, c, w, traits, baseline_traits):
             return rule.reading.format(**fields), rule.lever, rule.source
     return f"{name}: {label} is {c.verdict.value} than {baseline}'s ({fields['value']} vs {fields['baseline_value']}).", "", ""
 

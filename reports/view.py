@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from profiler.characterize.analysis import NS, position_table, request_latencies, request_metrics
+from profiler.characterize.analysis import NS, position_table, request_latencies, request_metrics, sequences_of
 from profiler.plugin import Declaration
 from profiler.rundir import WorkloadRun
 from profiler.runmodel import OperatorMix, PhaseMix, PhaseWork, SweepGroup, Work, WorkloadSummary
@@ -76,14 +76,15 @@ class WorkloadView:
 
     @cached_property
     def positioned(self) -> pd.DataFrame:
-        """The step's measured spans that carry `position`: position, state_bytes (if any), latency_s."""
+        """The step's measured spans that carry `position`: position, latency_s, and where spans
+        carry it state_bytes_per_sequence (state_bytes / sequences: the comparison is per request)."""
         m, step = self.measured, self.declaration.step
         if step is None or m.empty or "position" not in m:
             return pd.DataFrame()
         rows = (m["phase"] == step) & m["position"].notna()
         out = pd.DataFrame({"position": m.loc[rows, "position"].astype(float), "latency_s": (m.loc[rows, "end_ns"] - m.loc[rows, "start_ns"]) / NS})
         if "state_bytes" in m:
-            out["state_bytes"] = m.loc[rows, "state_bytes"].astype(float)
+            out["state_bytes_per_sequence"] = m.loc[rows, "state_bytes"].astype(float) / sequences_of(m.loc[rows])
         return out
 
     @cached_property

@@ -33,7 +33,7 @@ def greedy_decode(
     """
     batch, prompt_len = input_ids.shape  # [B, S]
     cache_kw = {cache_argument(type(model)): cache}
-    with mark("prefill", units=batch, position=prompt_len) as span:
+    with mark("prefill", units=batch, sequences=batch, position=prompt_len) as span:
         out = model(input_ids=input_ids, **cache_kw, use_cache=True, logits_to_keep=1)
         token = out.logits[:, -1].argmax(-1)  # [B]
         token.cpu()  # the first token reaches the host: TTFT ends here
@@ -41,42 +41,13 @@ def greedy_decode(
     if analytic_flops is not None:
         span.attrs["analytic_flops"] = analytic_flops(batch, prompt_len, True)
     for i in range(1, gen_len):
-        with mark("decode_step", units=batch, position=prompt_len + i) as span:
+        with mark("decode_step", units=batch, sequences=batch, position=prompt_len + i) as span:
             out = model(input_ids=token[:, None], **cache_kw, use_cache=True)
             token = out.logits[:, -1].argmax(-1)  # [B]
             token.cpu()
         span.attrs["state_bytes"] = state_bytes(cache)
         if analytic_flops is not None:
             span.attrs["analytic_flops"] = analytic_flops(batch, 1, False)
-
-
-STATE_ATTRIBUTES = ("keys", "values", "conv_states", "recurrent_states", "ssm_states")
-
-
-def cache_state_bytes(cache: Any) -> int:
-    """Bytes of per-request state held by a transformers cache, from its live tensors.
-
-    Attention layers hold `keys`/`values` (the KV cache); Mamba layers hold `conv_states` and
-    `recurrent_states` (or `ssm_states` in older caches), as tensors or dicts/lists of tensors.
-    """
-    total = 0
-    holders = getattr(cache, "layers", None) or [cache]
-    for holder in holders:
-        for name in STATE_ATTRIBUTES:
-            total += _tensor_bytes(getattr(holder, name, None))
-    return total
-
-
-def _tensor_bytes(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, dict):
-        return sum(_tensor_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in value)
-    if hasattr(value, "element_size"):
-        return value.numel() * value.element_size()
-    return 0
 
 
 def resolve_dtype(name: str, device: str) -> Any:
@@ -89,16 +60,37 @@ def resolve_dtype(name: str, device: str) -> Any:
 
 
 def build_causal_lm(config: Any, pretrained: str | None, dtype: Any, device: str, **kwargs: Any) -> Any:
-    """A transformers causal LM: random weights from `config` built on `device`, or local weights."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    """A transformers causal LM: random weights from `config` built on `device`, or local weights.
 
-    if pretrained:
-        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=dtype, local_files_only=True, **kwargs).to(device)
-    else:
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
+    A model transformers cannot build as a causal LM is a ValueError of one line naming its
+    model_type; `attn_implementation=None` lets transformers pick the best the model supports.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        if pretrained:
+            model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=dtype, local_files_only=True, **kwargs).to(device)
+        else:
+            with torch.device(device):
+                model = AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
+    except ValueError as exc:
+        model_type = getattr(config, "model_type", None) or getattr(AutoConfig.from_pretrained(pretrained, local_files_only=True), "model_type", "?")
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ValueError(f"model_type '{model_type}': transformers cannot build it as a causal LM here ({first})") from None
     return model.eval()
+
+
+def attention_facts(model: Any, requested: str) -> dict[str, Any]:
+    """The attention implementation that runs, and why when it is not the one asked for."""
+    used = getattr(model.config, "_attn_implementation", None) or "unknown"
+    facts: dict[str, Any] = {"attn_implementation": used}
+    if requested == "auto":
+        facts["attn_implementation_reason"] = "auto: transformers picks the best the model supports" + (
+            "" if used == "sdpa" else f" ({type(model).__name__} does not support sdpa here)"
+        )
+    return facts
 
 
 def random_prompt(vocab_size: int, batch_size: int, prompt_len: int, seed: int, device: str) -> Any:

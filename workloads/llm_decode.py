@@ -1,11 +1,13 @@
 """`llm_decode`: the baseline every other domain is compared to.
 
-A Llama-family causal LM from transformers, built from a preset's published architecture with
-random weights (no download) or loaded from a local `pretrained:` directory. Each iteration is
-one batch of requests: an explicit prefill, then one decode step per token with a DynamicCache
-(see decode_loop.py). The KV cache is measured from its tensors after every step; for this
-architecture it must equal 2 * layers * kv_heads * head_dim * dtype_bytes per token per sequence
-(vLLM, SOSP'23, section 3), and the workload declares that formula so the report can check it.
+A causal LM from transformers: a preset's published Llama/Qwen architecture with random weights
+(no download), or any model AutoModelForCausalLM builds from a local `pretrained:` directory (the
+text model of a multimodal checkpoint). Each iteration is one batch of requests: an explicit
+prefill, then one decode step per token with the model's DynamicCache (see decode_loop.py). The
+state is measured from the storages behind the cache after every step and declared per layer
+from the model's own config (state_layers.py: full, sliding-window, chunked or latent attention,
+recurrent layers): for a Llama-style model 2 * layers * kv_heads * head_dim * dtype_bytes per
+token per sequence (vLLM, SOSP'23, section 3). The summary checks one against the other.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pydantic import Field
 
 from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
-from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import attention_facts, build_causal_lm, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
 from .params import DecodeParams
+from .state_layers import cache_state_bytes, declared_state_layers
 
 
 class LLMDecode:
@@ -30,7 +33,9 @@ class LLMDecode:
         preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set."
         )
-        attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="transformers attention backend.")
+        attn_implementation: Literal["auto", "sdpa", "eager"] = Field(
+            "auto", description="transformers attention backend; auto: the best the model supports (sdpa, else eager), recorded with the reason."
+        )
 
     @classmethod
     def declaration(cls, params: LLMDecode.Params) -> Declaration:
@@ -54,30 +59,30 @@ class LLMDecode:
         p = self.p
         dtype = resolve_dtype(p.dtype, ctx.device)
         config = None if p.pretrained else build_config(p.preset_name)
-        model = self.model = build_causal_lm(config, p.pretrained, dtype, ctx.device, attn_implementation=p.attn_implementation)
-        cfg = model.config
-        limit = getattr(cfg, "max_position_embeddings", None)
+        attention = None if p.attn_implementation == "auto" else p.attn_implementation
+        model = self.model = build_causal_lm(config, p.pretrained, dtype, ctx.device, attn_implementation=attention)
+        text = model.config.get_text_config(decoder=True)  # a multimodal checkpoint decodes its text model
+        limit = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
         if limit is not None and p.prompt_len + p.gen_len > limit:
             raise ValueError(f"prompt_len + gen_len = {p.prompt_len + p.gen_len} exceeds the model's max_position_embeddings ({limit})")
-        self.input_ids = random_prompt(cfg.vocab_size, p.batch_size, p.prompt_len, ctx.seed, ctx.device)
-
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.input_ids = random_prompt(text.vocab_size, p.batch_size, p.prompt_len, ctx.seed, ctx.device)
         dtype_bytes = torch.empty((), dtype=dtype).element_size()
+        layers = declared_state_layers(model.config, dtype_bytes)
+        ctx.declare_state(layers)
         facts = parameter_facts(model)
         embedding = model.get_input_embeddings().weight.numel()
+        output = model.get_output_embeddings()
+        tied = getattr(text, "tie_word_embeddings", False) or output is None or output.weight is model.get_input_embeddings().weight
         ctx.declare(
+            model_type=text.model_type,
             model_class=type(model).__name__,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             dtype=str(dtype).removeprefix("torch."),
-            attn_implementation=p.attn_implementation,
+            **attention_facts(model, p.attn_implementation),
             **facts,
-            non_embedding_param_count=facts["param_count"] - embedding - (0 if cfg.tie_word_embeddings else model.get_output_embeddings().weight.numel()),
-            layers=cfg.num_hidden_layers,
-            kv_heads=cfg.num_key_value_heads,
-            head_dim=head_dim,
-            state_kind="KV cache (transformers DynamicCache: grows by concatenation each step)",
-            state_formula="2 * layers * kv_heads * head_dim * dtype_bytes per token per sequence",
-            state_bytes_per_token_per_seq=2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * dtype_bytes,
+            non_embedding_param_count=facts["param_count"] - embedding - (0 if tied else output.weight.numel()),
+            layers=text.num_hidden_layers,
+            state_kind="transformers DynamicCache; per layer: " + ", ".join(f"{x.count} x {x.kind}" for x in layers),
             batch_size=p.batch_size,
             prompt_len=p.prompt_len,
             gen_len=p.gen_len,

@@ -22,9 +22,10 @@ from pydantic import Field
 
 from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
-from .decode_loop import build_causal_lm, cache_state_bytes, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import build_causal_lm, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .mamba_presets import MAMBA_PRESETS, PUBLISHED_PARAMS, build_mamba_config, scan_flops, state_elements_per_sequence
 from .params import DecodeParams
+from .state_layers import cache_state_bytes, declared_state_layers
 
 KERNEL_PACKAGES = ("mamba_ssm", "causal_conv1d")
 
@@ -87,6 +88,7 @@ class Mamba:
         if not kernel["kernel_path_fused"]:
             ctx.warn(f"kernel path: {kernel['kernel_path']}")
         dtype_bytes = torch.empty((), dtype=dtype).element_size()
+        ctx.declare_state(declared_state_layers(cfg, dtype_bytes))
         elements = state_elements_per_sequence(cfg)
         formula = (
             "per layer (d_inner + 2*ngroups*d_state) * d_conv + nheads * headdim * d_state elements"

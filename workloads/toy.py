@@ -12,7 +12,7 @@ import time
 
 from pydantic import Field
 
-from profiler.plugin import Declaration, Mark, SetupContext
+from profiler.plugin import Declaration, Mark, SetupContext, StateLayer
 from profiler.plugin import Params as BaseParams
 
 
@@ -41,6 +41,7 @@ class ToyWorkload:
         self.p = params
 
     def setup(self, ctx: SetupContext) -> None:
+        ctx.declare_state([StateLayer(kind="declared", bytes_per_token=self.p.state_bytes_per_step)])
         ctx.declare(
             state_bytes_per_step=self.p.state_bytes_per_step,
             expected_first_s=self.p.first_s,

@@ -172,7 +172,7 @@ class VLA:
         for i in range(p.ticks):
             scheduled = start_ns + i * period_ns
             sleep_until(scheduled)
-            with mark("tick", tick=i, scheduled_ns=scheduled, deadline_ns=scheduled + period_ns) as tick:
+            with mark("tick", tick=i, sequences=1, scheduled_ns=scheduled, deadline_ns=scheduled + period_ns) as tick:
                 pixels, obs_ns = self._perceive(mark, i + 1)
                 if p.mode == "async" and "chunk" in pending:
                     self._swap_in(buffer, pending.pop("chunk"), period_ns)

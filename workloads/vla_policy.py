@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .decode_loop import cache_argument, cache_state_bytes
+from .decode_loop import cache_argument
+from .state_layers import cache_state_bytes
 from .vla_presets import build_lm_config
 
 ACTION_BINS = 256

@@ -35,6 +35,7 @@ MEASURED_COLUMNS = (
     "start_ns",
     "end_ns",
     "units",
+    "sequences",
     "device_s",
     "error",
     "position",
@@ -68,11 +69,24 @@ def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.
     return spans if keep.all() else spans.loc[keep]
 
 
+def sequences_of(m: pd.DataFrame) -> pd.Series:
+    """How many sequences each span delivers for: its `sequences` attribute; where it has none,
+    one token to each of `units` sequences (a decode step of a batch, the 0.1 reading)."""
+    units = m["units"].astype(float).clip(lower=1.0)
+    if "sequences" not in m:
+        return units
+    return m["sequences"].astype(float).fillna(units).clip(lower=1.0)
+
+
 def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Per-iteration latency samples (seconds) from measured spans: e2e, ttft, tpot, itl, units/s.
 
     `deliveries`: the phases whose spans with units > 0 are deliveries (the declaration's);
-    empty: every phase but the iteration.
+    empty: every phase but the iteration. A delivery of `units` output units for `sequences`
+    sequences hands each sequence k = units / sequences tokens (metrics.md, vLLM): TPOT =
+    (E2E - TTFT) / (tokens per sequence - 1); ITL is per token, so a delivery of k tokens after a
+    gap g is k gaps of g / k (a chunk of 4 tokens 20 ms after the last is four 5 ms gaps);
+    output units/s is every unit of the iteration (all its sequences) over its E2E.
     """
     m = measured_spans(spans)
     empty = np.array([], dtype=float)
@@ -80,23 +94,28 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = ()) -> di
         return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
     it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
     e2e = (it["end_ns"] - it["start_ns"]) / NS
-    delivering = m["phase"].isin(deliveries) if deliveries else m["phase"] != ITERATION
-    d = m.loc[delivering & (m["units"] > 0), ["iteration", "end_ns", "units"]].sort_values(["iteration", "end_ns"])
+    delivering = (m["phase"].isin(deliveries) if deliveries else m["phase"] != ITERATION) & (m["units"] > 0)
+    d = pd.DataFrame({"iteration": m.loc[delivering, "iteration"], "end_ns": m.loc[delivering, "end_ns"], "units": m.loc[delivering, "units"].astype(float)})
+    d["per_sequence"] = d["units"] / sequences_of(m.loc[delivering])  # tokens each sequence receives in this delivery
+    d = d.sort_values(["iteration", "end_ns"])
     by_it = d.groupby("iteration")
     first_end = by_it["end_ns"].min()
-    deliveries = by_it.size()
+    tokens = by_it["per_sequence"].sum()  # output tokens per sequence in the iteration
     units = by_it["units"].sum()
     ttft = ((first_end - it["start_ns"].reindex(first_end.index)) / NS).dropna()
-    n = deliveries.reindex(ttft.index)
+    n = tokens.reindex(ttft.index)
     e2e_d = e2e.reindex(ttft.index)
     tpot = ((e2e_d - ttft) / (n - 1))[n > 1]
-    itl = d.groupby("iteration")["end_ns"].diff().dropna() / NS
+    gap = by_it["end_ns"].diff() / NS  # NaN for each iteration's first delivery
+    later = gap.notna()
+    k = d.loc[later, "per_sequence"].to_numpy(dtype=float)
+    itl = np.repeat(gap[later].to_numpy(dtype=float) / np.maximum(k, 1e-12), np.maximum(np.rint(k).astype(np.int64), 1))
     rate = (units.reindex(e2e.index) / e2e).dropna()
     return {
         "e2e_s": e2e.to_numpy(dtype=float),
         "ttft_s": ttft.to_numpy(dtype=float),
         "tpot_s": tpot.to_numpy(dtype=float),
-        "itl_s": itl.to_numpy(dtype=float),
+        "itl_s": itl,
         "output_units_per_s": rate.to_numpy(dtype=float),
     }
 

@@ -3,7 +3,8 @@
 Within one run (any workload whose spans carry `position`), least squares over every measured
 span, with r^2 over the same points (the estimator the differences' slope intervals resample,
 so the Scaling table and the differences show one value):
-- state bytes per position: slope of state_bytes against position;
+- state bytes per position per sequence: slope of state_bytes / sequences against position
+  (per request: a batch of 4 grows 4 times as fast as one sequence, and is not 4 times worse);
 - latency per position: slope of each span's latency against position.
 Across the points of a sweep (a `sweep:` block; one isolated child run per point):
 - batching gain: throughput (output units/s) at batch B over the smallest batch;
@@ -19,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .analysis import NS, measured_spans, request_metrics
+from .analysis import NS, measured_spans, request_metrics, sequences_of
 from .stats import linear_fit, ratio_ci
 
 
@@ -27,7 +28,7 @@ def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
     m = measured_spans(spans)
     if m.empty or "position" not in m:
         return {}
-    columns = ["phase", "start_ns", "end_ns", "position"] + (["state_bytes"] if "state_bytes" in m else [])
+    columns = ["phase", "start_ns", "end_ns", "position", "units"] + [c for c in ("state_bytes", "sequences") if c in m]
     m = m.loc[m["position"].notna(), columns]
     out: dict[str, Any] = {}
     for phase, g in m.groupby("phase"):
@@ -37,7 +38,8 @@ def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
         if latency:
             entry["latency_s_per_position"] = latency
         if "state_bytes" in g and g["state_bytes"].notna().any():
-            state = linear_fit(position, g["state_bytes"].to_numpy(dtype=float))  # linear_fit drops spans without state_bytes
+            per_sequence = g["state_bytes"].astype(float) / sequences_of(g)
+            state = linear_fit(position, per_sequence.to_numpy(dtype=float))  # linear_fit drops spans without state_bytes
             if state:
                 entry["state_bytes_per_position"] = state
         if entry:

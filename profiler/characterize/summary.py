@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..plugin import ITERATION, Declaration
+from ..plugin import ITERATION, Declaration, StateLayer
 from ..runmodel import (
     Deadlines,
+    DeclaredState,
     Energy,
     ErrorInfo,
     Loop,
@@ -27,6 +28,7 @@ from ..runmodel import (
     PositionFits,
     RequestMetrics,
     Stage,
+    StateCheck,
     Stats,
     Status,
     SweepPoint,
@@ -44,6 +46,7 @@ from .analysis import (
     phase_stats,
     request_latencies,
     request_metrics,
+    sequences_of,
 )
 from .energy import energy_summary
 from .roofline import BOUND_RULE, work_by_phase
@@ -127,6 +130,16 @@ def build_summary(outcome: WorkloadOutcome, spans: pd.DataFrame, samples: pd.Dat
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, warnings, unavailable, outcome.device)) or {}
     summary.memory = _memory(samples, child, unavailable)
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
+    if child.get("state_layers"):
+        summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers([StateLayer(**x) for x in child["state_layers"]]))
+    if summary.declared_state is not None and declaration.step is not None:
+        summary.state_check = guarded("the state check", lambda: check_state(spans, declaration.step, summary.declared_state))
+        if summary.state_check is not None and summary.state_check.first_mismatch:
+            c = summary.state_check
+            warnings.append(
+                f"declared state growth differs from the measured on {c.steps_compared - c.steps_matching} of {c.steps_compared} steps "
+                f"(first: {c.first_mismatch})"
+            )
     loop = child.get("loop") or {}
     if loop.get("stopped_at_max_seconds"):
         warnings.append(f"stopped at max_seconds after {loop.get('measured_iters')} measured iterations, before min_iters")
@@ -203,6 +216,30 @@ def _memory(samples: pd.DataFrame, child: dict[str, Any], unavailable: dict[str,
     else:
         unavailable["device_peak_by_phase"] = "torch.cuda allocator statistics exist only on CUDA"
     return memory
+
+
+def check_state(spans: pd.DataFrame, step: str, declared: DeclaredState) -> StateCheck | None:
+    """Measured growth per sequence from one step to the next (consecutive positions of one
+    iteration) against the declared growth at that position; None when no step carries both."""
+    if spans.empty or "position" not in spans or "state_bytes" not in spans:
+        return None
+    s = spans.loc[(spans["phase"] == step) & spans["position"].notna() & spans["state_bytes"].notna()]
+    if s.empty:
+        return None
+    s = s.assign(per_sequence=s["state_bytes"].astype(float) / sequences_of(s)).sort_values(["iteration", "position"])
+    growth = s.groupby("iteration")["per_sequence"].diff()
+    step_back = s.groupby("iteration")["position"].diff()
+    compared = s.loc[growth.notna() & (step_back == 1)]
+    measured = growth.loc[compared.index]
+    first = None
+    matching = 0
+    for position, got in zip(compared["position"].to_numpy(dtype=float), measured.to_numpy(dtype=float), strict=True):
+        want = declared.growth_at(int(position))
+        if abs(got - want) < 0.5:
+            matching += 1
+        elif first is None:
+            first = f"position {int(position)}: declared {want:,} B/token, measured {got:,.0f} B/token per sequence"
+    return StateCheck(steps_compared=len(compared), steps_matching=matching, first_mismatch=first)
 
 
 def _declaration_warnings(spans: pd.DataFrame, declaration: Declaration) -> list[str]:

@@ -53,9 +53,15 @@ class SetupContextImpl:
     workdir: str
     facts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    state_layers: list[dict[str, Any]] | None = None
 
     def declare(self, **facts: Any) -> None:
         self.facts.update(facts)
+
+    def declare_state(self, layers: list[Any]) -> None:
+        from ..plugin import StateLayer
+
+        self.state_layers = [StateLayer.model_validate(layer).model_dump() if isinstance(layer, dict) else layer.model_dump() for layer in layers]
 
     def warn(self, message: str) -> None:
         self.warnings.append(str(message))
@@ -147,7 +153,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         workload = plugin.cls(params)
         t0 = time.monotonic()
         workload.setup(ctx)
-        state.info.update(setup_s=time.monotonic() - t0, facts=ctx.facts, warnings=ctx.warnings)
+        state.info.update(setup_s=time.monotonic() - t0, facts=ctx.facts, warnings=ctx.warnings, state_layers=ctx.state_layers)
 
         state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
         recorder.flush()

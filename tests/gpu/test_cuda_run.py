@@ -62,9 +62,9 @@ def test_allocator_peaks_per_phase_and_bf16_kv(cuda_run):
     peaks = s.memory.device_peak_by_phase
     assert peaks["prefill"].peak_allocated_bytes > s.facts["param_bytes"]
     assert s.facts["dtype"] == "bfloat16"
-    assert s.facts["state_bytes_per_token_per_seq"] == 2 * 4 * 4 * 64 * 2
+    assert s.declared_state.growth_bytes_per_token == 2 * 4 * 4 * 64 * 2
     decode = cuda_run.workloads["llm"].spans.query("phase == 'decode_step'")
-    assert (decode["state_bytes"] == s.facts["state_bytes_per_token_per_seq"] * decode["position"]).all()
+    assert (decode["state_bytes"] == s.declared_state.growth_bytes_per_token * decode["position"]).all()
 
 
 def test_traced_pass_counts_launches_and_idle_time(cuda_run):

@@ -7,8 +7,10 @@ import pytest
 
 from profiler.measure.spans import SpanRecorder
 from profiler.measure.store import SPANS, PartWriter, merge_parts
+from profiler.plugin import StateLayer
 from profiler.run.child import SetupContextImpl
 from profiler.rundir import load_run
+from profiler.runmodel import DeclaredState
 from tests.conftest import ROOT, run_cli
 from workloads.llm_decode import LLMDecode
 from workloads.llm_presets import LLM_PRESETS
@@ -19,7 +21,8 @@ def run_in_process(tmp_path, **params) -> tuple[pd.DataFrame, dict]:
 
 
 def run_with_recorder(tmp_path, workload) -> tuple[pd.DataFrame, dict]:
-    """setup + one run_once with a real SpanRecorder on CPU, without the runner."""
+    """setup + one run_once with a real SpanRecorder on CPU, without the runner. The facts carry
+    the declared state as `declared_state` (profiler.runmodel.DeclaredState)."""
     ctx = SetupContextImpl("cpu", 0, str(tmp_path))
     workload.setup(ctx)
     recorder = SpanRecorder(PartWriter(tmp_path, SPANS))
@@ -29,7 +32,8 @@ def run_with_recorder(tmp_path, workload) -> tuple[pd.DataFrame, dict]:
         workload.teardown()
     recorder.flush()
     merge_parts(tmp_path, SPANS)
-    return pd.read_parquet(tmp_path / "spans.parquet"), ctx.facts
+    declared = DeclaredState.from_layers([StateLayer(**x) for x in ctx.state_layers]) if ctx.state_layers else None
+    return pd.read_parquet(tmp_path / "spans.parquet"), {**ctx.facts, "declared_state": declared}
 
 
 def kv_formula(preset: str, dtype_bytes: int) -> int:
@@ -50,7 +54,8 @@ def test_kv_bytes_per_token_equal_the_formula_exactly(tmp_path, preset, dtype, d
     batch, prompt, gen = 2, 6, 4
     spans, facts = run_in_process(tmp_path, preset=preset, dtype=dtype, batch_size=batch, prompt_len=prompt, gen_len=gen)
     per_token = kv_formula(preset, dtype_bytes)
-    assert facts["state_bytes_per_token_per_seq"] == per_token
+    declared = facts["declared_state"]
+    assert declared.growth_bytes_per_token == declared.growth_past_bounds_bytes_per_token == per_token and declared.shape == "grows"
     steps = spans[spans["phase"].isin(["prefill", "decode_step"])]
     assert list(steps["phase"]) == ["prefill"] + ["decode_step"] * (gen - 1)
     assert list(steps["position"]) == list(range(prompt, prompt + gen))
@@ -129,6 +134,7 @@ def test_llm_suite_end_to_end(tmp_path):
     assert s.phases["decode_step"].latency_s.count == 3 * 11
     spans = run.workloads["llm"].spans
     decode = spans.query("phase == 'decode_step'")
-    assert (decode["state_bytes"] == s.facts["state_bytes_per_token_per_seq"] * decode["position"]).all()
+    assert (decode["state_bytes"] == s.declared_state.growth_bytes_per_token * decode["position"]).all()
+    assert s.state_check.steps_compared == 3 * 10 and s.state_check.steps_matching == 3 * 10
     page = (run_dir / "report.html").read_text()
     assert "Per-step latency against position" in page and "State alive after each step" in page

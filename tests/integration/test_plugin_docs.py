@@ -87,7 +87,7 @@ def test_the_rows_the_page_promises(documented):
         assert rows[key]["verdict"] not in ("unavailable", "baseline unavailable", "not comparable"), rows[key]
     assert rows["latency_per_step"]["basis"] == "'decode' spans"
     assert rows["state_per_token"]["value"] == 0 and rows["state_per_token"]["verdict"] == "lower"
-    assert "KV-cache paging does not apply" in rows["state_per_token"]["reading"]  # a reading for a kv_cache baseline
+    assert "no KV cache to page" in rows["state_per_token"]["reading"]  # the reading for a declared constant state
     assert rows["batching_gain"]["verdict"] == "unavailable" and rows["batching_gain"]["why_unavailable"] == "no batch_size sweep"
     assert "deadline_miss_rate" not in rows and "jitter" not in rows
 

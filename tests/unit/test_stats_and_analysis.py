@@ -153,3 +153,37 @@ def test_position_table_agrees_with_a_pandas_groupby():
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False)
     only = position_table(spans, "prefill")
     assert set(only["phase"]) == {"prefill"} and len(only) == len(want.loc[want["phase"] == "prefill"])
+
+
+def streamed_request(sequences_attr: bool) -> pd.DataFrame:
+    """Issue 11 case 10: one request streams a first token after 50 ms, then 10 chunks of 4 tokens
+    20 ms apart (speculative decoding or chunked streaming): E2E 250 ms, 41 tokens."""
+    rows = []
+    for it, t0 in enumerate([0, 1000]):
+        rows.append(span(it, "iteration", t0, t0 + 250))
+        rows.append({**span(it, "first", t0, t0 + 50, units=1), **({"sequences": 1.0} if sequences_attr else {})})
+        for k in range(10):
+            rows.append({**span(it, "chunk", t0 + 50 + 20 * k, t0 + 70 + 20 * k, units=4), **({"sequences": 1.0} if sequences_attr else {})})
+    return pd.DataFrame(rows)
+
+
+def test_a_chunked_stream_is_measured_per_token():
+    m = request_metrics(streamed_request(sequences_attr=True))
+    assert np.allclose(m["ttft_s"], [0.050, 0.050])
+    assert np.allclose(m["tpot_s"], [(0.250 - 0.050) / 40] * 2)  # vLLM: (E2E - TTFT) / (tokens - 1) = 5.0 ms
+    assert len(m["itl_s"]) == 2 * 40 and np.allclose(m["itl_s"], 0.005)  # 4 tokens after 20 ms: four 5 ms gaps
+    assert np.allclose(m["output_units_per_s"], 41 / 0.250)
+
+
+def test_a_batch_delivery_is_one_token_per_sequence():
+    """`units` 4 for 4 sequences is one token each: TPOT and ITL are per step, as before."""
+    rows = []
+    for it, t0 in enumerate([0, 1000]):
+        rows.append(span(it, "iteration", t0, t0 + 60))
+        for k in range(6):
+            rows.append({**span(it, "step", t0 + 10 * k, t0 + 10 + 10 * k, units=4), "sequences": 4.0})
+    m = request_metrics(pd.DataFrame(rows))
+    assert np.allclose(m["tpot_s"], 0.010) and np.allclose(m["itl_s"], 0.010) and len(m["itl_s"]) == 2 * 5
+    # without the attribute a delivery is read the same way (one token to each of `units` sequences)
+    legacy = request_metrics(pd.DataFrame([{k: v for k, v in r.items() if k != "sequences"} for r in rows]))
+    assert np.allclose(legacy["tpot_s"], m["tpot_s"]) and np.allclose(legacy["itl_s"], m["itl_s"])
