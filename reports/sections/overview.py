@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from profiler.format import duration, format_value, percent, rate, si
-from profiler.runmodel import Stats, Status, WorkloadSummary
+from profiler.runmodel import StateShape, Stats, Status, WorkloadSummary
 
 from ..context import ReportContext
 from ..table import Cell, Column, Row, Table, unavailable
@@ -89,7 +89,8 @@ def _char(chars: dict[str, Any], key: str) -> Cell:
         return Cell("—", cls="na")
     if value.value is None:
         return unavailable(value.why, "—")
-    return Cell(format_value(value.value, value.unit))
+    shape = StateShape(value.state_shape).label if value.state_shape else None  # state growth: how it grows, declared
+    return Cell(format_value(value.value, value.unit), sub=shape)
 
 
 def _energy(s: WorkloadSummary, unit: str) -> Cell:

@@ -47,6 +47,7 @@ def declaration_facts(s: WorkloadSummary) -> list[Fact]:
         Fact("inference phase", d.inference or "none"),
         Fact("position unit", d.position_unit or DASH),
         Fact("state", d.state or DASH),
+        *state_facts(s),
         Fact("traits", ", ".join(sorted(t.value for t in d.traits)) or "none"),
         Fact("main phase", d.main_phase()),
         Fact(
@@ -56,6 +57,26 @@ def declaration_facts(s: WorkloadSummary) -> list[Fact]:
             + (f", GPU memory {by_key('gpu_memory_bytes', r.gpu_memory_bytes)}" if r.gpu_memory_bytes else ""),
         ),
     ]
+
+
+def state_facts(s: WorkloadSummary) -> list[Fact]:
+    """The state growth the workload declared per layer, and how it held against the measurement."""
+    declared = s.declared_state
+    if declared is None:
+        return [Fact("declared state growth", "not declared (ctx.declare_state)")]
+    layers = "; ".join(
+        f"{x.count} x {x.kind} {by_key('bytes', x.bytes_per_token)}/token" + (f" up to {x.bound_tokens:,} tokens" if x.bound_tokens else "")
+        for x in declared.layers
+    )
+    growth = f"{by_key('bytes', declared.growth_bytes_per_token)}/token per sequence"
+    if declared.bound_tokens is not None:
+        growth += f", {by_key('bytes', declared.growth_past_bounds_bytes_per_token)}/token past {declared.bound_tokens:,} tokens"
+    out = [Fact("declared state growth", f"{growth} ({declared.shape.label})"), Fact("state layers", layers)]
+    check = s.state_check
+    if check is not None:
+        verdict = "matches the measurement" if check.steps_matching == check.steps_compared else f"differs: {check.first_mismatch}"
+        out.append(Fact("declared vs measured", f"{check.steps_matching} of {check.steps_compared} steps: {verdict}"))
+    return out
 
 
 def _phases(view: WorkloadView) -> Table:

@@ -138,3 +138,25 @@ def test_llm_suite_end_to_end(tmp_path):
     assert s.state_check.steps_compared == 3 * 10 and s.state_check.steps_matching == 3 * 10
     page = (run_dir / "report.html").read_text()
     assert "Per-step latency against position" in page and "State alive after each step" in page
+
+
+def test_state_growth_is_compared_per_request_not_per_batch(tmp_path):
+    """Issue 11 case 11: the same model at batch 4 against batch 1 holds 4 times the cache, but
+    each request's state grows the same: per request the ratio is 1, no finding."""
+    import json
+
+    from tests.conftest import run_suite_text
+
+    suite = (
+        "name: batches\ndevice: cpu\nbaseline: one\n"
+        "measure: {warmup_iters: 0, min_iters: 2, min_seconds: 0, count_work: false, trace_ops: false}\n"
+        "workloads:\n"
+        "  - {name: one, type: llm_decode, params: {preset: llama-tiny, batch_size: 1, prompt_len: 8, gen_len: 6}}\n"
+        "  - {name: four, type: llm_decode, params: {preset: llama-tiny, batch_size: 4, prompt_len: 8, gen_len: 6}}\n"
+    )
+    _, run = run_suite_text(tmp_path, suite, "--no-report")
+    rows = {r["characteristic"]: r for r in json.loads((run.path / "differences.json").read_text())}
+    state = rows["state_per_token"]
+    assert state["verdict"] == "no difference" and state["ratio"] == pytest.approx(1.0)
+    assert state["value"] == state["baseline_value"] == 8192
+    assert run.workloads["four"].summary.scaling["decode_step"].state_bytes_per_position.slope == pytest.approx(8192)

@@ -97,3 +97,29 @@ def test_a_reading_written_for_diffusion_never_lands_on_another_kind_of_workload
     row = step_row(run_dir)
     assert row["verdict"] == Verdict.HIGHER.value
     assert "heavier steps" not in row["reading"] and "prefill" not in row["source"]
+
+
+@pytest.mark.parametrize(
+    "shape, needle, not_needle",
+    [
+        ("constant", "no KV cache to page", None),
+        ("hybrid", "only its few attention layers hold a KV cache", "no KV cache to page"),
+        ("bounded", "stops growing at the window", "no KV cache to page"),
+        ("grows", "still growing with context", "no KV cache to page"),
+        (None, "per request", "no KV cache to page"),
+    ],
+)
+def test_state_readings_follow_the_declared_shape(shape, needle, not_needle):
+    """Issue 11 case 11: "paging does not apply" only where no KV cache exists."""
+    from types import SimpleNamespace
+
+    from reports.characteristics import Value
+    from reports.differences import Comparison, reading
+
+    view = SimpleNamespace(declaration=Declaration())
+    w = Value(512.0, "B/token", state_shape=shape)
+    b = Value(8192.0, "B/token", state_shape="grows")
+    text, lever, _ = reading(load_rules(), "state_per_token", Comparison(Verdict.LOWER, ratio=1 / 16), "w", "llm", w, b, (view, view))
+    assert needle in text
+    if not_needle:
+        assert not_needle not in text
