@@ -127,6 +127,8 @@ def child_entry(spec: ChildSpec, queue: Any) -> None:
     # Library warnings (e.g. one per fallback kernel) would flood the progress display; workloads
     # that need them capture them in setup and report them through ctx.warn.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars would draw over the progress display
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from configs or local directories: nothing is downloaded
     # kineto (torch.profiler) prints a line at every trace start and stop; its failures are
     # detected from the trace itself (opmix.no_kernels). KINETO_LOG_LEVEL=2 shows them again.
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")

@@ -22,6 +22,13 @@ def test_phases_and_constant_latent_state(tmp_path, preset, guidance, text):
     assert (denoise["state_bytes"] == batch * 4 * side * side * 4).all()  # B x 4 x (H/8) x (W/8) x float32
     assert facts["denoiser_batch"] == batch * (2 if guidance > 1 else 1)
     assert spans.loc[spans["phase"] == "vae_decode", "units"].item() == batch
+    assert (facts["scheduler"], facts["scheduler_source"]) == ("DDIMScheduler", "preset default")  # no `scheduler:` param
+
+
+def test_scheduler_param_overrides_the_preset_default(tmp_path):
+    _, facts = run_with_recorder(tmp_path, Diffusion(Diffusion.Params(preset="dit-tiny", steps=2, scheduler="euler")))
+    assert (facts["scheduler"], facts["scheduler_source"]) == ("EulerDiscreteScheduler", "param")
+    assert facts["scheduler_config"]["beta_schedule"] == "linear"  # the preset's betas
 
 
 def test_sd15_and_dit_shapes_build_published_counts():
@@ -49,6 +56,7 @@ def test_sd15_and_dit_shapes_build_published_counts():
         ("{steps: 0}", "steps"),
         ("{guidance_scale: 0.5}", "guidance_scale"),
         ("{preset: sd-15}", "did you mean 'sd15'"),
+        ("{scheduler: pndm}", "scheduler: Input should be 'ddim' or 'euler'"),
     ],
 )
 def test_bad_diffusion_params(write_suite, params, needle):
