@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from profiler.plugin import Declaration, Mark, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, SetupContext, StateLayer, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import parameter_facts, resolve_dtype
@@ -146,6 +146,7 @@ class Diffusion:
         self._make_condition_inputs(gen)
         self.parts["scheduler"].set_timesteps(p.steps, device=self.device)
         ctx.declare(**self._facts(preset))
+        ctx.declare_state([StateLayer(kind="latent", bytes_per_token=0)])  # overwritten every step: constant across steps
 
     def _make_condition_inputs(self, gen: Any) -> None:
         """What the conditioning starts from: class labels (DiT), random prompt ids (presets: no
