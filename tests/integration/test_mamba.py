@@ -1,9 +1,11 @@
-"""Mamba: constant state equal to the mamba_ssm cache formula, and the kernel path on record."""
+"""Mamba presets: constant state equal to the mamba_ssm cache formula, the kernel path on record, and the
+FLOPs facts of the fused path (the other families: test_ssm_families.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from profiler.plugin import Trait
 from profiler.run.child import SetupContextImpl
 from tests.integration.test_llm_decode import run_with_recorder
 from workloads.mamba import Mamba
@@ -46,3 +48,29 @@ def test_kernel_path_is_recorded_and_warned(tmp_path):
     assert ctx.facts["kernel_path"].startswith("SLOW PyTorch reference path")
     assert set(ctx.facts["kernel_packages"]) == {"mamba_ssm", "causal_conv1d"}
     assert any("kernel path: SLOW" in w for w in ctx.warnings)
+
+
+def test_flops_facts_on_the_fused_path_say_what_the_counter_cannot_see():
+    """No GPU here: the facts a CUDA run with mamba_ssm and causal_conv1d would declare. Mamba adds its
+    whole scan formula; a hybrid gets no invented formula and says its scan is not counted."""
+    from transformers import CONFIG_MAPPING
+
+    from workloads.mamba import flops_facts
+    from workloads.mamba_presets import SSM_FAMILIES
+
+    fused = {"scan_path_fused": True, "conv_path_fused": True}
+    mamba = flops_facts(CONFIG_MAPPING["mamba"](), SSM_FAMILIES["mamba"], fused, 32)
+    assert mamba["analytic_flops"].endswith("9*B*L*d_inner*d_state per layer (state-spaces/mamba issue #110), all of it (fused)")
+    assert mamba["counted_flops"].endswith(
+        "not seen: the causal conv1d of 32 layers (causal_conv1d kernels), the selective scan of 32 layers (mamba_ssm kernels)"
+    )
+    jamba = flops_facts(CONFIG_MAPPING["jamba"](), SSM_FAMILIES["jamba"], fused, 28)
+    assert jamba["analytic_flops"] == "none: the selective scan of 28 layers is not counted: no analytic formula for jamba"
+    mamba2 = flops_facts(CONFIG_MAPPING["mamba2"](), SSM_FAMILIES["mamba2"], fused, 64)
+    assert "prefill: the fused SSD chunk scan of 64 layers is not counted: no analytic formula" in mamba2["analytic_flops"]
+
+
+def test_presets_declare_a_constant_state():
+    for preset in ("mamba-tiny", "mamba2-tiny"):
+        declaration = Mamba.declaration(Mamba.Params(preset=preset))
+        assert declaration.traits == {Trait.AUTOREGRESSIVE, Trait.CONSTANT_STATE} and declaration.state == "SSM conv + ssm state"
