@@ -141,3 +141,31 @@ def test_a_model_transformers_cannot_decode_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="model_type 'vit'") as info:
         workload.setup(SetupContextImpl("cpu", 0, str(tmp_path)))
     assert "\n" not in str(info.value)
+
+
+def test_llama4_scout_layout_chunked_attention_stops_growing_at_the_chunk(tmp_path):
+    """meta-llama/Llama-4-Scout-17B-16E: three chunked-attention layers (attention_chunk_size) for
+    every global one; past the chunk only the global layer grows: 2 x kv_heads x head_dim x 4."""
+    path = save(
+        tmp_path, "llama4_text", hidden_size=128, intermediate_size=256, intermediate_size_mlp=256, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, attention_chunk_size=16, no_rope_layers=[1, 1, 1, 0], num_local_experts=2, num_experts_per_tok=1,
+        interleave_moe_layer_step=1, vocab_size=1024, max_position_embeddings=512,
+    )  # fmt: skip
+    spans, facts = decode(tmp_path, path, prompt=24, gen=6)
+    declared = facts["declared_state"]
+    assert [(x.kind, x.bound_tokens, x.count) for x in declared.layers] == [("chunked_attention", 16, 3), ("full_attention", None, 1)]
+    assert declared.growth_past_bounds_bytes_per_token == 2 * 2 * 32 * F32 == 512 and set(measured_growth(spans)) == {512}
+    assert_declared_equals_measured(spans, facts)
+
+
+def test_gpt_oss_layout_alternating_sliding_and_global_layers(tmp_path):
+    """openai/gpt-oss-20b: sliding (128-token window) and global attention layers alternate."""
+    path = save(
+        tmp_path, "gpt_oss", hidden_size=128, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, sliding_window=16, num_local_experts=4, num_experts_per_tok=2, vocab_size=1024, max_position_embeddings=512,
+    )  # fmt: skip
+    spans, facts = decode(tmp_path, path, prompt=24, gen=6)
+    declared = facts["declared_state"]
+    assert declared.growth_bytes_per_token == 2 * 512 and declared.growth_past_bounds_bytes_per_token == 512 and declared.bound_tokens == 16
+    assert set(measured_growth(spans)) == {512}
+    assert_declared_equals_measured(spans, facts)
