@@ -38,6 +38,13 @@ def device_arg(text: str) -> str:
     return text
 
 
+def repeats_arg(text: str) -> int:
+    """A count of repeats: 1 to 50 (measure.repeats)."""
+    if not re.fullmatch(r"\d+", text.strip()) or not 1 <= int(text) <= 50:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of repeats from 1 to 50")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m profiler", description="Workload-characterization profiler for ML inference.")
     parser.add_argument("--version", action="version", version=version_text())
@@ -51,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value, e.g. workloads.0.params.batch_size=4"
     )
     run.add_argument("--no-report", action="store_true", help="skip report.html")
+    run.add_argument("--repeats", type=repeats_arg, default=None, metavar="N", help="run the whole suite N times, workloads interleaved (sets measure.repeats)")
 
     validate = sub.add_parser("validate", help="check a suite without running it (no torch import)")
     validate.add_argument("suite")
@@ -117,51 +125,72 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
+    """This machine's ceilings, each with its spread (best, median, trials), and whether they came from the cache and how old they are."""
+    from .format import si
     from .measure.calibrate import load_or_measure
     from .run.device import resolve_device
+    from .runmodel import Calibration, CeilingSpread
 
     device = resolve_device(args.device)
     result = load_or_measure(device, force=args.force)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"ceilings of this machine ({result['key']['device']}, {result['key']['cpu']}, {result['key']['threads']} threads, torch {result['key']['torch']}):")
-    for dtype, value in result["matmul_flops_per_s"].items():
-        print(f"  peak matmul {dtype}: {value / 1e12:.3f} TFLOP/s")
-    print(f"  copy bandwidth: {result['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write)")
-    print(f"  measured {result['measured_utc']}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
-    print(f"  method: {result['method']['matmul']}; {result['method']['copy']}")
+    cal = Calibration.model_validate(result)
+    key = result["key"]
+
+    def spread(s: CeilingSpread | None, unit: str) -> str:
+        if s is None:
+            return ""
+        settled = "stable" if s.stable else "NOT stable within its budget: measure again on an idle machine"
+        return f"median {si(s.median, unit)}, {s.trials} trials, {settled}"
+
+    print(f"ceilings of this machine ({key['device']}, {key['cpu']}, {key['threads']} threads, torch {key['torch']}, profiler {key['profiler']}):")
+    for dtype, value in cal.matmul_flops_per_s.items():
+        print(f"  peak matmul {dtype}: {si(value, 'FLOP/s')} ({spread(cal.matmul_spread.get(dtype), 'FLOP/s')})")
+    print(f"  copy bandwidth: {si(cal.copy_bytes_per_s, 'B/s')} (read + write; {spread(cal.copy_spread, 'B/s')})")
+    print(f"  {cal.provenance}; measured {cal.measured_utc}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
+    print(f"  method: {cal.method['matmul']}; {cal.method['copy']}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from reports.compare import parse_condition, write_compare
+    """B against A; with --fail-if, exit 1 when a condition is crossed (RULE: the whole 95% interval beyond the threshold)
+    or a guarded workload has nothing to compare in B. A condition naming a workload, metric or phase neither run has is
+    a UserError (exit 2), raised before anything is written."""
+    from reports.compare import NOT_A_REGRESSION, RULE, build_comparison, parse_condition, write_comparison
 
     from .rundir import load_run
 
-    try:
-        conditions = [parse_condition(c) for c in args.fail_if]
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    conditions = [parse_condition(c) for c in args.fail_if]
     runs = []
     for path in (args.run_a, args.run_b):
         if not Path(path).is_dir() or not (Path(path) / "run.json").exists():
             raise UserError(f"{path}: not a run directory (no run.json); give directories written by `python -m profiler run`")
         runs.append(load_run(path))
+    comparison = build_comparison(runs[0], runs[1], conditions)
     out = Path(args.output) if args.output else Path(args.run_b) / "compare.html"
     try:
-        table, notes, failed = write_compare(runs[0], runs[1], out, conditions)
+        write_comparison(comparison, out)
     except OSError as exc:
         raise UserError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    for note in notes:
+    for difference in comparison.differences:
+        print(f"note: the runs differ: {difference} ({NOT_A_REGRESSION})")
+    for note in comparison.notes:
         print(f"note: {note}")
-    for r in table.to_dict("records"):
+    for r in comparison.table.to_dict("records"):
         if r["metric"] in ("e2e_s", "ttft_s", "tpot_s", "output_units_per_s"):
             print(f"{r['workload']:>16} {r['metric']:<20} B/A {r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['verdict']}")
     print(f"compare: {out}")
-    for f in failed:
-        print(f"FAILED {f}", file=sys.stderr)
-    return 1 if failed else 0
+    if conditions:
+        print(f"rule: {RULE}")
+    for e in comparison.evaluations:
+        if not e.failed:
+            print(f"passed {e.text}")
+    for e in comparison.evaluations:
+        if e.failed:
+            print(f"FAILED {e.text}", file=sys.stderr)
+    return 1 if comparison.failed else 0
 
 
 def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
@@ -252,7 +281,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .run.runner import SuiteRunner
     from .suite.resolve import resolve_suite
 
-    resolved = resolve_suite(args.suite, args.overrides)
+    overrides = [*args.overrides, *([f"measure.repeats={args.repeats}"] if args.repeats is not None else [])]
+    resolved = resolve_suite(args.suite, overrides)
     device = resolve_device(args.device or resolved.suite.device)
     runner = SuiteRunner(resolved, args.output, device, ["python", "-m", "profiler", *argv])
     run_dir = runner.prepare()

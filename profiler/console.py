@@ -120,9 +120,11 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
 def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table | str:
     """The findings against the baseline (readings and the other rows are in report.html); a
     line saying there are none when no row is a finding."""
+    inconclusive = sum(1 for r in rows if r["verdict"] == Verdict.INCONCLUSIVE.value)
+    note = f"; {inconclusive} inconclusive (contention, too few samples or a weak fit: the reasons are in report.html)" if inconclusive else ""
     if not any(Verdict(r["verdict"]).is_finding for r in rows):
-        return f"Differences from {_plain(baseline)}: no findings (every row and reading in report.html and differences.csv)"
-    table = _table(f"Differences from {_plain(baseline)} (findings; every row and reading in report.html and differences.csv)")
+        return f"Differences from {_plain(baseline)}: no findings{note} (every row and reading in report.html and differences.csv)"
+    table = _table(f"Differences from {_plain(baseline)} (findings{note}; every row and reading in report.html and differences.csv)")
     table.add_column("workload", overflow="fold", min_width=8)
     table.add_column("characteristic", overflow="fold")
     table.add_column("value or ratio [95% CI]", justify="right", overflow="fold")

@@ -26,7 +26,7 @@ from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, meas
 from .measure.store import SAMPLES, SPANS, concat_tables, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
-from .runmodel import Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
+from .runmodel import SCHEMA_VERSION, Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -35,6 +35,7 @@ SUMMARY_JSON = "summary.json"
 CALIBRATION_JSON = "calibration.json"
 SWEEPS_JSON = "sweeps.json"
 ERROR_JSON = "error.json"
+REPEAT_DIR = "repeat-{k}"
 MISSING_WHY = {
     Status.PENDING: "the run stopped before this workload started",
     Status.RUNNING: "the workload was running when its profiler stopped",
@@ -87,6 +88,25 @@ class WorkloadRun:
     @cached_property
     def samples(self) -> pd.DataFrame:
         return _read_table(self.path / f"{SAMPLES}.parquet", self.problems, parts_of=SAMPLES)
+
+    @cached_property
+    def repeats(self) -> list[WorkloadRun]:
+        """With measure.repeats > 1, each repeat as a workload of its own (`repeat-<k>/`, profiler/run/repeats.py), in
+        order; [] for a run without repeats. This workload's own tables and summary pool the completed repeats."""
+        out = []
+        for info in self.summary.repeats or []:
+            path = self.path / info.dir
+            problems: list[str] = []
+            summary = _read_summary(path / SUMMARY_JSON, SCHEMA_VERSION, problems, info.status)
+            if summary is None:
+                s = self.summary
+                summary = WorkloadSummary(
+                    name=s.name, type=s.type, plugin=s.plugin, status=info.status, device=s.device, seed=s.seed, declaration=s.declaration
+                )
+            error = _read_json(path / ERROR_JSON, problems, missing_ok=True)
+            self.problems.extend(problems)
+            out.append(WorkloadRun(f"{self.name} (repeat {info.repeat})", path, summary, error, []))
+        return out
 
     @property
     def status(self) -> str:
@@ -147,6 +167,11 @@ class Run:
 
     def all_problems(self) -> list[str]:
         return self.problems + [p for w in self.workloads.values() for p in w.problems]
+
+
+def repeat_dir(workdir: Path, k: int) -> Path:
+    """Where repeat `k` (1-based) of a workload lives when measure.repeats > 1."""
+    return workdir / REPEAT_DIR.format(k=k)
 
 
 def load_run(path: str | Path) -> Run:

@@ -18,8 +18,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .format import si
 from .plugin import Declaration, Resources, StateLayer
 
 SCHEMA_VERSION = 2
@@ -181,6 +182,38 @@ class DevicePeak(Model):
     peak_reserved_bytes: int
 
 
+class Contention(Model):
+    """Whether other work competed with the workload while it was measured (metrics.md,
+    "Statistics"), from the sampler rows of its measured window.
+
+    Other processes' CPU on the cores of the workload's affinity mask and the hypervisor's steal
+    time are in cores (1.0 = one core's worth), medians and p90s over the window; the workload's
+    own threads count as the workload. Contended (the rule, CONTENTION_RULE): other processes'
+    median CPU at least CONTENDED_CORES, or median steal at least CONTENDED_STEAL_CORES, or
+    another process on its GPU. A timing verdict of a contended workload is inconclusive.
+    """
+
+    cores: list[int] = Field(default_factory=list)
+    """The CPU affinity mask the workload ran with."""
+    torch_threads: int | None = None
+    samples: int = 0
+    other_cpu_cores_median: float | None = None
+    other_cpu_cores_p90: float | None = None
+    steal_cores_median: float | None = None
+    gpu_other_processes_max: int | None = None
+    contended: bool | None = None
+    """None: not measured (no sampler rows in the window, or a run of schema 1)."""
+    summary: str = ""
+
+
+CONTENDED_CORES = 0.2
+CONTENDED_STEAL_CORES = 0.05
+CONTENTION_RULE = (
+    f"contended when, over the measured window, other processes used a median of at least {CONTENDED_CORES} of a core on the workload's "
+    f"cores, or the hypervisor stole a median of at least {CONTENDED_STEAL_CORES} of a core, or another process ran on its GPU"
+)
+
+
 class Memory(Model):
     peak_rss_bytes: int | None = None
     device_peak_by_phase: dict[str, DevicePeak] = Field(default_factory=dict)
@@ -193,6 +226,8 @@ class BoundClass(str, Enum):
     COMPUTE = "compute-bound"
     MEMORY = "memory-bound"
     OVERHEAD = "overhead-bound"
+    INCONCLUSIVE = "inconclusive"
+    """The measured overhead share is near the threshold, or high under contention (roofline.BOUND_RULE)."""
 
 
 class PhaseWork(Model):
@@ -213,6 +248,8 @@ class PhaseWork(Model):
     ridge_flop_per_byte: float | None = None
     roofline_bound_flops_per_s: float | None = None
     bound: BoundClass | None = None
+    bound_basis: str | None = None
+    """The evidence behind `bound`: the overhead share measured by the operator mix, and the roofline position."""
 
 
 class Work(Model):
@@ -224,6 +261,59 @@ class Work(Model):
     """Phase -> why its count covers one thread only."""
     mfu_unavailable: str | None = None
     """Why MFU (and so the bound class) is missing although work was counted."""
+    ceiling_exceeded: dict[str, str] = Field(default_factory=dict)
+    """Phase -> why its MFU or MBU (and so its bound class) is not shown: its achieved FLOP/s or bytes/s is above the
+    calibrated ceiling, so the ceiling is wrong for it (metrics.md: never a utilization above 100%)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_ceiling_reasons(cls, data: Any) -> Any:
+        """profiler/characterize/roofline.py: work_by_phase puts a `ceiling_exceeded` reason beside a phase's numbers;
+        it is kept here, once per phase, like the other per-phase reasons."""
+        if not isinstance(data, dict) or not isinstance(data.get("phases"), dict):
+            return data
+        reasons = dict(data.get("ceiling_exceeded") or {})
+        phases = {}
+        for phase, entry in data["phases"].items():
+            if isinstance(entry, dict) and "ceiling_exceeded" in entry:
+                entry = dict(entry)
+                reasons[phase] = entry.pop("ceiling_exceeded")
+            phases[phase] = entry
+        return {**data, "phases": phases, "ceiling_exceeded": reasons} if reasons else data
+
+    @model_validator(mode="after")
+    def _no_utilization_above_one(self) -> Work:
+        """A stored MFU or MBU above 1 (a summary written before the roofline checked its ceilings) is withdrawn with
+        the reason, so no reader shows a utilization above 100%."""
+        for phase, e in self.phases.items():
+            rates = {"mfu": (e.achieved_flops_per_s, "FLOP/s", "matmul peak"), "mbu": (e.achieved_bytes_per_s, "B/s", "copy bandwidth")}
+            over = {name: getattr(e, name) for name in rates if (getattr(e, name) or 0.0) > 1}
+            if not over:
+                continue
+            beaten = []
+            for name, value in over.items():
+                achieved, unit, which = rates[name]
+                beaten.append(beaten_ceiling(achieved, achieved / value if achieved else None, unit, which))
+                setattr(e, name, None)
+            self.ceiling_exceeded.setdefault(phase, ceiling_exceeded_reason(beaten))
+            e.bound = None
+        return self
+
+
+RECALIBRATE = "python -m profiler calibrate --force"
+
+
+def beaten_ceiling(achieved: float | None, ceiling: float | None, unit: str, which: str) -> str:
+    """'achieved 1.20 TFLOP/s above the calibrated 1.00 TFLOP/s (float32 matmul peak)'."""
+    if achieved is None or ceiling is None:
+        return f"achieved {unit} above the calibrated {which}"
+    return f"achieved {si(achieved, unit)} above the calibrated {si(ceiling, unit)} ({which})"
+
+
+def ceiling_exceeded_reason(beaten: list[str]) -> str:
+    """Why a phase's MFU or MBU is not shown (Work.ceiling_exceeded): what beat which ceiling, and what to do."""
+    ceiling = "the ceiling is" if len(beaten) == 1 else "the ceilings are"
+    return f"{' and '.join(beaten)}: {ceiling} too low for this phase (recalibrate: {RECALIBRATE})"
 
 
 class PhaseEnergy(Model):
@@ -310,6 +400,17 @@ class Stage(Model):
     end_ns: int | None = None
 
 
+class RepeatInfo(Model):
+    """One repeat of a workload run with measure.repeats > 1 (profiler/run/repeats.py)."""
+
+    repeat: int
+    dir: str
+    """Its directory under the workload's: repeat-<k>."""
+    status: Status
+    e2e_median_s: float | None = None
+    contended: bool | None = None
+
+
 class WorkloadSummary(Model):
     """summary.json: everything derived about one workload run (or one sweep point)."""
 
@@ -336,6 +437,9 @@ class WorkloadSummary(Model):
     deadlines: Deadlines | None = None
     phases: dict[str, PhaseStats] = Field(default_factory=dict)
     memory: Memory = Field(default_factory=Memory)
+    contention: Contention | None = None
+    repeats: list[RepeatInfo] | None = None
+    """With measure.repeats > 1: each repeat, in order (this summary pools the completed ones); None for one run."""
     declared_state: DeclaredState | None = None
     state_check: StateCheck | None = None
     scaling: dict[str, PositionFits] = Field(default_factory=dict)
@@ -432,6 +536,9 @@ class Verdict(str, Enum):
     NOT_COMPARABLE = "not comparable"
     NO_RATIO = "no ratio (baseline is zero)"
     NO_INTERVAL = "no interval"
+    INCONCLUSIVE = "inconclusive"
+    """A direction that would not survive a rerun: contention, too few samples, a weak fit or an
+    interval too wide to mean "no difference" (reports/differences.py states the rules)."""
 
     @property
     def is_finding(self) -> bool:
@@ -439,8 +546,25 @@ class Verdict(str, Enum):
         return self in (Verdict.HIGHER, Verdict.LOWER, Verdict.DIFFERS, Verdict.PRESENT)
 
 
+class CeilingSpread(BaseModel):
+    """The repeated trials behind one ceiling (profiler/measure/calibrate.py: repeat_until_stable), in the ceiling's unit."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    best: float
+    median: float | None = None
+    trials: int
+    stable: bool
+    """The best was reached again and stopped rising within the time budget (calibrate.is_stable)."""
+    n: int | None = None
+    """The matrix size of a matmul ceiling."""
+
+
 class Calibration(BaseModel):
-    """calibration.json: this machine's measured ceilings (profiler/measure/calibrate.py), or why not."""
+    """calibration.json: this machine's measured ceilings (profiler/measure/calibrate.py), or why not.
+
+    Each ceiling is the best of repeated trials, its spread beside it; `from_cache` and `age_s`
+    say whether the run took them from the per-machine cache and how old they were then."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -449,11 +573,37 @@ class Calibration(BaseModel):
     copy_bytes_per_s: float | None = None
     measured_utc: str | None = None
     method: dict[str, str] = Field(default_factory=dict)
+    matmul_spread: dict[str, CeilingSpread] = Field(default_factory=dict)
+    copy_spread: CeilingSpread | None = None
+    from_cache: bool | None = None
+    age_s: float | None = None
+    """Seconds between the measurement and its use (0 when measured for this run)."""
+    cache_note: str | None = None
+    """Why a cached calibration was not used (stale, for another machine or setup, another method)."""
     unavailable: str | None = None
 
     @property
     def ok(self) -> bool:
         return bool(self.matmul_flops_per_s) and self.copy_bytes_per_s is not None
+
+    @property
+    def provenance(self) -> str:
+        """Where the ceilings came from, for people: the cache and its age, or measured for this run and why."""
+        if self.from_cache is None:
+            return ""
+        if self.from_cache:
+            return f"taken from the per-machine cache, {age_text(self.age_s)} old"
+        return "measured afresh" + (f": {self.cache_note}" if self.cache_note else "")
+
+
+def age_text(seconds: float | None) -> str:
+    """'3.2 days', '5.0 h', '12 min', '40 s'."""
+    if seconds is None:
+        return "an unknown time"
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 class RatioCI(Model):

@@ -77,20 +77,23 @@ class Characteristic:
     kind: Kind
     better: Better
     compute: Callable[[WorkloadView], Value] = field(repr=False)
+    timing: bool = True
+    """Read from timings (latencies, rates, shares of time): contention can move it. Counted
+    values (FLOPs per byte, state bytes) are not timings."""
 
 
 CHARACTERISTICS: dict[str, Characteristic] = {}
 
 
 def characteristic(
-    key: str, *, label: str, short: str, kind: Kind, better: Better
+    key: str, *, label: str, short: str, kind: Kind, better: Better, timing: bool = True
 ) -> Callable[[Callable[[WorkloadView], Value]], Callable[[WorkloadView], Value]]:
     """Register `fn(view) -> Value` as the characteristic `key` (in registration order)."""
 
     def register(fn: Callable[[WorkloadView], Value]) -> Callable[[WorkloadView], Value]:
         if key in CHARACTERISTICS:
             raise ValueError(f"characteristic '{key}' is registered twice")
-        CHARACTERISTICS[key] = Characteristic(key, label, short, kind, better, fn)
+        CHARACTERISTICS[key] = Characteristic(key, label, short, kind, better, fn, timing)
         return fn
 
     return register
@@ -156,7 +159,7 @@ def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
     return Value(ols_slope(x, y), unit, samples=(x, y), basis=f"'{view.declaration.step}' spans", position_unit=position_unit)
 
 
-@characteristic("state_per_token", label="state growth per position, per request", short="state growth", kind=Kind.SLOPE, better=Better.LOWER)
+@characteristic("state_per_token", label="state growth per position, per request", short="state growth", kind=Kind.SLOPE, better=Better.LOWER, timing=False)
 def state_growth(view: WorkloadView) -> Value:
     value = _slope(view, "state_bytes_per_sequence", f"B/{_position_short(view)}", "state_bytes")
     declared = view.summary.declared_state
@@ -176,7 +179,7 @@ def _why_work(view: WorkloadView) -> str:
     return view.summary.unavailable.get("work") or f"no counted work for the main phase '{view.main_phase}'"
 
 
-@characteristic("intensity", label="arithmetic intensity", short="intensity", kind=Kind.EXACT, better=Better.NEITHER)
+@characteristic("intensity", label="arithmetic intensity", short="intensity", kind=Kind.EXACT, better=Better.NEITHER, timing=False)
 def intensity(view: WorkloadView) -> Value:
     work = view.main_work
     if work is None or work.intensity_flop_per_byte is None:
@@ -185,7 +188,11 @@ def intensity(view: WorkloadView) -> Value:
 
 
 def _why_no_ceiling(view: WorkloadView, attr: str) -> str:
+    """Why the main phase has no MFU or MBU: it beat the calibrated ceiling, no peak applies to its dtype, or no ceilings."""
     work = view.work
+    beaten = work.ceiling_exceeded.get(view.main_phase) if work is not None else None
+    if beaten:
+        return beaten
     if attr == "mfu" and work is not None and work.mfu_unavailable:
         return work.mfu_unavailable
     return "no measured ceilings"
@@ -209,13 +216,17 @@ def mbu(view: WorkloadView) -> Value:
     return _utilisation(view, "mbu", "of bandwidth")
 
 
-@characteristic("bound", label="bound class", short="bound class", kind=Kind.CATEGORY, better=Better.NEITHER)
+@characteristic("bound", label="bound class", short="bound class", kind=Kind.CATEGORY, better=Better.NEITHER, timing=False)
 def bound_class(view: WorkloadView) -> Value:
+    """The main phase's bound class (profiler/characterize/roofline.py: BOUND_RULE). Not a timing characteristic: the
+    class itself turns inconclusive where contention could have moved its overhead share."""
     work = view.main_work
     if work is None or work.bound is None:
-        why = _why_work(view) if work is None else ("no counted bytes, so no intensity" if work.mfu is not None else _why_no_ceiling(view, "mfu"))
+        beaten = view.work.ceiling_exceeded.get(view.main_phase) if view.work else None
+        fallback = "no counted bytes, so no intensity" if work and work.mfu is not None else _why_no_ceiling(view, "mfu")
+        why = _why_work(view) if work is None else (beaten or work.bound_basis or fallback)
         return Value(None, why=why)
-    return Value(work.bound.value, basis=f"'{view.main_phase}'")
+    return Value(work.bound.value, basis=f"'{view.main_phase}'" + (f": {work.bound_basis}" if work.bound_basis else ""))
 
 
 # ---------------------------------------------------------------- operator mix

@@ -2,14 +2,25 @@
 
 For every workload present in both runs, each per-request metric and each phase's latency is
 compared as B / A (ratio of medians with a 95% bootstrap interval; "no difference" when the
-interval includes 1). `--fail-if "e2e_s>1.10"` (or "llm:tpot_s>1.05", "phase:decode_step>1.1")
-makes the command exit 1 when a ratio crosses the threshold, so it can guard CI.
+interval includes 1). `--fail-if "e2e_s>1.10"` (or "llm:tpot_s>1.05", "phase:decode_step>1.1",
+"llm:phase:decode_step>1.1") makes the command exit 1 when a ratio crosses the threshold, so it
+can guard CI. The rule (RULE) reads the interval, not the point estimate: a ratio of 1.14 whose
+interval is [0.67, 1.51] has not been shown to be above 1.10, and a guard that fired on it would
+fail CI on noise.
+
+A guard must never pass because it checked nothing: a condition naming a workload, metric or
+phase neither run has is a usage error (one line listing the valid names) raised before anything
+is written; a guarded workload missing from B, or without measured samples there (it failed or
+was interrupted first), fails the condition with the reason. When the runs differ in parameters,
+device, machine, status or schema version, each difference is a note on the page and the
+terminal: a ratio across different settings is not a regression.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +29,126 @@ import pandas as pd
 
 from profiler.characterize.analysis import NS, request_metrics
 from profiler.characterize.stats import ratio_ci
+from profiler.errors import UserError, suggest
 from profiler.format import duration, rate, ratio, sig
 from profiler.rundir import Run
 
 from .render import render
 from .verdicts import css_class
 
-CONDITION = re.compile(r"^\s*(?:(?P<workload>[^:<>]+):)?(?P<metric>[A-Za-z_][\w.:]*)\s*(?P<op>[<>])\s*(?P<threshold>[0-9]*\.?[0-9]+)\s*$")
+CONDITION = re.compile(r"^\s*(?P<left>.*?)\s*(?P<op>[<>])\s*(?P<threshold>[0-9]*\.?[0-9]+)\s*$")
+METRIC_NAME = re.compile(r"^(phase:)?[A-Za-z_][\w.\-]*$")
+PHASE = "phase:"
 REQUEST_METRICS = ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")
+RULE = (
+    "'METRIC>T' fails only when the whole 95% interval of B/A lies above T (its lower bound exceeds T), 'METRIC<T' only when it lies "
+    "below T (its upper bound is under T); an interval that includes T is 'not shown to cross' and passes; a guarded workload missing "
+    "from B, or with no measured samples there, fails"
+)
+NOT_A_REGRESSION = "a ratio across different settings is not a regression"
 
 
 @dataclass(frozen=True)
 class Condition:
+    """One `--fail-if`: B/A of `metric` (of `workload`, or of every workload of A that has it) against `threshold`."""
+
     workload: str | None
     metric: str
     op: str
     threshold: float
     text: str
 
-    def fails(self, row: dict[str, Any]) -> bool:
-        if self.workload and row["workload"] != self.workload:
-            return False
-        if row["metric"] != self.metric or row.get("ratio") is None:
-            return False
-        return row["ratio"] > self.threshold if self.op == ">" else row["ratio"] < self.threshold
+    def crossed(self, low: float, high: float) -> bool:
+        """The whole 95% interval [low, high] lies beyond the threshold (RULE)."""
+        return low > self.threshold if self.op == ">" else high < self.threshold
+
+    def includes_threshold(self, low: float, high: float) -> bool:
+        return low <= self.threshold <= high
+
+    @property
+    def side(self) -> str:
+        return "above" if self.op == ">" else "below"
 
 
 def parse_condition(text: str) -> Condition:
+    """'[WORKLOAD:]METRIC>T' or '<T'; METRIC is a request metric or phase:NAME. UserError (one line) when malformed."""
     m = CONDITION.match(text)
-    if not m:
-        raise ValueError(f"--fail-if '{text}': expected METRIC>RATIO or WORKLOAD:METRIC<RATIO, e.g. 'e2e_s>1.10' or 'llm:phase:decode_step>1.05'")
-    return Condition(m["workload"], m["metric"], m["op"], float(m["threshold"]), text)
+    left = m["left"] if m else ""
+    if left.startswith(PHASE):
+        workload, metric = None, left
+    elif f":{PHASE}" in left:
+        workload, _, rest = left.partition(f":{PHASE}")
+        metric = PHASE + rest
+    elif ":" in left:
+        workload, _, metric = left.rpartition(":")
+    else:
+        workload, metric = None, left
+    if not m or not METRIC_NAME.match(metric) or workload == "":
+        raise UserError(f"--fail-if '{text}': expected METRIC>RATIO or WORKLOAD:METRIC<RATIO, e.g. 'e2e_s>1.10' or 'llm:phase:decode_step>1.05'")
+    return Condition(workload, metric, m["op"], float(m["threshold"]), text)
+
+
+class Outcome(str, Enum):
+    CROSSED = "crossed"
+    NOT_SHOWN = "not shown to cross"
+    NOT_CROSSED = "not crossed"
+    MISSING = "cannot be checked"
+
+    @property
+    def failed(self) -> bool:
+        return self in (Outcome.CROSSED, Outcome.MISSING)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One condition on one workload: its outcome, with the ratio and interval, or why it cannot be checked."""
+
+    condition: Condition
+    workload: str
+    outcome: Outcome
+    ratio: float | None = None
+    ci: tuple[float, float] | None = None
+    why: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome.failed
+
+    @property
+    def text(self) -> str:
+        c = self.condition
+        head = f"{c.text}: {self.workload}"
+        if self.outcome == Outcome.MISSING:
+            return f"{head}: cannot be checked: {self.why}"
+        lo, hi = self.ci or (float("nan"), float("nan"))
+        value = f"{head} {c.metric} B/A {self.ratio:.3f} [{lo:.3f}, {hi:.3f}]"
+        threshold = f"{c.threshold:g}"
+        if self.outcome == Outcome.CROSSED:
+            return f"{value}: crossed (the whole interval lies {c.side} {threshold})"
+        if self.outcome == Outcome.NOT_SHOWN:
+            return f"{value}: not shown to cross {threshold} (the interval includes it)"
+        return f"{value}: not crossed (the whole interval lies {'below' if c.op == '>' else 'above'} {threshold})"
+
+
+@dataclass
+class Comparison:
+    """B against A: the table of ratios, the conditions' outcomes, how the runs differ, and other notes."""
+
+    a: Run
+    b: Run
+    table: pd.DataFrame
+    evaluations: list[Evaluation] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    """How the runs' settings differ (parameters, device, machine, status, schema version): one line each."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [e.text for e in self.evaluations if e.failed]
 
 
 def samples(run: Run, name: str) -> dict[str, np.ndarray]:
+    """Per-request metrics and per-phase latencies (s) of one workload's measured spans; {} when none."""
     w = run.workloads[name]
     m = w.measured
     if m.empty:
@@ -59,26 +156,35 @@ def samples(run: Run, name: str) -> dict[str, np.ndarray]:
     out = dict(request_metrics(m, w.declaration.deliveries))
     for phase, g in m.groupby("phase"):
         if phase != "iteration":
-            out[f"phase:{phase}"] = ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)
-    return out
+            out[f"{PHASE}{phase}"] = ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)
+    return {k: v for k, v in out.items() if len(v)}
 
 
 def compare_runs(a: Run, b: Run, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
-    notes = []
-    common = [n for n in a.workloads if n in b.workloads]
-    for n in a.workloads:
-        if n not in b.workloads:
-            notes.append(f"{n}: only in A")
-    for n in b.workloads:
-        if n not in a.workloads:
-            notes.append(f"{n}: only in B")
+    """The table of B/A ratios of every metric of every common workload, and notes on workloads in one run only."""
+    sa = {n: samples(a, n) for n in a.workloads}
+    sb = {n: samples(b, n) for n in b.workloads}
+    return _table(sa, sb, seed), _only_in_one(a, b)
+
+
+def build_comparison(a: Run, b: Run, conditions: list[Condition], seed: int = 0) -> Comparison:
+    """Compare B with A and check every condition. UserError (one line) when a condition names a
+    workload, metric or phase that neither run has: raised before anything is written."""
+    sa = {n: samples(a, n) for n in a.workloads}
+    sb = {n: samples(b, n) for n in b.workloads}
+    for c in conditions:
+        check_names(c, a, b, sa, sb)
+    table = _table(sa, sb, seed)
+    rows = {(r["workload"], r["metric"]): r for r in table.to_dict("records")}
+    evaluations = [e for c in conditions for e in evaluate(c, a, b, sa, sb, rows)]
+    return Comparison(a, b, table, evaluations, run_differences(a, b), _only_in_one(a, b))
+
+
+def _table(sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]], seed: int) -> pd.DataFrame:
     rows = []
-    for name in common:
-        sa, sb = samples(a, name), samples(b, name)
-        for metric in sorted(set(sa) & set(sb), key=lambda k: (k not in REQUEST_METRICS, k)):
-            if not len(sa[metric]) or not len(sb[metric]):
-                continue
-            r = ratio_ci(sb[metric], sa[metric], seed)
+    for name in (n for n in sa if n in sb):
+        for metric in sorted(set(sa[name]) & set(sb[name]), key=lambda k: (k not in REQUEST_METRICS, k)):
+            r = ratio_ci(sb[name][metric], sa[name][metric], seed)
             if r.get("ratio") is None:
                 continue
             lo, hi = r["ci95"]
@@ -86,34 +192,175 @@ def compare_runs(a: Run, b: Run, seed: int = 0) -> tuple[pd.DataFrame, list[str]
                 {
                     "workload": name,
                     "metric": metric,
-                    "a_median": float(np.median(sa[metric])),
-                    "b_median": float(np.median(sb[metric])),
+                    "a_median": float(np.median(sa[name][metric])),
+                    "b_median": float(np.median(sb[name][metric])),
                     "ratio": r["ratio"],
                     "ci_low": lo,
                     "ci_high": hi,
                     "verdict": "higher" if lo > 1 else "lower" if hi < 1 else "no difference",
                 }
             )
-    return pd.DataFrame(rows), notes
+    return pd.DataFrame(rows, columns=["workload", "metric", "a_median", "b_median", "ratio", "ci_low", "ci_high", "verdict"])
 
 
-def compare_html(a: Run, b: Run, table: pd.DataFrame, notes: list[str], failed: list[str]) -> str:
-    """The A/B page (templates/compare.html.j2, autoescaped): every metric of every common workload,
-    both medians in their units, B / A with its interval, and the failed conditions first."""
+def _only_in_one(a: Run, b: Run) -> list[str]:
+    return [f"{n}: only in A" for n in a.workloads if n not in b.workloads] + [f"{n}: only in B" for n in b.workloads if n not in a.workloads]
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def check_names(c: Condition, a: Run, b: Run, sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]]) -> None:
+    """UserError naming what is unknown and listing the valid names: a typo must not turn a guard off.
+
+    A workload is known when A has it (B/A needs A); a metric or phase when either run has it for
+    that workload (or, without a workload, for any workload). Names that one run lacks are not
+    typos: `evaluate` fails the condition with the reason."""
+    both = [n for n in a.workloads if n in b.workloads]
+    if c.workload is not None and c.workload not in a.workloads:
+        where = " (it is only in B, so B/A has no baseline)" if c.workload in b.workloads else suggest(c.workload, a.workloads)
+        raise UserError(f"--fail-if '{c.text}': unknown workload '{c.workload}'{where}; workloads in both runs: {_names(both)}")
+    names = [c.workload] if c.workload is not None else list(dict.fromkeys([*a.workloads, *b.workloads]))
+    known = {m for n in names for m in (*sa.get(n, {}), *sb.get(n, {}))}
+    if c.metric in known:
+        return
+    in_both = list(dict.fromkeys(m for n in names if n in both for m in sorted(sa[n], key=_order) if m in sb[n]))
+    of = f"of {c.workload} " if c.workload is not None else ""
+    if c.metric.startswith(PHASE):
+        phases = [m.removeprefix(PHASE) for m in in_both if m.startswith(PHASE)]
+        wrong = c.metric.removeprefix(PHASE)
+        raise UserError(f"--fail-if '{c.text}': unknown phase '{wrong}'{suggest(wrong, phases)}; phases {of}in both runs: {_names(phases)}")
+    metrics = [m for m in in_both if not m.startswith(PHASE)]
+    raise UserError(
+        f"--fail-if '{c.text}': unknown metric '{c.metric}'{suggest(c.metric, metrics)}; metrics {of}in both runs: {_names(metrics)} (or phase:NAME)"
+    )
+
+
+def _order(metric: str) -> tuple[bool, int | str]:
+    return (metric not in REQUEST_METRICS, REQUEST_METRICS.index(metric) if metric in REQUEST_METRICS else metric)
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def evaluate(
+    c: Condition, a: Run, b: Run, sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]], rows: dict[tuple[str, str], dict[str, Any]]
+) -> list[Evaluation]:
+    """The condition on each workload it guards: the named one, or every workload of A that measured the metric."""
+    guarded = [c.workload] if c.workload is not None else [n for n in a.workloads if c.metric in sa[n]]
+    if not guarded:
+        return [Evaluation(c, "every workload", Outcome.MISSING, why=f"no workload of A measured {c.metric} (B did)")]
+    out = []
+    for name in guarded:
+        row = rows.get((name, c.metric))
+        if row is None:
+            out.append(Evaluation(c, name, Outcome.MISSING, why=_why_missing(c.metric, name, a, b, sa, sb)))
+            continue
+        low, high = row["ci_low"], row["ci_high"]
+        outcome = Outcome.CROSSED if c.crossed(low, high) else Outcome.NOT_SHOWN if c.includes_threshold(low, high) else Outcome.NOT_CROSSED
+        out.append(Evaluation(c, name, outcome, row["ratio"], (low, high)))
+    return out
+
+
+def _why_missing(metric: str, name: str, a: Run, b: Run, sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]]) -> str:
+    if name not in b.workloads:
+        return "missing from B"
+    if not sb[name]:
+        w = b.workloads[name]
+        error = w.summary.error
+        where = f" (in phase '{error.phase}': {error.reason})" if error else ""
+        return f"{w.status} in B with no measured samples{where}"
+    if metric not in sb[name]:
+        return f"B measured no {metric}"
+    if metric not in sa[name]:
+        return f"A measured no {metric}"
+    return "no ratio: A's median is zero"
+
+
+# ---------------------------------------------------------------- how the runs differ
+
+
+def run_differences(a: Run, b: Run) -> list[str]:
+    """One line per setting in which B's run differs from A's: schema version, device, machine, run status; per common
+    workload its parameters and status."""
+    out = []
+    run_settings = {
+        "schema version": (a.schema_version, b.schema_version),
+        "device": (a.info.device, b.info.device),
+        "CPU": (a.env.get("cpu_model"), b.env.get("cpu_model")),
+        "GPUs": (_gpus(a), _gpus(b)),
+        "run status": (a.info.status.value, b.info.status.value),
+    }
+    for what, (va, vb) in run_settings.items():
+        if va != vb and va is not None and vb is not None:
+            out.append(f"{what} differs: A {va}, B {vb}")
+    for name in (n for n in a.workloads if n in b.workloads):
+        wa, wb = a.workloads[name], b.workloads[name]
+        changed = _param_changes(wa.summary.params, wb.summary.params)
+        if changed and wa.summary.params and wb.summary.params:
+            out.append(f"{name}: parameters differ: {changed}")
+        if wa.status != wb.status:
+            out.append(f"{name}: status differs: A {wa.status}, B {wb.status}")
+    return out
+
+
+def _gpus(run: Run) -> str | None:
+    gpus = run.env.get("gpus")
+    if gpus is None:
+        return None
+    return ", ".join(str(g.get("name", "?")) if isinstance(g, dict) else str(g) for g in gpus) or "none"
+
+
+def _param_changes(pa: dict[str, Any], pb: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {pa.get(k, '(unset)')} → {pb.get(k, '(unset)')}" for k in sorted(set(pa) | set(pb), key=str) if pa.get(k) != pb.get(k))
+
+
+# ---------------------------------------------------------------- the page
+
+
+def compare_html(c: Comparison) -> str:
+    """The A/B page (templates/compare.html.j2, autoescaped): the failed conditions first, every condition's outcome
+    under the rule, how the runs differ, then every metric of every common workload, both medians in their units, B / A
+    with its interval."""
     rows = [
         {
             "workload": r["workload"],
             "metric": r["metric"],
-            "a": _metric_value(r["metric"], r["a_median"], _unit(b, r["workload"])),
-            "b": _metric_value(r["metric"], r["b_median"], _unit(b, r["workload"])),
+            "a": _metric_value(r["metric"], r["a_median"], _unit(c.b, r["workload"])),
+            "b": _metric_value(r["metric"], r["b_median"], _unit(c.b, r["workload"])),
             "ratio": ratio(r["ratio"], r["ci_low"], r["ci_high"]),
             "verdict": r["verdict"],
             # B / A of a latency: higher is worse; of a throughput: better
             "cls": css_class(r["verdict"], "higher" if r["metric"] == "output_units_per_s" else "lower"),
         }
-        for r in table.to_dict("records")
+        for r in c.table.to_dict("records")
     ]
-    return str(render("compare.html.j2", a=str(a.path), b=str(b.path), rows=rows, notes=notes, failed=failed))
+    checks = [
+        {
+            "condition": e.condition.text,
+            "workload": e.workload,
+            "ratio": ratio(e.ratio, *e.ci) if e.ratio is not None and e.ci else "—",
+            "outcome": e.outcome.value,
+            "why": e.why or "",
+            "cls": "v-bad" if e.failed else "",
+        }
+        for e in c.evaluations
+    ]
+    return str(
+        render(
+            "compare.html.j2",
+            a=str(c.a.path),
+            b=str(c.b.path),
+            rows=rows,
+            checks=checks,
+            rule=RULE,
+            differences=c.differences,
+            not_a_regression=NOT_A_REGRESSION,
+            notes=c.notes,
+            failed=c.failed,
+        )
+    )
 
 
 def _unit(run: Run, name: str) -> str:
@@ -125,19 +372,21 @@ def _metric_value(metric: str, value: float, unit: str) -> str:
     """A compared median in its unit: seconds for latencies and phases, output units/s for throughput."""
     if metric == "output_units_per_s":
         return rate(value, unit)
-    if metric.endswith("_s") or metric.startswith("phase:"):
+    if metric.endswith("_s") or metric.startswith(PHASE):
         return duration(value)
     return sig(value)
 
 
-def write_compare(a: Run, b: Run, out: Path, conditions: list[Condition]) -> tuple[pd.DataFrame, list[str], list[str]]:
+def write_comparison(c: Comparison, out: Path) -> None:
+    """The page at `out` and the table of ratios beside it (`out` with .json)."""
     from profiler.measure.store import atomic_write_text
 
-    table, notes = compare_runs(a, b)
-    records = table.to_dict("records")
-    failed = [f"{c.text}: {r['workload']} {r['metric']} B/A = {r['ratio']:.3f}" for c in conditions for r in records if c.fails(r)]
-    unmatched = [c.text for c in conditions if not any(r["metric"] == c.metric and (not c.workload or r["workload"] == c.workload) for r in records)]
-    notes += [f"--fail-if {t}: no such metric in both runs" for t in unmatched]
-    atomic_write_text(out, compare_html(a, b, table, notes, failed))
-    atomic_write_text(out.with_suffix(".json"), table.to_json(orient="records", indent=1))
-    return table, notes, failed
+    atomic_write_text(out, compare_html(c))
+    atomic_write_text(out.with_suffix(".json"), c.table.to_json(orient="records", indent=1))
+
+
+def write_compare(a: Run, b: Run, out: Path, conditions: list[Condition]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """build_comparison + write_comparison: (table, notes (differences first), failed conditions)."""
+    c = build_comparison(a, b, conditions)
+    write_comparison(c, out)
+    return c.table, c.differences + c.notes, c.failed

@@ -50,36 +50,110 @@ class Comparison:
     basis: str = ""
 
 
-def compare(w: Value, b: Value, kind: Kind, seed: int = 0) -> Comparison:
-    """Ratio, interval and verdict of a workload's value `w` against the baseline's `b`."""
+def compare(w: Value, b: Value, kind: Kind, seed: int = 0, contended: str | None = None) -> Comparison:
+    """Ratio, interval and verdict of a workload's value `w` against the baseline's `b`.
+
+    `contended`: why either side ran contended, for a characteristic read from timings; a
+    direction measured under contention is inconclusive (VERDICT_RULES).
+    """
     if w.value is None:
         return Comparison(Verdict.UNAVAILABLE, why=w.why)
     if kind == Kind.PRESENCE:
-        return Comparison(Verdict.PRESENT) if b.value is None else _ratio(w, b, kind, seed)
+        return Comparison(Verdict.PRESENT) if b.value is None else _guard(_ratio(w, b, kind, seed), contended)
     if b.value is None:
         return Comparison(Verdict.BASELINE_UNAVAILABLE, why=b.why)
     if kind == Kind.SLOPE:
-        return _slopes(w, b, seed)
+        return _guard(_slopes(w, b, seed), contended)
     if kind == Kind.CATEGORY:
-        return Comparison(Verdict.SAME if w.value == b.value else Verdict.DIFFERS)
-    return _ratio(w, b, kind, seed)
+        unsure = [f"{who}'s class ({v.basis or 'no basis'})" for who, v in (("the workload", w), ("the baseline", b)) if v.value == Verdict.INCONCLUSIVE.value]
+        if unsure:
+            return Comparison(Verdict.INCONCLUSIVE, why="; ".join(unsure))
+        return _guard(Comparison(Verdict.SAME if w.value == b.value else Verdict.DIFFERS), contended)
+    if kind in (Kind.SAMPLES, Kind.DERIVED) and w.samples is not None and b.samples is not None:
+        n_w, n_b = len(w.samples), len(b.samples)
+        if min(n_w, n_b) < MIN_SAMPLES:
+            return Comparison(
+                Verdict.INCONCLUSIVE, ratio=_safe_ratio(w, b), why=f"too few samples (n = {n_w} and {n_b}; a verdict needs at least {MIN_SAMPLES} on each side)"
+            )
+    return _guard(_ratio(w, b, kind, seed), contended)
+
+
+MIN_SAMPLES = 5
+NO_DIFFERENCE_BAND = 1.10
+FLAT_WITHIN = 0.05
+VERDICT_RULES = (
+    f"higher / lower: the 95% interval of the ratio excludes 1 (counted values: beyond ±{EXACT_BAND:.0%}); no difference: the interval lies "
+    f"within [1/{NO_DIFFERENCE_BAND}, {NO_DIFFERENCE_BAND}]; inconclusive instead of any of these when a timing was measured under contention, "
+    f"when either side has fewer than {MIN_SAMPLES} samples, when an interval that includes 1 is wider than that band, or when a growth fit "
+    f"cannot tell flat from growing. Growth with position: a slope is flat when its whole 95% interval changes the value by less than "
+    f"{FLAT_WITHIN:.0%} over the positions measured, grows (falls) when the whole interval does so by more; a falling or unclear slope gives no direction."
+)
+
+
+def _guard(c: Comparison, contended: str | None) -> Comparison:
+    """Contention turns a claim (a direction, or no difference) into inconclusive."""
+    if contended and c.verdict in (Verdict.HIGHER, Verdict.LOWER, Verdict.DIFFERS, Verdict.SAME, Verdict.NO_DIFFERENCE):
+        return Comparison(Verdict.INCONCLUSIVE, ratio=c.ratio, ci95=c.ci95, why=f"measured under contention ({contended})", basis=c.basis)
+    return c
+
+
+def _safe_ratio(w: Value, b: Value) -> float | None:
+    try:
+        return float(w.value) / float(b.value) if b.value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def slope_shape(v: Value, seed: int = 0) -> tuple[str, str]:
+    """("grows" | "flat" | "falls" | "unclear", how it was decided) from the 95% interval of the
+    slope, relative to the value's level over the positions measured (FLAT_WITHIN)."""
+    x, y = (np.asarray(a, dtype=float) for a in v.samples)
+    lo, hi = slope_ci(x, y, seed=seed)
+    span = float(x.max() - x.min())
+    level = float(np.median(np.abs(y)))
+    if level == 0:
+        shape = "flat" if lo == hi == 0 else "unclear"
+        return shape, "the value is 0 throughout" if shape == "flat" else "a slope around a level of 0"
+    rel_lo, rel_hi = lo * span / level, hi * span / level
+    described = f"over {span:.0f} positions the 95% interval changes it by {rel_lo:+.1%} to {rel_hi:+.1%}"
+    if rel_lo > FLAT_WITHIN:
+        return "grows", described
+    if rel_hi < -FLAT_WITHIN:
+        return "falls", described
+    if -FLAT_WITHIN <= rel_lo and rel_hi <= FLAT_WITHIN:
+        return "flat", described
+    return "unclear", described
 
 
 def _slopes(w: Value, b: Value, seed: int) -> Comparison:
+    """Like with like: each slope is classified first (slope_shape); only two growing slopes in the
+    same unit are compared by size, and a falling or unclear slope gives no direction."""
+    (ws, wdesc), (bs, bdesc) = slope_shape(w, seed), slope_shape(b, seed)
+    for shape, desc, who in ((ws, wdesc, "the workload"), (bs, bdesc, "the baseline")):
+        if shape == "falls":
+            return Comparison(Verdict.INCONCLUSIVE, why=f"{who}'s value falls with position ({desc}): a warmup or caching effect, not growth")
+        if shape == "unclear":
+            return Comparison(Verdict.INCONCLUSIVE, why=f"the fit cannot tell whether {who}'s value grows ({desc})")
+    same_unit = w.position_unit == b.position_unit
+    if ws == bs == "flat":
+        return Comparison(Verdict.NO_DIFFERENCE, ratio=None, basis="both flat")
+    if ws == "flat":
+        return Comparison(Verdict.LOWER, ratio=0.0, basis="flat vs grows" + ("" if same_unit else " (different position units)"))
+    if bs == "flat":
+        return Comparison(Verdict.HIGHER, basis="grows vs flat" + ("" if same_unit else " (different position units)"))
+    if not same_unit:
+        return Comparison(Verdict.NOT_COMPARABLE, why=f"both grow, and position is '{w.position_unit}' here and '{b.position_unit}' in the baseline")
     wl, wh = slope_ci(*w.samples, seed=seed)
     bl, bh = slope_ci(*b.samples, seed=seed)
-    if w.position_unit != b.position_unit:
-        # different units (denoising steps vs tokens): only "does not grow vs grows" is comparable;
-        # growing means the whole interval of the slope is above zero (a falling slope is not growth)
-        w_grows, b_grows = wl > 0 and w.value > 1e-9, bl > 0 and b.value > 1e-9
-        if b_grows and not w_grows:
-            return Comparison(Verdict.LOWER, ratio=0.0, basis="does not grow vs grows (different position units)")
-        if w_grows and not b_grows:
-            return Comparison(Verdict.HIGHER, basis="grows vs does not grow (different position units)")
-        both = "both grow" if w_grows else "neither grows"
-        return Comparison(Verdict.NOT_COMPARABLE, why=f"{both}, and position is '{w.position_unit}' here and '{b.position_unit}' in the baseline")
-    verdict = Verdict.LOWER if wh < bl else Verdict.HIGHER if wl > bh else Verdict.NO_DIFFERENCE
-    return Comparison(verdict, ratio=w.value / b.value if b.value else None)
+    ratio = w.value / b.value
+    lo, hi = wl / bh, wh / bl  # both slopes positive here
+    if lo > 1:
+        return Comparison(Verdict.HIGHER, ratio, (lo, hi))
+    if hi < 1:
+        return Comparison(Verdict.LOWER, ratio, (lo, hi))
+    if 1 / NO_DIFFERENCE_BAND <= lo and hi <= NO_DIFFERENCE_BAND:
+        return Comparison(Verdict.NO_DIFFERENCE, ratio, (lo, hi))
+    return Comparison(Verdict.INCONCLUSIVE, ratio, (lo, hi), why=f"the slopes' intervals overlap and their ratio [{lo:.3g}, {hi:.3g}] is too wide to say")
 
 
 def _ratio(w: Value, b: Value, kind: Kind, seed: int) -> Comparison:
@@ -100,12 +174,49 @@ def _ratio(w: Value, b: Value, kind: Kind, seed: int) -> Comparison:
         if ratio is not None and kind == Kind.EXACT:
             verdict = Verdict.HIGHER if ratio > 1 + EXACT_BAND else Verdict.LOWER if ratio < 1 - EXACT_BAND else Verdict.NO_DIFFERENCE
             return Comparison(verdict, ratio, ci)
+    return _verdict(ratio, ci)
+
+
+def _verdict(ratio: float | None, ci: tuple[float, float] | None, basis: str = "") -> Comparison:
+    """Higher, lower, no difference or inconclusive from a ratio and its 95% interval (VERDICT_RULES)."""
     if ratio is None:
         return Comparison(Verdict.NO_RATIO, ci95=ci)
     if not ci:
         return Comparison(Verdict.NO_INTERVAL, ratio)
-    lo, hi = ci
-    return Comparison(Verdict.HIGHER if lo > 1 else Verdict.LOWER if hi < 1 else Verdict.NO_DIFFERENCE, ratio, (float(lo), float(hi)))
+    lo, hi = float(ci[0]), float(ci[1])
+    if lo > 1:
+        return Comparison(Verdict.HIGHER, ratio, (lo, hi), basis=basis)
+    if hi < 1:
+        return Comparison(Verdict.LOWER, ratio, (lo, hi), basis=basis)
+    if 1 / NO_DIFFERENCE_BAND <= lo and hi <= NO_DIFFERENCE_BAND:
+        return Comparison(Verdict.NO_DIFFERENCE, ratio, (lo, hi), basis=basis)
+    why = f"the interval [{lo:.3g}, {hi:.3g}] includes 1 but is too wide to mean no difference"
+    return Comparison(Verdict.INCONCLUSIVE, ratio, (lo, hi), why=why + (f" ({basis})" if basis else ""), basis=basis)
+
+
+MIN_REPEATS = 2
+
+
+def between_repeats(ws: list[Value], bs: list[Value]) -> Comparison:
+    """The ratio of a workload's value to the baseline's from their repeats' values (one point estimate per repeat, e.g.
+    each repeat's median): the ratio of geometric means, and its 95% interval from Welch's t on the log values
+    (Welch 1947, with the Welch-Satterthwaite degrees of freedom), so the interval holds the variation from one run of
+    the suite to the next, not only within one. Needs MIN_REPEATS positive values on each side, else inconclusive."""
+    from scipy.stats import t as student_t
+
+    w = np.log([float(v.value) for v in ws if v.value is not None and float(v.value) > 0])
+    b = np.log([float(v.value) for v in bs if v.value is not None and float(v.value) > 0])
+    if min(len(w), len(b)) < MIN_REPEATS:
+        return Comparison(
+            Verdict.INCONCLUSIVE, why=f"too few repeats with a value ({len(w)} and {len(b)}; between-repeat intervals need {MIN_REPEATS} on each side)"
+        )
+    diff = float(w.mean() - b.mean())
+    vw, vb = float(w.var(ddof=1)) / len(w), float(b.var(ddof=1)) / len(b)
+    se = (vw + vb) ** 0.5
+    df = (vw + vb) ** 2 / (vw**2 / (len(w) - 1) + vb**2 / (len(b) - 1)) if se > 0 else float(len(w) + len(b) - 2)
+    half = float(student_t.ppf(0.975, df)) * se
+    basis = f"between repeats: {len(w)} vs {len(b)}, Welch t on log values"
+    return _verdict(float(np.exp(diff)), (float(np.exp(diff - half)), float(np.exp(diff + half))), basis)
 
 
 # ---------------------------------------------------------------- readings (reports/rules.yaml)
@@ -172,6 +283,8 @@ def reading(
     label = CHARACTERISTICS[key].label
     if c.verdict == Verdict.NO_DIFFERENCE:
         return f"No difference from {baseline} within the 95% interval.", "", ""
+    if c.verdict == Verdict.INCONCLUSIVE:
+        return f"Inconclusive: {c.why or 'no reason recorded'}.", "", ""
     if c.verdict in (Verdict.UNAVAILABLE, Verdict.BASELINE_UNAVAILABLE, Verdict.NOT_COMPARABLE):
         return f"Not compared: {c.why or 'unavailable'}.", "", ""
     fields = {
@@ -215,6 +328,7 @@ def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Value]] | No
     if baseline is None or baseline not in chars:
         return pd.DataFrame(columns=COLUMNS)
     base = chars[baseline]
+    repeats = {name: repeat_characteristics(views[name]) for name in chars}
     rules = load_rules()
     rows = []
     for name, values in chars.items():
@@ -222,7 +336,11 @@ def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Value]] | No
             continue
         for key, w in values.items():
             spec, b = CHARACTERISTICS[key], base[key]
-            c = compare(w, b, spec.kind, seed)
+            contended = _contended(views[name], views[baseline]) if spec.timing else None
+            if spec.kind in (Kind.SAMPLES, Kind.DERIVED) and _positive(w, b) and repeats[name] and repeats[baseline]:
+                c = _guard(between_repeats([r[key] for r in repeats[name]], [r[key] for r in repeats[baseline]]), contended)
+            else:
+                c = compare(w, b, spec.kind, seed, contended)
             if c.verdict == Verdict.UNAVAILABLE and spec.kind == Kind.PRESENCE:
                 continue  # neither has deadlines: nothing to say
             text, lever, source = reading(rules, key, c, name, baseline, w, b, (views[name], views[baseline]))
@@ -236,6 +354,26 @@ def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Value]] | No
                 }
             )  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _positive(*values: Value) -> bool:
+    """Every value is a positive number: a ratio of geometric means applies (between_repeats)."""
+    try:
+        return all(v.value is not None and float(v.value) > 0 for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def repeat_characteristics(view: WorkloadView) -> list[dict[str, Value]]:
+    """The characteristics of each completed repeat of a run with measure.repeats > 1 (profiler/run/repeats.py); [] for
+    a run without repeats."""
+    return [characterize(WorkloadView(r, view.sweeps)) for r in view.run.repeats if r.status == "ok"]
+
+
+def _contended(w: WorkloadView, b: WorkloadView) -> str | None:
+    """Why the timings of this pair are not trusted: either side ran contended (runmodel.Contention)."""
+    reasons = [f"{v.name}: {v.summary.contention.summary}" for v in (w, b) if v.summary.contention is not None and v.summary.contention.contended]
+    return "; ".join(reasons) or None
 
 
 def _plain(value: Any) -> Any:

@@ -17,6 +17,9 @@ import pandas as pd
 
 from ..plugin import ITERATION, Declaration, StateLayer
 from ..runmodel import (
+    CONTENDED_CORES,
+    CONTENDED_STEAL_CORES,
+    Contention,
     Deadlines,
     DeclaredState,
     Energy,
@@ -49,7 +52,7 @@ from .analysis import (
     sequences_of,
 )
 from .energy import energy_summary
-from .roofline import BOUND_RULE, work_by_phase
+from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
 
@@ -129,6 +132,7 @@ def build_summary(outcome: WorkloadOutcome, spans: pd.DataFrame, samples: pd.Dat
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, warnings, unavailable, outcome.device)) or {}
     summary.memory = _memory(samples, child, unavailable)
+    summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
     if child.get("state_layers"):
         summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers([StateLayer(**x) for x in child["state_layers"]]))
@@ -151,15 +155,15 @@ def build_summary(outcome: WorkloadOutcome, spans: pd.DataFrame, samples: pd.Dat
             "(at most about one second of spans) is lost; every earlier batch is on disk"
         )
 
+    summary.operator_mix, why = guarded("the operator mix analysis", lambda: _opmix(passes, summary, child)) or (None, "its analysis failed (see problems)")
+    if why:
+        unavailable["operator_mix"] = why
     summary.work, why = guarded("the work analysis", lambda: _work(passes, summary, child)) or (None, "its analysis failed (see problems)")
     if why:
         unavailable["work"] = why
     summary.energy, why = guarded("the energy analysis", lambda: _energy(spans, samples, passes)) or (None, "its analysis failed (see problems)")
     if why:
         unavailable["energy"] = why
-    summary.operator_mix, why = guarded("the operator mix analysis", lambda: _opmix(passes, summary, child)) or (None, "its analysis failed (see problems)")
-    if why:
-        unavailable["operator_mix"] = why
     summary.unavailable = unavailable
     summary.warnings = warnings
     summary.problems = problems
@@ -218,6 +222,41 @@ def _memory(samples: pd.DataFrame, child: dict[str, Any], unavailable: dict[str,
     return memory
 
 
+def contention(samples: pd.DataFrame, stages: list[Stage], child: dict[str, Any]) -> Contention:
+    """Contention over the measured window (the `measure` stage; every row when stages are missing):
+    see runmodel.Contention for the rule."""
+    out = Contention(cores=list(child.get("cpu_affinity") or []), torch_threads=child.get("torch_threads"))
+    window = next((s for s in stages if s.name == "measure" and s.end_ns is not None), None)
+    rows = samples
+    if window is not None and not samples.empty and "t_ns" in samples:
+        rows = samples.loc[(samples["t_ns"] >= window.start_ns) & (samples["t_ns"] <= window.end_ns)]
+    other = rows["other_cpu_cores"].dropna() if "other_cpu_cores" in rows else pd.Series(dtype=float)
+    if other.empty:
+        out.summary = "not measured: no sampler rows with per-core CPU counters in the measured window"
+        return out
+    steal = rows["steal_cores"].dropna() if "steal_cores" in rows else pd.Series(dtype=float)
+    gpu = rows["gpu_other_processes"].dropna() if "gpu_other_processes" in rows else pd.Series(dtype=float)
+    out.samples = int(len(other))
+    out.other_cpu_cores_median, out.other_cpu_cores_p90 = float(other.median()), float(other.quantile(0.9))
+    out.steal_cores_median = float(steal.median()) if not steal.empty else None
+    out.gpu_other_processes_max = int(gpu.max()) if not gpu.empty else None
+    reasons = []
+    if out.other_cpu_cores_median >= CONTENDED_CORES:
+        reasons.append(f"other processes used {out.other_cpu_cores_median:.2f} of its {len(out.cores) or '?'} cores (median)")
+    if (out.steal_cores_median or 0.0) >= CONTENDED_STEAL_CORES:
+        reasons.append(f"the hypervisor stole {out.steal_cores_median:.2f} of a core (median)")
+    if out.gpu_other_processes_max:
+        reasons.append(f"{out.gpu_other_processes_max} other process(es) ran on its GPU")
+    out.contended = bool(reasons)
+    cores = f"{len(out.cores)} core{'s' if len(out.cores) != 1 else ''}" if out.cores else "its cores"
+    out.summary = (
+        "contended: " + "; ".join(reasons)
+        if reasons
+        else f"quiet: other processes used {out.other_cpu_cores_median:.2f} of a core on its {cores} (median; p90 {out.other_cpu_cores_p90:.2f})"
+    )
+    return out
+
+
 def check_state(spans: pd.DataFrame, step: str, declared: DeclaredState) -> StateCheck | None:
     """Measured growth per sequence from one step to the next (consecutive positions of one
     iteration) against the declared growth at that position; None when no step carries both."""
@@ -264,7 +303,9 @@ def _work(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tu
         return None, child.get("work_error") or "the workload ended before the counting pass"
     phases = {p: e.model_dump() for p, e in summary.phases.items()}
     dtype = summary.facts.get("dtype")
-    table = work_by_phase(passes.work, phases, passes.calibration, dtype)
+    overhead = overhead_shares(summary.operator_mix.model_dump() if summary.operator_mix else None, summary.device.startswith("cuda"))
+    contended = bool(summary.contention and summary.contention.contended)
+    table = work_by_phase(passes.work, phases, passes.calibration, dtype, overhead, contended)
     work = Work(phases=table, bound_rule=BOUND_RULE, mfu_unavailable=_why_no_peak(passes.calibration, dtype))
     why = None if passes.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
     for phase in child.get("work_uncounted_phases", []):

@@ -1,33 +1,92 @@
 """`python -m profiler calibrate`: this machine's ceilings, measured, never hard-coded.
 
-- Peak matmul FLOP/s per dtype: the best of several large square matmuls (2*n^3 FLOPs each)
-  on random data, after warmup, with the device synchronised around the timed region.
-- Copy bandwidth: the best of several device-to-device copies of a large buffer, counting bytes
-  read plus bytes written (2 x size), the convention for "achieved bandwidth".
-Results are cached per machine (CPU model, GPU name, torch version, thread count) under
-~/.cache/ml-workload-profiler/ and copied into every run directory, so MFU and MBU in a report are
-always against the ceilings of the machine that ran it. Datasheet figures may be shown beside
-them, labelled as such; they never replace the measurement.
+- Peak matmul FLOP/s per dtype: square matmuls of two sizes on random data (2*n^3 FLOPs each),
+  the device synchronised around every timed trial; the best size's best trial.
+- Copy bandwidth: device-to-device copies of a large buffer, counting bytes read plus bytes
+  written (2 x size), the convention for "achieved bandwidth".
+
+A ceiling is a maximum, so one lucky or unlucky trial must not set it: each measurement is
+repeated until it is stable (`is_stable`: the best of the last STABLE_WINDOW trials within
+STABLE_WITHIN of the best overall, and the best before them too: the peak was reached more than
+once and stopped rising), within a time budget. Beside each ceiling the result keeps its spread
+(best, median, trials, stable or not) and the method. A phase that still beats a ceiling is
+flagged by the roofline (profiler/characterize/roofline.py), never shown above 100%.
+
+Results are cached per machine under PROFILER_CACHE_DIR (default ~/.cache/ml-workload-profiler/).
+The cache key is the machine and software (CPU model, GPU name, torch thread count, torch
+version) and the profiler's version; a cached file is used only when its key equals this
+machine's, its calibration method (CACHE_FORMAT) is the current one, and it is younger than
+PROFILER_CALIBRATION_MAX_AGE_DAYS (default 7): anything else is measured again, and the result
+says why. Every run copies the result into its directory with whether it came from the cache and
+its age, so MFU and MBU in a report are always against the ceilings of the machine that ran it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-CACHE_DIR = Path(os.environ.get("PROFILER_CACHE_DIR", Path.home() / ".cache" / "ml-workload-profiler"))
+from ..errors import UserError
+from ..runmodel import age_text
+
+CACHE_DIR_ENV = "PROFILER_CACHE_DIR"
+MAX_AGE_ENV = "PROFILER_CALIBRATION_MAX_AGE_DAYS"
+DEFAULT_MAX_AGE_DAYS = 7.0
+CACHE_FORMAT = 2
+"""Bumped when the calibration method changes: a file of another format is measured again."""
+STABLE_WINDOW = 5
+STABLE_WITHIN = 0.03
+WARMUP_TRIALS = 2
+MAX_TRIALS = 200
+MIN_TRIAL_S = 0.005
+"""On CUDA a trial repeats the operation until it lasts about this long, so one sync and launch do not count against the peak."""
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def cache_dir() -> Path:
+    """Where calibrations are cached (PROFILER_CACHE_DIR, read at each call so a test or a shell can point it elsewhere)."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "ml-workload-profiler")
+
+
+def max_age_s() -> float:
+    """The age (seconds) beyond which a cached calibration is measured again: PROFILER_CALIBRATION_MAX_AGE_DAYS x 86400."""
+    text = os.environ.get(MAX_AGE_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_AGE_DAYS * 86400
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not days >= 0:
+        raise UserError(f"{MAX_AGE_ENV}={text!r}: not a number of days; give e.g. {MAX_AGE_ENV}=7, or unset it for the default of {DEFAULT_MAX_AGE_DAYS:g}")
+    return days * 86400
+
+
+def profiler_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("ml-workload-profiler")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def machine_key(device: str) -> dict[str, Any]:
+    """What the ceilings depend on: CPU model, GPU name (or cpu), torch threads and version, and the profiler's version."""
     import torch
 
     from .env import cpu_model
 
-    key = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu"}
+    key = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu", "profiler": profiler_version()}
     if device.startswith("cuda"):
         key["device"] = torch.cuda.get_device_name(torch.device(device))
     return key
@@ -35,69 +94,180 @@ def machine_key(device: str) -> dict[str, Any]:
 
 def cache_path(key: dict[str, Any]) -> Path:
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return CACHE_DIR / f"calibration-{digest}.json"
+    return cache_dir() / f"calibration-{digest}.json"
 
 
-def measure(device: str, dtypes: tuple[str, ...] = ("float32", "bfloat16"), budget_s: float = 20.0) -> dict[str, Any]:
-    """Measure peak matmul FLOP/s per dtype and copy bandwidth on `device`."""
+# ---------------------------------------------------------------- repeated trials
+
+
+@dataclass
+class Trials:
+    """The rates (units/s) of the timed trials of one ceiling, warmup excluded, and whether they settled."""
+
+    rates: list[float]
+    stable: bool
+    budget_s: float
+
+    @property
+    def best(self) -> float:
+        return max(self.rates) if self.rates else 0.0
+
+    def spread(self) -> dict[str, Any]:
+        """Best and median rate (units/s), the number of trials, and whether the best was stable within the budget."""
+        return {"best": self.best, "median": statistics.median(self.rates) if self.rates else None, "trials": len(self.rates), "stable": self.stable}
+
+
+def is_stable(rates: list[float], window: int = STABLE_WINDOW, within: float = STABLE_WITHIN) -> bool:
+    """The peak rate has settled: the best of the last `window` trials is within `within` (a fraction) of the best
+    overall, and so is the best of the trials before them (it was reached twice, and the last window did not raise it by
+    more than `within`). Needs 2 x window trials."""
+    if len(rates) < 2 * window:
+        return False
+    floor = max(rates) * (1 - within)
+    return max(rates[-window:]) >= floor and max(rates[:-window]) >= floor
+
+
+def repeat_until_stable(
+    trial: Callable[[], float],
+    work: float,
+    budget_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    warmup: int = WARMUP_TRIALS,
+    max_trials: int = MAX_TRIALS,
+) -> Trials:
+    """Time `trial` (it runs `work` units, e.g. FLOPs or bytes, and returns the seconds it took) until `is_stable`, or
+    until `budget_s` seconds of `clock` have passed, or `max_trials`. The first `warmup` trials are not kept."""
+    deadline = clock() + budget_s
+    for _ in range(warmup):
+        trial()
+    rates: list[float] = []
+    while len(rates) < max_trials:
+        seconds = trial()
+        rates.append(work / seconds if seconds > 0 else 0.0)
+        if is_stable(rates):
+            return Trials(rates, True, budget_s)
+        if clock() >= deadline:
+            break
+    return Trials(rates, False, budget_s)
+
+
+def _timed(op: Callable[[], Any], sync: Callable[[], None], repeats: int) -> Callable[[], float]:
+    """A trial: `repeats` calls of `op` between two device synchronisations; its seconds."""
+
+    def trial() -> float:
+        sync()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            op()
+        sync()
+        return time.perf_counter() - t
+
+    return trial
+
+
+def _repeats(op: Callable[[], Any], sync: Callable[[], None], cuda: bool) -> int:
+    """How many calls make one trial: 1 on the CPU; on CUDA enough for about MIN_TRIAL_S (at most 50)."""
+    if not cuda:
+        return 1
+    once = _timed(op, sync, 1)
+    once()  # the first call pays for kernel selection
+    return max(1, min(50, math.ceil(MIN_TRIAL_S / max(once(), 1e-9))))
+
+
+def _repeated(budget_s: float) -> str:
+    return (
+        f"after {WARMUP_TRIALS} warmup trials, repeated until stable (the best of the last {STABLE_WINDOW} trials and the best before them "
+        f"within {STABLE_WITHIN:.0%} of the best overall) or for {budget_s:.1f} s"
+    )
+
+
+# ---------------------------------------------------------------- the ceilings
+
+
+def measure(device: str, dtypes: tuple[str, ...] = ("float32", "bfloat16"), budget_s: float = 30.0) -> dict[str, Any]:
+    """Measure peak matmul FLOP/s per dtype and copy bandwidth (bytes/s) on `device`, each repeated until stable
+    (repeat_until_stable), within `budget_s` seconds in all (shared equally among the measurements)."""
     import torch
 
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    result: dict[str, Any] = {"device": device, "matmul_flops_per_s": {}, "method": {}}
-    n = 8192 if cuda else 1024
+    sizes = (4096, 8192) if cuda else (1024, 2048)
+    each_s = budget_s / (len(dtypes) * len(sizes) + 1)
+    result: dict[str, Any] = {"device": device, "matmul_flops_per_s": {}, "matmul_spread": {}, "method": {}}
     for name in dtypes:
         dtype = getattr(torch, name)
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        best = 0.0
-        deadline = time.monotonic() + budget_s / (2 * len(dtypes))
-        for i in range(30):
-            sync()
-            t = time.perf_counter()
-            a @ b
-            sync()
-            dt = time.perf_counter() - t
-            if i >= 2:  # warmup
-                best = max(best, 2 * n**3 / dt)
-            if i >= 5 and time.monotonic() > deadline:
-                break
-        result["matmul_flops_per_s"][name] = best
-    result["method"]["matmul"] = f"best of up to 28 timed {n}x{n}x{n} matmuls on random data, 2*n^3 FLOPs each"
+        best: tuple[float, int, Trials] | None = None
+        for n in sizes:
+            a = torch.randn(n, n, device=device).to(dtype)
+            b = torch.randn(n, n, device=device).to(dtype)
+            op = lambda a=a, b=b: a @ b  # noqa: E731
+            repeats = _repeats(op, sync, cuda)
+            trials = repeat_until_stable(_timed(op, sync, repeats), repeats * 2 * n**3, each_s)
+            if best is None or trials.best > best[0]:
+                best = (trials.best, n, trials)
+            del a, b
+        assert best is not None
+        _, n, trials = best
+        result["matmul_flops_per_s"][name] = trials.best
+        result["matmul_spread"][name] = {**trials.spread(), "n": n}
+    result["method"]["matmul"] = (
+        f"square matmuls on random data, n = {' and '.join(map(str, sizes))} (2*n^3 FLOPs each), {_repeated(each_s)} per size; the best size's best trial"
+    )
     size = (2 << 30) if cuda else (256 << 20)
     src = torch.empty(size, dtype=torch.uint8, device=device)
     src.fill_(1)
     dst = torch.empty_like(src)
-    best = 0.0
-    for i in range(12):
-        sync()
-        t = time.perf_counter()
-        dst.copy_(src)
-        sync()
-        dt = time.perf_counter() - t
-        if i >= 2:
-            best = max(best, 2 * size / dt)
-    result["copy_bytes_per_s"] = best
-    result["method"]["copy"] = f"best of 10 copies of {size >> 20} MiB, counting read + write (2 x size)"
+    op = lambda: dst.copy_(src)  # noqa: E731
+    repeats = _repeats(op, sync, cuda)
+    trials = repeat_until_stable(_timed(op, sync, repeats), repeats * 2 * size, each_s)
+    result["copy_bytes_per_s"] = trials.best
+    result["copy_spread"] = trials.spread()
+    result["method"]["copy"] = f"copies of {size >> 20} MiB counting read + write (2 x size), {_repeated(each_s)}; the best trial"
     return result
 
 
-def load_or_measure(device: str, force: bool = False) -> dict[str, Any]:
+def load_cached(path: Path, key: dict[str, Any], now: float, limit_s: float) -> tuple[dict[str, Any] | None, str | None]:
+    """(the cached calibration with its `age_s`, None) when it may be used; (None, why not) when it is missing,
+    unreadable, of another calibration method (CACHE_FORMAT), for another machine or setup (its key differs), or older
+    than `limit_s` seconds. `now`: seconds since the epoch."""
+    if not path.exists():
+        return None, "no cached calibration for this machine"
+    try:
+        data = json.loads(path.read_text())
+        measured = datetime.strptime(data["measured_utc"], UTC_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"the cached file {path} is unreadable ({type(exc).__name__})"
+    if data.get("format") != CACHE_FORMAT:
+        return None, f"the cached file {path} was written by another calibration method (format {data.get('format', 1)}, now {CACHE_FORMAT})"
+    cached_key = data.get("key") or {}
+    changed = [f"{k} {cached_key.get(k)!r} -> {key.get(k)!r}" for k in sorted(set(key) | set(cached_key)) if cached_key.get(k) != key.get(k)]
+    if changed:
+        return None, f"the cached file {path} is for another machine or setup ({', '.join(changed)})"
+    age_s = now - measured
+    if age_s > limit_s or age_s < -60:  # a date in the future: a clock that was wrong then or now
+        return None, f"the cached calibration is stale: measured {age_text(age_s)} ago, limit {limit_s / 86400:g} days ({MAX_AGE_ENV})"
+    return {**data, "age_s": max(0.0, age_s)}, None
+
+
+def load_or_measure(device: str, force: bool = False, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """This machine's ceilings: from the cache when it is valid (load_cached), else measured and cached. The result
+    says which (`from_cache`), its age in seconds (`age_s`), the cache file, and why a cached file was not used
+    (`cache_note`)."""
     key = machine_key(device)
     path = cache_path(key)
-    if path.exists() and not force:
-        try:
-            return {**json.loads(path.read_text()), "cache_file": str(path), "from_cache": True}
-        except ValueError:
-            pass
-    result = {"key": key, "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **measure(device)}
+    note = "--force"
+    if not force:
+        cached, note = load_cached(path, key, now(), max_age_s())
+        if cached is not None:
+            return {**cached, "cache_file": str(path), "from_cache": True}
+    result = {"format": CACHE_FORMAT, "key": key, "measured_utc": time.strftime(UTC_FORMAT, time.gmtime(now())), **measure(device)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
         result["cache_file"] = str(path)
     except OSError as exc:
         result["cache_error"] = f"could not cache at {path}: {exc}"
-    return result
+    return {**result, "from_cache": False, "age_s": 0.0, "cache_note": note}
 
 
 def calibrate_in_subprocess(device: str, timeout_s: float = 600) -> tuple[dict[str, Any] | None, str | None]:

@@ -8,6 +8,7 @@ kernel-active time, not SM occupancy (metrics.md).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -95,6 +96,7 @@ class GpuReader:
     """Reads the supported GPU columns of one device; knows why the others are missing."""
 
     def __init__(self, nv: Any, handle: Any) -> None:
+        self.nv, self.handle = nv, handle
         self.calls: dict[str, Callable[[], Any]] = {
             "utilization": lambda: nv.nvmlDeviceGetUtilizationRates(handle),
             "memory": lambda: nv.nvmlDeviceGetMemoryInfo(handle),
@@ -123,6 +125,18 @@ class GpuReader:
             except Exception:
                 row[column] = None  # a transient failure is a gap, never a zero
         return row
+
+    def other_processes(self, pid: int) -> float | None:
+        """Compute and graphics processes on this GPU other than `pid` and this profiler (contention
+        on the device); None when the driver does not list them (the reason is in `unavailable`)."""
+        if "gpu_other_processes" in self.unavailable:
+            return None
+        try:
+            pids = {p.pid for call in (self.nv.nvmlDeviceGetComputeRunningProcesses, self.nv.nvmlDeviceGetGraphicsRunningProcesses) for p in call(self.handle)}
+        except Exception as exc:
+            self.unavailable["gpu_other_processes"] = f"NVML: {_nvml_message(exc)}"
+            return None
+        return float(len(pids - {pid, os.getpid()}))
 
 
 def _nvml_message(exc: BaseException) -> str:

@@ -44,6 +44,7 @@ CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
     ),
 ]
 HOST = "host/framework"
+TRACE_FILE = "trace.json.gz"
 
 
 def categorize(op: str) -> str:
@@ -88,7 +89,7 @@ def trace_iteration(workload: Any, device: str, workdir: Path) -> dict[str, Any]
     mix = attribute(prof.events(), cuda)
     raw = workdir / ".trace.raw.json"
     prof.export_chrome_trace(str(raw))
-    trace_path = workdir / "trace.json.gz"
+    trace_path = workdir / TRACE_FILE
     _mark_rank_and_compress(raw, trace_path)
     out = {"phases": mix, "traced_iteration_s": traced_s, "trace_file": trace_path.name, "time_basis": "device kernel time" if cuda else "CPU self time"}
     why = no_kernels(mix) if cuda else None

@@ -2,8 +2,9 @@
 
 Sampling from the parent costs the measured process nothing (optimum-benchmark's habit). Rows
 carry the same monotonic clock as spans. Process CPU% (100 = one core busy) and RSS come from
-/proc/<pid>/stat read through file descriptors kept open (pread at offset 0), and system CPU%
-from /proc/stat: psutil reads the same files but opens them on every call, which costs several
+/proc/<pid>/stat read through file descriptors kept open (pread at offset 0), system CPU% and the
+contention on the process's cores (other processes' CPU and steal time, ProcStatReader) from
+/proc/stat: psutil reads the same files but opens them on every call, which costs several
 times more CPU at 100 Hz (benchmarks/sampler.py). Elsewhere than Linux, psutil is used. GPU
 columns come from NVML once the child reports which GPU it uses, and stay null with a reason
 otherwise.
@@ -23,51 +24,103 @@ from .nvml import GPU_COLUMNS, GpuReader
 from .store import PartWriter
 
 SAMPLE_SCHEMA = pa.schema(
-    [("t_ns", pa.int64()), ("proc_cpu_percent", pa.float64()), ("proc_rss_bytes", pa.int64()), ("sys_cpu_percent", pa.float64())]
+    [
+        ("t_ns", pa.int64()),
+        ("proc_cpu_percent", pa.float64()),
+        ("proc_rss_bytes", pa.int64()),
+        ("sys_cpu_percent", pa.float64()),
+        ("other_cpu_cores", pa.float64()),
+        ("steal_cores", pa.float64()),
+    ]
     + [(column, pa.float64()) for column in GPU_COLUMNS]
+    + [("gpu_other_processes", pa.float64())]
 )
+CPU_BUSY_FIELDS = (0, 1, 2, 5, 6)  # user nice system irq softirq in a /proc/stat cpu line (guest time is inside user)
+CPU_STEAL_FIELD = 7
 
 
 class ProcStatReader:
-    """CPU% and RSS of one process and system CPU% from procfs, with the files kept open."""
+    """One process's CPU% and RSS, system CPU%, and contention on the process's cores, from procfs
+    with the files kept open.
+
+    Contention (metrics.md, "Statistics"): on the cores in the process's affinity mask, the CPU
+    time of every other process (the cores' busy time, minus this process's and the profiler's
+    own), and the time the hypervisor stole, each in cores (1.0 = one core's worth). The
+    process's own threads count as the process, never as contention. Counters tick at CLK_TCK
+    (100 Hz), so a single interval is coarse; summaries take medians over the measured window.
+    Process CPU% is bounded by 100 x the cores the process may use: a tick counted at an interval's
+    edge cannot make one interval show more CPU than the cores exist.
+    """
 
     TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def __init__(self, pid: int) -> None:
+        self.cores = sorted(os.sched_getaffinity(pid)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
         self.fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
         self.sys_fd = os.open("/proc/stat", os.O_RDONLY)
+        self.self_fd = os.open("/proc/self/stat", os.O_RDONLY)
+        self.stat_bytes = 256 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 64) + 4096
         self.last = self._raw()
 
-    def _raw(self) -> tuple[float, int, int, int, str] | None:
+    def _raw(self) -> dict[str, Any] | None:
         try:
             own = os.pread(self.fd, 2048, 0)
-            system = os.pread(self.sys_fd, 512, 0)
+            system = os.pread(self.sys_fd, max(self.stat_bytes, 65536), 0)
+            mine = os.pread(self.self_fd, 2048, 0)
         except OSError:
             return None
         fields = own[own.rfind(b")") + 2 :].split()  # after "pid (comm) "
         if not fields:
             return None
-        cpu = (int(fields[11]) + int(fields[12])) / self.TICKS  # utime + stime, seconds
-        counters = [int(x) for x in system[: system.index(b"\n")].split()[1:]]
+        lines = system.split(b"\n")
+        counters = [int(x) for x in lines[0].split()[1:]]
         idle = counters[3] + (counters[4] if len(counters) > 4 else 0)
-        return time.monotonic(), cpu, int(fields[21]) * self.PAGE, sum(counters[:8]) - idle, fields[0].decode()
+        busy_cores, steal = 0, 0
+        wanted = {f"cpu{c}".encode() for c in self.cores}
+        for line in lines[1:]:
+            if not line.startswith(b"cpu"):
+                break
+            parts = line.split()
+            if parts[0] in wanted:
+                values = [int(x) for x in parts[1:]]
+                busy_cores += sum(values[i] for i in CPU_BUSY_FIELDS if i < len(values))
+                steal += values[CPU_STEAL_FIELD] if len(values) > CPU_STEAL_FIELD else 0
+        me = mine[mine.rfind(b")") + 2 :].split()
+        return {
+            "t": time.monotonic(),
+            "proc_ticks": int(fields[11]) + int(fields[12]),  # utime + stime of every thread of the process
+            "rss": int(fields[21]) * self.PAGE,
+            "sys_busy": sum(counters[:8]) - idle,
+            "cores_busy": busy_cores,
+            "steal": steal,
+            "self_ticks": int(me[11]) + int(me[12]) if me else 0,
+            "state": fields[0].decode(),
+        }
 
-    def read(self) -> tuple[float, int, float] | None:
-        """(process CPU %, RSS bytes, system CPU %) since the last read; None once the process is gone."""
+    def read(self) -> dict[str, float] | None:
+        """Readings since the last read (see SAMPLE_SCHEMA); None once the process is gone."""
         now = self._raw()
-        if now is None or now[4] == "Z":
+        if now is None or now["state"] == "Z":
             return None
-        t0, cpu0, _, busy0, _ = self.last
-        t1, cpu1, rss, busy1, _ = now
-        self.last = now
-        total_ticks = (t1 - t0) * self.TICKS * (os.cpu_count() or 1)
-        proc_pct = 100.0 * (cpu1 - cpu0) / (t1 - t0) if t1 > t0 else 0.0
-        sys_pct = 100.0 * (busy1 - busy0) / total_ticks if total_ticks > 0 else 0.0
-        return proc_pct, rss, min(100.0, max(0.0, sys_pct))
+        last, self.last = self.last, now
+        dt = now["t"] - last["t"]
+        if dt <= 0:
+            return None if now is None else {"proc_cpu_percent": 0.0, "proc_rss_bytes": now["rss"], "sys_cpu_percent": 0.0}
+        tick_s = 1.0 / self.TICKS
+        proc_cores = (now["proc_ticks"] - last["proc_ticks"]) * tick_s / dt
+        total = dt * self.TICKS * (os.cpu_count() or 1)
+        others = (now["cores_busy"] - last["cores_busy"]) - (now["proc_ticks"] - last["proc_ticks"]) - (now["self_ticks"] - last["self_ticks"])
+        return {
+            "proc_cpu_percent": 100.0 * min(proc_cores, len(self.cores)),
+            "proc_rss_bytes": now["rss"],
+            "sys_cpu_percent": min(100.0, max(0.0, 100.0 * (now["sys_busy"] - last["sys_busy"]) / total)),
+            "other_cpu_cores": max(0.0, others * tick_s / dt),
+            "steal_cores": max(0.0, (now["steal"] - last["steal"]) * tick_s / dt),
+        }
 
     def close(self) -> None:
-        for fd in (self.fd, self.sys_fd):
+        for fd in (self.fd, self.sys_fd, self.self_fd):
             try:
                 os.close(fd)
             except OSError:
@@ -75,19 +128,21 @@ class ProcStatReader:
 
 
 class PsutilReader:
-    """The portable fallback."""
+    """The portable fallback (no per-core contention: those columns stay null)."""
 
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
         self.proc.cpu_percent(None)
         psutil.cpu_percent(None)
+        self.cores = list(range(psutil.cpu_count() or 1))
 
-    def read(self) -> tuple[float, int, float] | None:
+    def read(self) -> dict[str, float] | None:
         try:
             with self.proc.oneshot():
                 if self.proc.status() == psutil.STATUS_ZOMBIE:
                     return None  # exited, not yet reaped: its zeros are not readings
-                return self.proc.cpu_percent(None), self.proc.memory_info().rss, psutil.cpu_percent(None)
+                cpu = min(self.proc.cpu_percent(None), 100.0 * len(self.cores))
+                return {"proc_cpu_percent": cpu, "proc_rss_bytes": self.proc.memory_info().rss, "sys_cpu_percent": psutil.cpu_percent(None)}
         except psutil.Error:
             return None
 
@@ -156,9 +211,9 @@ class ProcessSampler(threading.Thread):
         values = reader.read()
         if values is None:
             return None  # the child is gone
-        cpu, rss, system = values
-        row: dict[str, Any] = {"t_ns": t_ns, "proc_cpu_percent": cpu, "proc_rss_bytes": rss, "sys_cpu_percent": system}
+        row: dict[str, Any] = {"t_ns": t_ns, "other_cpu_cores": None, "steal_cores": None, **values}
         row.update(self.gpu.read() if self.gpu else dict.fromkeys(GPU_COLUMNS))
+        row["gpu_other_processes"] = self.gpu.other_processes(self.pid) if self.gpu else None
         return row
 
     def stop(self) -> None:

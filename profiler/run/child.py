@@ -148,6 +148,11 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         import torch
 
         torch.manual_seed(spec.seed)
+        # threads from the CPU affinity mask the run was given (taskset, a cluster's placement), never from
+        # whichever cores look idle: one per core the process may use, recorded with the mask
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        torch.set_num_threads(len(cores))
+        state.info.update(cpu_affinity=cores, torch_threads=torch.get_num_threads())
         recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS), state)
 
         state.enter("setup")

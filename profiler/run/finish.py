@@ -3,10 +3,17 @@
 What the child wrote (child.json, error.json) wins; what only reached the parent through the
 queue (a full disk) or what only the parent knows (killed as hung, a signal, interrupted) fills
 the gaps. The summary itself is built in one place, profiler/characterize/summary.py.
+
+A Ctrl-C after a workload's measured loop completed (during its untimed counting or traced pass,
+its teardown, or after it finished) does not make it a failure: its timed results are complete,
+so it keeps status ok and its place in the comparisons; the passes it lost are named in
+`problems` and, as unavailable with the reason, under `work` and `operator_mix`. The run as a
+whole is still marked interrupted (the runner re-raises the Ctrl-C).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +39,17 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
             merge_parts(workdir, name)
         except Exception as exc:
             problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
-    error = settle_error(workdir, watch)
+    child = read_json(workdir / CHILD_JSON) or watch.done.get("info") or {"device": device}
+    late = late_interruption(workdir, watch, child, measure.count_work, measure.trace_ops)
+    if late is not None:
+        (workdir / ERROR_JSON).unlink(missing_ok=True)  # the child's record of the stop is not a failure: the reason is stated below
+        child = {**child, **late.pass_errors}
+        problems.extend(late.problems)
+        error = None
+    else:
+        error = settle_error(workdir, watch)
     if watch.sampler_error:
         problems.append(watch.sampler_error)
-    child = read_json(workdir / CHILD_JSON) or watch.done.get("info") or {"device": device}
     outcome = WorkloadOutcome(
         name=w.entry.name,
         type=w.entry.type,
@@ -44,7 +58,7 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
         declaration=w.declaration,
         device=device,
         seed=seed,
-        status=Status.INTERRUPTED if watch.interrupted else (Status.FAILED if error else Status.OK),
+        status=Status.INTERRUPTED if watch.interrupted and late is None else (Status.FAILED if error else Status.OK),
         error=error,
         child=child,
         wall_s=watch.wall_s,
@@ -57,14 +71,45 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
     passes = Passes(
         count_work=measure.count_work,
         trace_ops=measure.trace_ops,
-        work=_read_frame(workdir / f"{WORK}.parquet") if measure.count_work else None,
+        work=read_frame_or_empty(workdir / f"{WORK}.parquet") if measure.count_work else None,
         opmix=read_json(workdir / OPMIX_JSON) if measure.trace_ops else None,
         calibration=record.calibration,
         idle_power_w=record.info.gpu_idle_power.idle_power_w,
     )
-    summary = build_summary(outcome, spans, _read_frame(workdir / f"{SAMPLES}.parquet"), span_count, passes)
+    summary = build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes)
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
     return summary
+
+
+INTERRUPTIONS = ("Terminated", "KeyboardInterrupt")
+"""The exceptions the child records when the parent stops it (SIGTERM) or the terminal's Ctrl-C reaches it (SIGINT)."""
+
+
+@dataclass
+class LateInterruption:
+    """A Ctrl-C after the measured loop completed: what it cost."""
+
+    problems: list[str]
+    pass_errors: dict[str, str]
+    """child.json's `work_error` / `opmix_error` for the untimed passes it stopped: the reason each is unavailable."""
+
+
+def late_interruption(workdir: Path, watch: ChildWatch, child: dict[str, Any], count_work: bool, trace_ops: bool) -> LateInterruption | None:
+    """None unless the user interrupted this workload after its measured loop completed (watch.measured, or a `loop`
+    in child.json) and the child recorded no error but the interruption itself; else which untimed passes it stopped."""
+    error = read_json(workdir / ERROR_JSON) or watch.done.get("error")
+    if not watch.interrupted or not (watch.measured or child.get("loop")) or (error and error.get("type") not in INTERRUPTIONS):
+        return None
+    stage = (error or {}).get("phase") or watch.stage
+    why = f"interrupted by the user during '{stage}', after the measured loop completed"
+    lost = {}
+    if count_work and not (workdir / f"{WORK}.parquet").exists():
+        lost["work_error"] = f"{why}: the counting pass did not finish"
+    if trace_ops and not (workdir / OPMIX_JSON).exists():
+        lost["opmix_error"] = f"{why}: the traced pass did not finish"
+    missing = " and ".join(name for key, name in (("work_error", "work (FLOPs, bytes, MFU, MBU)"), ("opmix_error", "the operator mix")) if key in lost)
+    problems = [f"{why}: the timed results are complete; {missing} {'is' if len(lost) == 1 else 'are'} missing"] if lost else []
+    return LateInterruption(problems, lost)
 
 
 def settle_error(workdir: Path, watch: ChildWatch) -> dict[str, Any] | None:
@@ -84,7 +129,8 @@ def settle_error(workdir: Path, watch: ChildWatch) -> dict[str, Any] | None:
     return error
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def read_frame_or_empty(path: Path) -> pd.DataFrame:
+    """A parquet file as a frame; empty when missing or unreadable (the summary then says what is unavailable)."""
     try:
         return read_frame(path)
     except Exception:

@@ -15,13 +15,14 @@ from typing import Any
 
 from ..characterize.scaling import batch_fits
 from ..measure.store import SPANS, atomic_write_json
-from ..rundir import SWEEPS_JSON, read_measured
+from ..rundir import SWEEPS_JSON, read_measured, repeat_dir
 from ..runmodel import RunStatus, Status, WorkloadSummary
 from ..suite.resolve import ResolvedSuite, ResolvedWorkload
 from .child import ChildSpec
 from .device import resolve_device
 from .finish import finish_workload
 from .record import RunRecord
+from .repeats import pool_repeats
 from .supervisor import ChildSupervisor, Listener, SilentListener
 
 
@@ -36,6 +37,8 @@ class SuiteRunner:
         self.argv = argv
         self.listener = listener or SilentListener()
         self.record: RunRecord | None = None
+        self.last_summary: WorkloadSummary | None = None
+        """The summary of the workload that ran last (kept when a Ctrl-C stops it)."""
 
     @property
     def run_dir(self) -> Path | None:
@@ -51,14 +54,10 @@ class SuiteRunner:
         assert record is not None, "call prepare() first"
         status, error = RunStatus.COMPLETE, None
         try:
-            for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
-                record.set_status(entry, Status.RUNNING)
-                try:
-                    summary = self.run_workload(w, record.path / entry.dir)
-                except KeyboardInterrupt:
-                    entry.status = Status.INTERRUPTED
-                    raise
-                record.set_status(entry, summary.status)
+            if self.suite.measure.repeats == 1:
+                self._run_once(record)
+            else:
+                self._run_repeats(record, self.suite.measure.repeats)
         except KeyboardInterrupt:
             status = RunStatus.INTERRUPTED
             raise
@@ -70,9 +69,48 @@ class SuiteRunner:
             record.close(status, error)
         return record.path
 
+    def _run_once(self, record: RunRecord) -> None:
+        for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
+            record.set_status(entry, Status.RUNNING)
+            try:
+                summary = self.run_workload(w, record.path / entry.dir)
+            except KeyboardInterrupt:
+                entry.status = Status.INTERRUPTED
+                raise
+            record.set_status(entry, summary.status)
+
+    def _run_repeats(self, record: RunRecord, repeats: int) -> None:
+        """Repeat k of every workload, then repeat k + 1 (profiler/run/repeats.py); each workload's repeats are pooled
+        after its last one, or when a Ctrl-C or a profiler failure stops the run (what was measured is kept)."""
+        pairs = list(zip(self.resolved.workloads, record.entries, strict=True))
+        done: dict[str, list[WorkloadSummary | None]] = {entry.name: [] for _, entry in pairs}
+        pooled: set[str] = set()
+        try:
+            for k in range(1, repeats + 1):
+                for w, entry in pairs:
+                    record.set_status(entry, Status.RUNNING)
+                    try:
+                        done[entry.name].append(self.run_workload(w, repeat_dir(record.path / entry.dir, k)))
+                    except KeyboardInterrupt:
+                        done[entry.name].append(self.last_summary)
+                        raise
+                    if k == repeats:
+                        record.set_status(entry, pool_repeats(w, record.path / entry.dir, done[entry.name], self.suite, record, planned=repeats).status)
+                        pooled.add(entry.name)
+                    else:
+                        record.set_status(entry, Status.PENDING)
+        finally:
+            for w, entry in pairs:
+                finished = [s for s in done[entry.name] if s is not None]  # a Ctrl-C before any summary leaves None
+                if entry.name not in pooled and finished:
+                    record.set_status(entry, pool_repeats(w, record.path / entry.dir, finished, self.suite, record, planned=repeats).status)
+                elif entry.name not in pooled and entry.status == Status.RUNNING:
+                    entry.status = Status.INTERRUPTED
+
     def run_workload(self, w: ResolvedWorkload, workdir: Path) -> WorkloadSummary:
         """One workload (or sweep point) in its own child; its summary. Re-raises a Ctrl-C after saving."""
         assert self.record is not None
+        self.last_summary = None
         workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
         measure = self.suite.measure
         spec = ChildSpec(
@@ -89,6 +127,7 @@ class SuiteRunner:
         watch = ChildSupervisor(self.record.nvml, self.device, measure, self.listener).run(spec)
         summary = finish_workload(w, workdir, watch, self.suite, self.record)
         self.listener.workload_finished(w.entry.name, summary)
+        self.last_summary = summary
         if watch.interrupted:
             raise KeyboardInterrupt
         return summary

@@ -2,9 +2,9 @@
 and stop it when it hangs or the user interrupts.
 
 Everything the parent learns while a child runs lives in one object (ChildWatch): the stage the
-child last reported, when it last made progress, why it was stopped, which GPU readings are
-unavailable, and the child's final message (its error and info, which reach the parent through
-the queue even when a full disk kept the child from writing them).
+child last reported, whether its measured loop completed, when it last made progress, why it was
+stopped, which GPU readings are unavailable, and the child's final message (its error and info,
+which reach the parent through the queue even when a full disk kept the child from writing them).
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ from ..measure.store import SAMPLES, PartWriter
 from ..suite.config import MeasureConfig
 from .child import ChildSpec, child_entry
 
+GPU_READINGS = (*GPU_COLUMNS, "gpu_other_processes")
+"""The sampler's GPU columns and the count of other processes on the GPU (contention): each has a reason when unavailable."""
 SETUP_STAGES = ("import", "setup")
+AFTER_MEASURE_STAGES = ("count_work", "trace_ops")
+"""Stages the child enters only once its measured loop has returned (run/child.py: child_main)."""
 
 
 class Listener(Protocol):
@@ -48,6 +52,8 @@ class ChildWatch:
 
     name: str
     stage: str = "import"
+    measured: bool = False
+    """The measured loop completed: the child entered an untimed pass, or its last message carried its `loop`."""
     last_progress: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     killed_reason: str | None = None
@@ -90,7 +96,8 @@ class ChildSupervisor:
 
     def run(self, spec: ChildSpec) -> ChildWatch:
         """Spawn, watch until the child exits or is stopped, then stop the sampler. A Ctrl-C stops
-        the child and is recorded (watch.interrupted); the caller re-raises it after saving."""
+        the child and is recorded (watch.interrupted, with watch.measured saying whether its
+        measured loop had completed); the caller re-raises it after saving."""
         watch = ChildWatch(spec.name, gpu_unavailable=self._gpu_unavailable_default())
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
@@ -134,6 +141,7 @@ class ChildSupervisor:
         kind = msg.get("kind")
         if kind == "phase":
             watch.stage = msg["phase"]
+            watch.measured = watch.measured or watch.stage in AFTER_MEASURE_STAGES
             self.listener.phase(watch.name, watch.stage, msg.get("total"))
         elif kind == "iter":
             self.listener.iteration(watch.name, msg["done"], msg["warmup"])
@@ -142,15 +150,16 @@ class ChildSupervisor:
         elif kind == "done":
             watch.stage = "done"
             watch.done = msg
+            watch.measured = watch.measured or bool((msg.get("info") or {}).get("loop"))
 
     def _attach_gpu(self, uuid: str, sampler: ProcessSampler) -> dict[str, str]:
         """Sample the GPU the child chose; the readings this GPU cannot give, with NVML's reasons."""
         if not self.nvml.ok:
-            return dict.fromkeys(GPU_COLUMNS, self.nvml.reason)
+            return dict.fromkeys(GPU_READINGS, self.nvml.reason)
         try:
             reader = self.nvml.open(uuid)
         except Exception as exc:
-            return dict.fromkeys(GPU_COLUMNS, f"NVML could not open GPU {uuid}: {exc}")
+            return dict.fromkeys(GPU_READINGS, f"NVML could not open GPU {uuid}: {exc}")
         sampler.attach_gpu(reader)
         return dict(reader.unavailable)
 
@@ -159,7 +168,7 @@ class ChildSupervisor:
             why = "workload ran on the CPU: no GPU to sample" + (f"; {self.nvml.reason}" if not self.nvml.ok else "")
         else:
             why = self.nvml.reason or "the workload never reported its GPU (it failed before choosing one)"
-        return dict.fromkeys(GPU_COLUMNS, why)
+        return dict.fromkeys(GPU_READINGS, why)
 
 
 def _stop(proc: Any) -> None:

@@ -44,6 +44,9 @@ class MeasureConfig(StrictModel):
     hang_grace_s: float = Field(30.0, gt=0, le=3600, description="A workload still running this long after max_seconds is killed as hung.")
     count_work: bool = Field(True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
     trace_ops: bool = Field(True, description="After measuring, run one traced iteration (torch.profiler) for the operator mix and trace.json.")
+    repeats: int = Field(
+        1, ge=1, le=50, description="Run the whole suite this many times, workloads interleaved; with 2 or more, verdicts use the between-repeat variation."
+    )
 
     @model_validator(mode="after")
     def _max_covers_min(self) -> MeasureConfig:

@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from profiler.runmodel import ErrorInfo, RunInfo, RunStatus, Status
+from profiler.runmodel import CONTENTION_RULE, ErrorInfo, RunInfo, RunStatus, Status
 
 from ..context import ReportContext
 from . import register_section
@@ -35,7 +35,25 @@ def build(ctx: ReportContext) -> dict[str, Any]:
         "problems": problems,
         "run_alert": run_alert(info),
         "failures": failures(ctx),
+        "conditions": conditions(ctx),
     }
+
+
+def conditions(ctx: ReportContext) -> dict[str, Any]:
+    """One line on the measurement conditions: which workloads ran contended (their timing verdicts
+    are inconclusive), which quiet, which unmeasured (runmodel.Contention; the rule in its docstring)."""
+    contended, quiet, unknown = [], [], []
+    for name, w in ctx.run.workloads.items():
+        c = w.summary.contention
+        if w.status != Status.OK.value:
+            continue
+        if c is None or c.contended is None:
+            unknown.append(name)
+        elif c.contended:
+            contended.append({"name": name, "why": c.summary.removeprefix("contended: ")})
+        else:
+            quiet.append(name)
+    return {"contended": contended, "quiet": quiet, "unknown": unknown, "rule": CONTENTION_RULE}
 
 
 def when(utc: str | None) -> str:

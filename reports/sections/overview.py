@@ -80,7 +80,7 @@ def _bound(view: WorkloadView) -> Cell:
     if work is None or work.bound is None:
         why = view.summary.unavailable.get("work") or f"no bound class for the main phase '{view.main_phase}'"
         return unavailable(why, "—")
-    return Cell(work.bound.value, cls="l", title=f"main phase '{view.main_phase}'")
+    return Cell(work.bound.value, cls="l", title=f"main phase '{view.main_phase}'" + (f": {work.bound_basis}" if work.bound_basis else ""))
 
 
 def _char(chars: dict[str, Any], key: str) -> Cell:

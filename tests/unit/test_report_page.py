@@ -57,7 +57,8 @@ def test_first_screen_order_and_slots(golden):
     _, page = golden
     order = [page.index(s) for s in ('class="run"', 'id="conditions"', "failed in phase", 'id="overview"', 'id="findings"', '<nav class="contents"')]
     assert order == sorted(order)
-    assert '<div id="conditions"></div>' in page and ".v-inconclusive" in page
+    assert "Contention was not measured" in page or "Measured quiet" in page or "Contended" in page
+    assert ".v-inconclusive" in page
     for words in ("token/s", "image/s", "action/s", "deadline-miss rate", "Control loops", "Roofline", "SLOW PyTorch reference path"):
         assert words in page, words
 

@@ -31,9 +31,11 @@ def test_golden_run_is_current_and_every_summary_validates():
     assert run.workloads["broken"].summary.status == "failed" and run.workloads["broken"].summary.error.phase == "measure"
 
 
-def test_a_schema_1_run_reads_with_the_plugins_declarations_and_the_same_findings():
-    """The previous release's golden run, read by this one: every verdict and ratio equals what
-    that release wrote into its differences.json (the comparison's meaning is unchanged)."""
+def test_a_schema_1_run_reads_with_the_plugins_declarations_and_no_finding_flips():
+    """The previous release's golden run, read by this one: every ratio equals what that release
+    wrote into its differences.json, and no direction flips. A direction may become
+    "inconclusive" (this release issues one only where it would survive a rerun: 3 iterations are
+    too few samples, a fit that cannot tell flat from growing gives none)."""
     run = load_run(GOLDEN_V1)
     assert run.schema_version == 1
     assert run.workloads["diffusion"].declaration.step == "denoise_step"
@@ -44,15 +46,20 @@ def test_a_schema_1_run_reads_with_the_plugins_declarations_and_the_same_finding
     now = {(r["workload"], r["characteristic"]): r for r in differences(run, seed=0).to_dict("records")}
     assert set(now) == set(then)
     # One fix on purpose: across position units the 0.1 release called any slope whose interval
-    # excluded 0 "growing", so diffusion's falling per-step latency against the baseline's falling
-    # one read "lower". Growth now needs the interval above 0: neither grows, not comparable.
+    # excluded 0 "growing", so diffusion's falling per-step latency read "lower" against a baseline
+    # that did not grow either. A falling or unclear slope now gives no direction.
     fixed = ("diffusion", "latency_growth_per_token")
-    assert then[fixed]["verdict"] == "lower" and now[fixed]["verdict"] == "not comparable" and "neither grows" in now[fixed]["why_unavailable"]
+    assert then[fixed]["verdict"] == "lower" and now[fixed]["verdict"] == "inconclusive"
+    directions = {"higher", "lower", "differs", "present"}
     for key, old in then.items():
         if key == fixed:
             continue
-        assert now[key]["verdict"] == old["verdict"], key
-        if old["ratio"] is not None:
+        if now[key]["verdict"] == "inconclusive":
+            assert now[key]["why_unavailable"], key
+            continue
+        if old["verdict"] in directions:
+            assert now[key]["verdict"] == old["verdict"], key
+        if old["ratio"] is not None and now[key]["ratio"] is not None:
             assert now[key]["ratio"] == pytest.approx(old["ratio"], rel=1e-9), key
 
 

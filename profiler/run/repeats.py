@@ -1,0 +1,169 @@
+"""Repeats (`measure.repeats` > 1, `run --repeats N`): the whole suite runs N times, workloads
+interleaved (repeat 1 of every workload, then repeat 2 of every workload, ...), so a slow minute
+of the machine lands on every workload rather than on one. Each repeat is its own child process.
+
+Layout of a workload's directory when N > 1 (README, "Run directory"):
+- `repeat-<k>/` (k = 1..N): one child's complete directory, exactly as a workload's directory of
+  a run without repeats (spans, samples, summary.json, child.json, work, opmix, trace, error.json);
+- `spans.parquet`, `samples.parquet`: the rows of the repeats that completed, pooled, with a
+  `repeat` column; iteration numbers are offset per repeat so they stay unique;
+- `summary.json`: built from the pooled rows (pooled medians and intervals), with `repeats`
+  listing each repeat's status, median E2E and contention; the workload is contended when any
+  repeat was;
+- `child.json`, `work.parquet`, `opmix.json`, `trace.json.gz`: copied from the first repeat that
+  completed (the untimed passes count and trace one iteration; they do not vary by repeat).
+`profiler.load_run` reads the pooled directory as it reads any workload, and each repeat under
+`WorkloadRun.repeats`. The report's differences use the between-repeat variation
+(reports/differences.py: between_repeats) when both sides have at least two completed repeats.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..characterize.summary import Passes, WorkloadOutcome, build_summary
+from ..measure.opmix import TRACE_FILE
+from ..measure.store import SAMPLES, SPANS, atomic_write_json, atomic_write_table, read_arrow, read_json
+from ..rundir import SUMMARY_JSON, read_measured, repeat_dir
+from ..runmodel import Contention, RepeatInfo, Status, SweepPoint, WorkloadSummary
+from ..suite.config import SuiteConfig
+from ..suite.resolve import ResolvedWorkload
+from .child import CHILD_JSON, OPMIX_JSON, WORK
+from .finish import read_frame_or_empty
+from .record import RunRecord
+
+COPIED_FROM_FIRST = (CHILD_JSON, f"{WORK}.parquet", OPMIX_JSON, TRACE_FILE)
+
+
+def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary], suite: SuiteConfig, record: RunRecord, planned: int) -> WorkloadSummary:
+    """Pool the finished repeats `done` (summaries in repeat order, repeat k in `repeat-<k>/`) of the `planned` ones into
+    `workdir` and write its summary.json; returns it. Status: ok when at least one repeat completed; else the last
+    repeat's status and error. A repeat that did not complete, or never ran (the run was stopped), is named in
+    `problems`."""
+    ok = [(k, s) for k, s in enumerate(done, start=1) if s.status == Status.OK]
+    problems = [
+        f"repeat {k} of {len(done)}: {s.status.value}"
+        + (f" in phase '{s.error.phase}': {s.error.reason}" if s.error else "")
+        + "; it is left out of the pooled statistics"
+        for k, s in enumerate(done, start=1)
+        if s.status != Status.OK
+    ]
+    if len(done) < planned:
+        problems.append(f"only {len(done)} of {planned} repeats ran (the run was stopped); the pooled statistics hold those")
+    _pool_table(workdir, SPANS, [k for k, _ in ok], offset_iterations=True, problems=problems)
+    _pool_table(workdir, SAMPLES, [k for k, _ in ok], offset_iterations=False, problems=problems)
+    first = ok[0][0] if ok else None
+    if first is not None:
+        for name in COPIED_FROM_FIRST:
+            src = repeat_dir(workdir, first) / name
+            if src.exists():
+                shutil.copyfile(src, workdir / name)
+    last = done[-1]
+    base = ok[0][1] if ok else last
+    outcome = WorkloadOutcome(
+        name=w.entry.name,
+        type=w.entry.type,
+        plugin=w.plugin.source,
+        params=w.params.model_dump(mode="json"),
+        declaration=w.declaration,
+        device=record.info.device,
+        seed=suite.seed,
+        status=Status.OK if ok else last.status,
+        error=None if ok or last.error is None else {"phase": last.error.phase, "reason": last.error.reason},
+        child=(read_json(workdir / CHILD_JSON) if first is not None else None) or {"device": record.info.device},
+        wall_s=sum(s.wall_s or 0.0 for s in done),
+        sweep=SweepPoint(group=w.sweep_group, point=w.sweep_point or {}) if w.sweep_group else None,
+        gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},
+        problems=problems,
+    )
+    measure = suite.measure
+    spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", problems)
+    passes = Passes(
+        count_work=measure.count_work,
+        trace_ops=measure.trace_ops,
+        work=read_frame_or_empty(workdir / f"{WORK}.parquet") if measure.count_work else None,
+        opmix=read_json(workdir / OPMIX_JSON) if measure.trace_ops else None,
+        calibration=record.calibration,
+        idle_power_w=record.info.gpu_idle_power.idle_power_w,
+    )
+    summary = build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes)
+    summary.contention = pooled_contention([s for _, s in ok] or done)
+    summary.repeats = [
+        RepeatInfo(
+            repeat=k,
+            dir=repeat_dir(workdir, k).name,
+            status=s.status,
+            e2e_median_s=s.metrics.e2e_s.median if s.metrics.e2e_s else None,
+            contended=s.contention.contended if s.contention else None,
+        )
+        for k, s in enumerate(done, start=1)
+    ]
+    atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
+    return summary
+
+
+def pooled_contention(summaries: list[WorkloadSummary]) -> Contention | None:
+    """The repeats' contention as one: contended when any repeat was (its reason named), quiet when every measured one
+    was; medians of the repeats' medians, p90 the largest."""
+    measured = [(k, s.contention) for k, s in enumerate(summaries, start=1) if s.contention is not None and s.contention.contended is not None]
+    if not measured:
+        return next((s.contention for s in summaries if s.contention is not None), None)
+    first = measured[0][1]
+    medians = sorted(c.other_cpu_cores_median for _, c in measured if c.other_cpu_cores_median is not None)
+    steals = sorted(c.steal_cores_median for _, c in measured if c.steal_cores_median is not None)
+    contended = [(k, c) for k, c in measured if c.contended]
+    gpu = [c.gpu_other_processes_max for _, c in measured if c.gpu_other_processes_max is not None]
+    return Contention(
+        cores=first.cores,
+        torch_threads=first.torch_threads,
+        samples=sum(c.samples for _, c in measured),
+        other_cpu_cores_median=medians[len(medians) // 2] if medians else None,
+        other_cpu_cores_p90=max((c.other_cpu_cores_p90 for _, c in measured if c.other_cpu_cores_p90 is not None), default=None),
+        steal_cores_median=steals[len(steals) // 2] if steals else None,
+        gpu_other_processes_max=max(gpu) if gpu else None,
+        contended=bool(contended),
+        summary=_pooled_text(measured, contended),
+    )
+
+
+def _pooled_text(measured: list[tuple[int, Contention]], contended: list[tuple[int, Contention]]) -> str:
+    """'contended in repeats 1, 3 of 3: other processes used 0.52-1.00 of a core (median)' or 'quiet in all 3 repeats: ...'."""
+
+    def others(items: list[tuple[int, Contention]]) -> str:
+        values = sorted(c.other_cpu_cores_median for _, c in items if c.other_cpu_cores_median is not None)
+        if not values:
+            return ""
+        spread = f"{values[0]:.2f}" if values[0] == values[-1] else f"{values[0]:.2f}-{values[-1]:.2f}"
+        return f": other processes used {spread} of a core on its cores (median)"
+
+    if contended:
+        reasons = {c.summary.removeprefix("contended: ") for _, c in contended}
+        extra = "" if all("other processes used" in r for r in reasons) else f" ({'; '.join(sorted(reasons))})"
+        return f"contended in repeat{'s' if len(contended) > 1 else ''} {', '.join(str(k) for k, _ in contended)} of {len(measured)}{others(contended)}{extra}"
+    return f"quiet in all {len(measured)} repeats{others(measured)}"
+
+
+def _pool_table(workdir: Path, name: str, repeats: list[int], offset_iterations: bool, problems: list[str]) -> None:
+    """Concatenate `name`.parquet of the given repeats into workdir, with a `repeat` column (and unique iterations)."""
+    tables = []
+    offset = 0
+    for k in repeats:
+        path = repeat_dir(workdir, k) / f"{name}.parquet"
+        if not path.exists():
+            continue
+        try:
+            table = read_arrow(path)
+        except Exception as exc:
+            problems.append(f"{path}: unreadable ({type(exc).__name__}); repeat {k} is left out of the pooled {name}")
+            continue
+        if offset_iterations and "iteration" in table.column_names and table.num_rows:
+            column = table["iteration"]
+            table = table.set_column(table.column_names.index("iteration"), "iteration", pc.add(column, pa.scalar(offset, column.type)))
+            offset = int(pc.max(table["iteration"]).as_py()) + 1
+        tables.append(table.append_column("repeat", pa.array([k] * table.num_rows, pa.int32())))
+    if tables:
+        atomic_write_table(workdir / f"{name}.parquet", pa.concat_tables(tables, promote_options="permissive"))
