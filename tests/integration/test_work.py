@@ -151,12 +151,15 @@ def test_bound_rule_and_unavailable_without_ceilings():
 @pytest.mark.parametrize("quiet_share", [0.05, 0.3, 0.45, 0.55, 0.7, 0.95])
 @pytest.mark.parametrize("intensity", [0.5, 50.0])
 def test_bound_class_under_contention_is_the_same_or_inconclusive(quiet_share, intensity):
-    """A busy loop on a core inflates the host share (any amount up to all of it); the class then stays or turns
-    inconclusive, never another class."""
+    """A busy loop on a core moves the host share: up to all of it, or down by up to 3x (measured: 45-52% -> 30%); the
+    class then stays or turns inconclusive, never another class."""
     quiet, _ = classify(intensity, 5.0, (quiet_share, "host/framework share"))
-    for inflated in np.linspace(quiet_share, 1.0, 12):
+    for inflated in np.linspace(quiet_share / 3, 1.0, 24):
         busy, basis = classify(intensity, 5.0, (float(inflated), "host/framework share"), contended=True)
-        assert busy in (quiet, "inconclusive"), (quiet_share, inflated, quiet, busy, basis)
+        # a quiet "inconclusive" (share near the threshold) may be settled under contention only on the counted roofline
+        # position: a share that low under contention cannot have been overhead-bound quiet
+        allowed = {quiet, "inconclusive"} if quiet != "inconclusive" else {"inconclusive", "memory-bound" if intensity < 5.0 else "compute-bound"}
+        assert busy in allowed, (quiet_share, inflated, quiet, busy, basis)
 
 
 def test_calibrate_measures_and_caches(tmp_path):
