@@ -23,7 +23,7 @@ from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json
 from ..rundir import SUMMARY_JSON, read_measured
 from ..runmodel import Status, SweepPoint, WorkloadSummary
-from ..suite.config import SuiteConfig
+from ..suite.config import MeasureConfig, SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK
 from .record import RunRecord
@@ -66,8 +66,16 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
         gpu_unavailable=watch.gpu_unavailable,
         problems=problems,
     )
+    summary = summarize_directory(outcome, workdir, measure, record)
+    atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
+    return summary
+
+
+def summarize_directory(outcome: WorkloadOutcome, workdir: Path, measure: MeasureConfig, record: RunRecord) -> WorkloadSummary:
+    """The summary of the spans, samples and untimed passes in `workdir` (not written). Problems reading them are added
+    to outcome.problems."""
     # only the columns the summary reads, and only measured spans: one table in memory, not two
-    spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", problems)
+    spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", outcome.problems)
     passes = Passes(
         count_work=measure.count_work,
         trace_ops=measure.trace_ops,
@@ -76,9 +84,7 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
         calibration=record.calibration,
         idle_power_w=record.info.gpu_idle_power.idle_power_w,
     )
-    summary = build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes)
-    atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
-    return summary
+    return build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes)
 
 
 INTERRUPTIONS = ("Terminated", "KeyboardInterrupt")

@@ -25,15 +25,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..characterize.summary import Passes, WorkloadOutcome, build_summary
+from ..characterize.summary import WorkloadOutcome
 from ..measure.opmix import TRACE_FILE
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, atomic_write_table, read_arrow, read_json
-from ..rundir import SUMMARY_JSON, read_measured, repeat_dir
+from ..rundir import SUMMARY_JSON, repeat_dir
 from ..runmodel import Contention, RepeatInfo, Status, SweepPoint, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
-from .finish import read_frame_or_empty
+from .finish import summarize_directory
 from .record import RunRecord
 
 COPIED_FROM_FIRST = (CHILD_JSON, f"{WORK}.parquet", OPMIX_JSON, TRACE_FILE)
@@ -80,17 +80,7 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
         gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},
         problems=problems,
     )
-    measure = suite.measure
-    spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", problems)
-    passes = Passes(
-        count_work=measure.count_work,
-        trace_ops=measure.trace_ops,
-        work=read_frame_or_empty(workdir / f"{WORK}.parquet") if measure.count_work else None,
-        opmix=read_json(workdir / OPMIX_JSON) if measure.trace_ops else None,
-        calibration=record.calibration,
-        idle_power_w=record.info.gpu_idle_power.idle_power_w,
-    )
-    summary = build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes)
+    summary = summarize_directory(outcome, workdir, suite.measure, record)
     summary.contention = pooled_contention([s for _, s in ok] or done)
     summary.repeats = [
         RepeatInfo(
