@@ -41,8 +41,10 @@ def test_fitted_slopes_recover_the_toy_truth(sweep_run):
     for w in sweep_run.workloads.values():
         fit = w.summary.scaling["step"]
         assert fit.latency_s_per_position.slope == pytest.approx(0.0005, rel=0.1)
-        assert fit.latency_s_per_position.r2 > 0.95
         assert fit.state_bytes_per_position.slope == pytest.approx(4096)
+        # busy waits preempted by other processes scatter around the line: a tight fit is claimed only when quiet
+        if not w.summary.contention.contended:
+            assert fit.latency_s_per_position.r2 > 0.95, w.summary.contention.summary
 
 
 def test_bad_sweeps_are_one_line_errors(write_suite):
