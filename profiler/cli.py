@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -125,19 +126,29 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
-    """This machine's ceilings, each with its spread (best, median, trials), and whether they came from the cache and how old they are."""
+    """This machine's ceilings, each with its spread (best, median, trials), whether they came from the cache and how old
+    they are, and the contention during the measurement: a contended one is not cached, and a warning says to measure
+    again on a quiet machine. A cached file of invalid contents is measured again (load_cached), never a traceback."""
     from .format import si
     from .measure.calibrate import load_or_measure
     from .run.device import resolve_device
-    from .runmodel import Calibration, CeilingSpread
+    from .runmodel import RECALIBRATE, Calibration, CeilingSpread
 
     device = resolve_device(args.device)
     result = load_or_measure(device, force=args.force)
+    warning = None
+    if result.get("contention"):
+        warning = (
+            f"warning: calibration measured under contention ({result['contention']}): its ceilings are likely too low and were not "
+            f"cached; measure again on a quiet machine: {RECALIBRATE}"
+        )
     if args.json:
+        if warning:
+            print(warning, file=sys.stderr)
         print(json.dumps(result))
         return 0
     cal = Calibration.model_validate(result)
-    key = result["key"]
+    key = result.get("key") if isinstance(result.get("key"), dict) else {}
 
     def spread(s: CeilingSpread | None, unit: str) -> str:
         if s is None:
@@ -145,12 +156,17 @@ def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
         settled = "stable" if s.stable else "NOT stable within its budget: measure again on an idle machine"
         return f"median {si(s.median, unit)}, {s.trials} trials, {settled}"
 
-    print(f"ceilings of this machine ({key['device']}, {key['cpu']}, {key['threads']} threads, torch {key['torch']}, profiler {key['profiler']}):")
+    machine = f"{key.get('device')}, {key.get('cpu')}, {key.get('threads')} threads, torch {key.get('torch')}, profiler {key.get('profiler')}"
+    print(f"ceilings of this machine ({machine}):")
     for dtype, value in cal.matmul_flops_per_s.items():
         print(f"  peak matmul {dtype}: {si(value, 'FLOP/s')} ({spread(cal.matmul_spread.get(dtype), 'FLOP/s')})")
     print(f"  copy bandwidth: {si(cal.copy_bytes_per_s, 'B/s')} (read + write; {spread(cal.copy_spread, 'B/s')})")
-    print(f"  {cal.provenance}; measured {cal.measured_utc}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
-    print(f"  method: {cal.method['matmul']}; {cal.method['copy']}")
+    provenance = cal.model_copy(update={"contention": None}).provenance  # the contention has its own line
+    print(f"  {provenance}; measured {cal.measured_utc}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
+    print(f"  contention: {result.get('contention_check') or 'not recorded'}")
+    print(f"  method: {cal.method.get('matmul', 'not recorded')}; {cal.method.get('copy', 'not recorded')}")
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -187,6 +203,8 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
     for e in comparison.evaluations:
         if not e.failed:
             print(f"passed {e.text}")
+    for e in comparison.inconclusive:  # measured under contention: not failed, not passed
+        print(f"inconclusive {e.text}", file=sys.stderr)
     for e in comparison.evaluations:
         if e.failed:
             print(f"FAILED {e.text}", file=sys.stderr)
@@ -248,11 +266,22 @@ class Interrupted(KeyboardInterrupt):
 _SIGNAL_RECEIVED: list[int] = []
 
 
+SAME_INTERRUPTION_S = 0.2
+"""A second signal this soon after the first is the same interruption: `timeout` and a terminal's Ctrl-C signal the
+process and its whole group, so the parent can receive one signal twice within milliseconds."""
+
+
 def _on_signal(signum: int, frame: object) -> None:
     _SIGNAL_RECEIVED.append(signum)
-    # a second Ctrl-C or SIGTERM leaves at once; every file on disk is already complete (atomic writes)
-    signal.signal(signal.SIGINT, lambda *_: os._exit(128 + signum))
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signum))
+    first = time.monotonic()
+
+    def again(*_: object) -> None:
+        # a second Ctrl-C or SIGTERM a moment later leaves at once; every file on disk is already complete (atomic writes)
+        if time.monotonic() - first >= SAME_INTERRUPTION_S:
+            os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, again)
+    signal.signal(signal.SIGTERM, again)
     raise Interrupted()
 
 

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .format import duration, format_value, percent, rate, ratio
-from .runmodel import Verdict, WorkloadSummary
+from .runmodel import Status, Verdict, WorkloadSummary
 
 
 class ProgressListener:
@@ -112,8 +112,12 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     notes = []
     for s in summaries:
         if s.error:
-            notes.append(f"[red]{_plain(s.name)} failed in {_plain(s.error.phase)}[/red]: {_plain(s.error.reason)}")
+            how = "was interrupted" if s.status == Status.INTERRUPTED else "failed"
+            notes.append(f"[red]{_plain(s.name)} {how} in {_plain(s.error.phase)}[/red]: {_plain(s.error.reason)}")
+        if s.contention is not None and s.contention.contended:
+            notes.append(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(s.contention.summary)} (its timing verdicts are inconclusive)")
         notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(w)}" for w in s.warnings)
+        notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(p)}" for p in s.problems)
     return notes
 
 

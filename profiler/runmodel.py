@@ -581,6 +581,8 @@ class Calibration(BaseModel):
     cache_note: str | None = None
     """Why a cached calibration was not used (stale, for another machine or setup, another method)."""
     unavailable: str | None = None
+    contention: str | None = None
+    """Set when other processes competed with the calibration (so it was not cached): how much, on its cores."""
 
     @property
     def ok(self) -> bool:
@@ -592,8 +594,12 @@ class Calibration(BaseModel):
         if self.from_cache is None:
             return ""
         if self.from_cache:
-            return f"taken from the per-machine cache, {age_text(self.age_s)} old"
-        return "measured afresh" + (f": {self.cache_note}" if self.cache_note else "")
+            where = f"taken from the per-machine cache, {age_text(self.age_s)} old"
+        else:
+            where = "measured afresh" + (f": {self.cache_note}" if self.cache_note else "")
+        if self.contention:
+            where += f"; measured under contention: {self.contention}; the ceilings may be too low (not cached; measure again when quiet: {RECALIBRATE})"
+        return where
 
 
 def age_text(seconds: float | None) -> str:

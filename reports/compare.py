@@ -1,12 +1,24 @@
 """`python -m profiler compare RUN_A RUN_B`: an A/B report of two runs of the same workloads.
 
 For every workload present in both runs, each per-request metric and each phase's latency is
-compared as B / A (ratio of medians with a 95% bootstrap interval; "no difference" when the
-interval includes 1). `--fail-if "e2e_s>1.10"` (or "llm:tpot_s>1.05", "phase:decode_step>1.1",
+compared as B / A with a 95% interval ("no difference" when the interval includes 1), on one of
+two bases (the table's `basis` column):
+- between repeats, when both runs were made with `run --repeats N` and each has at least
+  MIN_REPEATS completed repeats of the workload: one median per repeat, the ratio of their
+  geometric means with a Welch t interval on the logs (profiler/characterize/stats.py
+  ratio_between_repeats), so the interval holds the variation from one run of the suite to the
+  next;
+- otherwise over iterations: the ratio of the pooled medians with a 95% bootstrap interval.
+A workload measured under contention in either run (its summary's `contention.contended`) gives
+no claim: each of its rows is "inconclusive" with the reason (which run, and its contention
+summary). `--fail-if "e2e_s>1.10"` (or "llm:tpot_s>1.05", "phase:decode_step>1.1",
 "llm:phase:decode_step>1.1") makes the command exit 1 when a ratio crosses the threshold, so it
 can guard CI. The rule (RULE) reads the interval, not the point estimate: a ratio of 1.14 whose
 interval is [0.67, 1.51] has not been shown to be above 1.10, and a guard that fired on it would
-fail CI on noise.
+fail CI on noise. A threshold is a positive ratio: B/A is always above 0, so 'e2e_s>0' (always
+crossed) or 'e2e_s<-1' (never) is a usage error. A condition on a workload measured under
+contention in A or B is "inconclusive": reported (on stderr and the page) with the reason, and it
+does not fail the command, since timings measured beside other work say nothing either way.
 
 A guard must never pass because it checked nothing: a condition naming a workload, metric or
 phase neither run has is a usage error (one line listing the valid names) raised before anything
@@ -28,23 +40,26 @@ import numpy as np
 import pandas as pd
 
 from profiler.characterize.analysis import NS, request_metrics
-from profiler.characterize.stats import ratio_ci
+from profiler.characterize.stats import MIN_REPEATS, ratio_between_repeats, ratio_ci
 from profiler.errors import UserError, suggest
 from profiler.format import duration, rate, ratio, sig
-from profiler.rundir import Run
+from profiler.rundir import Run, WorkloadRun
 
 from .render import render
 from .verdicts import css_class
 
-CONDITION = re.compile(r"^\s*(?P<left>.*?)\s*(?P<op>[<>])\s*(?P<threshold>[0-9]*\.?[0-9]+)\s*$")
+CONDITION = re.compile(r"^\s*(?P<left>.*?)\s*(?P<op>[<>])\s*(?P<threshold>[-+]?[0-9]*\.?[0-9]+)\s*$")
 METRIC_NAME = re.compile(r"^(phase:)?[A-Za-z_][\w.\-]*$")
 PHASE = "phase:"
 REQUEST_METRICS = ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")
 RULE = (
     "'METRIC>T' fails only when the whole 95% interval of B/A lies above T (its lower bound exceeds T), 'METRIC<T' only when it lies "
     "below T (its upper bound is under T); an interval that includes T is 'not shown to cross' and passes; a guarded workload missing "
-    "from B, or with no measured samples there, fails"
+    "from B, or with no measured samples there, fails; a guarded workload measured under contention in A or B is 'inconclusive': "
+    "reported with the reason, not failed"
 )
+INCONCLUSIVE = "inconclusive"
+BOOTSTRAP_BASIS = "iterations (bootstrap)"
 NOT_A_REGRESSION = "a ratio across different settings is not a regression"
 
 
@@ -85,7 +100,14 @@ def parse_condition(text: str) -> Condition:
         workload, metric = None, left
     if not m or not METRIC_NAME.match(metric) or workload == "":
         raise UserError(f"--fail-if '{text}': expected METRIC>RATIO or WORKLOAD:METRIC<RATIO, e.g. 'e2e_s>1.10' or 'llm:phase:decode_step>1.05'")
-    return Condition(workload, metric, m["op"], float(m["threshold"]), text)
+    threshold = float(m["threshold"])
+    if threshold <= 0:
+        always = "always be crossed" if m["op"] == ">" else "never be crossed"
+        raise UserError(
+            f"--fail-if '{text}': threshold {m['threshold']} is not a positive ratio (B/A is always above 0, so this condition would {always}); "
+            f"give a ratio above 0, e.g. '{left}>1.10' (B more than 10% above A) or '{left}<0.90'"
+        )
+    return Condition(workload, metric, m["op"], threshold, text)
 
 
 class Outcome(str, Enum):
@@ -93,6 +115,8 @@ class Outcome(str, Enum):
     NOT_SHOWN = "not shown to cross"
     NOT_CROSSED = "not crossed"
     MISSING = "cannot be checked"
+    INCONCLUSIVE = "inconclusive"
+    """Measured under contention in A or B: no claim either way, and not a failure."""
 
     @property
     def failed(self) -> bool:
@@ -101,7 +125,8 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One condition on one workload: its outcome, with the ratio and interval, or why it cannot be checked."""
+    """One condition on one workload: its outcome, with the ratio and interval, or why it cannot be checked (or is
+    inconclusive)."""
 
     condition: Condition
     workload: str
@@ -120,6 +145,8 @@ class Evaluation:
         head = f"{c.text}: {self.workload}"
         if self.outcome == Outcome.MISSING:
             return f"{head}: cannot be checked: {self.why}"
+        if self.outcome == Outcome.INCONCLUSIVE:
+            return f"{head}: {self.why}"
         lo, hi = self.ci or (float("nan"), float("nan"))
         value = f"{head} {c.metric} B/A {self.ratio:.3f} [{lo:.3f}, {hi:.3f}]"
         threshold = f"{c.threshold:g}"
@@ -137,7 +164,8 @@ class Comparison:
     a: Run
     b: Run
     table: pd.DataFrame
-    evaluations: list[Evaluation] = field(default_factory=list)
+    checks: list[Evaluation] = field(default_factory=list)
+    """Every condition's outcome on every workload it guards, in the order of the conditions."""
     differences: list[str] = field(default_factory=list)
     """How the runs' settings differ (parameters, device, machine, status, schema version): one line each."""
     notes: list[str] = field(default_factory=list)
@@ -146,10 +174,25 @@ class Comparison:
     def failed(self) -> list[str]:
         return [e.text for e in self.evaluations if e.failed]
 
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        """The decided outcomes: crossed, not shown to cross, not crossed, cannot be checked."""
+        return [e for e in self.checks if e.outcome != Outcome.INCONCLUSIVE]
+
+    @property
+    def inconclusive(self) -> list[Evaluation]:
+        """The outcomes on workloads measured under contention: reported, never failed."""
+        return [e for e in self.checks if e.outcome == Outcome.INCONCLUSIVE]
+
 
 def samples(run: Run, name: str) -> dict[str, np.ndarray]:
     """Per-request metrics and per-phase latencies (s) of one workload's measured spans; {} when none."""
-    w = run.workloads[name]
+    return workload_samples(run.workloads[name])
+
+
+def workload_samples(w: WorkloadRun) -> dict[str, np.ndarray]:
+    """Per-request metrics and per-phase latencies (s) of a workload's measured spans (a run's pooled workload, or one
+    repeat of it); {} when none."""
     m = w.measured
     if m.empty:
         return {}
@@ -160,11 +203,36 @@ def samples(run: Run, name: str) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if len(v)}
 
 
+def repeat_medians(w: WorkloadRun) -> list[dict[str, float]]:
+    """Each completed repeat's median of every metric (workload_samples of the repeat), when the workload has at least
+    MIN_REPEATS completed repeats (`run --repeats N`, profiler/run/repeats.py); [] otherwise."""
+    done = [r for r in w.repeats if r.status == "ok"]
+    if len(done) < MIN_REPEATS:
+        return []
+    return [{k: float(np.median(v)) for k, v in workload_samples(r).items()} for r in done]
+
+
+def contention(a: Run, b: Run, name: str) -> str | None:
+    """Why the timings of workload `name` are not trusted: 'measured under contention in A (...)', 'in B (...)' or
+    'in A and B (A: ...; B: ...)' with the runs' contention summaries; None when neither run measured it contended."""
+    contended = {
+        label: w.summary.contention.summary or "contended"
+        for label, run in (("A", a), ("B", b))
+        if (w := run.workloads.get(name)) is not None and w.summary.contention is not None and w.summary.contention.contended
+    }
+    if not contended:
+        return None
+    if len(contended) == 1:
+        ((label, summary),) = contended.items()
+        return f"measured under contention in {label} ({summary})"
+    return "measured under contention in A and B (" + "; ".join(f"{label}: {summary}" for label, summary in contended.items()) + ")"
+
+
 def compare_runs(a: Run, b: Run, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
     """The table of B/A ratios of every metric of every common workload, and notes on workloads in one run only."""
     sa = {n: samples(a, n) for n in a.workloads}
     sb = {n: samples(b, n) for n in b.workloads}
-    return _table(sa, sb, seed), _only_in_one(a, b)
+    return _table(a, b, sa, sb, seed), _only_in_one(a, b)
 
 
 def build_comparison(a: Run, b: Run, conditions: list[Condition], seed: int = 0) -> Comparison:
@@ -174,17 +242,32 @@ def build_comparison(a: Run, b: Run, conditions: list[Condition], seed: int = 0)
     sb = {n: samples(b, n) for n in b.workloads}
     for c in conditions:
         check_names(c, a, b, sa, sb)
-    table = _table(sa, sb, seed)
+    table = _table(a, b, sa, sb, seed)
     rows = {(r["workload"], r["metric"]): r for r in table.to_dict("records")}
     evaluations = [e for c in conditions for e in evaluate(c, a, b, sa, sb, rows)]
     return Comparison(a, b, table, evaluations, run_differences(a, b), _only_in_one(a, b))
 
 
-def _table(sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]], seed: int) -> pd.DataFrame:
+COLUMNS = ["workload", "metric", "a_median", "b_median", "ratio", "ci_low", "ci_high", "basis", "verdict", "why"]
+
+
+def _table(a: Run, b: Run, sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]], seed: int) -> pd.DataFrame:
+    """One row per metric of every workload in both runs: the pooled medians, B/A with its 95% interval (between repeats
+    when both runs have MIN_REPEATS completed repeats of the workload, else over iterations) and the verdict."""
     rows = []
     for name in (n for n in sa if n in sb):
+        ra = repeat_medians(a.workloads[name])
+        rb = repeat_medians(b.workloads[name]) if ra else []
+        why = contention(a, b, name)
         for metric in sorted(set(sa[name]) & set(sb[name]), key=lambda k: (k not in REQUEST_METRICS, k)):
-            r = ratio_ci(sb[name][metric], sa[name][metric], seed)
+            r = None
+            if ra and rb:
+                r = ratio_between_repeats([m[metric] for m in rb if metric in m], [m[metric] for m in ra if metric in m])
+            if r is not None:
+                n_b, n_a = r["n"]
+                basis = f"between repeats: {n_a} vs {n_b}"
+            else:
+                r, basis = ratio_ci(sb[name][metric], sa[name][metric], seed), BOOTSTRAP_BASIS
             if r.get("ratio") is None:
                 continue
             lo, hi = r["ci95"]
@@ -197,10 +280,12 @@ def _table(sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndar
                     "ratio": r["ratio"],
                     "ci_low": lo,
                     "ci_high": hi,
-                    "verdict": "higher" if lo > 1 else "lower" if hi < 1 else "no difference",
+                    "basis": basis,
+                    "verdict": INCONCLUSIVE if why else "higher" if lo > 1 else "lower" if hi < 1 else "no difference",
+                    "why": why,
                 }
             )
-    return pd.DataFrame(rows, columns=["workload", "metric", "a_median", "b_median", "ratio", "ci_low", "ci_high", "verdict"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _only_in_one(a: Run, b: Run) -> list[str]:
@@ -247,7 +332,8 @@ def _names(names: list[str]) -> str:
 def evaluate(
     c: Condition, a: Run, b: Run, sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]], rows: dict[tuple[str, str], dict[str, Any]]
 ) -> list[Evaluation]:
-    """The condition on each workload it guards: the named one, or every workload of A that measured the metric."""
+    """The condition on each workload it guards: the named one, or every workload of A that measured the metric.
+    Nothing to compare in B fails (MISSING); a workload measured under contention in A or B is INCONCLUSIVE."""
     guarded = [c.workload] if c.workload is not None else [n for n in a.workloads if c.metric in sa[n]]
     if not guarded:
         return [Evaluation(c, "every workload", Outcome.MISSING, why=f"no workload of A measured {c.metric} (B did)")]
@@ -258,6 +344,9 @@ def evaluate(
             out.append(Evaluation(c, name, Outcome.MISSING, why=_why_missing(c.metric, name, a, b, sa, sb)))
             continue
         low, high = row["ci_low"], row["ci_high"]
+        if why := contention(a, b, name):
+            out.append(Evaluation(c, name, Outcome.INCONCLUSIVE, row["ratio"], (low, high), why=why))
+            continue
         outcome = Outcome.CROSSED if c.crossed(low, high) else Outcome.NOT_SHOWN if c.includes_threshold(low, high) else Outcome.NOT_CROSSED
         out.append(Evaluation(c, name, outcome, row["ratio"], (low, high)))
     return out
@@ -330,7 +419,9 @@ def compare_html(c: Comparison) -> str:
             "a": _metric_value(r["metric"], r["a_median"], _unit(c.b, r["workload"])),
             "b": _metric_value(r["metric"], r["b_median"], _unit(c.b, r["workload"])),
             "ratio": ratio(r["ratio"], r["ci_low"], r["ci_high"]),
+            "basis": r["basis"],
             "verdict": r["verdict"],
+            "why": r["why"] or "",
             # B / A of a latency: higher is worse; of a throughput: better
             "cls": css_class(r["verdict"], "higher" if r["metric"] == "output_units_per_s" else "lower"),
         }
@@ -343,9 +434,9 @@ def compare_html(c: Comparison) -> str:
             "ratio": ratio(e.ratio, *e.ci) if e.ratio is not None and e.ci else "—",
             "outcome": e.outcome.value,
             "why": e.why or "",
-            "cls": "v-bad" if e.failed else "",
+            "cls": "v-bad" if e.failed else "v-inconclusive" if e.outcome == Outcome.INCONCLUSIVE else "",
         }
-        for e in c.evaluations
+        for e in c.checks
     ]
     return str(
         render(
@@ -359,6 +450,7 @@ def compare_html(c: Comparison) -> str:
             not_a_regression=NOT_A_REGRESSION,
             notes=c.notes,
             failed=c.failed,
+            min_repeats=MIN_REPEATS,
         )
     )
 
@@ -378,7 +470,8 @@ def _metric_value(metric: str, value: float, unit: str) -> str:
 
 
 def write_comparison(c: Comparison, out: Path) -> None:
-    """The page at `out` and the table of ratios beside it (`out` with .json)."""
+    """The page at `out` and the table of ratios beside it (`out` with .json). cli.cmd_compare prints the outcomes
+    (passed on stdout; FAILED and inconclusive on stderr)."""
     from profiler.measure.store import atomic_write_text
 
     atomic_write_text(out, compare_html(c))

@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from profiler.characterize.stats import ratio_ci, slope_ci
+from profiler.characterize.stats import ratio_between_repeats, ratio_ci, slope_ci
 from profiler.format import format_value
 from profiler.plugin import Trait
 from profiler.rundir import Run
@@ -200,23 +200,19 @@ MIN_REPEATS = 2
 def between_repeats(ws: list[Value], bs: list[Value]) -> Comparison:
     """The ratio of a workload's value to the baseline's from their repeats' values (one point estimate per repeat, e.g.
     each repeat's median): the ratio of geometric means, and its 95% interval from Welch's t on the log values
-    (Welch 1947, with the Welch-Satterthwaite degrees of freedom), so the interval holds the variation from one run of
-    the suite to the next, not only within one. Needs MIN_REPEATS positive values on each side, else inconclusive."""
-    from scipy.stats import t as student_t
-
-    w = np.log([float(v.value) for v in ws if v.value is not None and float(v.value) > 0])
-    b = np.log([float(v.value) for v in bs if v.value is not None and float(v.value) > 0])
-    if min(len(w), len(b)) < MIN_REPEATS:
+    (Welch 1947, with the Welch-Satterthwaite degrees of freedom; profiler/characterize/stats.py ratio_between_repeats),
+    so the interval holds the variation from one run of the suite to the next, not only within one. Needs MIN_REPEATS
+    positive values on each side, else inconclusive."""
+    w = [float(v.value) for v in ws if v.value is not None and float(v.value) > 0]
+    b = [float(v.value) for v in bs if v.value is not None and float(v.value) > 0]
+    r = ratio_between_repeats(w, b)
+    if r is None:
         return Comparison(
             Verdict.INCONCLUSIVE, why=f"too few repeats with a value ({len(w)} and {len(b)}; between-repeat intervals need {MIN_REPEATS} on each side)"
         )
-    diff = float(w.mean() - b.mean())
-    vw, vb = float(w.var(ddof=1)) / len(w), float(b.var(ddof=1)) / len(b)
-    se = (vw + vb) ** 0.5
-    df = (vw + vb) ** 2 / (vw**2 / (len(w) - 1) + vb**2 / (len(b) - 1)) if se > 0 else float(len(w) + len(b) - 2)
-    half = float(student_t.ppf(0.975, df)) * se
-    basis = f"between repeats: {len(w)} vs {len(b)}, Welch t on log values"
-    return _verdict(float(np.exp(diff)), (float(np.exp(diff - half)), float(np.exp(diff + half))), basis)
+    n_w, n_b = r["n"]
+    basis = f"between repeats: {n_w} vs {n_b}, Welch t on log values"
+    return _verdict(r["ratio"], tuple(r["ci95"]), basis)
 
 
 # ---------------------------------------------------------------- readings (reports/rules.yaml)

@@ -15,11 +15,17 @@ at once (a million spans would need gigabytes):
   interval with the heteroscedasticity-robust (HC0) standard error, which the pairs bootstrap
   converges to.
 Bootstraps resample in chunks of at most CHUNK_VALUES values.
+
+Between repeats (ratio_between_repeats): when a suite ran several times, the ratio of two
+workloads' values comes from one point estimate per repeat (e.g. each repeat's median), as a
+ratio of geometric means with Welch's t interval on the logs, so that the interval holds the
+variation from one run of the suite to the next and not only within one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -104,6 +110,38 @@ def ratio_ci(numerator: Any, denominator: Any, seed: int = 0) -> dict[str, Any]:
     ok = rb != 0
     lo, hi = np.percentile(ra[ok] / rb[ok], [2.5, 97.5])
     return {"ratio": float(np.median(a) / np.median(b)), "ci95": [float(lo), float(hi)], "n": [int(a.size), int(b.size)]}
+
+
+MIN_REPEATS = 2
+
+
+def ratio_between_repeats(w: Sequence[float], b: Sequence[float]) -> dict[str, Any] | None:
+    """B/A-style ratio of `w` to `b` from one value per repeat on each side: {"ratio", "ci95": [low, high], "n": (n_w, n_b)},
+    or None with fewer than MIN_REPEATS positive finite values on a side (others are left out: a log needs a positive value).
+
+    With x = log w_i (n_w values) and y = log b_j (n_b values), d = mean(x) - mean(y) and the Welch (1947) standard error
+    se = sqrt(s_x^2 / n_w + s_y^2 / n_b) (sample variances, ddof 1):
+        ratio = exp(d)  (the ratio of the geometric means),
+        ci95  = exp(d -/+ t_{0.975, df} * se), with the Welch-Satterthwaite degrees of freedom
+        df    = (s_x^2/n_w + s_y^2/n_b)^2 / ((s_x^2/n_w)^2 / (n_w - 1) + (s_y^2/n_b)^2 / (n_b - 1)),
+    t the Student quantile (scipy.stats.t.ppf). When both sides are constant (se = 0), df = n_w + n_b - 2 and the interval
+    is the point. Source: B. L. Welch, "The generalization of 'Student's' problem when several different population
+    variances are involved", Biometrika 34 (1947) 28-35; F. E. Satterthwaite, Biometrics Bulletin 2 (1946) 110-114.
+    """
+    from scipy.stats import t as student_t
+
+    x, y = (np.asarray(v, dtype=float) for v in (w, b))
+    x = np.log(x[np.isfinite(x) & (x > 0)])
+    y = np.log(y[np.isfinite(y) & (y > 0)])
+    n_w, n_b = len(x), len(y)
+    if min(n_w, n_b) < MIN_REPEATS:
+        return None
+    diff = float(x.mean() - y.mean())
+    vw, vb = float(x.var(ddof=1)) / n_w, float(y.var(ddof=1)) / n_b
+    se = math.sqrt(vw + vb)
+    df = (vw + vb) ** 2 / (vw**2 / (n_w - 1) + vb**2 / (n_b - 1)) if se > 0 else float(n_w + n_b - 2)
+    half = float(student_t.ppf(0.975, df)) * se
+    return {"ratio": math.exp(diff), "ci95": [math.exp(diff - half), math.exp(diff + half)], "n": (n_w, n_b)}
 
 
 def linear_fit(x: Any, y: Any) -> dict[str, Any] | None:

@@ -203,7 +203,7 @@ def _phases(spans: pd.DataFrame, seed: int, warnings: list[str], unavailable: di
         phases[phase]["share_of_iteration"] = share
     for phase, ratio in phase_noise(spans).items():
         if ratio > NOISY_IQR_OVER_MEDIAN and phase != ITERATION:
-            warnings.append(f"noisy: phase '{phase}' IQR/median = {ratio:.0%} (> 10%) across repeats of the same step; the machine may be busy")
+            warnings.append(f"noisy: phase '{phase}' IQR/median = {ratio:.0%} (> 10%) across its measured spans; the machine may be busy")
     if phases and not any("device_s" in e for e in phases.values()):
         unavailable["device_s"] = f"device time needs CUDA events; this run was on {device}"
     return {p: PhaseStats(**e) for p, e in phases.items()}
@@ -226,10 +226,14 @@ def contention(samples: pd.DataFrame, stages: list[Stage], child: dict[str, Any]
     """Contention over the measured window (the `measure` stage; every row when stages are missing):
     see runmodel.Contention for the rule."""
     out = Contention(cores=list(child.get("cpu_affinity") or []), torch_threads=child.get("torch_threads"))
-    window = next((s for s in stages if s.name == "measure" and s.end_ns is not None), None)
+    window = next((s for s in stages if s.name == "measure"), None)
+    if stages and window is None:
+        out.summary = "not measured: the workload stopped before its measured window"
+        return out
     rows = samples
     if window is not None and not samples.empty and "t_ns" in samples:
-        rows = samples.loc[(samples["t_ns"] >= window.start_ns) & (samples["t_ns"] <= window.end_ns)]
+        end = window.end_ns if window.end_ns is not None else samples["t_ns"].max()  # interrupted while measuring
+        rows = samples.loc[(samples["t_ns"] >= window.start_ns) & (samples["t_ns"] <= end)]
     other = rows["other_cpu_cores"].dropna() if "other_cpu_cores" in rows else pd.Series(dtype=float)
     if other.empty:
         out.summary = "not measured: no sampler rows with per-core CPU counters in the measured window"

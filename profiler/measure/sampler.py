@@ -57,6 +57,7 @@ class ProcStatReader:
 
     def __init__(self, pid: int) -> None:
         self.cores = sorted(os.sched_getaffinity(pid)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        self.is_self = pid == os.getpid()
         self.fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
         self.sys_fd = os.open("/proc/stat", os.O_RDONLY)
         self.self_fd = os.open("/proc/self/stat", os.O_RDONLY)
@@ -110,7 +111,8 @@ class ProcStatReader:
         tick_s = 1.0 / self.TICKS
         proc_cores = (now["proc_ticks"] - last["proc_ticks"]) * tick_s / dt
         total = dt * self.TICKS * (os.cpu_count() or 1)
-        others = (now["cores_busy"] - last["cores_busy"]) - (now["proc_ticks"] - last["proc_ticks"]) - (now["self_ticks"] - last["self_ticks"])
+        own = 0 if self.is_self else now["self_ticks"] - last["self_ticks"]  # the profiler itself, unless it is the watched process
+        others = (now["cores_busy"] - last["cores_busy"]) - (now["proc_ticks"] - last["proc_ticks"]) - own
         return {
             "proc_cpu_percent": 100.0 * min(proc_cores, len(self.cores)),
             "proc_rss_bytes": now["rss"],

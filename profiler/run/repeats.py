@@ -13,8 +13,9 @@ Layout of a workload's directory when N > 1 (README, "Run directory"):
 - `child.json`, `work.parquet`, `opmix.json`, `trace.json.gz`: copied from the first repeat that
   completed (the untimed passes count and trace one iteration; they do not vary by repeat).
 `profiler.load_run` reads the pooled directory as it reads any workload, and each repeat under
-`WorkloadRun.repeats`. The report's differences use the between-repeat variation
-(reports/differences.py: between_repeats) when both sides have at least two completed repeats.
+`WorkloadRun.repeats`. The report's differences and `compare` use the between-repeat variation
+(profiler/characterize/stats.py: ratio_between_repeats) when both sides have at least two
+completed repeats.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..characterize.summary import WorkloadOutcome
 from ..measure.opmix import TRACE_FILE
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, atomic_write_table, read_arrow, read_json
 from ..rundir import SUMMARY_JSON, repeat_dir
-from ..runmodel import Contention, RepeatInfo, Status, SweepPoint, WorkloadSummary
+from ..runmodel import Contention, Loop, RepeatInfo, Status, SweepPoint, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
@@ -45,25 +46,27 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
     repeat's status and error. A repeat that did not complete, or never ran (the run was stopped), is named in
     `problems`."""
     ok = [(k, s) for k, s in enumerate(done, start=1) if s.status == Status.OK]
+    last_k, last = len(done), done[-1]
+    # no repeat completed: what the last one measured before it stopped is kept, as a run without repeats keeps it
+    pooled = ok or ([(last_k, last)] if last.loop is not None or last.metrics.e2e_s is not None else [])
     problems = [
-        f"repeat {k} of {len(done)}: {s.status.value}"
+        f"repeat {k} of {planned}: {s.status.value}"
         + (f" in phase '{s.error.phase}': {s.error.reason}" if s.error else "")
-        + "; it is left out of the pooled statistics"
+        + ("; its measured iterations are kept" if any(k == p for p, _ in pooled) else "; it is left out of the pooled statistics")
         for k, s in enumerate(done, start=1)
         if s.status != Status.OK
     ]
     if len(done) < planned:
         problems.append(f"only {len(done)} of {planned} repeats ran (the run was stopped); the pooled statistics hold those")
-    _pool_table(workdir, SPANS, [k for k, _ in ok], offset_iterations=True, problems=problems)
-    _pool_table(workdir, SAMPLES, [k for k, _ in ok], offset_iterations=False, problems=problems)
-    first = ok[0][0] if ok else None
+    _pool_table(workdir, SPANS, [k for k, _ in pooled], offset_iterations=True, problems=problems)
+    _pool_table(workdir, SAMPLES, [k for k, _ in pooled], offset_iterations=False, problems=problems)
+    first = pooled[0][0] if pooled else None
     if first is not None:
         for name in COPIED_FROM_FIRST:
             src = repeat_dir(workdir, first) / name
             if src.exists():
                 shutil.copyfile(src, workdir / name)
-    last = done[-1]
-    base = ok[0][1] if ok else last
+    base = pooled[0][1] if pooled else last
     outcome = WorkloadOutcome(
         name=w.entry.name,
         type=w.entry.type,
@@ -81,7 +84,10 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
         problems=problems,
     )
     summary = summarize_directory(outcome, workdir, suite.measure, record)
-    summary.contention = pooled_contention([s for _, s in ok] or done)
+    summary.contention = pooled_contention([s for _, s in pooled] or done)
+    summary.loop = pooled_loop([s for _, s in pooled])
+    rates = sorted(s.sample_hz_achieved for _, s in pooled if s.sample_hz_achieved is not None)
+    summary.sample_hz_achieved = rates[len(rates) // 2] if rates else None  # the pooled rows span the gaps between repeats
     summary.repeats = [
         RepeatInfo(
             repeat=k,
@@ -94,6 +100,20 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
     ]
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
     return summary
+
+
+def pooled_loop(summaries: list[WorkloadSummary]) -> Loop | None:
+    """The pooled repeats' loops as one: iterations and measured seconds summed; stopped at max_seconds if any was."""
+    loops = [s.loop for s in summaries if s.loop is not None]
+    if not loops:
+        return None
+    return Loop(
+        warmup_iters=sum(x.warmup_iters for x in loops),
+        measured_iters=sum(x.measured_iters for x in loops),
+        measure_s=sum(x.measure_s for x in loops),
+        stopped_at_max_seconds=any(x.stopped_at_max_seconds for x in loops),
+        hit_max_seconds=any(x.hit_max_seconds for x in loops),
+    )
 
 
 def pooled_contention(summaries: list[WorkloadSummary]) -> Contention | None:

@@ -45,7 +45,7 @@ def _cells(r: dict[str, Any]) -> list[Cell]:
         Cell(format_value(_plain(r["baseline_value"]), r["baseline_unit"])),
         Cell(format_value(_plain(r["value"]), r["unit"])),
         Cell(ratio(number(r["ratio"]), number(r["ci_low"]), number(r["ci_high"])), cls="nw"),
-        Cell(r["verdict"], cls=f"l {css_class(r['verdict'], r['better'])}"),
+        Cell(r["verdict"], cls=f"l nw {css_class(r['verdict'], r['better'])}"),
         Cell(r["reading"], cls="l", lines=lines),
     ]
 

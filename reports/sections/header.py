@@ -36,6 +36,7 @@ def build(ctx: ReportContext) -> dict[str, Any]:
         "run_alert": run_alert(info),
         "failures": failures(ctx),
         "conditions": conditions(ctx),
+        "repeats": max((len(w.summary.repeats or []) for w in run.workloads.values()), default=1) or 1,
     }
 
 

@@ -84,3 +84,41 @@ def test_between_repeats_is_welch_on_log_values():
 def test_repeats_must_be_a_positive_count(write_suite):
     suite = write_suite(SUITE)
     assert_one_line_error(run_cli("run", suite, "--repeats", "0"), "repeats")
+
+
+def test_ctrl_c_during_repeats_keeps_what_was_measured(tmp_path):
+    """Interrupted in the middle of repeat 1: its measured iterations are pooled and reported, the repeats that never ran
+    are named, the run is marked interrupted."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from profiler import load_run
+    from tests.conftest import ROOT
+
+    (tmp_path / "suite.yaml").write_text(SUITE.replace("min_seconds: 0.2", "min_seconds: 60").replace("max_seconds: 30", "max_seconds: 120"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "profiler", "run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs"), "--repeats", "3"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "runs").glob("*/slow/repeat-1/spans.part-*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    slow = load_run(run_dir).workloads["slow"]
+    assert slow.summary.metrics.e2e_s is not None and slow.summary.metrics.e2e_s.count >= 1
+    assert any("repeat 1 of 3: interrupted" in p and "kept" in p for p in slow.summary.problems), slow.summary.problems
+    assert any("only 1 of 3 repeats ran" in p for p in slow.summary.problems)
+    assert (run_dir / "report.html").is_file()

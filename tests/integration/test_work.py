@@ -169,13 +169,17 @@ def test_calibrate_measures_and_caches(tmp_path):
     first = run_cli("calibrate", "--device", "cpu", env=env)
     assert first.returncode == 0, first.stderr
     assert "peak matmul float32" in first.stdout and "copy bandwidth" in first.stdout
-    cached = list(tmp_path.glob("calibration-*.json"))
-    assert len(cached) == 1
-    again = run_cli("calibrate", "--device", "cpu", "--json", env=env)
     import json
 
+    again = run_cli("calibrate", "--device", "cpu", "--json", env=env)
     result = json.loads(again.stdout)
-    assert result["from_cache"] and result["matmul_flops_per_s"]["float32"] > 1e9 and result["copy_bytes_per_s"] > 1e8
+    assert result["matmul_flops_per_s"]["float32"] > 1e9 and result["copy_bytes_per_s"] > 1e8
+    cached = list(tmp_path.glob("calibration-*.json"))
+    if "contention" in first.stderr:  # a busy machine: measured, said, and not cached (a ceiling too low must not stick)
+        assert "warning: calibration measured under contention" in first.stderr
+        assert not result.get("from_cache") or len(cached) == 1  # the second may have found a quiet moment and cached
+    else:
+        assert len(cached) == 1 and result["from_cache"]
 
 
 def test_async_inference_on_a_worker_thread_is_counted_from_the_main_threads_calls():
