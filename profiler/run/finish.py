@@ -50,7 +50,26 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
         error = settle_error(workdir, watch)
     if watch.sampler_error:
         problems.append(watch.sampler_error)
-    outcome = WorkloadOutcome(
+    outcome = workload_outcome(
+        w,
+        device,
+        seed,
+        status=Status.INTERRUPTED if watch.interrupted and late is None else (Status.FAILED if error else Status.OK),
+        error=error,
+        child=child,
+        wall_s=watch.wall_s,
+        gpu_unavailable=watch.gpu_unavailable,
+        problems=problems,
+    )
+    summary = summarize_directory(outcome, workdir, measure, record)
+    atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
+    return summary
+
+
+def workload_outcome(w: ResolvedWorkload, device: str, seed: int, **fields: Any) -> WorkloadOutcome:
+    """The outcome of workload `w` (its name, type, plugin, params, declaration and sweep point) with `fields`: status,
+    error, child, wall_s, gpu_unavailable, problems (characterize/summary.py: WorkloadOutcome)."""
+    return WorkloadOutcome(
         name=w.entry.name,
         type=w.entry.type,
         plugin=w.plugin.source,
@@ -58,17 +77,9 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
         declaration=w.declaration,
         device=device,
         seed=seed,
-        status=Status.INTERRUPTED if watch.interrupted and late is None else (Status.FAILED if error else Status.OK),
-        error=error,
-        child=child,
-        wall_s=watch.wall_s,
         sweep=SweepPoint(group=w.sweep_group, point=w.sweep_point or {}) if w.sweep_group else None,
-        gpu_unavailable=watch.gpu_unavailable,
-        problems=problems,
+        **fields,
     )
-    summary = summarize_directory(outcome, workdir, measure, record)
-    atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
-    return summary
 
 
 def summarize_directory(outcome: WorkloadOutcome, workdir: Path, measure: MeasureConfig, record: RunRecord) -> WorkloadSummary:

@@ -26,15 +26,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..characterize.summary import WorkloadOutcome
 from ..measure.opmix import TRACE_FILE
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, atomic_write_table, read_arrow, read_json
 from ..rundir import SUMMARY_JSON, repeat_dir
-from ..runmodel import Contention, Loop, RepeatInfo, Status, SweepPoint, WorkloadSummary
+from ..runmodel import Contention, Loop, RepeatInfo, Status, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
-from .finish import summarize_directory
+from .finish import summarize_directory, workload_outcome
 from .record import RunRecord
 
 COPIED_FROM_FIRST = (CHILD_JSON, f"{WORK}.parquet", OPMIX_JSON, TRACE_FILE)
@@ -67,19 +66,14 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
             if src.exists():
                 shutil.copyfile(src, workdir / name)
     base = pooled[0][1] if pooled else last
-    outcome = WorkloadOutcome(
-        name=w.entry.name,
-        type=w.entry.type,
-        plugin=w.plugin.source,
-        params=w.params.model_dump(mode="json"),
-        declaration=w.declaration,
-        device=record.info.device,
-        seed=suite.seed,
+    outcome = workload_outcome(
+        w,
+        record.info.device,
+        suite.seed,
         status=Status.OK if ok else last.status,
         error=None if ok or last.error is None else {"phase": last.error.phase, "reason": last.error.reason},
         child=(read_json(workdir / CHILD_JSON) if first is not None else None) or {"device": record.info.device},
         wall_s=sum(s.wall_s or 0.0 for s in done),
-        sweep=SweepPoint(group=w.sweep_group, point=w.sweep_point or {}) if w.sweep_group else None,
         gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},
         problems=problems,
     )
