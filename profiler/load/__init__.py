@@ -1,0 +1,1 @@
+"""Serving under load: production request traces and arrival processes."""

@@ -1,0 +1,324 @@
+"""Arrival processes and request sizes: the `load:` block of a serving run and the schedule it produces.
+
+Why: a server's latency depends on *when* requests arrive (bursty or even) and *how large* they
+are, so a load run must state both and replay them exactly for a seed. This module is pure (no
+engine, no clock): `schedule()` turns a validated `LoadConfig` into a list of `Request`s with send
+times in seconds from the start; a driver sends them, and `gap_stats()` checks what was achieved.
+
+Arrival patterns (source: vLLM `bench serve`, `get_request` in vllm/benchmarks/serve.py; summarized
+in shared/guide/domain-facts.md section 5):
+- gamma: inter-arrival gaps ~ Gamma(shape k = burstiness, scale θ = 1/(rate·k)). Mean gap = kθ =
+  1/rate; variance = kθ² = 1/(k·rate²); hence CV of the gaps = 1/sqrt(k). k < 1 is burstier than
+  Poisson, k > 1 more even.
+- poisson: gamma with k = 1 (exponential gaps, CV 1).
+- constant: every gap is exactly 1/rate (CV 0; the k → ∞ limit).
+- trace: replay recorded arrival times (seconds), divided by `time_scale` (2.0 = twice as fast).
+As in vLLM, the first request is also sent after one gap: send_s[i] = gap_0 + ... + gap_i. With
+`rescale: true` (vLLM does this by default; here it is off so the raw process is what is measured)
+all send times are multiplied by N/rate / send_s[-1], so the last of N requests lands at exactly
+N/rate and the achieved throughput does not vary by 1-2% between seeds. The gaps' shape and CV are
+unchanged by the rescale.
+
+Request sizes (tokens, integers >= 1): `{fixed: N}`; `{uniform: [lo, hi]}` (inclusive);
+`{lognormal: {median: M, sigma: S}}` i.e. exp(Normal(ln M, S)) rounded, so the median is M; or
+`from_trace` (pattern trace only) to take the trace's own `input_tokens` / `output_tokens`.
+
+Randomness: one numpy `SeedSequence(seed)` spawns independent generators for arrivals, input sizes
+and output sizes, so changing the size distribution leaves the arrival times unchanged.
+
+Not here: the closed-loop pattern (N users, each sending its next request when the previous one
+finishes, or vLLM's `--max-concurrency` semaphore) depends on response times, so it belongs to the
+engine driver, not to a precomputed schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_REQUESTS = 10_000_000
+TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens", "prefix_blocks")
+
+
+class _Strict(BaseModel):
+    # Same settings as profiler.suite.config.StrictModel; not imported from there because the suite
+    # schema is the natural home of a `load:` block and will import this module (that would be a cycle).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LogNormal(_Strict):
+    """Token counts exp(Normal(ln median, sigma)), rounded to integers >= 1."""
+
+    median: float = Field(gt=0, le=10_000_000, description="Median token count (the lognormal's exp(mu)).")
+    sigma: float = Field(ge=0, le=10, description="Standard deviation of ln(tokens); 0 gives the median every time.")
+
+
+class Distribution(_Strict):
+    """Exactly one of `fixed`, `uniform`, `lognormal`: a token-count distribution."""
+
+    fixed: int | None = Field(None, ge=1, le=10_000_000, description="Every request has exactly this many tokens.")
+    uniform: list[int] | None = Field(
+        None, min_length=2, max_length=2, description="[lo, hi]: token counts drawn uniformly from lo..hi inclusive (1 <= lo <= hi)."
+    )
+    lognormal: LogNormal | None = Field(None, description="{median: M, sigma: S}: lognormal token counts with median M.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Distribution:
+        given = [k for k in ("fixed", "uniform", "lognormal") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a size distribution takes exactly one of fixed, uniform, lognormal (got {given or 'none'})")
+        if self.uniform is not None:
+            lo, hi = self.uniform
+            if not 1 <= lo <= hi:
+                raise ValueError(f"uniform: [lo, hi] needs 1 <= lo <= hi (got [{lo}, {hi}])")
+        return self
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n token counts (int64, each >= 1) from this distribution."""
+        if self.fixed is not None:
+            return np.full(n, self.fixed, dtype=np.int64)
+        if self.uniform is not None:
+            lo, hi = self.uniform
+            return rng.integers(lo, hi + 1, size=n, dtype=np.int64)
+        assert self.lognormal is not None
+        values = rng.lognormal(mean=math.log(self.lognormal.median), sigma=self.lognormal.sigma, size=n)
+        return np.maximum(np.rint(values), 1).astype(np.int64)
+
+
+SizeSpec = Distribution | Literal["from_trace"]
+
+
+class SizeConfig(_Strict):
+    """Input (prompt) and output (generated) token counts per request."""
+
+    input: SizeSpec = Field(description="Prompt tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {median: M, sigma: S}}, or from_trace.")
+    output: SizeSpec = Field(description="Generated tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {median: M, sigma: S}}, or from_trace.")
+
+
+class LoadConfig(_Strict):
+    """The `load:` block: when requests are sent (pattern) and how large they are (sizes)."""
+
+    pattern: Literal["poisson", "gamma", "constant", "trace"] = Field(
+        description="Arrival process: poisson (exponential gaps), gamma (gaps with CV 1/sqrt(burstiness)), constant (even gaps), trace (recorded times)."
+    )
+    rate: float | None = Field(None, gt=0, le=1_000_000, description="Mean requests per second (> 0); required except for pattern trace.")
+    burstiness: float | None = Field(
+        None, gt=0, le=1_000_000, description="Gamma shape k (pattern gamma only, default 1.0 = Poisson): gap CV = 1/sqrt(k); < 1 burstier, > 1 more even."
+    )
+    rescale: bool = Field(
+        False, description="Scale the send times so the last of `requests` lands at requests/rate, as vLLM bench serve does (needs rate and requests)."
+    )
+    trace: str | None = Field(None, min_length=1, description="Path of the request trace to replay (pattern trace only).")
+    time_scale: float = Field(1.0, gt=0, le=1_000_000, description="Trace arrival times are divided by this: 2.0 replays twice as fast (pattern trace only).")
+    requests: int | None = Field(
+        None, ge=1, le=MAX_REQUESTS, description="Number of requests; give this or duration_s (a trace may give either to cut it, or neither)."
+    )
+    duration_s: float | None = Field(None, gt=0, le=7 * 86_400, description="Send requests whose send time is <= this many seconds; give this or requests.")
+    warmup_requests: int = Field(0, ge=0, le=MAX_REQUESTS, description="The first this many requests are sent but excluded from statistics.")
+    cooldown_requests: int = Field(0, ge=0, le=MAX_REQUESTS, description="The last this many requests are sent but excluded from statistics.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the arrival and size draws; the same seed gives the same schedule.")
+    sizes: SizeConfig | None = Field(None, description="Token counts per request; required except for pattern trace, where it defaults to from_trace.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoadConfig:
+        trace = self.pattern == "trace"
+        if trace:
+            for name in ("rate", "burstiness"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: pattern trace takes its times from the trace; remove {name}")
+            if self.trace is None:
+                raise ValueError("trace: pattern trace needs trace (the path of the trace file)")
+            if self.rescale:
+                raise ValueError("rescale: only generated patterns (poisson, gamma, constant) can be rescaled, not trace")
+            if self.requests is not None and self.duration_s is not None:
+                raise ValueError("requests/duration_s: give at most one of them to cut the trace, not both")
+        else:
+            if self.rate is None:
+                raise ValueError(f"rate: pattern {self.pattern} needs rate (requests per second, > 0)")
+            if self.burstiness is not None and self.pattern != "gamma":
+                raise ValueError(f"burstiness: only pattern gamma takes burstiness (pattern is {self.pattern}; poisson is gamma with burstiness 1)")
+            if self.trace is not None:
+                raise ValueError(f"trace: only pattern trace takes a trace file (pattern is {self.pattern})")
+            if self.time_scale != 1.0:
+                raise ValueError(f"time_scale: only pattern trace takes time_scale (pattern is {self.pattern})")
+            if (self.requests is None) == (self.duration_s is None):
+                both = "both were given" if self.requests is not None else "neither was given"
+                raise ValueError(f"requests/duration_s: pattern {self.pattern} needs exactly one of requests or duration_s ({both})")
+            if self.rescale and self.requests is None:
+                raise ValueError("rescale: needs requests (the last of N requests is put at N/rate); with duration_s there is no N")
+            if self.duration_s is not None and self.rate * self.duration_s > MAX_REQUESTS:
+                raise ValueError(f"duration_s: rate x duration_s = {self.rate * self.duration_s:.0f} requests, above the limit of {MAX_REQUESTS}")
+            if self.sizes is None:
+                raise ValueError(f"sizes: pattern {self.pattern} needs sizes (input and output token distributions)")
+            for side in ("input", "output"):
+                if getattr(self.sizes, side) == "from_trace":
+                    raise ValueError(f"sizes.{side}: from_trace needs pattern trace (pattern is {self.pattern})")
+        if self.requests is not None and self.warmup_requests + self.cooldown_requests >= self.requests:
+            raise ValueError(
+                f"warmup_requests/cooldown_requests: {self.warmup_requests} + {self.cooldown_requests} leave no measured request of {self.requests}"
+            )
+        return self
+
+
+@dataclass
+class Request:
+    """One request of a schedule.
+
+    index: position in send order (0-based). send_s: seconds after the run's start at which to send
+    it. input_tokens / output_tokens: prompt and generated token counts (>= 1). measured: False for
+    warmup and cooldown requests (sent, excluded from statistics). prefix_blocks: the trace's
+    prefix-block hashes (e.g. Mooncake `hash_ids`, 512-token blocks) when the input comes from the
+    trace, else None.
+    """
+
+    index: int
+    send_s: float
+    input_tokens: int
+    output_tokens: int
+    measured: bool
+    prefix_blocks: list[int] | None = None
+
+
+def _gaps(config: LoadConfig, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n inter-arrival gaps in seconds for a generated pattern."""
+    assert config.rate is not None
+    if config.pattern == "constant":
+        return np.full(n, 1.0 / config.rate)
+    k = 1.0 if config.pattern == "poisson" else (config.burstiness or 1.0)
+    return rng.gamma(shape=k, scale=1.0 / (config.rate * k), size=n)
+
+
+def _generated_times(config: LoadConfig, rng: np.random.Generator) -> np.ndarray:
+    assert config.rate is not None
+    if config.requests is not None:
+        n = config.requests
+        if config.pattern == "constant":
+            send = np.arange(1, n + 1) / config.rate  # exact, no accumulated rounding
+        else:
+            send = np.cumsum(_gaps(config, rng, n))
+        if config.rescale and send[-1] > 0:
+            send = send * (n / config.rate / send[-1])
+        return send
+    assert config.duration_s is not None
+    if config.pattern == "constant":
+        n = math.floor(config.duration_s * config.rate + 1e-9)
+        return np.arange(1, n + 1) / config.rate
+    chunk = int(config.rate * config.duration_s * 1.1) + 64  # deterministic chunking keeps the draw reproducible
+    parts: list[np.ndarray] = []
+    last = 0.0
+    while last <= config.duration_s:
+        part = last + np.cumsum(_gaps(config, rng, chunk))
+        parts.append(part)
+        last = float(part[-1])
+    send = np.concatenate(parts)
+    return send[send <= config.duration_s]
+
+
+def _trace_rows(config: LoadConfig, trace: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
+    if missing:
+        raise ValueError(f"trace DataFrame lacks column(s) {missing}; expected {list(TRACE_COLUMNS)}")
+    rows = trace.sort_values("arrival_s", kind="stable").reset_index(drop=True)
+    send = rows["arrival_s"].to_numpy(dtype=float) / config.time_scale
+    if len(send) and (not np.all(np.isfinite(send)) or send[0] < 0):
+        raise ValueError("trace arrival_s must be finite seconds >= 0")
+    if config.requests is not None:
+        send, rows = send[: config.requests], rows.iloc[: config.requests]
+    elif config.duration_s is not None:
+        keep = send <= config.duration_s
+        send, rows = send[keep], rows[keep]
+    return send, rows.reset_index(drop=True)
+
+
+def _blocks(value: object) -> list[int] | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return [int(b) for b in value]  # type: ignore[attr-defined]
+
+
+def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Request]:
+    """The requests of a load run, in send order; deterministic for `config.seed`.
+
+    trace: for pattern trace, a DataFrame with columns `arrival_s` (seconds from the trace's start),
+    `input_tokens`, `output_tokens`, `prefix_blocks` (list of ints or None), as the trace reader
+    produces; rows are sorted by arrival_s, times divided by `time_scale`, then cut by `requests`
+    or `duration_s`. Must be None for the generated patterns.
+    Returns a list of `Request` (send_s in seconds, non-decreasing).
+    Raises ValueError if the trace is missing or unexpected, lacks a column, has invalid times or
+    token counts, or leaves no measured request after warmup and cooldown.
+    """
+    arrivals_ss, input_ss, output_ss = np.random.SeedSequence(config.seed).spawn(3)
+    rows = None
+    if config.pattern == "trace":
+        if trace is None:
+            raise ValueError(f"pattern trace needs the trace's DataFrame (read from {config.trace!r})")
+        send, rows = _trace_rows(config, trace)
+    else:
+        if trace is not None:
+            raise ValueError(f"pattern {config.pattern} generates its own times; pass no trace")
+        send = _generated_times(config, np.random.default_rng(arrivals_ss))
+    n = len(send)
+    if n == 0:
+        raise ValueError("the schedule is empty (duration_s shorter than the first gap, or an empty trace)")
+    if config.warmup_requests + config.cooldown_requests >= n:
+        raise ValueError(
+            f"warmup_requests/cooldown_requests: {config.warmup_requests} + {config.cooldown_requests} leave no measured request of the {n} scheduled"
+        )
+    sizes = config.sizes or SizeConfig(input="from_trace", output="from_trace")
+    counts = {}
+    for side, ss in (("input", input_ss), ("output", output_ss)):
+        spec = getattr(sizes, side)
+        if spec == "from_trace":
+            assert rows is not None
+            values = rows[f"{side}_tokens"].to_numpy()
+            if np.any(values < 1):
+                raise ValueError(f"trace {side}_tokens must be >= 1 (row {int(np.argmax(values < 1))} is {values[np.argmax(values < 1)]})")
+            counts[side] = values.astype(np.int64)
+        else:
+            counts[side] = spec.draw(np.random.default_rng(ss), n)
+    blocks = rows["prefix_blocks"].tolist() if rows is not None and sizes.input == "from_trace" else [None] * n
+    first_cooldown = n - config.cooldown_requests
+    return [
+        Request(
+            index=i,
+            send_s=float(send[i]),
+            input_tokens=int(counts["input"][i]),
+            output_tokens=int(counts["output"][i]),
+            measured=config.warmup_requests <= i < first_cooldown,
+            prefix_blocks=_blocks(blocks[i]),
+        )
+        for i in range(n)
+    ]
+
+
+def gap_stats(send_s: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Statistics of the gaps between consecutive send times (seconds), for reports and tests.
+
+    Returns {"requests": n, "mean_gap_s": mean gap (s), "cv_gap": sample std / mean of the gaps
+    (1 for Poisson, 1/sqrt(k) for gamma, 0 for constant; nan if the mean gap is 0),
+    "achieved_rate": (n - 1) / (last - first) requests per second (inf if all at once)}.
+    Raises ValueError for fewer than 2 times or times that go backwards.
+    """
+    times = np.asarray(send_s, dtype=float)
+    if times.ndim != 1 or len(times) < 2:
+        raise ValueError(f"gap_stats needs at least 2 send times (got {times.size})")
+    gaps = np.diff(times)
+    if np.any(gaps < 0):
+        raise ValueError("send times must be non-decreasing")
+    mean = float(gaps.mean())
+    std = float(gaps.std(ddof=1)) if len(gaps) > 1 else 0.0
+    span = float(times[-1] - times[0])
+    return {
+        "requests": float(len(times)),
+        "mean_gap_s": mean,
+        "cv_gap": std / mean if mean > 0 else float("nan"),
+        "achieved_rate": (len(times) - 1) / span if span > 0 else float("inf"),
+    }

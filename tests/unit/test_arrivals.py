@@ -1,0 +1,204 @@
+"""Arrival processes and request sizes (profiler.load.arrivals): statistics for a fixed seed, validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from profiler.load.arrivals import LoadConfig, gap_stats, schedule
+
+SIZES = {"input": {"fixed": 128}, "output": {"fixed": 32}}
+
+
+def make(**kw) -> LoadConfig:
+    base = {"pattern": "poisson", "rate": 10.0, "requests": 20_000, "seed": 1, "sizes": SIZES}
+    base.update(kw)
+    return LoadConfig.model_validate({k: v for k, v in base.items() if v is not None})
+
+
+def sends(config: LoadConfig) -> list[float]:
+    return [r.send_s for r in schedule(config)]
+
+
+def test_poisson_gaps_mean_and_cv():
+    stats = gap_stats(sends(make()))
+    assert stats["mean_gap_s"] == pytest.approx(0.1, rel=0.05)
+    assert 0.9 <= stats["cv_gap"] <= 1.1
+    assert stats["achieved_rate"] == pytest.approx(10.0, rel=0.05)
+
+
+@pytest.mark.parametrize(("burstiness", "cv"), [(0.25, 2.0), (4.0, 0.5), (1.0, 1.0)])
+def test_gamma_cv_is_one_over_sqrt_burstiness(burstiness, cv):
+    stats = gap_stats(sends(make(pattern="gamma", burstiness=burstiness)))
+    assert stats["cv_gap"] == pytest.approx(cv, rel=0.10)
+    assert stats["mean_gap_s"] == pytest.approx(0.1, rel=0.05)
+
+
+def test_constant_gaps_are_even():
+    times = sends(make(pattern="constant", requests=100))
+    stats = gap_stats(times)
+    assert stats["cv_gap"] == pytest.approx(0.0, abs=1e-9)
+    assert stats["mean_gap_s"] == pytest.approx(0.1)
+    assert times[0] == pytest.approx(0.1) and times[-1] == pytest.approx(10.0)
+
+
+def test_same_seed_same_schedule_other_seed_other():
+    config = make(pattern="gamma", burstiness=0.5, requests=500, sizes={"input": {"lognormal": {"median": 500, "sigma": 0.8}}, "output": {"uniform": [1, 200]}})
+    assert schedule(config) == schedule(config)
+    other = schedule(config.model_copy(update={"seed": 2}))
+    assert [r.send_s for r in other] != [r.send_s for r in schedule(config)]
+    assert [r.input_tokens for r in other] != [r.input_tokens for r in schedule(config)]
+
+
+def test_sizes_do_not_shift_arrivals():
+    a = sends(make(requests=200))
+    b = sends(make(requests=200, sizes={"input": {"uniform": [5, 9]}, "output": {"lognormal": {"median": 50, "sigma": 1.0}}}))
+    assert a == b
+
+
+@pytest.mark.parametrize("pattern", ["poisson", "gamma", "constant"])
+def test_rescale_puts_last_request_at_n_over_rate(pattern):
+    kw = {"burstiness": 0.5} if pattern == "gamma" else {}
+    times = sends(make(pattern=pattern, requests=1000, rate=4.0, rescale=True, **kw))
+    assert times[-1] == pytest.approx(1000 / 4.0, rel=1e-12)
+    assert times == sorted(times)
+
+
+def test_without_rescale_the_last_request_is_not_exactly_at_n_over_rate():
+    assert sends(make(requests=1000, rate=4.0))[-1] != pytest.approx(250.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("pattern", ["poisson", "gamma", "constant"])
+def test_duration_cuts_the_schedule(pattern):
+    kw = {"burstiness": 2.0} if pattern == "gamma" else {}
+    times = sends(make(pattern=pattern, requests=None, duration_s=200.0, rate=5.0, **kw))
+    assert max(times) <= 200.0
+    assert len(times) == pytest.approx(1000, rel=0.1)
+    if pattern == "constant":
+        assert len(times) == 1000
+
+
+def test_warmup_and_cooldown_are_not_measured():
+    reqs = schedule(make(requests=10, warmup_requests=2, cooldown_requests=3))
+    assert [r.measured for r in reqs] == [False, False, True, True, True, True, True, False, False, False]
+    assert [r.index for r in reqs] == list(range(10))
+
+
+def test_warmup_and_cooldown_checked_against_a_duration_schedule():
+    with pytest.raises(ValueError, match="warmup_requests"):
+        schedule(make(requests=None, duration_s=1.0, rate=2.0, pattern="constant", warmup_requests=2))
+
+
+def test_size_distributions():
+    n = 20_000
+    reqs = schedule(make(requests=n, sizes={"input": {"lognormal": {"median": 1000, "sigma": 0.7}}, "output": {"uniform": [3, 17]}}))
+    inputs = np.array([r.input_tokens for r in reqs])
+    outputs = np.array([r.output_tokens for r in reqs])
+    assert np.median(inputs) == pytest.approx(1000, rel=0.05)
+    assert inputs.min() >= 1
+    assert outputs.min() >= 3 and outputs.max() <= 17
+    assert set(outputs.tolist()) == set(range(3, 18))
+    fixed = schedule(make(requests=50))
+    assert {(r.input_tokens, r.output_tokens) for r in fixed} == {(128, 32)}
+    assert all(r.prefix_blocks is None for r in fixed)
+
+
+def trace_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "arrival_s": [0.0, 1.0, 2.5, 4.0, 10.0],
+            "input_tokens": [100, 200, 300, 400, 500],
+            "output_tokens": [10, 20, 30, 40, 50],
+            "prefix_blocks": [[1, 2], [1, 3], None, [4], [5, 6, 7]],
+        }
+    )
+
+
+def trace_config(**kw) -> LoadConfig:
+    return LoadConfig.model_validate({"pattern": "trace", "trace": "azure.csv", "seed": 0, **kw})
+
+
+def test_trace_replay_with_time_scale_halves_times():
+    reqs = schedule(trace_config(time_scale=2.0, sizes={"input": "from_trace", "output": "from_trace"}), trace_frame())
+    assert [r.send_s for r in reqs] == [0.0, 0.5, 1.25, 2.0, 5.0]
+    assert [r.input_tokens for r in reqs] == [100, 200, 300, 400, 500]
+    assert [r.output_tokens for r in reqs] == [10, 20, 30, 40, 50]
+    assert [r.prefix_blocks for r in reqs] == [[1, 2], [1, 3], None, [4], [5, 6, 7]]
+
+
+def test_trace_defaults_to_its_own_sizes_and_can_be_cut():
+    assert [r.send_s for r in schedule(trace_config(), trace_frame())] == [0.0, 1.0, 2.5, 4.0, 10.0]
+    assert len(schedule(trace_config(requests=3), trace_frame())) == 3
+    assert [r.send_s for r in schedule(trace_config(duration_s=4.0), trace_frame())] == [0.0, 1.0, 2.5, 4.0]
+
+
+def test_trace_with_drawn_sizes_keeps_times_and_drops_prefix_blocks():
+    reqs = schedule(trace_config(sizes={"input": {"fixed": 7}, "output": "from_trace"}), trace_frame())
+    assert [r.input_tokens for r in reqs] == [7] * 5
+    assert [r.output_tokens for r in reqs] == [10, 20, 30, 40, 50]
+    assert all(r.prefix_blocks is None for r in reqs)
+
+
+def test_trace_dataframe_is_required_and_checked():
+    with pytest.raises(ValueError, match="DataFrame"):
+        schedule(trace_config())
+    with pytest.raises(ValueError, match="prefix_blocks"):
+        schedule(trace_config(), trace_frame().drop(columns=["prefix_blocks"]))
+    with pytest.raises(ValueError, match="pass no trace"):
+        schedule(make(requests=5), trace_frame())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"rate": 0}, "rate"),
+        ({"rate": None}, "rate"),
+        ({"requests": 0}, "requests"),
+        ({"pattern": "poisson", "burstiness": 2.0}, "burstiness"),
+        ({"pattern": "gamma", "burstiness": 0}, "burstiness"),
+        ({"duration_s": 10.0}, "duration_s"),
+        ({"requests": None}, "requests"),
+        ({"sizes": {"input": "from_trace", "output": {"fixed": 1}}}, "from_trace"),
+        ({"requests": 10, "warmup_requests": 5, "cooldown_requests": 5}, "warmup_requests"),
+        ({"warmup_requests": -1}, "warmup_requests"),
+        ({"sizes": {"input": {"uniform": [10, 5]}, "output": {"fixed": 1}}}, "uniform"),
+        ({"sizes": {"input": {"fixed": 1, "uniform": [1, 2]}, "output": {"fixed": 1}}}, "fixed"),
+        ({"sizes": {"input": {"lognormal": {"median": 0, "sigma": 1}}, "output": {"fixed": 1}}}, "median"),
+        ({"sizes": None}, "sizes"),
+        ({"rescale": True, "requests": None, "duration_s": 5.0}, "rescale"),
+        ({"time_scale": 2.0}, "time_scale"),
+        ({"rates": 5}, "rates"),
+    ],
+)
+def test_invalid_configs_name_the_field(overrides, field):
+    with pytest.raises(ValidationError) as err:
+        make(**overrides)
+    assert field in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"pattern": "trace"}, "trace"),
+        ({"pattern": "trace", "trace": "t.csv", "rate": 5.0}, "rate"),
+        ({"pattern": "trace", "trace": "t.csv", "requests": 3, "duration_s": 1.0}, "duration_s"),
+        ({"pattern": "trace", "trace": "t.csv", "time_scale": 0}, "time_scale"),
+    ],
+)
+def test_invalid_trace_configs_name_the_field(config, field):
+    with pytest.raises(ValidationError) as err:
+        LoadConfig.model_validate(config)
+    assert field in str(err.value)
+
+
+def test_gap_stats_edges():
+    assert gap_stats([0.0, 1.0, 2.0]) == {"requests": 3.0, "mean_gap_s": 1.0, "cv_gap": 0.0, "achieved_rate": 1.0}
+    assert math.isnan(gap_stats([1.0, 1.0])["cv_gap"])
+    with pytest.raises(ValueError):
+        gap_stats([1.0])
+    with pytest.raises(ValueError):
+        gap_stats([2.0, 1.0])
