@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from profiler.characterize.stats import ratio_between_repeats, ratio_ci, slope_ci
+from profiler.characterize.stats import MIN_REPEATS, ratio_between_repeats, ratio_ci, slope_ci
 from profiler.format import format_value
 from profiler.plugin import Trait
 from profiler.rundir import Run
@@ -192,9 +192,6 @@ def _verdict(ratio: float | None, ci: tuple[float, float] | None, basis: str = "
         return Comparison(Verdict.NO_DIFFERENCE, ratio, (lo, hi), basis=basis)
     why = f"the interval [{lo:.3g}, {hi:.3g}] includes 1 but is too wide to mean no difference"
     return Comparison(Verdict.INCONCLUSIVE, ratio, (lo, hi), why=why + (f" ({basis})" if basis else ""), basis=basis)
-
-
-MIN_REPEATS = 2
 
 
 def between_repeats(ws: list[Value], bs: list[Value]) -> Comparison:

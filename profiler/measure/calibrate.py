@@ -252,11 +252,8 @@ class ContentionMeter:
         if dt < MIN_CONTENTION_S:
             self.why_not = self.why_not or f"the calibration was too short (under {MIN_CONTENTION_S} s) to measure it"
             return
-        # From the raw counters rather than reading["other_cpu_cores"]: on its own pid ProcStatReader subtracts this
-        # process's ticks twice (once as the measured process, once as the profiler's own), which hides contention.
-        others_ticks = (now["cores_busy"] - last["cores_busy"]) - (now["proc_ticks"] - last["proc_ticks"])
         self.last = now
-        self.cores_by_measurement[" + ".join(self.pending)] = max(0.0, others_ticks / (self.reader.TICKS * dt))
+        self.cores_by_measurement[" + ".join(self.pending)] = self.reader.other_cores(last, now)  # since the last kept interval
         self.pending = []
 
     def close(self) -> None:

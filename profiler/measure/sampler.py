@@ -37,6 +37,10 @@ SAMPLE_SCHEMA = pa.schema(
 )
 CPU_BUSY_FIELDS = (0, 1, 2, 5, 6)  # user nice system irq softirq in a /proc/stat cpu line (guest time is inside user)
 CPU_STEAL_FIELD = 7
+STAT_LINE_BYTES = 192
+"""An upper bound on one cpu line of /proc/stat (11 counters of at most 20 digits would be 230; real lines are under 120).
+Only the cpu lines, which come first, are read: the kernel formats as much of the file as is read, and its interrupt
+lines are long, so reading the whole file each tick costs several times more."""
 
 
 class ProcStatReader:
@@ -58,23 +62,23 @@ class ProcStatReader:
     def __init__(self, pid: int) -> None:
         self.cores = sorted(os.sched_getaffinity(pid)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
         self.is_self = pid == os.getpid()
+        self.stat_bytes = STAT_LINE_BYTES * (max(self.cores, default=0) + 2)  # the total line and cpu0 .. the last core used
         self.fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
         self.sys_fd = os.open("/proc/stat", os.O_RDONLY)
         self.self_fd = os.open("/proc/self/stat", os.O_RDONLY)
-        self.stat_bytes = 256 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 64) + 4096
         self.last = self._raw()
 
     def _raw(self) -> dict[str, Any] | None:
         try:
             own = os.pread(self.fd, 2048, 0)
-            system = os.pread(self.sys_fd, max(self.stat_bytes, 65536), 0)
+            system = os.pread(self.sys_fd, self.stat_bytes, 0)
             mine = os.pread(self.self_fd, 2048, 0)
         except OSError:
             return None
         fields = own[own.rfind(b")") + 2 :].split()  # after "pid (comm) "
         if not fields:
             return None
-        lines = system.split(b"\n")
+        lines = system.split(b"\n")[:-1]  # the last piece is cut where the read stopped (or empty): never a whole line
         counters = [int(x) for x in lines[0].split()[1:]]
         idle = counters[3] + (counters[4] if len(counters) > 4 else 0)
         busy_cores, steal = 0, 0
@@ -107,19 +111,28 @@ class ProcStatReader:
         last, self.last = self.last, now
         dt = now["t"] - last["t"]
         if dt <= 0:
-            return None if now is None else {"proc_cpu_percent": 0.0, "proc_rss_bytes": now["rss"], "sys_cpu_percent": 0.0}
+            return {"proc_cpu_percent": 0.0, "proc_rss_bytes": now["rss"], "sys_cpu_percent": 0.0}
         tick_s = 1.0 / self.TICKS
         proc_cores = (now["proc_ticks"] - last["proc_ticks"]) * tick_s / dt
         total = dt * self.TICKS * (os.cpu_count() or 1)
-        own = 0 if self.is_self else now["self_ticks"] - last["self_ticks"]  # the profiler itself, unless it is the watched process
-        others = (now["cores_busy"] - last["cores_busy"]) - (now["proc_ticks"] - last["proc_ticks"]) - own
         return {
             "proc_cpu_percent": 100.0 * min(proc_cores, len(self.cores)),
             "proc_rss_bytes": now["rss"],
             "sys_cpu_percent": min(100.0, max(0.0, 100.0 * (now["sys_busy"] - last["sys_busy"]) / total)),
-            "other_cpu_cores": max(0.0, others * tick_s / dt),
+            "other_cpu_cores": self.other_cores(last, now),
             "steal_cores": max(0.0, (now["steal"] - last["steal"]) * tick_s / dt),
         }
+
+    def other_cores(self, last: dict[str, Any], now: dict[str, Any]) -> float:
+        """Other processes' CPU (in cores) on the process's cores between two raw readings (`last`, then `now`, as
+        `self.last` holds them): the cores' busy ticks minus the process's and this profiler's own (not subtracted twice
+        when the process is this one). 0.0 for readings at the same time."""
+        dt = now["t"] - last["t"]
+        if dt <= 0:
+            return 0.0
+        own = 0 if self.is_self else now["self_ticks"] - last["self_ticks"]
+        others = (now["cores_busy"] - last["cores_busy"]) - (now["proc_ticks"] - last["proc_ticks"]) - own
+        return max(0.0, others / (self.TICKS * dt))
 
     def close(self) -> None:
         for fd in (self.fd, self.sys_fd, self.self_fd):

@@ -21,6 +21,7 @@ from profiler.cli import main
 from profiler.errors import UserError
 from profiler.measure import calibrate
 from profiler.measure.calibrate import CACHE_FORMAT, MAX_AGE_ENV, STABLE_MEDIAN_WITHIN, UTC_FORMAT, ContentionMeter, is_stable, repeat_until_stable
+from profiler.measure.sampler import ProcStatReader
 from profiler.plugin import Declaration
 from profiler.runmodel import CONTENDED_CORES, Calibration, Status, Work
 
@@ -96,17 +97,18 @@ NOW = 2_000_000_000.0  # 2033-05-18, seconds since the epoch
 DAY = 86400.0
 
 
-class MockedProcStat:
-    """Stands in for ProcStatReader (the boundary with /proc): each read() advances a mocked clock by `seconds` and the
-    counters by `others` cores of other processes' CPU and `own` cores of this process's, at 100 ticks/s; `script` gives
-    (seconds, others, own) per read, the last repeated. Like ProcStatReader on its own pid, its own ticks are those of the
-    measured process and of the reader's process both."""
+class MockedProcStat(ProcStatReader):
+    """Stands in for ProcStatReader's reading of /proc (the boundary), keeping its arithmetic (`other_cores`): each read()
+    advances a mocked clock by `seconds` and the counters by `others` cores of other processes' CPU and `own` cores of
+    this process's, at 100 ticks/s; `script` gives (seconds, others, own) per read, the last repeated. Like
+    ProcStatReader on its own pid, its own ticks are those of the measured process and of the reader's process both."""
 
     TICKS = 100
     script: list[tuple[float, float, float]] = [(6.0, 0.0, 1.0)]
 
     def __init__(self, pid: int) -> None:
         assert pid == os.getpid()
+        self.is_self = True
         self.cores = [0, 1]
         self.reads = 0
         self.last = {"t": 1000.0, "cores_busy": 0, "proc_ticks": 0, "self_ticks": 0, "steal": 0}
