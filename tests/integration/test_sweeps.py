@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from profiler.characterize.stats import linear_fit
 from tests.conftest import assert_one_line_error, run_cli, run_suite_text
 
 SUITE = """\
@@ -40,7 +41,14 @@ def test_grid_expands_into_isolated_points_stored_together(sweep_run):
 def test_fitted_slopes_recover_the_toy_truth(sweep_run):
     for w in sweep_run.workloads.values():
         fit = w.summary.scaling["step"]
-        assert fit.latency_s_per_position.slope == pytest.approx(0.0005, rel=0.1)
+        steps = w.spans.query("phase == 'step' and not warmup")
+        latency = (steps["end_ns"] - steps["start_ns"]) / 1e9
+        # the stored fit is least squares over every measured span
+        assert fit.latency_s_per_position.slope == pytest.approx(linear_fit(steps["position"], latency)["slope"])
+        # the spans time the truth: a preempted busy wait lengthens one span, so the truth is checked
+        # on each position's median (least squares over 3 x 6 spans moves 15% with one 5 ms preemption)
+        medians = latency.groupby(steps["position"]).median()
+        assert linear_fit(medians.index, medians.to_numpy())["slope"] == pytest.approx(0.0005, rel=0.1)
         assert fit.state_bytes_per_position.slope == pytest.approx(4096)
         # busy waits preempted by other processes scatter around the line: a tight fit is claimed only when quiet
         if not w.summary.contention.contended:
