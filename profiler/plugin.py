@@ -268,6 +268,61 @@ class Workload(Protocol):
         """Release what setup took. Always called, also after an error in setup or run_once."""
 
 
+class ServedRequest(BaseModel):
+    """One request the load driver hands to an engine (profiler/run/serve.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(description="Position in send order (0-based); the key of its record.")
+    input_tokens: int = Field(ge=1, description="Prompt tokens.")
+    output_tokens: int = Field(ge=1, description="Tokens to generate (the engine must not stop earlier by itself: random weights have no EOS).")
+    prefix_blocks: list[int] | None = Field(None, description="Prefix-block hashes (Mooncake `hash_ids`): equal hashes mean equal prompt tokens.")
+    prefix_block_tokens: int = Field(512, ge=1, description="Tokens per prefix block.")
+
+
+ENGINE_METHODS = ("submit", "collect", "engine_stats")
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A workload that serves requests through an engine (continuous batching): put it under a `load:`.
+
+    The load driver calls `submit` from its sending thread at each request's arrival and `collect`
+    from the main thread until every request is finished, failed or timed out; `engine_stats` from a
+    sampling thread. The interface follows vLLM's per-request statistics (queued, scheduled, first
+    token, last token) so that another engine can be added the same way. Times are
+    time.monotonic_ns (CLOCK_MONOTONIC, the clock of the spans and the sampler).
+    """
+
+    max_positions: int | None
+    """Prompt + generated tokens the model can hold; the driver fits longer requests by the load's
+    `long_requests` policy. None: no limit."""
+
+    def submit(self, request: ServedRequest) -> None:
+        """Hand one request to the engine and return at once (the time it takes delays the next sends)."""
+
+    def collect(self, timeout_s: float) -> list[dict[str, Any]]:
+        """Records of requests that reached an end since the last call, waiting up to timeout_s for one.
+
+        Each record: `index`; `status` ("finished" or "failed"); `error` (str or None); `scheduled_ns`
+        (the engine took it out of its queue; None if never); `token_ns` (every output token's time,
+        as the engine produced it: per token, never per chunk); `finished_ns`. Raises when the engine
+        itself died (the driver keeps every record taken so far and marks the rest lost)."""
+
+    def engine_stats(self) -> dict[str, float | None]:
+        """A sample of the engine's scheduler, safe to call from another thread: `running`, `waiting`
+        (requests), `kv_bytes_used`, `kv_bytes_total` (pages held x bytes per page), `preempted`
+        (requests swapped out or offloaded now); None where the engine does not expose one."""
+
+    def cancel(self, index: int) -> None:
+        """Stop working on a request that timed out (best effort)."""
+
+
+def is_engine(workload: Any) -> bool:
+    """True when the workload serves requests through an engine (has every Engine method)."""
+    return all(callable(getattr(workload, m, None)) for m in ENGINE_METHODS)
+
+
 REQUIRED_METHODS = ("setup", "run_once", "teardown")
 
 

@@ -411,6 +411,56 @@ class RepeatInfo(Model):
     contended: bool | None = None
 
 
+class Serving(Model):
+    """A workload under a `load:`: its request pattern and how its requests fared against the objective
+    (profiler/characterize/serving.py has every definition). Latencies run from each request's arrival."""
+
+    load: dict[str, Any]
+    """The `load:` block as run (pattern, rate or trace, sizes, seed...)."""
+    slo: str
+    """The SLOs stated, e.g. 'ttft <= 0.25 s, tpot <= 0.1 s'."""
+    slo_values: dict[str, float | None]
+    attainment_target: float
+    qoe_stated: str
+    requests: int
+    measured_requests: int
+    status_counts: dict[str, int]
+    """Requests per end state: finished, failed, timed_out (past max_seconds), lost (the engine died), not_sent."""
+    window_s: float | None = None
+    """First measured arrival to the last measured request's end."""
+    offered_rate_rps: float | None = None
+    """Achieved send rate: (sent - 1) / (last send - first send), measured requests."""
+    arrival_cv: float | None = None
+    """Burstiness: CV of the achieved gaps between measured sends (1 for Poisson; None for a closed loop)."""
+    throughput_rps: float | None = None
+    output_tokens_per_s: float | None = None
+    queue_s: Stats = Field(default_factory=lambda: Stats(count=0))
+    ttft_s: Stats = Field(default_factory=lambda: Stats(count=0))
+    tpot_s: Stats = Field(default_factory=lambda: Stats(count=0))
+    itl_s: Stats = Field(default_factory=lambda: Stats(count=0))
+    e2e_s: Stats = Field(default_factory=lambda: Stats(count=0))
+    queue_share: float | None = None
+    """Median over finished measured requests of queueing delay / E2E."""
+    slo_attainment: float | None = None
+    goodput_rps: float | None = None
+    qoe: Stats = Field(default_factory=lambda: Stats(count=0))
+    qoe_at_least_0_9: float | None = None
+    """Share of finished measured requests with QoE >= 0.9 (Andes compares capacity at this level)."""
+    concurrency: Stats = Field(default_factory=lambda: Stats(count=0))
+    """Requests running in the engine, over the engine samples of the measured window."""
+    waiting: Stats = Field(default_factory=lambda: Stats(count=0))
+    kv_bytes_total: float | None = None
+    kv_occupancy_max: float | None = None
+    """Peak share of the KV cache's pages held (pages held x bytes per page / capacity)."""
+    preempted_max: float | None = None
+    prefix_share: float | None = None
+    """Share of prompt prefix blocks seen in an earlier request (Mooncake hash_ids): what a prefix cache could serve."""
+    sender: dict[str, float | None] = Field(default_factory=dict)
+    """The load generator's own accuracy: p50/p99/max send error (s) and its CPU share of a core."""
+    long_requests: dict[str, Any] | None = None
+    """How requests longer than the model's positions were fitted: policy, max_positions, touched, factor."""
+
+
 class WorkloadSummary(Model):
     """summary.json: everything derived about one workload run (or one sweep point)."""
 
@@ -446,6 +496,8 @@ class WorkloadSummary(Model):
     work: Work | None = None
     energy: Energy | None = None
     operator_mix: OperatorMix | None = None
+    serving: Serving | None = None
+    """Under a `load:` block: the request pattern and the objective's figures."""
     unavailable: dict[str, str] = Field(default_factory=dict)
     """Metric or analysis -> why it is not available on this run."""
     warnings: list[str] = Field(default_factory=list)

@@ -54,6 +54,7 @@ from .analysis import (
 from .energy import energy_summary
 from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
+from .serving import serving_summary
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
 
 
@@ -76,6 +77,10 @@ class WorkloadOutcome:
     sweep: SweepPoint | None = None
     gpu_unavailable: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    load: dict[str, Any] | None = None
+    """The `load:` block it served (None: the measured loop)."""
+    objective: Any = None
+    """The profiler.load.objective.Objective its requests are judged by (under a load)."""
 
 
 @dataclass
@@ -90,7 +95,15 @@ class Passes:
     idle_power_w: float | None = None
 
 
-def build_summary(outcome: WorkloadOutcome, spans: pd.DataFrame, samples: pd.DataFrame, span_count: int, passes: Passes) -> WorkloadSummary:
+def build_summary(
+    outcome: WorkloadOutcome,
+    spans: pd.DataFrame,
+    samples: pd.DataFrame,
+    span_count: int,
+    passes: Passes,
+    requests: pd.DataFrame | None = None,
+    engine: pd.DataFrame | None = None,
+) -> WorkloadSummary:
     """The summary of one workload. `spans`: measured spans (rundir.read_measured); `samples`:
     every sampler row. Never raises for a bug in an analysis: see the module docstring."""
     child = outcome.child
@@ -130,7 +143,15 @@ def build_summary(outcome: WorkloadOutcome, spans: pd.DataFrame, samples: pd.Dat
 
     summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, warnings)) or RequestMetrics()
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
-    summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, warnings, unavailable, outcome.device)) or {}
+    # under a load a phase's spread is what is measured (batch composition, queueing), not noise
+    summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if outcome.load else warnings, unavailable, outcome.device)) or {}
+    if outcome.load is not None:
+        if requests is None or requests.empty:
+            unavailable["serving"] = "no request records (requests.parquet): the workload failed before its load started"
+        else:
+            summary.serving = guarded(
+                "the serving metrics", lambda: serving_summary(requests, engine, child.get("serve") or {}, outcome.load, outcome.objective, seed)
+            )
     summary.memory = _memory(samples, child, unavailable)
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}

@@ -26,9 +26,17 @@ Request sizes (tokens, integers >= 1): `{fixed: N}`; `{uniform: [lo, hi]}` (incl
 Randomness: one numpy `SeedSequence(seed)` spawns independent generators for arrivals, input sizes
 and output sizes, so changing the size distribution leaves the arrival times unchanged.
 
-Not here: the closed-loop pattern (N users, each sending its next request when the previous one
-finishes, or vLLM's `--max-concurrency` semaphore) depends on response times, so it belongs to the
-engine driver, not to a precomputed schedule.
+- closed: `concurrency` requests in flight at all times (N users, each sending its next request when
+  the previous one finishes). Its send times depend on response times, so `schedule()` gives every
+  request send_s = 0 and the driver (profiler/run/serve.py) holds each until a slot frees; the time
+  a request waits for its slot is reported apart from the engine's queueing, as vLLM reports its
+  `--max-concurrency` semaphore.
+
+Requests longer than the engine's positions (`long_requests`, applied by `fit_to_positions`):
+`clip` shortens each such request (output first kept, input cut to fit); `scale` multiplies every
+request's input and output by one factor so the longest fits; `reject` makes it an error. Trace
+token counts can also be multiplied by `token_scale` (< 1 to replay a production trace on a small
+machine), stated with the run.
 """
 
 from __future__ import annotations
@@ -106,9 +114,13 @@ class SizeConfig(_Strict):
 class LoadConfig(_Strict):
     """The `load:` block: when requests are sent (pattern) and how large they are (sizes)."""
 
-    pattern: Literal["poisson", "gamma", "constant", "trace"] = Field(
-        description="Arrival process: poisson (exponential gaps), gamma (gaps with CV 1/sqrt(burstiness)), constant (even gaps), trace (recorded times)."
+    pattern: Literal["poisson", "gamma", "constant", "trace", "closed"] = Field(
+        description=(
+            "Arrival process: poisson (exponential gaps), gamma (gaps with CV 1/sqrt(burstiness)), constant (even gaps), "
+            "trace (recorded times), closed (a fixed number of requests in flight)."
+        )
     )
+    concurrency: int | None = Field(None, ge=1, le=100_000, description="Requests in flight at all times (pattern closed only, required there).")
     rate: float | None = Field(None, gt=0, le=1_000_000, description="Mean requests per second (> 0); required except for pattern trace.")
     burstiness: float | None = Field(
         None, gt=0, le=1_000_000, description="Gamma shape k (pattern gamma only, default 1.0 = Poisson): gap CV = 1/sqrt(k); < 1 burstier, > 1 more even."
@@ -118,6 +130,13 @@ class LoadConfig(_Strict):
     )
     trace: str | None = Field(None, min_length=1, description="Path of the request trace to replay (pattern trace only).")
     time_scale: float = Field(1.0, gt=0, le=1_000_000, description="Trace arrival times are divided by this: 2.0 replays twice as fast (pattern trace only).")
+    token_scale: float = Field(
+        1.0, gt=0, le=1000, description="Trace token counts are multiplied by this (rounded, >= 1): 0.1 replays a production trace's shape on a small model."
+    )
+    long_requests: Literal["clip", "scale", "reject"] = Field(
+        "clip",
+        description="Requests longer than the model's positions: clip (cut the input to fit), scale (shrink all by one factor), reject (an error).",
+    )
     requests: int | None = Field(
         None, ge=1, le=MAX_REQUESTS, description="Number of requests; give this or duration_s (a trace may give either to cut it, or neither)."
     )
@@ -130,6 +149,10 @@ class LoadConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> LoadConfig:
         trace = self.pattern == "trace"
+        if (self.pattern == "closed") != (self.concurrency is not None):
+            raise ValueError("concurrency: pattern closed needs concurrency (requests in flight), and only pattern closed takes it")
+        if not trace and self.token_scale != 1.0:
+            raise ValueError(f"token_scale: only pattern trace takes token_scale (pattern is {self.pattern}; set sizes directly)")
         if trace:
             for name in ("rate", "burstiness"):
                 if getattr(self, name) is not None:
@@ -141,7 +164,12 @@ class LoadConfig(_Strict):
             if self.requests is not None and self.duration_s is not None:
                 raise ValueError("requests/duration_s: give at most one of them to cut the trace, not both")
         else:
-            if self.rate is None:
+            if self.pattern == "closed":
+                if self.rate is not None or self.burstiness is not None or self.rescale:
+                    raise ValueError("rate: pattern closed sends the next request when one finishes; remove rate, burstiness and rescale")
+                if self.requests is None:
+                    raise ValueError("requests: pattern closed needs requests (how many to send in all)")
+            elif self.rate is None:
                 raise ValueError(f"rate: pattern {self.pattern} needs rate (requests per second, > 0)")
             if self.burstiness is not None and self.pattern != "gamma":
                 raise ValueError(f"burstiness: only pattern gamma takes burstiness (pattern is {self.pattern}; poisson is gamma with burstiness 1)")
@@ -154,7 +182,7 @@ class LoadConfig(_Strict):
                 raise ValueError(f"requests/duration_s: pattern {self.pattern} needs exactly one of requests or duration_s ({both})")
             if self.rescale and self.requests is None:
                 raise ValueError("rescale: needs requests (the last of N requests is put at N/rate); with duration_s there is no N")
-            if self.duration_s is not None and self.rate * self.duration_s > MAX_REQUESTS:
+            if self.duration_s is not None and self.rate is not None and self.rate * self.duration_s > MAX_REQUESTS:
                 raise ValueError(f"duration_s: rate x duration_s = {self.rate * self.duration_s:.0f} requests, above the limit of {MAX_REQUESTS}")
             if self.sizes is None:
                 raise ValueError(f"sizes: pattern {self.pattern} needs sizes (input and output token distributions)")
@@ -264,7 +292,7 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Requ
     else:
         if trace is not None:
             raise ValueError(f"pattern {config.pattern} generates its own times; pass no trace")
-        send = _generated_times(config, np.random.default_rng(arrivals_ss))
+        send = np.zeros(config.requests or 0) if config.pattern == "closed" else _generated_times(config, np.random.default_rng(arrivals_ss))
     n = len(send)
     if n == 0:
         raise ValueError("the schedule is empty (duration_s shorter than the first gap, or an empty trace)")
@@ -281,7 +309,7 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Requ
             values = rows[f"{side}_tokens"].to_numpy()
             if np.any(values < 1):
                 raise ValueError(f"trace {side}_tokens must be >= 1 (row {int(np.argmax(values < 1))} is {values[np.argmax(values < 1)]})")
-            counts[side] = values.astype(np.int64)
+            counts[side] = np.maximum(np.rint(values * config.token_scale), 1).astype(np.int64)
         else:
             counts[side] = spec.draw(np.random.default_rng(ss), n)
     blocks = rows["prefix_blocks"].tolist() if rows is not None and sizes.input == "from_trace" else [None] * n
@@ -297,6 +325,37 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Requ
         )
         for i in range(n)
     ]
+
+
+def fit_to_positions(requests: list[Request], max_positions: int, policy: str) -> dict[str, object]:
+    """Make every request fit in `max_positions` (prompt + generated tokens), in place, by `policy`.
+
+    clip: a request with input + output > max_positions keeps min(output, max_positions - 1) output
+    tokens and its input is cut to the rest. scale: every request's input and output are multiplied
+    by f = max_positions / max(input + output) (floored, each >= 1), so relative sizes stay.
+    reject: raises ValueError naming the first request that does not fit.
+    Returns {"policy", "max_positions", "touched": requests changed, "factor": f for scale (else None)}.
+    """
+    if max_positions < 2:
+        raise ValueError(f"max_positions must be >= 2 (got {max_positions})")
+    long = [r for r in requests if r.input_tokens + r.output_tokens > max_positions]
+    factor = None
+    if long and policy == "reject":
+        r = long[0]
+        raise ValueError(
+            f"request {r.index} needs {r.input_tokens} + {r.output_tokens} positions, above the model's {max_positions} "
+            f"({len(long)} requests do); set load.long_requests to clip or scale, or load.token_scale below 1"
+        )
+    if long and policy == "scale":
+        factor = max_positions / max(r.input_tokens + r.output_tokens for r in requests)
+        for r in requests:
+            r.input_tokens = max(1, math.floor(r.input_tokens * factor))
+            r.output_tokens = max(1, math.floor(r.output_tokens * factor))
+        return {"policy": policy, "max_positions": max_positions, "touched": len(requests), "factor": factor}
+    for r in long:
+        r.output_tokens = min(r.output_tokens, max_positions - 1)
+        r.input_tokens = max_positions - r.output_tokens
+    return {"policy": policy, "max_positions": max_positions, "touched": len(long), "factor": factor}
 
 
 def gap_stats(send_s: Sequence[float] | np.ndarray) -> dict[str, float]:

@@ -42,6 +42,8 @@ class ChildSpec:
     seed: int
     measure: dict[str, Any]
     workdir: str
+    load: dict[str, Any] | None = None
+    """The workload's `load:` block (profiler.load.arrivals.LoadConfig, as JSON); None: the measured loop."""
 
 
 @dataclass
@@ -162,12 +164,18 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         workload.setup(ctx)
         state.info.update(setup_s=time.monotonic() - t0, facts=ctx.facts, warnings=ctx.warnings, state_layers=ctx.state_layers)
 
-        state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
-        recorder.flush()
-        if spec.measure.get("count_work", True):
+        if spec.load is not None:
+            state.info["loop"] = serve_load(workload, spec, state)
+            state.info["work_error"] = state.info["opmix_error"] = UNDER_LOAD_NO_WORK
+            return_early = True
+        else:
+            state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
+            recorder.flush()
+            return_early = False
+        if spec.measure.get("count_work", True) and not return_early:
             state.enter("count_work")
             count_work(workload, workdir, state.info)
-        if spec.measure.get("trace_ops", True):
+        if spec.measure.get("trace_ops", True) and not return_early:
             state.enter("trace_ops")
             trace_ops(workload, spec.device, workdir, state.info)
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
@@ -230,6 +238,40 @@ def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], sta
         "measure_s": time.monotonic() - start,
         "stopped_at_max_seconds": stopped_at_max and n < measure["min_iters"],
         "hit_max_seconds": stopped_at_max,
+    }
+
+
+UNDER_LOAD_NO_WORK = (
+    "not counted under a load: the engine generates on its own thread, which the FLOP counters and the op tracer do not see; "
+    "the architecture's work, bound class and operator mix are the LLM decode baseline's (run llm_decode on the same model)"
+)
+
+
+def serve_load(workload: Any, spec: ChildSpec, state: ChildState) -> dict[str, Any]:
+    """The `load:` run in place of the measured loop (profiler/run/serve.py); returns the loop record."""
+    from ..load.arrivals import LoadConfig
+    from ..load.traces import read_trace
+    from ..plugin import is_engine
+    from .serve import serve
+
+    if not is_engine(workload):
+        raise TypeError(f"workload type '{spec.type}' has no engine (submit, collect, engine_stats): only an engine can be put under a load (e.g. llm_serve)")
+    load = LoadConfig.model_validate(spec.load)
+    trace = read_trace(load.trace) if load.trace else None
+    state.enter("measure", total=None)
+
+    def progress(done: int, total: int) -> None:
+        state.report("iter", warmup=False, done=done, total=total)
+
+    facts = serve(workload, load, trace, spec.measure, Path(spec.workdir), progress)
+    state.info["serve"] = facts
+    counts = facts["status_counts"]
+    return {
+        "warmup_iters": load.warmup_requests,
+        "measured_iters": counts.get("finished", 0),
+        "measure_s": facts["wall_s"],
+        "stopped_at_max_seconds": counts.get("timed_out", 0) > 0,
+        "hit_max_seconds": counts.get("timed_out", 0) > 0,
     }
 
 

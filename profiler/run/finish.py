@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..characterize.summary import Passes, WorkloadOutcome, build_summary
+from ..load.objective import Objective
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json
 from ..rundir import SUMMARY_JSON, read_measured
 from ..runmodel import Status, SweepPoint, WorkloadSummary
@@ -27,6 +28,7 @@ from ..suite.config import MeasureConfig, SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK
 from .record import RunRecord
+from .serve import ENGINE, REQUESTS
 from .supervisor import ChildWatch
 
 
@@ -78,6 +80,8 @@ def workload_outcome(w: ResolvedWorkload, device: str, seed: int, **fields: Any)
         device=device,
         seed=seed,
         sweep=SweepPoint(group=w.sweep_group, point=w.sweep_point or {}) if w.sweep_group else None,
+        load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
+        objective=(w.entry.objective or Objective()) if w.entry.load else None,
         **fields,
     )
 
@@ -95,7 +99,10 @@ def summarize_directory(outcome: WorkloadOutcome, workdir: Path, measure: Measur
         calibration=record.calibration,
         idle_power_w=record.info.gpu_idle_power.idle_power_w,
     )
-    return build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes)
+    serving = {}
+    if outcome.load is not None:
+        serving = {name: read_frame_or_empty(workdir / f"{name}.parquet") for name in (REQUESTS, ENGINE)}
+    return build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes, serving.get(REQUESTS), serving.get(ENGINE))
 
 
 INTERRUPTIONS = ("Terminated", "KeyboardInterrupt")

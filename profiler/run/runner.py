@@ -122,6 +122,7 @@ class SuiteRunner:
             seed=self.suite.seed,
             measure=measure.model_dump(),
             workdir=str(workdir),
+            load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
         )
         self.listener.workload_started(w.entry.name)
         watch = ChildSupervisor(self.record.nvml, self.device, measure, self.listener).run(spec)

@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 from ..errors import UserError, suggest
+from ..load.arrivals import LoadConfig
+from ..load.objective import Objective
 from .yaml_source import YamlLoadError, YamlSource, load_yaml
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
@@ -59,7 +61,24 @@ class WorkloadEntry(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="Label in the run directory and report.")
     type: str = Field(min_length=1, max_length=500, description="Entry-point name (see `profiler list`) or 'package.module:Class'.")
     params: dict[str, Any] = Field(default_factory=dict, description="Validated by the workload's own Params model.")
-    sweep: dict[str, list[Any]] | None = Field(None, description="A grid over params (e.g. batch_size: [1, 4]); one isolated run per point.")
+    sweep: dict[str, list[Any]] | None = Field(
+        None, description="A grid over params (e.g. batch_size: [1, 4]) or load keys (load.rate: [1, 2, 4]); one isolated run per point."
+    )
+    load: LoadConfig | None = Field(
+        None, description="Serve requests arriving by this pattern instead of running iterations (an engine workload, e.g. llm_serve)."
+    )
+    objective: Objective | None = Field(
+        None, description="SLOs and the reader's QoE timeline the requests of a load are judged by (defaults apply under a load)."
+    )
+
+    @model_validator(mode="after")
+    def _objective_needs_load(self) -> WorkloadEntry:
+        if self.objective is not None and self.load is None:
+            raise ValueError("objective: judges the requests of a load; add a load: block or remove objective")
+        for key in self.sweep or {}:
+            if key.startswith("load.") and self.load is None:
+                raise ValueError(f"sweep.{key}: sweeps a load key but the workload has no load: block")
+        return self
 
     @field_validator("sweep")
     @classmethod

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
+from ..load.arrivals import LoadConfig
+from ..load.objective import Objective
 from ..plugin import Declaration, declaration_of
 from .config import (
     SuiteConfig,
@@ -62,11 +64,21 @@ class ResolvedSuite:
                 "name": w.entry.name,
                 "type": w.entry.type,
                 "params": w.params.model_dump(mode="json"),
+                **(
+                    {"load": w.entry.load.model_dump(mode="json"), "objective": (w.entry.objective or Objective()).model_dump(mode="json")}
+                    if w.entry.load
+                    else {}
+                ),
                 **({"sweep_group": w.sweep_group, "sweep_point": w.sweep_point} if w.sweep_group else {}),
             }
             for w in self.workloads
         ]
         return data
+
+
+def _load_dict(entry: WorkloadEntry) -> dict[str, Any]:
+    assert entry.load is not None
+    return {"load": entry.load.model_dump(mode="json"), "objective": (entry.objective or Objective()).model_dump(mode="json")}
 
 
 def plugin_paths_for(suite_path: str) -> list[str]:
@@ -85,9 +97,14 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
             plugin = resolve_workload(entry.type)
         except UserError as exc:
             raise UserError(f"{where}: workloads[{i}].type: {exc}") from None
+        if getattr(plugin.cls, "requires_load", False) and entry.load is None:
+            raise UserError(f"{where}: workloads[{i}]: workload type '{entry.type}' serves requests: give it a load: block (see configs/serving.yaml)")
+        entry = _with_trace_path(entry, path, source, i, overrides)
         for point in sweep_points(entry):
+            load_point = {k.removeprefix("load."): v for k, v in point.items() if k.startswith("load.")}
+            param_point = {k: v for k, v in point.items() if not k.startswith("load.")}
             try:
-                params = plugin.cls.Params.model_validate({**entry.params, **point})
+                params = plugin.cls.Params.model_validate({**entry.params, **param_point})
             except ValidationError as exc:
                 key = exc.errors()[0]["loc"][:1]
                 prefix = ("workloads", i, "sweep") if key and key[0] in point else ("workloads", i, "params")
@@ -95,11 +112,48 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
             declaration = _declaration(plugin, params, where)
             if point:
                 label = ",".join(f"{k}={v}" for k, v in point.items())
-                named = entry.model_copy(update={"name": f"{entry.name}[{label}]", "sweep": None})
+                update: dict[str, Any] = {"name": f"{entry.name}[{label}]", "sweep": None}
+                if load_point:
+                    assert entry.load is not None
+                    try:
+                        update["load"] = LoadConfig.model_validate({**entry.load.model_dump(), **load_point})
+                    except ValidationError as exc:
+                        raise UserError(f"{where_from(source, ('workloads', i, 'sweep'), overrides)}: workloads[{i}].sweep: {label}: {_first(exc)}") from None
+                named = entry.model_copy(update=update)
                 resolved.append(ResolvedWorkload(i, named, plugin, params, declaration, entry.name, point))
             else:
                 resolved.append(ResolvedWorkload(i, entry, plugin, params, declaration))
     return ResolvedSuite(suite, source, resolved, paths)
+
+
+def _first(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    loc = ".".join(str(x) for x in e["loc"])
+    return f"{loc + ': ' if loc else ''}{e['msg'].removeprefix('Value error, ')}"
+
+
+def _with_trace_path(entry: WorkloadEntry, suite_path: str, source: YamlSource, i: int, overrides: Any) -> WorkloadEntry:
+    """A load's trace path made absolute (relative paths are from the suite file's folder) and read once,
+    so a missing or malformed trace is one line at validation, not a failure in the child."""
+    if entry.load is None or entry.load.trace is None:
+        return entry
+    from ..load.arrivals import schedule
+    from ..load.traces import read_trace
+
+    trace = entry.load.trace
+    if not os.path.isabs(trace):
+        trace = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(suite_path)), trace))
+    where = where_from(source, ("workloads", i, "load", "trace"), overrides)
+    try:
+        table = read_trace(trace)
+    except UserError as exc:
+        raise UserError(f"{where}: workloads[{i}].load.trace: {exc}") from None
+    load = entry.load.model_copy(update={"trace": trace})
+    try:
+        schedule(load, table)
+    except ValueError as exc:
+        raise UserError(f"{where}: workloads[{i}].load: {exc}") from None
+    return entry.model_copy(update={"load": load})
 
 
 def sweep_points(entry: WorkloadEntry) -> list[dict[str, Any]]:

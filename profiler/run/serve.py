@@ -1,0 +1,280 @@
+"""The load driver: send a schedule of requests to an engine at their times and record each one.
+
+Why: under a `load:` block a workload is not run iteration after iteration; requests arrive by a
+process (or a replayed trace) whether or not the engine is ready, and the engine batches them. This
+module replaces the measured loop for such a workload (profiler/run/child.py):
+
+- a sending thread submits each request at its scheduled time (profiler/load/sender.py, whose
+  achieved-vs-scheduled error is kept); a closed loop instead holds `concurrency` requests in
+  flight, sending the next when one ends;
+- the main thread collects finished records from the engine until every request has ended or
+  `measure.max_seconds` has passed (the rest are recorded as timed out and cancelled);
+- a sampling thread reads the engine's scheduler (running, waiting, KV bytes held) at
+  `measure.sample_hz` into engine.parquet;
+- every request is one row of requests.parquet (arrival, sent, scheduled, every token, finished,
+  status), failed and timed-out ones included; an engine that dies keeps every record taken so far
+  and the rest are marked lost;
+- each finished request also becomes spans (its iteration = the request, from arrival to the last
+  token; `queue` up to the engine scheduling it; `prefill` up to the first token; one `decode`
+  span per later token), so the per-request metrics, phase statistics and differences read a load
+  run like any other. Warmup and cooldown requests are stored as warmup spans.
+
+Arrival times: for an open loop a request's arrival is its scheduled send time (a late send is the
+generator's error, reported, and counted inside the request's latency as a user would see it);
+for a closed loop it is when it was sent (the client waited for a free slot; that wait is
+`slot_wait_s`, reported apart, as vLLM reports its --max-concurrency semaphore).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..load.arrivals import LoadConfig, Request, fit_to_positions, gap_stats, schedule
+from ..load.sender import send_all
+from ..measure.store import SPANS, PartWriter, atomic_write_table, rows_to_table
+from ..plugin import ITERATION, ServedRequest
+
+REQUESTS = "requests"
+ENGINE = "engine"
+COLLECT_TIMEOUT_S = 0.05
+MOONCAKE_BLOCK_TOKENS = 512
+
+
+def served_request(r: Request, token_scale: float) -> ServedRequest:
+    return ServedRequest(
+        index=r.index,
+        input_tokens=r.input_tokens,
+        output_tokens=r.output_tokens,
+        prefix_blocks=r.prefix_blocks,
+        prefix_block_tokens=max(1, round(MOONCAKE_BLOCK_TOKENS * token_scale)),
+    )
+
+
+def prefix_share(requests: list[Request]) -> float | None:
+    """Share of prompt blocks already seen in an earlier request's prefix (Mooncake `hash_ids`): what a
+    prefix cache could serve, a trait of the pattern. None when the requests carry no blocks."""
+    seen: set[int] = set()
+    total = shared = 0
+    for r in requests:
+        if not r.prefix_blocks:
+            continue
+        for h in r.prefix_blocks:
+            total += 1
+            shared += h in seen
+        seen.update(r.prefix_blocks)
+    return shared / total if total else None
+
+
+class _Sampler(threading.Thread):
+    """Reads engine_stats() at a fixed rate until stopped."""
+
+    def __init__(self, engine: Any, hz: float) -> None:
+        super().__init__(name="engine-sampler", daemon=True)
+        self.engine = engine
+        self.period = 1.0 / hz
+        self.rows: list[dict[str, Any]] = []
+        self.stopped = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                stats = self.engine.engine_stats()
+            except Exception as exc:  # the engine died: the driver reports it
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
+            self.rows.append({"t_ns": time.monotonic_ns(), **{k: (None if v is None else float(v)) for k, v in stats.items()}})
+            self.stopped.wait(self.period)
+
+
+def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Any) -> dict[str, Any]:
+    """Run the load against `engine`; write requests.parquet, engine.parquet and spans; return the run's facts.
+
+    progress(done, total): called as requests end. Raises whatever the engine raised after writing
+    every record taken so far.
+    """
+    requests = schedule(load, trace)
+    fitted = None
+    if getattr(engine, "max_positions", None):
+        fitted = fit_to_positions(requests, int(engine.max_positions), load.long_requests)
+    records: dict[int, dict[str, Any]] = {
+        r.index: {
+            "index": r.index,
+            "measured": r.measured,
+            "input_tokens": r.input_tokens,
+            "output_tokens_requested": r.output_tokens,
+            "scheduled_send_s": r.send_s,
+            "arrival_ns": None,
+            "sent_ns": None,
+            "scheduled_ns": None,
+            "token_ns": None,
+            "finished_ns": None,
+            "status": "not_sent",
+            "error": None,
+            "slot_wait_s": None,
+        }
+        for r in requests
+    }
+    closed = load.pattern == "closed"
+    slots = threading.Semaphore(load.concurrency or 1)
+    token_scale = load.token_scale
+    stop_sending = threading.Event()
+    send_error: list[BaseException] = []
+    in_flight: set[int] = set()
+    lock = threading.Lock()
+    start_ns = time.monotonic_ns()
+    start_perf = time.perf_counter()
+
+    def submit(r: Request) -> None:
+        if stop_sending.is_set():
+            return
+        rec = records[r.index]
+        now = time.monotonic_ns()
+        rec["sent_ns"] = now
+        rec["arrival_ns"] = now if closed else start_ns + round(r.send_s * 1e9)
+        with lock:
+            in_flight.add(r.index)
+        rec["status"] = "sent"
+        engine.submit(served_request(r, token_scale))
+
+    def send() -> None:
+        try:
+            if closed:
+                for r in requests:
+                    waited = time.monotonic_ns()
+                    while not slots.acquire(timeout=0.1):
+                        if stop_sending.is_set():
+                            return
+                    if stop_sending.is_set():
+                        return
+                    records[r.index]["slot_wait_s"] = (time.monotonic_ns() - waited) / 1e9
+                    submit(r)
+            else:
+                report = send_all(requests, submit)
+                facts["sender"] = report.accuracy()
+        except BaseException as exc:  # an engine that refuses a request: the main thread reports it
+            send_error.append(exc)
+
+    facts: dict[str, Any] = {
+        "pattern": load.pattern,
+        "requests": len(requests),
+        "measured_requests": sum(r.measured for r in requests),
+        "long_requests": fitted,
+        "prefix_share": prefix_share(requests),
+        "start_ns": start_ns,
+    }
+    if not closed and len(requests) > 1:
+        facts["scheduled_gaps"] = gap_stats([r.send_s for r in requests])
+    sampler = _Sampler(engine, float(measure.get("sample_hz", 20.0)))
+    sampler.start()
+    sender = threading.Thread(target=send, name="load-sender", daemon=True)
+    sender.start()
+    deadline = time.monotonic() + float(measure["max_seconds"])
+    ended = 0
+    failure: BaseException | None = None
+    try:
+        while ended < len(requests):
+            if send_error:
+                raise send_error[0]
+            if sampler.error:
+                raise RuntimeError(f"the engine failed while being sampled: {sampler.error}")
+            if time.monotonic() >= deadline:
+                break
+            for rec in engine.collect(COLLECT_TIMEOUT_S):
+                stored = records[int(rec["index"])]
+                if stored["status"] in ("finished", "failed"):
+                    continue
+                tokens = [int(t) for t in (rec.get("token_ns") or [])]
+                stored.update(
+                    status=rec["status"],
+                    error=rec.get("error"),
+                    scheduled_ns=rec.get("scheduled_ns"),
+                    token_ns=tokens,
+                    finished_ns=rec.get("finished_ns") or (tokens[-1] if tokens else None),
+                )
+                ended += 1
+                with lock:
+                    in_flight.discard(stored["index"])
+                if closed:
+                    slots.release()
+                progress(ended, len(requests))
+    except BaseException as exc:
+        failure = exc
+    finally:
+        stop_sending.set()
+        sender.join(timeout=5)
+        sampler.stopped.set()
+        sampler.join(timeout=5)
+        lost_status = "lost" if failure is not None else "timed_out"
+        for rec in records.values():
+            if rec["status"] == "sent":
+                rec["status"] = lost_status
+                if failure is None:
+                    try:
+                        engine.cancel(rec["index"])
+                    except Exception:
+                        pass
+        facts["wall_s"] = time.perf_counter() - start_perf
+        facts["end_ns"] = time.monotonic_ns()
+        facts["status_counts"] = _counts(records.values())
+        facts["engine_sampler_error"] = sampler.error
+        _write(workdir, list(records.values()), sampler.rows)
+    if failure is not None:
+        raise failure
+    return facts
+
+
+def _counts(records: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return counts
+
+
+def _write(workdir: Path, records: list[dict[str, Any]], engine_rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+
+    records.sort(key=lambda r: r["index"])
+    columns = {k: [r[k] for r in records] for k in records[0]} if records else {}
+    types = {
+        "token_ns": pa.list_(pa.int64()),
+        "arrival_ns": pa.int64(),
+        "sent_ns": pa.int64(),
+        "scheduled_ns": pa.int64(),
+        "finished_ns": pa.int64(),
+        "error": pa.string(),
+        "slot_wait_s": pa.float64(),
+    }
+    table = pa.table({k: pa.array(v, type=types.get(k)) for k, v in columns.items()})
+    atomic_write_table(workdir / f"{REQUESTS}.parquet", table)
+    if engine_rows:
+        atomic_write_table(workdir / f"{ENGINE}.parquet", rows_to_table(engine_rows))
+    writer = PartWriter(workdir, SPANS)
+    for r in records:
+        writer.extend(request_spans(r))
+        if writer.full:
+            writer.flush()
+    writer.flush()
+
+
+def request_spans(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The spans of one request (see the module docstring); none for a request never sent."""
+    if r["arrival_ns"] is None:
+        return []
+    tokens = r["token_ns"] or []
+    error = None if r["status"] == "finished" else r["status"]
+    end = tokens[-1] if tokens else (r["finished_ns"] or r["arrival_ns"])
+    base = {"iteration": r["index"], "warmup": not r["measured"], "device_s": None}
+    rows = [{**base, "phase": ITERATION, "start_ns": r["arrival_ns"], "end_ns": end, "units": 0.0, "error": error}]
+    if r["scheduled_ns"] is not None:
+        rows.append({**base, "phase": "queue", "start_ns": r["arrival_ns"], "end_ns": max(r["arrival_ns"], r["scheduled_ns"]), "units": 0.0, "error": None})
+        previous = max(r["arrival_ns"], r["scheduled_ns"])
+        for k, t in enumerate(tokens):
+            rows.append({**base, "phase": "prefill" if k == 0 else "decode", "start_ns": previous, "end_ns": t, "units": 1.0, "error": None, "sequences": 1.0})
+            previous = t
+    for i, row in enumerate(sorted(rows, key=lambda x: x["start_ns"])):
+        row["index"] = i
+    return rows
