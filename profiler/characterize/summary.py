@@ -141,7 +141,9 @@ def build_summary(
             problems.append(f"{what} failed ({type(exc).__name__}: {str(exc)[:200]}): a profiler bug; the measurements are on disk")
             return None
 
-    summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, warnings)) or RequestMetrics()
+    # under a load, request sizes and batch composition vary by design: their spread is measured, not noise
+    request_warnings = [] if outcome.load else warnings
+    summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, request_warnings)) or RequestMetrics()
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
     # under a load a phase's spread is what is measured (batch composition, queueing), not noise
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if outcome.load else warnings, unavailable, outcome.device)) or {}
