@@ -202,3 +202,53 @@ def test_gap_stats_edges():
         gap_stats([1.0])
     with pytest.raises(ValueError):
         gap_stats([2.0, 1.0])
+
+
+def test_closed_loop_needs_concurrency_and_requests_and_sends_all_at_zero():
+    from profiler.load.arrivals import LoadConfig, schedule
+
+    sizes = {"input": {"fixed": 8}, "output": {"fixed": 4}}
+    load = LoadConfig.model_validate({"pattern": "closed", "concurrency": 3, "requests": 5, "sizes": sizes})
+    assert [r.send_s for r in schedule(load)] == [0.0] * 5
+    for bad, needle in (
+        ({"pattern": "closed", "requests": 5, "sizes": sizes}, "concurrency"),
+        ({"pattern": "closed", "concurrency": 2, "duration_s": 5.0, "sizes": sizes}, "requests"),
+        ({"pattern": "closed", "concurrency": 2, "requests": 5, "rate": 3.0, "sizes": sizes}, "rate"),
+        ({"pattern": "poisson", "concurrency": 2, "rate": 1.0, "requests": 5, "sizes": sizes}, "concurrency"),
+        ({"pattern": "closed", "concurrency": 0, "requests": 5, "sizes": sizes}, "concurrency"),
+    ):
+        with pytest.raises(ValueError, match=needle):
+            LoadConfig.model_validate(bad)
+
+
+def test_requests_longer_than_the_positions_are_clipped_or_scaled_and_counted():
+    from profiler.load.arrivals import Request, fit_to_positions
+
+    def reqs():
+        return [Request(0, 0.0, 100, 10, True), Request(1, 0.0, 30, 5, True), Request(2, 0.0, 50, 200, True)]
+
+    clipped = reqs()
+    info = fit_to_positions(clipped, 64, "clip")
+    assert info["touched"] == 2 and info["factor"] is None
+    assert [(r.input_tokens, r.output_tokens) for r in clipped] == [(54, 10), (30, 5), (1, 63)]
+    scaled = reqs()
+    info = fit_to_positions(scaled, 125, "scale")
+    assert info["factor"] == pytest.approx(0.5) and info["touched"] == 3
+    assert [(r.input_tokens, r.output_tokens) for r in scaled] == [(50, 5), (15, 2), (25, 100)]
+    assert all(r.input_tokens + r.output_tokens <= 125 for r in scaled)
+    with pytest.raises(ValueError, match="request 0 needs 100 \\+ 10 positions"):
+        fit_to_positions(reqs(), 64, "reject")
+
+
+def test_token_scale_shrinks_trace_sizes_and_only_traces_take_it(tmp_path):
+    import pandas as pd
+
+    from profiler.load.arrivals import LoadConfig, schedule
+
+    trace = pd.DataFrame({"arrival_s": [0.0, 1.0], "input_tokens": [1000, 15], "output_tokens": [100, 4], "prefix_blocks": [None, None]})
+    load = LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv", "token_scale": 0.1})
+    assert [(r.input_tokens, r.output_tokens) for r in schedule(load, trace)] == [(100, 10), (2, 1)]
+    with pytest.raises(ValueError, match="token_scale"):
+        LoadConfig.model_validate(
+            {"pattern": "poisson", "rate": 1.0, "requests": 3, "token_scale": 0.5, "sizes": {"input": {"fixed": 1}, "output": {"fixed": 1}}}
+        )
