@@ -124,6 +124,9 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
 def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table | str:
     """The findings against the baseline (readings and the other rows are in report.html); a
     line saying there are none when no row is a finding."""
+    others = sorted({r["baseline"] for r in rows if r.get("baseline") and r["baseline"] != baseline})
+    if others:
+        baseline = f"{baseline}, and {', '.join(others)} for request pattern and objective"
     inconclusive = sum(1 for r in rows if r["verdict"] == Verdict.INCONCLUSIVE.value)
     note = f"; {inconclusive} inconclusive (contention, too few samples or a weak fit: the reasons are in report.html)" if inconclusive else ""
     if not any(Verdict(r["verdict"]).is_finding for r in rows):

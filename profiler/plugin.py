@@ -278,6 +278,7 @@ class ServedRequest(BaseModel):
     output_tokens: int = Field(ge=1, description="Tokens to generate (the engine must not stop earlier by itself: random weights have no EOS).")
     prefix_blocks: list[int] | None = Field(None, description="Prefix-block hashes (Mooncake `hash_ids`): equal hashes mean equal prompt tokens.")
     prefix_block_tokens: int = Field(512, ge=1, description="Tokens per prefix block.")
+    measured: bool = Field(True, description="False for warmup and cooldown requests (sent, excluded from statistics).")
 
 
 ENGINE_METHODS = ("submit", "collect", "engine_stats")

@@ -35,6 +35,10 @@ SUMMARY_JSON = "summary.json"
 CALIBRATION_JSON = "calibration.json"
 SWEEPS_JSON = "sweeps.json"
 ERROR_JSON = "error.json"
+REQUESTS = "requests"
+"""requests.parquet of a workload under a load: one row per request (profiler/run/serve.py writes it)."""
+ENGINE = "engine"
+"""engine.parquet of a workload under a load: the engine's scheduler samples (running, waiting, KV bytes)."""
 REPEAT_DIR = "repeat-{k}"
 MISSING_WHY = {
     Status.PENDING: "the run stopped before this workload started",
@@ -88,6 +92,23 @@ class WorkloadRun:
     @cached_property
     def samples(self) -> pd.DataFrame:
         return _read_table(self.path / f"{SAMPLES}.parquet", self.problems, parts_of=SAMPLES)
+
+    @cached_property
+    def requests(self) -> pd.DataFrame:
+        """Under a `load:` block, one row per request: arrival, sent, scheduled by the engine, every token's
+        time (`token_ns`), finished, status (finished, failed, timed_out, lost, not_sent), `measured`;
+        warmup and cooldown requests included (measured False). Empty for a workload without a load."""
+        table = _read_table(self.path / f"{REQUESTS}.parquet", self.problems, parts_of=REQUESTS)
+        serving = self.summary.serving
+        if table.empty and serving is not None and serving.requests and not _has_table(self.path, REQUESTS):
+            self.problems.append(f"{self.path / f'{REQUESTS}.parquet'}: missing ({serving.requests:,} requests were recorded)")
+        return table
+
+    @cached_property
+    def engine(self) -> pd.DataFrame:
+        """Under a `load:` block, the engine's scheduler samples: t_ns, running, waiting, kv_bytes_used,
+        kv_bytes_total, preempted. Empty for a workload without a load (or an engine that reports none)."""
+        return _read_table(self.path / f"{ENGINE}.parquet", self.problems, parts_of=ENGINE)
 
     @cached_property
     def repeats(self) -> list[WorkloadRun]:

@@ -432,6 +432,8 @@ class Serving(Model):
     """Achieved send rate: (sent - 1) / (last send - first send), measured requests."""
     arrival_cv: float | None = None
     """Burstiness: CV of the achieved gaps between measured sends (1 for Poisson; None for a closed loop)."""
+    arrival_cv_ci95: tuple[float, float] | None = None
+    """95% bootstrap interval of arrival_cv (resampled gaps)."""
     throughput_rps: float | None = None
     output_tokens_per_s: float | None = None
     queue_s: Stats = Field(default_factory=lambda: Stats(count=0))
@@ -451,7 +453,8 @@ class Serving(Model):
     waiting: Stats = Field(default_factory=lambda: Stats(count=0))
     kv_bytes_total: float | None = None
     kv_occupancy_max: float | None = None
-    """Peak share of the KV cache's pages held (pages held x bytes per page / capacity)."""
+    """Peak share of the KV cache's pages held (pages held x bytes per page / capacity). With prefix caching the
+    engine keeps freed pages for reuse and they count as held (the workload's facts say which)."""
     preempted_max: float | None = None
     prefix_share: float | None = None
     """Share of prompt prefix blocks seen in an earlier request (Mooncake hash_ids): what a prefix cache could serve."""
@@ -551,6 +554,8 @@ class RunInfo(Model):
     profiler_version: str | None = None
     suite: str
     baseline: str | None = None
+    serving_baseline: str | None = None
+    """The workload under a load the others are compared to on request pattern and objective (None: no load in the suite)."""
     device: str
     started_utc: str | None = None
     finished_utc: str | None = None

@@ -80,20 +80,23 @@ class Characteristic:
     timing: bool = True
     """Read from timings (latencies, rates, shares of time): contention can move it. Counted
     values (FLOPs per byte, state bytes) are not timings."""
+    axis: str = "architecture"
+    """Which baseline it is compared with: "architecture" (the suite's baseline, LLM decode) or
+    "serving" (the serving baseline: an LLM engine under a load) for request pattern and objective."""
 
 
 CHARACTERISTICS: dict[str, Characteristic] = {}
 
 
 def characteristic(
-    key: str, *, label: str, short: str, kind: Kind, better: Better, timing: bool = True
+    key: str, *, label: str, short: str, kind: Kind, better: Better, timing: bool = True, axis: str = "architecture"
 ) -> Callable[[Callable[[WorkloadView], Value]], Callable[[WorkloadView], Value]]:
     """Register `fn(view) -> Value` as the characteristic `key` (in registration order)."""
 
     def register(fn: Callable[[WorkloadView], Value]) -> Callable[[WorkloadView], Value]:
         if key in CHARACTERISTICS:
             raise ValueError(f"characteristic '{key}' is registered twice")
-        CHARACTERISTICS[key] = Characteristic(key, label, short, kind, better, fn, timing)
+        CHARACTERISTICS[key] = Characteristic(key, label, short, kind, better, fn, timing, axis)
         return fn
 
     return register
@@ -301,3 +304,80 @@ def energy_per_unit(view: WorkloadView) -> Value:
     if energy is None or energy.j_per_output_unit is None:
         return Value(None, unit, why=view.summary.unavailable.get("energy", "not measured"))
     return Value(energy.j_per_output_unit, unit)
+
+
+# ---------------------------------------------------------------- request pattern and objective (against the serving baseline)
+
+NO_LOAD = "no arrival process: the measured loop starts each request when the last one ends (give the workload a load: block)"
+
+
+@characteristic("objective", label="objective", short="objective", kind=Kind.CATEGORY, better=Better.NEITHER, timing=False, axis="serving")
+def objective(view: WorkloadView) -> Value:
+    """What a request is judged by: read from the load's objective, else from the declaration's traits and output unit."""
+    from profiler.plugin import Trait
+
+    serving = view.summary.serving
+    judged = f"; judged by SLO {serving.slo} and QoE ({serving.qoe_stated})" if serving is not None else ""
+    traits = view.declaration.traits
+    if Trait.CONTROL_LOOP in traits or view.summary.deadlines is not None:
+        return Value("a deadline per control tick", basis="the workload's ticks carry deadlines" + judged)
+    if Trait.AUTOREGRESSIVE in traits:
+        return Value(f"a {view.unit} stream: first {view.unit}, then each next", basis="an autoregressive workload's deliveries" + judged)
+    return Value(f"time to a whole {view.unit}", basis=f"one {view.unit} per request, delivered at its end" + judged)
+
+
+@characteristic("concurrency", label="requests in flight", short="concurrency", kind=Kind.SAMPLES, better=Better.NEITHER, axis="serving")
+def concurrency(view: WorkloadView) -> Value:
+    serving = view.summary.serving
+    if serving is None:
+        return Value(1.0, "requests", samples=np.ones(MIN_SAMPLES_CONSTANT), basis="the measured loop: one request at a time (closed loop, concurrency 1)")
+    engine = view.run.engine
+    if engine.empty or "running" not in engine:
+        return Value(None, "requests", why="no engine samples")
+    start, end = _window_ns(view)
+    running = engine.loc[(engine["t_ns"] >= start) & (engine["t_ns"] <= end), "running"].dropna().to_numpy(dtype=float)
+    return _median_of(running, "requests", "no engine samples in the measured window", "engine's running requests, sampled")
+
+
+@characteristic("arrival_burstiness", label="arrival burstiness", short="burstiness", kind=Kind.CATEGORY, better=Better.NEITHER, axis="serving")
+def arrival_burstiness(view: WorkloadView) -> Value:
+    """Poisson-like, bursty or even by where the 95% interval of the gaps' CV lies against 1 (Poisson's CV)."""
+    serving = view.summary.serving
+    if serving is None:
+        return Value(None, "", why=NO_LOAD)
+    if serving.load.get("pattern") == "closed":
+        return Value("closed loop", "", basis="each request is sent when one ends")
+    lo, hi = serving.arrival_cv_ci95 or (None, None)
+    if lo is None or hi is None or serving.arrival_cv is None:
+        return Value(None, "", why="fewer than 3 measured sends")
+    shape = "bursty (CV > 1)" if lo > 1 else "more even than Poisson (CV < 1)" if hi < 1 else "Poisson-like (CV 1 within the interval)"
+    return Value(shape, "", basis=f"CV of the achieved gaps {serving.arrival_cv:.2f} [{lo:.2f}, {hi:.2f}] ({serving.load.get('pattern')})")
+
+
+@characteristic("queueing_share", label="queueing share of latency", short="queueing share", kind=Kind.SAMPLES, better=Better.LOWER, axis="serving")
+def queueing_share(view: WorkloadView) -> Value:
+    if view.summary.serving is None:
+        return Value(None, "of E2E", why=NO_LOAD)
+    from profiler.characterize.serving import FINISHED, per_request
+
+    r = view.run.requests
+    if r.empty:
+        return Value(None, "of E2E", why="no request records (requests.parquet)")
+    t = per_request(r)
+    t = t.loc[t["measured"] & (t["status"] == FINISHED)]
+    share = (t["queue_s"] / t["e2e_s"]).replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
+    return _median_of(share, "of E2E", "no finished measured request", "queueing delay / E2E per request")
+
+
+MIN_SAMPLES_CONSTANT = 8
+"""Samples standing for a value that is constant by construction (one request in flight), so it can be set beside a
+sampled one."""
+
+
+def _window_ns(view: WorkloadView) -> tuple[float, float]:
+    r = view.run.requests
+    m = r.loc[r["measured"]] if not r.empty else r
+    if m.empty:
+        return (0.0, 0.0)
+    start = float(m["arrival_ns"].min())
+    return start, start + (view.summary.serving.window_s or 0) * 1e9

@@ -316,19 +316,22 @@ COLUMNS = [
 def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Value]] | None = None, views: dict[str, WorkloadView] | None = None) -> pd.DataFrame:
     """The differences table: one row per (workload, characteristic) against the baseline."""
     views = workload_views(run) if views is None else views
-    baseline = run.baseline
     chars = run_characteristics(run, views) if chars is None else chars
-    if baseline is None or baseline not in chars:
+    baselines = {"architecture": run.baseline, "serving": serving_baseline(run)}
+    if baselines["architecture"] not in chars:
         return pd.DataFrame(columns=COLUMNS)
-    base = chars[baseline]
     repeats = {name: repeat_characteristics(views[name]) for name in chars}
     rules = load_rules()
     rows = []
     for name, values in chars.items():
-        if name == baseline:
-            continue
         for key, w in values.items():
-            spec, b = CHARACTERISTICS[key], base[key]
+            spec = CHARACTERISTICS[key]
+            baseline = baselines.get(spec.axis)
+            if baseline is None or baseline == name or baseline not in chars:
+                continue
+            if spec.axis == "serving" and w.value is None:
+                continue  # a request-pattern trait the workload does not have (no load): nothing to set beside the engine's
+            b = chars[baseline][key]
             contended = _contended(views[name], views[baseline]) if spec.timing else None
             if spec.kind in (Kind.SAMPLES, Kind.DERIVED) and _positive(w, b) and repeats[name] and repeats[baseline]:
                 c = _guard(between_repeats([r[key] for r in repeats[name]], [r[key] for r in repeats[baseline]]), contended)
@@ -347,6 +350,18 @@ def differences(run: Run, seed: int = 0, chars: dict[str, dict[str, Value]] | No
                 }
             )  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def serving_baseline(run: Run) -> str | None:
+    """The workload request-pattern and objective characteristics are compared with: the suite's serving_baseline (the
+    first point when it is a sweep), else the first workload that ran under a load; None when none did."""
+    name = run.info.serving_baseline
+    if name in run.workloads:
+        return name
+    group = [n for n, w in run.workloads.items() if w.summary.sweep and w.summary.sweep.group == name]
+    if group:
+        return group[0]
+    return next((n for n, w in run.workloads.items() if w.summary.serving is not None), None)
 
 
 def _positive(*values: Value) -> bool:

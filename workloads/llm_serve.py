@@ -54,6 +54,9 @@ class LLMServe:
         page_size: int = Field(256, ge=1, le=65536, description="Tokens per KV-cache page (transformers' default 256).")
         kv_cache_tokens: int = Field(32768, ge=1, le=100_000_000, description="KV-cache capacity in tokens (pages = ceil(tokens / page_size)).")
         max_batch_tokens: int = Field(512, ge=1, le=10_000_000, description="Most tokens (prompt chunks and decode tokens) in one forward.")
+        prefix_caching: bool = Field(
+            True, description="Share KV pages of equal prompt prefixes; freed pages are then kept for reuse and count as held in the KV occupancy."
+        )
 
         @field_validator("pretrained")
         @classmethod
@@ -103,7 +106,14 @@ class LLMServe:
         self._rng = np.random.default_rng(ctx.seed)
         pages = math.ceil(p.kv_cache_tokens / p.page_size)
         generation = GenerationConfig(max_new_tokens=16, do_sample=False, eos_token_id=-1)
-        cb = ContinuousBatchingConfig(page_size=p.page_size, num_blocks=pages, max_batch_tokens=p.max_batch_tokens, scheduler_type=p.scheduler, seed=ctx.seed)
+        cb = ContinuousBatchingConfig(
+            page_size=p.page_size,
+            num_blocks=pages,
+            max_batch_tokens=p.max_batch_tokens,
+            scheduler_type=p.scheduler,
+            seed=ctx.seed,
+            allow_block_sharing=p.prefix_caching,
+        )
         t0 = time.monotonic()
         self.manager = model.init_continuous_batching(generation_config=generation, continuous_batching_config=cb)
         self.manager.start()
@@ -130,6 +140,8 @@ class LLMServe:
             kv_bytes_per_token_formula="2 x layers x kv_heads x head_dim x dtype_bytes (vLLM, SOSP'23)",
             kv_bytes_per_token=2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes,
             max_batch_tokens=p.max_batch_tokens,
+            prefix_caching=bool(cache.use_prefix_sharing),
+            kv_bytes_used_counts="pages held by requests" + (" and freed pages kept for prefix reuse" if cache.use_prefix_sharing else ""),
             max_positions=self.max_positions,
             model_type=text.model_type,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",

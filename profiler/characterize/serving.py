@@ -113,20 +113,23 @@ def interpolate_max_rate(rates: list[float], attainment: list[float], target: fl
 
     rates: offered rates (req/s) of the sweep points; attainment: their SLO attainment (0..1).
     Sorted by rate; the answer is the crossing, linearly interpolated between the last point at or
-    above the target and the next point below it (labelled "interpolated"); "measured" when the
-    highest rate still meets it ("at least", the sweep did not go far enough) or when a point sits
-    on the target; None with a reason when even the lowest rate misses it.
+    above the target and the next point below it (kind "interpolated"); kind "measured" when that
+    point sits exactly on the target; kind "at least" when the highest rate still meets it (the
+    sweep did not go far enough); rate None with a reason when even the lowest rate misses it.
+    Returns {"rate", "kind", "basis"}.
     """
     pairs = sorted(zip(rates, attainment, strict=True))
     if not pairs:
-        return {"rate": None, "basis": "no sweep points"}
+        return {"rate": None, "kind": None, "basis": "no sweep points"}
     if pairs[0][1] < target:
-        return {"rate": None, "basis": f"even the lowest rate ({pairs[0][0]:g} req/s) misses {target:.0%} attainment"}
+        return {"rate": None, "kind": None, "basis": f"even the lowest rate ({pairs[0][0]:g} req/s) misses {target:.0%} attainment"}
     for (r0, a0), (r1, a1) in zip(pairs, pairs[1:], strict=False):
         if a0 >= target > a1:
+            if a0 == target:
+                return {"rate": float(r0), "kind": "measured", "basis": f"measured: {r0:g} req/s attains exactly {target:.0%}"}
             rate = r0 + (a0 - target) / (a0 - a1) * (r1 - r0)
-            return {"rate": float(rate), "basis": f"interpolated between {r0:g} and {r1:g} req/s"}
-    return {"rate": float(pairs[-1][0]), "basis": "at least: the highest rate swept still meets it"}
+            return {"rate": float(rate), "kind": "interpolated", "basis": f"interpolated between {r0:g} and {r1:g} req/s"}
+    return {"rate": float(pairs[-1][0]), "kind": "at least", "basis": "at least: the highest rate swept still meets it"}
 
 
 def knee(rates: list[float], latency: list[float]) -> dict[str, Any]:
@@ -152,6 +155,19 @@ def knee(rates: list[float], latency: list[float]) -> dict[str, Any]:
     return {"rate": float(x[i]), "latency": float(y[i]), "basis": "Kneedle on the normalised curve"}
 
 
+def cv_interval(gaps: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of the coefficient of variation (std / mean) of `gaps` (s, shape (n,))."""
+    gaps = np.asarray(gaps, dtype=float)
+    if gaps.size < 3 or gaps.mean() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = gaps[rng.integers(0, gaps.size, size=(resamples, gaps.size))]
+    means = draws.mean(axis=1)
+    cvs = draws.std(axis=1, ddof=1)[means > 0] / means[means > 0]
+    lo, hi = np.percentile(cvs, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: dict[str, Any], load: dict[str, Any], objective: Any, seed: int = 0) -> Any:
     """The `Serving` record of one load run (runmodel.Serving), from requests.parquet, engine.parquet and the
     driver's facts (child.json `serve`). Figures over measured requests only (warmup and cooldown excluded)."""
@@ -163,12 +179,13 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
     done = measured.loc[measured["status"] == FINISHED]
     window = window_s(table)
     sent = np.sort(measured["sent_ns"].dropna().to_numpy(dtype=float)) / NS
-    offered = cv = None
+    offered = cv = cv_ci = None
     if sent.size > 2 and sent[-1] > sent[0]:
         offered = float((sent.size - 1) / (sent[-1] - sent[0]))
         if load.get("pattern") != "closed":
             gaps = np.diff(sent)
             cv = float(gaps.std(ddof=1) / gaps.mean()) if gaps.mean() > 0 else None
+            cv_ci = cv_interval(gaps, seed)
     ok = meets_slo(measured, objective.slo)
     qoe = [
         andes_qoe((np.asarray(t, dtype=float) - a) / NS, objective.qoe.expected_ttft_s, objective.qoe.tokens_per_s)
@@ -188,6 +205,7 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
         window_s=window,
         offered_rate_rps=offered,
         arrival_cv=cv,
+        arrival_cv_ci95=cv_ci,
         throughput_rps=len(done) / window if window else None,
         output_tokens_per_s=float(done["tokens"].sum()) / window if window else None,
         itl_s=Stats(**describe(itl_s(done), seed)),

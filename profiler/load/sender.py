@@ -61,16 +61,21 @@ class SendReport:
 
 
 def send_all(
-    requests: Iterable[Scheduled], submit: Callable[[Any], None], spin_s: float = SPIN_S, clock: Callable[[], float] = time.perf_counter
+    requests: Iterable[Scheduled],
+    submit: Callable[[Any], None],
+    spin_s: float = SPIN_S,
+    clock: Callable[[], float] = time.perf_counter,
+    start: float | None = None,
 ) -> SendReport:
-    """Call `submit(request)` for each request at its `send_s` (seconds from the call), in order, on this thread.
+    """Call `submit(request)` for each request at its `send_s` (seconds from `start`, a reading of `clock`; default:
+    the call), in order, on this thread.
 
     Returns the SendReport. `submit` should return quickly (hand the request to an engine); whatever time it takes
     delays the next sends and is recorded as their error. Exceptions from `submit` propagate (the report so far is
     lost with them: wrap `submit` to keep it)."""
     report = SendReport()
     cpu_start = time.thread_time()
-    start = clock()
+    start = clock() if start is None else start
     for request in requests:
         target = start + request.send_s
         remaining = target - clock()

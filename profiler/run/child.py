@@ -22,6 +22,7 @@ from typing import Any
 
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
+from ..plugin import is_engine
 from ..suite.registry import add_plugin_paths, resolve_workload
 
 CHILD_JSON = "child.json"
@@ -165,9 +166,11 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         state.info.update(setup_s=time.monotonic() - t0, facts=ctx.facts, warnings=ctx.warnings, state_layers=ctx.state_layers)
 
         if spec.load is not None:
-            state.info["loop"] = serve_load(workload, spec, state)
-            state.info["work_error"] = state.info["opmix_error"] = UNDER_LOAD_NO_WORK
-            return_early = True
+            state.info["loop"] = serve_load(workload, spec, state, recorder, plugin, params)
+            recorder.flush()
+            return_early = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
+            if return_early:
+                state.info["work_error"] = state.info["opmix_error"] = UNDER_LOAD_NO_WORK
         else:
             state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
             recorder.flush()
@@ -247,15 +250,19 @@ UNDER_LOAD_NO_WORK = (
 )
 
 
-def serve_load(workload: Any, spec: ChildSpec, state: ChildState) -> dict[str, Any]:
-    """The `load:` run in place of the measured loop (profiler/run/serve.py); returns the loop record."""
+def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: SpanRecorder, plugin: Any, params: Any) -> dict[str, Any]:
+    """The `load:` run in place of the measured loop (profiler/run/serve.py); returns the loop record. A workload
+    without an engine serves the requests in arrival order, in batches of its batch_size (SequentialEngine)."""
     from ..load.arrivals import LoadConfig
     from ..load.traces import read_trace
-    from ..plugin import is_engine
-    from .serve import serve
+    from ..plugin import declaration_of
+    from .serve import SequentialEngine, serve
 
+    engine = workload
     if not is_engine(workload):
-        raise TypeError(f"workload type '{spec.type}' has no engine (submit, collect, engine_stats): only an engine can be put under a load (e.g. llm_serve)")
+        batch = int(getattr(params, "batch_size", 1) or 1)
+        engine = SequentialEngine(workload, recorder, declaration_of(plugin.cls, params).deliveries, batch)
+        state.info["serve_engine"] = f"none: served in arrival order, batches of {batch} (the workload's batch_size), padded when fewer wait"
     load = LoadConfig.model_validate(spec.load)
     trace = read_trace(load.trace) if load.trace else None
     state.enter("measure", total=None)
@@ -263,7 +270,7 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState) -> dict[str, A
     def progress(done: int, total: int) -> None:
         state.report("iter", warmup=False, done=done, total=total)
 
-    facts = serve(workload, load, trace, spec.measure, Path(spec.workdir), progress)
+    facts = serve(engine, load, trace, spec.measure, Path(spec.workdir), progress, request_spans=engine is workload)
     state.info["serve"] = facts
     counts = facts["status_counts"]
     return {

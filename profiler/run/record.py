@@ -72,6 +72,7 @@ class RunRecord:
             profiler_version=profiler_version(),
             suite=suite.name,
             baseline=suite.baseline_name,
+            serving_baseline=suite.serving_baseline_name,
             device=device,
             started_utc=_now(),
             gpu_idle_power=IdlePower(**idle_power(nvml, device)),

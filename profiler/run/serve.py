@@ -50,6 +50,7 @@ def served_request(r: Request, token_scale: float) -> ServedRequest:
         output_tokens=r.output_tokens,
         prefix_blocks=r.prefix_blocks,
         prefix_block_tokens=max(1, round(MOONCAKE_BLOCK_TOKENS * token_scale)),
+        measured=r.measured,
     )
 
 
@@ -90,11 +91,94 @@ class _Sampler(threading.Thread):
             self.stopped.wait(self.period)
 
 
-def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Any) -> dict[str, Any]:
+class SequentialEngine:
+    """Any workload as an engine: requests are served in arrival order, `batch` at a time (the workload's
+    batch_size: a batch runs full, padded when fewer requests wait), one `run_once` per batch on the
+    calling thread (the main thread: `collect` runs it). The workload's own spans are recorded as in the
+    measured loop (one iteration per batch, from its start), so its phases, work and operator mix stay
+    what they are; each request's record takes the batch's start as its scheduling and the ends of the
+    batch's delivery spans as its tokens."""
+
+    max_positions = None
+
+    def __init__(self, workload: Any, recorder: Any, deliveries: tuple[str, ...], batch: int) -> None:
+        import queue
+
+        self.workload = workload
+        self.recorder = recorder
+        self.deliveries = deliveries
+        self.batch = max(1, batch)
+        self.waiting: queue.Queue[ServedRequest] = queue.Queue()
+        self.running = 0
+        self.iteration = 0
+
+    def submit(self, request: ServedRequest) -> None:
+        self.waiting.put(request)
+
+    def collect(self, timeout_s: float) -> list[dict[str, Any]]:
+        import queue
+
+        try:
+            batch = [self.waiting.get(timeout=timeout_s)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.batch:
+            try:
+                batch.append(self.waiting.get_nowait())
+            except queue.Empty:
+                break
+        captured: list[Any] = []
+        mark = self.recorder.mark
+
+        def capturing(phase: str, units: float = 0, **attrs: Any) -> Any:
+            span = mark(phase, units, **attrs)
+            captured.append(span)
+            return span
+
+        class _Once:
+            def run_once(_self, _mark: Any) -> None:
+                self.workload.run_once(capturing)
+
+        self.running = len(batch)
+        start = time.monotonic_ns()
+        error = None
+        try:
+            self.recorder.run_iteration(_Once(), self.iteration, warmup=not any(r.measured for r in batch))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            raise
+        finally:
+            self.iteration += 1
+            self.running = 0
+            delivered = sorted(
+                s.end_ns for s in captured if s.units > 0 and getattr(s, "end_ns", None) is not None and (not self.deliveries or s.phase in self.deliveries)
+            )
+            self._last = [
+                {
+                    "index": r.index,
+                    "status": "failed" if error else "finished",
+                    "error": error,
+                    "scheduled_ns": start,
+                    "token_ns": delivered,
+                    "finished_ns": time.monotonic_ns(),
+                }
+                for r in batch
+            ]
+        return self._last
+
+    def engine_stats(self) -> dict[str, float | None]:
+        return {"running": self.running, "waiting": self.waiting.qsize(), "kv_bytes_used": None, "kv_bytes_total": None, "preempted": None}
+
+    def cancel(self, index: int) -> None:
+        """Nothing to stop: a request still waiting is never started once the driver stops collecting."""
+
+
+def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Any, request_spans: bool = True) -> dict[str, Any]:
     """Run the load against `engine`; write requests.parquet, engine.parquet and spans; return the run's facts.
 
-    progress(done, total): called as requests end. Raises whatever the engine raised after writing
-    every record taken so far.
+    progress(done, total): called as requests end. request_spans: write each request's spans (False when
+    the engine records the workload's own spans, as SequentialEngine does). Raises whatever the engine
+    raised after writing every record taken so far.
     """
     requests = schedule(load, trace)
     fitted = None
@@ -125,8 +209,9 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
     send_error: list[BaseException] = []
     in_flight: set[int] = set()
     lock = threading.Lock()
-    start_ns = time.monotonic_ns()
+    # one origin for arrivals and sends: time.perf_counter and time.monotonic_ns are both CLOCK_MONOTONIC on Linux
     start_perf = time.perf_counter()
+    start_ns = round(start_perf * 1e9)
 
     def submit(r: Request) -> None:
         if stop_sending.is_set():
@@ -153,7 +238,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
                     records[r.index]["slot_wait_s"] = (time.monotonic_ns() - waited) / 1e9
                     submit(r)
             else:
-                report = send_all(requests, submit)
+                report = send_all(requests, submit, start=start_perf)
                 facts["sender"] = report.accuracy()
         except BaseException as exc:  # an engine that refuses a request: the main thread reports it
             send_error.append(exc)
@@ -221,7 +306,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
         facts["end_ns"] = time.monotonic_ns()
         facts["status_counts"] = _counts(records.values())
         facts["engine_sampler_error"] = sampler.error
-        _write(workdir, list(records.values()), sampler.rows)
+        _write(workdir, list(records.values()), sampler.rows, request_spans)
     if failure is not None:
         raise failure
     return facts
@@ -234,7 +319,7 @@ def _counts(records: Any) -> dict[str, int]:
     return counts
 
 
-def _write(workdir: Path, records: list[dict[str, Any]], engine_rows: list[dict[str, Any]]) -> None:
+def _write(workdir: Path, records: list[dict[str, Any]], engine_rows: list[dict[str, Any]], with_spans: bool) -> None:
     import pyarrow as pa
 
     records.sort(key=lambda r: r["index"])
@@ -252,6 +337,8 @@ def _write(workdir: Path, records: list[dict[str, Any]], engine_rows: list[dict[
     atomic_write_table(workdir / f"{REQUESTS}.parquet", table)
     if engine_rows:
         atomic_write_table(workdir / f"{ENGINE}.parquet", rows_to_table(engine_rows))
+    if not with_spans:
+        return
     writer = PartWriter(workdir, SPANS)
     for r in records:
         writer.extend(request_spans(r))

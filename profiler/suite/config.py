@@ -101,7 +101,10 @@ class WorkloadEntry(StrictModel):
 
 class SuiteConfig(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="Suite name; part of the run directory's name.")
-    baseline: str | None = Field(None, description="Workload the others are compared to; default: the first.")
+    baseline: str | None = Field(None, description="Workload the others are compared to on architecture (state, work, bound class); default: the first.")
+    serving_baseline: str | None = Field(
+        None, description="Workload under a load the others are compared to on request pattern and objective; default: the first with a load: block."
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for torch and every workload generator.")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
@@ -129,7 +132,18 @@ class SuiteConfig(StrictModel):
         names = [w.name for w in self.workloads]
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline '{self.baseline}' is not a workload of this suite{suggest(self.baseline, names)}; workloads: {', '.join(names)}")
+        if self.serving_baseline is not None:
+            loaded = [w.name for w in self.workloads if w.load is not None]
+            if self.serving_baseline not in loaded:
+                raise ValueError(
+                    f"serving_baseline '{self.serving_baseline}' is not a workload with a load: block{suggest(self.serving_baseline, loaded)}; "
+                    f"those with one: {', '.join(loaded) or 'none'}"
+                )
         return self
+
+    @property
+    def serving_baseline_name(self) -> str | None:
+        return self.serving_baseline or next((w.name for w in self.workloads if w.load is not None), None)
 
     @property
     def baseline_name(self) -> str:

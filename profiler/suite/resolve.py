@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import UserError
 from ..load.arrivals import LoadConfig
 from ..load.objective import Objective
-from ..plugin import ENGINE_METHODS, Declaration, declaration_of
+from ..plugin import Declaration, declaration_of
 from .config import (
     SuiteConfig,
     WorkloadEntry,
@@ -99,12 +99,6 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
             raise UserError(f"{where}: workloads[{i}].type: {exc}") from None
         if getattr(plugin.cls, "requires_load", False) and entry.load is None:
             raise UserError(f"{where}: workloads[{i}]: workload type '{entry.type}' serves requests: give it a load: block (see configs/serving.yaml)")
-        if entry.load is not None and not all(callable(getattr(plugin.cls, m, None)) for m in ENGINE_METHODS):
-            where_load = where_from(source, ("workloads", i, "load"), overrides)
-            raise UserError(
-                f"{where_load}: workloads[{i}].load: workload type '{entry.type}' has no engine ({', '.join(ENGINE_METHODS)}): "
-                "only an engine workload can serve a load (llm_serve, toy_serve); remove load: or change the type"
-            )
         entry = _with_trace_path(entry, path, source, i, overrides)
         for point in sweep_points(entry):
             load_point = {k.removeprefix("load."): v for k, v in point.items() if k.startswith("load.")}

@@ -18,6 +18,9 @@ from .findings import number
 @register_section(anchor="differences", title="Differences from the baseline", order=30, template="differences.html.j2")
 def build(ctx: ReportContext) -> dict[str, Any]:
     title = f"Differences from the baseline ({ctx.baseline})" if ctx.baseline else "Differences from the baseline"
+    others = sorted({b for b in ctx.diffs.get("baseline", []) if isinstance(b, str) and b != ctx.baseline}) if not ctx.diffs.empty else []
+    if others:
+        title += f"; request pattern and objective against {', '.join(others)}"
     if ctx.diffs.empty:
         return {"title": title, "table": None}
     columns = [
@@ -34,15 +37,16 @@ def build(ctx: ReportContext) -> dict[str, Any]:
         if r["workload"] != current:
             current = r["workload"]
             rows.append(Row(group=current, group_href=ctx.anchor(current)))
-        rows.append(Row(_cells(r)))
+        rows.append(Row(_cells(r, ctx.baseline)))
     return {"title": title, "table": Table(columns, rows, cls="wide")}
 
 
-def _cells(r: dict[str, Any]) -> list[Cell]:
+def _cells(r: dict[str, Any], baseline: str | None) -> list[Cell]:
     lines = tuple(f"{label}: {r[key]}" for key, label in (("lever", "lever"), ("source", "source")) if isinstance(r[key], str) and r[key])
+    other = r["baseline"] if r["baseline"] != baseline else None  # the serving baseline, for request pattern and objective
     return [
         Cell(r["label"], sub=r["basis"] or None, cls="l"),
-        Cell(format_value(_plain(r["baseline_value"]), r["baseline_unit"])),
+        Cell(format_value(_plain(r["baseline_value"]), r["baseline_unit"]), sub=f"({other})" if other else None),
         Cell(format_value(_plain(r["value"]), r["unit"])),
         Cell(ratio(number(r["ratio"]), number(r["ci_low"]), number(r["ci_high"])), cls="nw"),
         Cell(r["verdict"], cls=f"l nw {css_class(r['verdict'], r['better'])}"),

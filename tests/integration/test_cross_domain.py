@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from tests.conftest import ROOT, run_cli
 
 
@@ -15,12 +17,13 @@ def test_cross_domain_suite(tmp_path):
         "workloads.1.params.gen_len=16",
         "workloads.2.params.steps=5",
         "workloads.3.params.ticks=20",
+        "workloads.4.load.requests=8",
     ]
     result = run_cli("run", ROOT / "configs" / "cross_domain.yaml", "-o", tmp_path, "--device", "cpu", *[a for s in shorter for a in ("--set", s)])
     assert result.returncode == 0, result.stderr
     (run_dir,) = tmp_path.iterdir()
     run = load_run(run_dir)
-    assert {n: w.status for n, w in run.workloads.items()} == {"llm": "ok", "mamba": "ok", "diffusion": "ok", "vla": "ok"}
+    assert {n: w.status for n, w in run.workloads.items()} == {"llm": "ok", "mamba": "ok", "diffusion": "ok", "vla": "ok", "serving": "ok"}
     s = {n: w.summary for n, w in run.workloads.items()}
     assert s["llm"].metrics.tpot_s.count == 2
     assert "kernel path: SLOW" in " ".join(s["mamba"].warnings)
@@ -42,6 +45,13 @@ def test_cross_domain_suite(tmp_path):
     assert "matmul/GEMM" in sorted(decode_ops, key=decode_ops.get, reverse=True)[:2]
     assert s["llm"].operator_mix.traced_over_timed_e2e > 0
     assert (run_dir / "llm" / "trace.json.gz").is_file()
+    # the serving baseline: the same model in a continuous-batching engine under Poisson arrivals
+    assert run.info.serving_baseline == "serving" and s["serving"].serving.status_counts == {"finished": 8}
+    diffs = pd.read_csv(run_dir / "differences.csv")
+    objective = diffs.loc[diffs["characteristic"] == "objective"].set_index("workload")
+    assert (objective["baseline"] == "serving").all()
+    assert objective.loc["llm", "verdict"] == "same" and objective.loc["diffusion", "verdict"] == "differs"
+    assert objective.loc["vla", "verdict"] == "differs"
     for name, summary in s.items():  # every unavailable metric carries its reason; none is a zero
         assert summary.unavailable, name
         for key, why in summary.unavailable.items():
@@ -60,5 +70,6 @@ def test_cross_domain_suite(tmp_path):
         "token/s",
         "action/s",
         "SLOW PyTorch reference path",
+        "Serving under load",
     ):
         assert needle in page, needle

@@ -143,7 +143,6 @@ def test_bad_serving_entries_are_one_line_errors(write_suite, tmp_path):
     load = "    load: {pattern: poisson, rate: 1, requests: 3, " + SIZES + "}\n"
     cases = [
         (head + "    type: llm_serve\n", "give it a load: block"),
-        (head + "    type: toy\n" + load, "has no engine"),
         (head + "    type: toy_serve\n" + load + "    objective: {slo: {ttft_s: -1}}\n", "ttft_s"),
         (head + "    type: toy\n    objective: {slo: {ttft_s: 1}}\n", "objective"),
         (head + "    type: toy_serve\n" + load + "    sweep: {load.rate: [0, 1]}\n", "load.rate=0"),
@@ -193,3 +192,28 @@ def test_llm_serve_replays_a_mooncake_trace_through_continuous_batching(tmp_path
     assert s.kv_bytes_total == facts["kv_cache_bytes"]
     spans = w.spans
     assert set(spans["phase"]) >= {"iteration", "queue", "prefill", "decode"}
+
+
+def test_a_workload_without_an_engine_serves_requests_in_arrival_order(tmp_path):
+    suite = """\
+name: seq
+device: cpu
+measure: {max_seconds: 30, min_seconds: 0, sample_hz: 50, count_work: false, trace_ops: false}
+workloads:
+  - name: toy
+    type: toy
+    params: {first_s: 0.02, step_s: 0.01, steps: 2}
+    load: {pattern: constant, rate: 50, requests: 10, sizes: {input: {fixed: 1}, output: {fixed: 1}}}
+"""
+    w = run_suite_text(tmp_path, suite)[1].workloads["toy"]
+    r = requests_of(w).sort_values("index")
+    assert (r["status"] == "finished").all() and len(r) == 10
+    # one at a time: each starts after the previous finished, so requests arriving every 20 ms for 40 ms of work queue up
+    assert (r["scheduled_ns"].to_numpy()[1:] >= r["finished_ns"].to_numpy()[:-1]).all()
+    assert r["scheduled_ns"].iloc[-1] - r["arrival_ns"].iloc[-1] > r["scheduled_ns"].iloc[0] - r["arrival_ns"].iloc[0]
+    # its tokens are the ends of its delivery spans (first, step, step), its own spans are kept per iteration
+    assert (r["token_ns"].map(len) == 3).all()
+    assert set(w.spans["phase"]) == {"iteration", "first", "step"} and w.spans["iteration"].nunique() == 10
+    s = w.summary.serving
+    assert s.status_counts == {"finished": 10} and s.queue_s.p90 > s.queue_s.median > 0
+    assert "served in arrival order" in json.loads((w.path / "child.json").read_text())["serve_engine"]

@@ -87,7 +87,8 @@ def test_highest_rate_meeting_the_target_is_interpolated_and_labelled():
     r = interpolate_max_rate([4, 1, 2], [0.5, 1.0, 0.95], 0.9)
     assert r["rate"] == pytest.approx(2 + (0.95 - 0.9) / (0.95 - 0.5) * 2)
     assert "interpolated" in r["basis"]
-    assert interpolate_max_rate([1, 2], [1.0, 0.95], 0.9) == {"rate": 2.0, "basis": "at least: the highest rate swept still meets it"}
+    assert interpolate_max_rate([1, 2], [1.0, 0.95], 0.9) == {"rate": 2.0, "kind": "at least", "basis": "at least: the highest rate swept still meets it"}
+    assert interpolate_max_rate([1, 2], [0.9, 0.5], 0.9)["kind"] == "measured"
     assert interpolate_max_rate([1, 2], [0.5, 0.2], 0.9)["rate"] is None
 
 
