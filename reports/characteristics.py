@@ -339,7 +339,7 @@ def concurrency(view: WorkloadView) -> Value:
     return _median_of(running, "requests", "no engine samples in the measured window", "engine's running requests, sampled")
 
 
-@characteristic("arrival_burstiness", label="arrival burstiness", short="burstiness", kind=Kind.CATEGORY, better=Better.NEITHER, axis="serving")
+@characteristic("arrival_burstiness", label="arrival burstiness", short="burstiness", kind=Kind.CATEGORY, better=Better.NEITHER, timing=False, axis="serving")
 def arrival_burstiness(view: WorkloadView) -> Value:
     """Poisson-like, bursty or even by where the 95% interval of the gaps' CV lies against 1 (Poisson's CV)."""
     serving = view.summary.serving
@@ -350,8 +350,18 @@ def arrival_burstiness(view: WorkloadView) -> Value:
     lo, hi = serving.arrival_cv_ci95 or (None, None)
     if lo is None or hi is None or serving.arrival_cv is None:
         return Value(None, "", why="fewer than 3 measured sends")
-    shape = "bursty (CV > 1)" if lo > 1 else "more even than Poisson (CV < 1)" if hi < 1 else "Poisson-like (CV 1 within the interval)"
-    return Value(shape, "", basis=f"CV of the achieved gaps {serving.arrival_cv:.2f} [{lo:.2f}, {hi:.2f}] ({serving.load.get('pattern')})")
+    basis = f"CV of the achieved gaps {serving.arrival_cv:.2f} [{lo:.2f}, {hi:.2f}] ({serving.load.get('pattern')})"
+    if lo > 1:
+        return Value("bursty (CV > 1)", "", basis=basis)
+    if hi < 1:
+        return Value("more even than Poisson (CV < 1)", "", basis=basis)
+    if lo < 1 / POISSON_CV_BAND or hi > POISSON_CV_BAND:  # straddles 1 but too wide to call it Poisson-like
+        return Value("inconclusive", "", basis=basis + f": the interval holds 1 but reaches beyond [{1 / POISSON_CV_BAND:.2f}, {POISSON_CV_BAND:.2f}]")
+    return Value("Poisson-like (CV 1 within the interval)", "", basis=basis)
+
+
+POISSON_CV_BAND = 1.25
+"""A CV interval that holds 1 and stays within [1/1.25, 1.25] is called Poisson-like; a wider one is inconclusive."""
 
 
 @characteristic("queueing_share", label="queueing share of latency", short="queueing share", kind=Kind.SAMPLES, better=Better.LOWER, axis="serving")

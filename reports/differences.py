@@ -294,7 +294,11 @@ def reading(
     for rule in rules:
         if rule.matches(key, c, w, traits, baseline_traits):
             return rule.reading.format(**fields), rule.lever, rule.source
-    return f"{name}: {label} is {c.verdict.value} than {baseline}'s ({fields['value']} vs {fields['baseline_value']}).", "", ""
+    if c.verdict in (Verdict.HIGHER, Verdict.LOWER):
+        return f"{name}: {label} is {c.verdict.value} than {baseline}'s ({fields['value']} vs {fields['baseline_value']}).", "", ""
+    if c.verdict == Verdict.DIFFERS:
+        return f"{name}: {label} differs from {baseline}'s ({fields['value']} vs {fields['baseline_value']}).", "", ""
+    return f"{name}: {label}: {c.verdict.value} ({fields['value']} vs {baseline}'s {fields['baseline_value']}).", "", ""
 
 
 # ---------------------------------------------------------------- the table

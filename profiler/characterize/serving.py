@@ -146,6 +146,8 @@ def knee(rates: list[float], latency: list[float]) -> dict[str, Any]:
     y = np.array([p[1] for p in pairs], dtype=float)
     if np.ptp(y) <= 0 or np.ptp(x) <= 0:
         return {"rate": None, "latency": None, "basis": "the curve is flat"}
+    if y[-1] <= y[0] or y[-1] < y.max():
+        return {"rate": None, "latency": None, "basis": "no knee: latency is not highest at the highest rate (noise, or every point past capacity)"}
     xs = (x - x.min()) / np.ptp(x)
     ys = (y - y.min()) / np.ptp(y)
     below = xs - ys  # distance below the chord y = x of a rising convex curve
@@ -231,4 +233,29 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
                 out.kv_occupancy_max = float((e["kv_bytes_used"] / e["kv_bytes_total"]).max())
             if "preempted" in e and e["preempted"].notna().any():
                 out.preempted_max = float(e["preempted"].max())
+    return out
+
+
+KEEPS_UP = 0.9
+"""Below this share of the offered rate served, the engine is called overloaded."""
+
+
+def serving_warnings(serving: Any, facts: dict[str, Any]) -> list[str]:
+    """What a reader must see beside a load run's figures: an overloaded engine, requests changed to fit the model,
+    trace rows skipped, records an engine got wrong."""
+    out = []
+    if serving is not None and serving.offered_rate_rps and serving.throughput_rps is not None and serving.throughput_rps < KEEPS_UP * serving.offered_rate_rps:
+        out.append(
+            f"overloaded: offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s: the queue grew through the run, "
+            "so its latencies depend on how long the run was"
+        )
+    fitted = facts.get("long_requests") or {}
+    if fitted.get("touched"):
+        how = f"scaled by {fitted['factor']:.3g}" if fitted.get("policy") == "scale" else "clipped"
+        policy = fitted["policy"]
+        out.append(f"{fitted['touched']} requests longer than the model's {fitted['max_positions']} positions were {how} (load.long_requests: {policy})")
+    if facts.get("trace_failed_rows_skipped"):
+        out.append(f"{facts['trace_failed_rows_skipped']} trace rows with 0 output tokens (requests that failed in production) were skipped")
+    for bad in facts.get("bad_records") or []:
+        out.append(f"the engine returned a bad record: {bad}")
     return out

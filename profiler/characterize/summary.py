@@ -54,7 +54,7 @@ from .analysis import (
 from .energy import energy_summary
 from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
-from .serving import serving_summary
+from .serving import serving_summary, serving_warnings
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
 
 
@@ -154,6 +154,7 @@ def build_summary(
             summary.serving = guarded(
                 "the serving metrics", lambda: serving_summary(requests, engine, child.get("serve") or {}, outcome.load, outcome.objective, seed)
             )
+            warnings.extend(serving_warnings(summary.serving, child.get("serve") or {}))
     summary.memory = _memory(samples, child, unavailable)
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}

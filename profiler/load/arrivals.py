@@ -254,7 +254,10 @@ def _trace_rows(config: LoadConfig, trace: pd.DataFrame) -> tuple[np.ndarray, pd
     missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
     if missing:
         raise ValueError(f"trace DataFrame lacks column(s) {missing}; expected {list(TRACE_COLUMNS)}")
-    rows = trace.sort_values("arrival_s", kind="stable").reset_index(drop=True)
+    rows = trace.sort_values("arrival_s", kind="stable")
+    if config.sizes is None or config.sizes.output == "from_trace":
+        rows = rows.loc[rows["output_tokens"] != 0]  # failed in production (BurstGPT): skipped, counted by failed_trace_rows
+    rows = rows.reset_index(drop=True)
     send = rows["arrival_s"].to_numpy(dtype=float) / config.time_scale
     if len(send) and (not np.all(np.isfinite(send)) or send[0] < 0):
         raise ValueError("trace arrival_s must be finite seconds >= 0")
@@ -264,6 +267,14 @@ def _trace_rows(config: LoadConfig, trace: pd.DataFrame) -> tuple[np.ndarray, pd
         keep = send <= config.duration_s
         send, rows = send[keep], rows[keep]
     return send, rows.reset_index(drop=True)
+
+
+def failed_trace_rows(config: LoadConfig, trace: pd.DataFrame | None) -> int:
+    """Rows of the trace that `schedule` skips: requests that failed in production (0 output tokens, as BurstGPT
+    records them), when the output sizes come from the trace. 0 without a trace."""
+    if trace is None or not (config.sizes is None or config.sizes.output == "from_trace"):
+        return 0
+    return int((trace["output_tokens"] == 0).sum())
 
 
 def _blocks(value: object) -> list[int] | None:
@@ -344,7 +355,7 @@ def fit_to_positions(requests: list[Request], max_positions: int, policy: str) -
         r = long[0]
         raise ValueError(
             f"request {r.index} needs {r.input_tokens} + {r.output_tokens} positions, above the model's {max_positions} "
-            f"({len(long)} requests do); set load.long_requests to clip or scale, or load.token_scale below 1"
+            f"({len(long)} requests do); set load.long_requests to clip or scale, or make the requests smaller (load.sizes, or load.token_scale for a trace)"
         )
     if long and policy == "scale":
         factor = max_positions / max(r.input_tokens + r.output_tokens for r in requests)

@@ -66,13 +66,14 @@ def send_all(
     spin_s: float = SPIN_S,
     clock: Callable[[], float] = time.perf_counter,
     start: float | None = None,
+    stop: Any = None,
 ) -> SendReport:
     """Call `submit(request)` for each request at its `send_s` (seconds from `start`, a reading of `clock`; default:
     the call), in order, on this thread.
 
     Returns the SendReport. `submit` should return quickly (hand the request to an engine); whatever time it takes
     delays the next sends and is recorded as their error. Exceptions from `submit` propagate (the report so far is
-    lost with them: wrap `submit` to keep it)."""
+    lost with them: wrap `submit` to keep it). `stop`: a threading.Event; once set, nothing more is sent."""
     report = SendReport()
     cpu_start = time.thread_time()
     start = clock() if start is None else start
@@ -80,7 +81,13 @@ def send_all(
         target = start + request.send_s
         remaining = target - clock()
         if remaining > spin_s:
-            time.sleep(remaining - spin_s)
+            if stop is not None:
+                if stop.wait(remaining - spin_s):
+                    break
+            else:
+                time.sleep(remaining - spin_s)
+        if stop is not None and stop.is_set():
+            break
         while clock() < target:
             pass
         sent = clock()

@@ -275,7 +275,7 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
     counts = facts["status_counts"]
     return {
         "warmup_iters": load.warmup_requests,
-        "measured_iters": counts.get("finished", 0),
+        "measured_iters": facts["measured_finished"],
         "measure_s": facts["wall_s"],
         "stopped_at_max_seconds": counts.get("timed_out", 0) > 0,
         "hit_max_seconds": counts.get("timed_out", 0) > 0,

@@ -27,12 +27,15 @@ for a closed loop it is when it was sent (the client waited for a free slot; tha
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..load.arrivals import LoadConfig, Request, fit_to_positions, gap_stats, schedule
+from ..load.arrivals import LoadConfig, Request, failed_trace_rows, fit_to_positions, gap_stats, schedule
 from ..load.sender import send_all
 from ..measure.store import SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
@@ -238,7 +241,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
                     records[r.index]["slot_wait_s"] = (time.monotonic_ns() - waited) / 1e9
                     submit(r)
             else:
-                report = send_all(requests, submit, start=start_perf)
+                report = send_all(requests, submit, start=start_perf, stop=stop_sending)
                 facts["sender"] = report.accuracy()
         except BaseException as exc:  # an engine that refuses a request: the main thread reports it
             send_error.append(exc)
@@ -250,6 +253,8 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
         "long_requests": fitted,
         "prefix_share": prefix_share(requests),
         "start_ns": start_ns,
+        "bad_records": [],
+        "trace_failed_rows_skipped": failed_trace_rows(load, trace),
     }
     if not closed and len(requests) > 1:
         facts["scheduled_gaps"] = gap_stats([r.send_s for r in requests])
@@ -269,13 +274,21 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
             if time.monotonic() >= deadline:
                 break
             for rec in engine.collect(COLLECT_TIMEOUT_S):
-                stored = records[int(rec["index"])]
-                if stored["status"] in ("finished", "failed"):
+                stored = records.get(_index(rec))
+                if stored is None:
+                    facts["bad_records"].append(f"a record for request {rec.get('index')!r}, which was never sent")
                     continue
+                if stored["status"] in ENDED:
+                    continue
+                status = rec.get("status")
+                error = rec.get("error")
+                if status not in ENDED:
+                    facts["bad_records"].append(f"request {stored['index']}: status {status!r} (an engine returns 'finished' or 'failed')")
+                    status, error = "failed", f"the engine returned status {status!r}"
                 tokens = [int(t) for t in (rec.get("token_ns") or [])]
                 stored.update(
-                    status=rec["status"],
-                    error=rec.get("error"),
+                    status=status,
+                    error=error,
                     scheduled_ns=rec.get("scheduled_ns"),
                     token_ns=tokens,
                     finished_ns=rec.get("finished_ns") or (tokens[-1] if tokens else None),
@@ -289,27 +302,61 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
     except BaseException as exc:
         failure = exc
     finally:
+        # the records first: a Ctrl-C or SIGTERM is followed by the parent's kill within seconds
         stop_sending.set()
-        sender.join(timeout=5)
         sampler.stopped.set()
-        sampler.join(timeout=5)
-        lost_status = "lost" if failure is not None else "timed_out"
+        interrupted = failure is not None and type(failure).__name__ in INTERRUPTIONS
+        unfinished = ("interrupted" if interrupted else "lost") if failure is not None else "timed_out"
         for rec in records.values():
             if rec["status"] == "sent":
-                rec["status"] = lost_status
-                if failure is None:
+                rec["status"] = unfinished
+        facts["wall_s"] = time.perf_counter() - start_perf
+        facts["end_ns"] = time.monotonic_ns()
+        facts["status_counts"] = _counts(records.values())
+        facts["measured_finished"] = sum(1 for r in records.values() if r["measured"] and r["status"] == "finished")
+        facts["engine_sampler_error"] = sampler.error
+        with _sigterm_deferred():
+            _write(workdir, list(records.values()), list(sampler.rows), request_spans)
+        if failure is None:
+            for rec in records.values():
+                if rec["status"] == "timed_out":
                     try:
                         engine.cancel(rec["index"])
                     except Exception:
                         pass
-        facts["wall_s"] = time.perf_counter() - start_perf
-        facts["end_ns"] = time.monotonic_ns()
-        facts["status_counts"] = _counts(records.values())
-        facts["engine_sampler_error"] = sampler.error
-        _write(workdir, list(records.values()), sampler.rows, request_spans)
+        sender.join(timeout=1)
+        sampler.join(timeout=1)
     if failure is not None:
         raise failure
     return facts
+
+
+@contextmanager
+def _sigterm_deferred() -> Iterator[None]:
+    """SIGTERM (the parent stopping the child after a Ctrl-C) waits until the records are on disk; the parent
+    allows 5 s before SIGKILL. Only the main thread can change a handler: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if received and callable(previous):
+            previous(signal.SIGTERM, None)
+
+
+ENDED = ("finished", "failed")
+INTERRUPTIONS = ("KeyboardInterrupt", "Terminated")
+
+
+def _index(rec: dict[str, Any]) -> int | None:
+    try:
+        return int(rec["index"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _counts(records: Any) -> dict[str, int]:

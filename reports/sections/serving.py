@@ -273,7 +273,7 @@ def _outcome_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         cls="v-bad" if finished < measured else "",
     )
     throughput = (
-        Cell(rate(v.throughput_rps, "req"), sub=rate(v.output_tokens_per_s, "token"), title=f"over the measured window of {duration(v.window_s)}")
+        Cell(rate(v.throughput_rps, "req"), sub=rate(v.output_tokens_per_s, _unit(ctx, s)), title=f"over the measured window of {duration(v.window_s)}")
         if v.throughput_rps is not None
         else unavailable("no measured window (no measured request ended)", show_why=True)
     )
@@ -347,10 +347,18 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         conc = unavailable("no engine sample in the measured window", show_why=True)
     if v.kv_occupancy_max is not None:
         preempted = f"; preempted at most {count(v.preempted_max)}" if v.preempted_max is not None else ""
-        kv = Cell(percent(v.kv_occupancy_max), sub=f"of {nbytes(v.kv_bytes_total)}", title=f"kv_bytes_used / kv_bytes_total, peak{preempted}")
+        view = ctx.views.get(s.name)
+        counts = (view.summary.facts.get("kv_bytes_used_counts") if view is not None else None) or "pages held"
+        kv = Cell(percent(v.kv_occupancy_max), sub=f"of {nbytes(v.kv_bytes_total)}", title=f"kv_bytes_used / kv_bytes_total, peak; counts {counts}{preempted}")
     else:
         kv = unavailable("the engine reports no KV cache capacity", show_why=True)
-    return [_name_cell(ctx, s), queue, _pair(v.ttft_s, none), tpot, _pair(v.itl_s, none), _pair(v.e2e_s, none), conc, kv]
+    itl = _pair(v.itl_s, f"no finished measured request with 2 or more {_unit(ctx, s)}s")
+    return [_name_cell(ctx, s), queue, _pair(v.ttft_s, none), tpot, itl, _pair(v.e2e_s, none), conc, kv]
+
+
+def _unit(ctx: ReportContext, s: Served) -> str:
+    view = ctx.views.get(s.name)
+    return view.unit if view is not None else "token"
 
 
 def _judged(served: dict[str, Served]) -> list[str]:

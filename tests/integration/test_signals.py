@@ -154,3 +154,29 @@ def test_ctrl_c_after_measuring_keeps_the_workload_ok_and_compared(tmp_path):
     assert e2e["ratio"] is not None and e2e["verdict"] not in ("unavailable", "not comparable"), e2e
     assert (run_dir / "report.html").is_file()
     readable(run_dir)
+
+
+SERVING = """\
+name: serving
+device: cpu
+measure: {max_seconds: 120, min_seconds: 0, sample_hz: 20}
+workloads:
+  - name: toy
+    type: toy_serve
+    params: {token_s: 0.05}
+    load: {pattern: constant, rate: 10, requests: 400, sizes: {input: {fixed: 4}, output: {fixed: 5}}}
+"""
+
+
+def test_ctrl_c_during_a_load_keeps_every_request_recorded(tmp_path):
+    proc, run_dir = start(tmp_path, SERVING, ready="toy")
+    time.sleep(8)  # the child imports torch and starts sending: some requests finished
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    requests = pd.read_parquet(run_dir / "toy" / "requests.parquet")
+    counts = requests["status"].value_counts().to_dict()
+    assert counts.get("finished", 0) >= 5 and counts["not_sent"] > 300
+    assert set(counts) <= {"finished", "interrupted", "not_sent"}
+    summary = json.loads((run_dir / "toy" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["serving"]["status_counts"] == counts

@@ -81,6 +81,8 @@ def test_knee_is_the_point_farthest_below_the_chord():
     assert result["rate"] == 4
     assert knee([1, 2], [1.0, 2.0])["rate"] is None
     assert knee([1, 2, 3], [1.0, 1.0, 1.0])["rate"] is None
+    assert knee([1, 2, 3, 4], [5.0, 4.0, 3.0, 2.0])["rate"] is None  # falling: no knee
+    assert knee([1, 2, 3, 4], [1.0, 4.0, 9.0, 2.0])["rate"] is None  # peaks before the end
 
 
 def test_highest_rate_meeting_the_target_is_interpolated_and_labelled():
