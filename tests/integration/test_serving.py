@@ -217,3 +217,29 @@ workloads:
     s = w.summary.serving
     assert s.status_counts == {"finished": 10} and s.queue_s.p90 > s.queue_s.median > 0
     assert "served in arrival order" in json.loads((w.path / "child.json").read_text())["serve_engine"]
+
+
+BAD_ENGINE = '''
+from workloads.toy_serve import ToyServe
+
+
+class BadRecords(ToyServe):
+    """toy_serve whose records say 'done' instead of 'finished', plus one record for a request never sent."""
+
+    def collect(self, timeout_s):
+        records = super().collect(timeout_s)
+        for r in records:
+            r["status"] = "done"
+        if records and records[0]["index"] == 0:
+            records.append({**records[0], "index": 999})
+        return records
+'''
+
+
+def test_bad_engine_records_become_failed_requests_and_warnings(tmp_path):
+    (tmp_path / "badengine.py").write_text(BAD_ENGINE)
+    suite = TOY.format(params="{}", load=f"{{pattern: constant, rate: 40, requests: 4, {SIZES}}}", max_seconds=30)
+    w = run_suite_text(tmp_path, suite.replace("type: toy_serve", "type: badengine:BadRecords"))[1].workloads["toy"]
+    assert w.summary.serving.status_counts == {"failed": 4}
+    joined = " ".join(w.summary.warnings)
+    assert "status 'done'" in joined and "999" in joined
