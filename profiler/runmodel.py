@@ -422,6 +422,8 @@ class Serving(Model):
     slo_values: dict[str, float | None]
     attainment_target: float
     qoe_stated: str
+    qoe_values: dict[str, float] = Field(default_factory=dict)
+    """The reader's timeline the QoE is judged against: expected_ttft_s, tokens_per_s."""
     requests: int
     measured_requests: int
     status_counts: dict[str, int]

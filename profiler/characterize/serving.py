@@ -201,6 +201,7 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
         slo_values={"ttft_s": objective.slo.ttft_s, "tpot_s": objective.slo.tpot_s, "e2e_s": objective.slo.e2e_s},
         attainment_target=objective.attainment_target,
         qoe_stated=objective.qoe.stated(),
+        qoe_values={"expected_ttft_s": objective.qoe.expected_ttft_s, "tokens_per_s": objective.qoe.tokens_per_s},
         requests=int(len(table)),
         measured_requests=int(len(measured)),
         status_counts={str(k): int(v) for k, v in table["status"].value_counts().items()},

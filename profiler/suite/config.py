@@ -78,6 +78,9 @@ class WorkloadEntry(StrictModel):
         for key in self.sweep or {}:
             if key.startswith("load.") and self.load is None:
                 raise ValueError(f"sweep.{key}: sweeps a load key but the workload has no load: block")
+            name = key.removeprefix("load.")
+            if key.startswith("load.") and name not in LoadConfig.model_fields:
+                raise ValueError(f"sweep.{key}: '{name}' is not a key of load:{suggest(name, list(LoadConfig.model_fields))}")
         return self
 
     @field_validator("sweep")

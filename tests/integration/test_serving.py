@@ -146,6 +146,7 @@ def test_bad_serving_entries_are_one_line_errors(write_suite, tmp_path):
         (head + "    type: toy_serve\n" + load + "    objective: {slo: {ttft_s: -1}}\n", "ttft_s"),
         (head + "    type: toy\n    objective: {slo: {ttft_s: 1}}\n", "objective"),
         (head + "    type: toy_serve\n" + load + "    sweep: {load.rate: [0, 1]}\n", "load.rate=0"),
+        (head + "    type: toy_serve\n" + load + "    sweep: {load.rat: [1, 2]}\n", "did you mean 'rate'"),
     ]
     for text, needle in cases:
         assert_one_line_error(run_cli("validate", write_suite(text)), needle)
