@@ -13,8 +13,9 @@ per request) and engine.parquet (the engine's scheduler samples).
   offered rate, the knee (Kneedle on p90 TTFT) and the highest rate meeting the attainment target.
 
 Every figure and table states the SLO and QoE parameters it is judged against. Left out when no
-workload has a `serving` record. The figures are built here (plotly, in reports/figures.py's style:
-labels escaped, a colour per workload shared with every other figure of the page).
+workload has a `serving` record. This module reads the run and builds the tables; the figures are
+built in reports/serving_figures.py (plotly, in reports/figures.py's style: labels escaped, a colour
+per workload shared with every other figure of the page) from what this module hands them.
 """
 
 from __future__ import annotations
@@ -26,63 +27,32 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from profiler.characterize.serving import FINISHED, NS, andes_qoe, interpolate_max_rate, knee, meets_slo, per_request
 from profiler.format import count, duration, nbytes, percent, rate, sig
 from profiler.runmodel import Serving, Stats
 
-from .. import figures
 from ..context import ReportContext
-from ..figures import LAYOUT, label
+from ..serving_figures import (
+    MAX_BARS,
+    QOE_LEVEL,
+    RATE_KEY,
+    Served,
+    SweepCurve,
+    max_rate_kind,
+    qoe_ecdf,
+    request_timeline,
+    slo_ecdf,
+    sweep_goodput,
+    sweep_latency,
+)
 from ..table import Cell, Column, Row, Table, unavailable
 from . import register_section
 
-RATE_KEY = "load.rate"
 MAX_TIMELINES = 4
 """Request timelines drawn at most (one figure each); the table lists every workload."""
-MAX_BARS = 2000
-"""Requests drawn per timeline at most (the first, by arrival); every request stays in requests.parquet."""
 MAX_LINES = 12
 """Workloads per distribution figure at most."""
-QOE_LEVEL = 0.9
-"""Andes compares serving capacity at the share of requests with QoE >= 0.9."""
-NOT_FINISHED = {"failed": ("crimson", "failed"), "timed_out": ("darkorange", "timed out"), "lost": ("black", "lost (the engine died)")}
-SEGMENTS = (
-    ("queue", "queueing (arrival → scheduled)", "rgba(150,150,150,0.85)"),
-    ("first", "scheduled → first token", "rgba(31,119,180,0.9)"),
-    ("decoding", "decoding (first → last token)", "rgba(44,160,44,0.75)"),
-)
-PERCENTILES = (("median", "p50", "solid"), ("p90", "p90", "dash"), ("p99", "p99", "dot"))
-
-
-@dataclass
-class Served:
-    """One workload under a load, as this section reads it."""
-
-    name: str
-    serving: Serving
-    table: pd.DataFrame
-    """per_request(requests.parquet): every request with queue_s, ttft_s, tpot_s, e2e_s, tokens, meets_slo and qoe."""
-    engine: pd.DataFrame
-    qoe: tuple[float, float] | None
-    """(expected TTFT s, tokens/s) the QoE is judged against; None when the run does not say."""
-    point: dict[str, Any] | None
-    group: str | None
-
-    @property
-    def measured(self) -> pd.DataFrame:
-        t = self.table
-        return t.loc[t["measured"].astype(bool)] if not t.empty else t
-
-    @property
-    def slo_text(self) -> str:
-        return f"SLO {self.serving.slo}"
-
-    @property
-    def qoe_text(self) -> str:
-        return f"QoE {self.serving.qoe_stated}"
 
 
 @register_section(anchor="serving", title="Serving under load", order=55, template="serving.html.j2")
@@ -193,17 +163,28 @@ def _has_load(ctx: ReportContext, name: str) -> bool:
 
 
 def _qoe_parameters(ctx: ReportContext, name: str, s: Serving) -> tuple[float, float] | None:
-    """(expected TTFT, tokens/s) from the resolved config, else from the stated text (the summary keeps only that)."""
+    """(expected TTFT, tokens/s) from the summary's qoe_values; for older summaries without them, from the
+    resolved config, else from the stated text (all such a summary keeps)."""
+    stored = _qoe_pair(s.qoe_values.get("expected_ttft_s"), s.qoe_values.get("tokens_per_s"))
+    if stored is not None:
+        return stored
     entry = _entry(ctx, name) or {}
     qoe = ((entry.get("objective") or {}) if isinstance(entry.get("objective"), dict) else {}).get("qoe") or {}
-    ttft, speed = qoe.get("expected_ttft_s"), qoe.get("tokens_per_s")
-    if isinstance(ttft, (int, float)) and isinstance(speed, (int, float)) and ttft > 0 and speed > 0:
-        return float(ttft), float(speed)
+    configured = _qoe_pair(qoe.get("expected_ttft_s"), qoe.get("tokens_per_s"))
+    if configured is not None:
+        return configured
     m = re.fullmatch(r"expected TTFT ([0-9.eE+-]+) s, ([0-9.eE+-]+) tokens/s", s.qoe_stated.strip())
     try:
         return (float(m.group(1)), float(m.group(2))) if m else None
     except ValueError:
         return None
+
+
+def _qoe_pair(ttft: Any, speed: Any) -> tuple[float, float] | None:
+    """(expected TTFT, tokens/s) when both are positive numbers, else None."""
+    if isinstance(ttft, (int, float)) and isinstance(speed, (int, float)) and ttft > 0 and speed > 0:
+        return float(ttft), float(speed)
+    return None
 
 
 # ---------------------------------------------------------------- tables
@@ -387,146 +368,6 @@ def _timeline_workloads(served: dict[str, Served]) -> list[Served]:
     return list(last.values())[:MAX_TIMELINES]
 
 
-def request_timeline(s: Served, colour: str | None = None) -> go.Figure | None:
-    """Every measured request as a horizontal bar (queueing, scheduled → first token, decoding) against
-    seconds from the first measured arrival; requests that did not finish drawn apart, by end state; the
-    engine's running and waiting requests and its KV occupancy beneath, on the same axis."""
-    m = s.measured
-    if m.empty or m["arrival_ns"].notna().sum() == 0:
-        return None
-    m = m.loc[m["arrival_ns"].notna()].sort_values("arrival_ns").head(MAX_BARS)
-    t0 = float(m["arrival_ns"].min())
-    first = m["token_ns"].map(lambda t: t[0] if t is not None and len(t) else np.nan).astype(float)
-    last = m["token_ns"].map(lambda t: t[-1] if t is not None and len(t) else np.nan).astype(float)
-    arrival, scheduled = m["arrival_ns"].astype(float), m["scheduled_ns"].astype(float)
-    y = np.arange(len(m))
-    engine = s.engine
-    has_engine = not engine.empty and "t_ns" in engine
-    has_kv = bool(has_engine and "kv_bytes_total" in engine and "kv_bytes_used" in engine and (engine["kv_bytes_total"] > 0).any())
-    rows = 1 + int(has_engine) + int(has_kv)
-    bar_px = int(min(700, max(180, 7 * len(m))))
-    heights = [bar_px] + [140] * (rows - 1)
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.04, row_heights=heights)
-    columns = [
-        m["index"].to_numpy(),
-        m["input_tokens"].to_numpy() if "input_tokens" in m else np.full(len(m), np.nan),
-        m["tokens"].to_numpy(),
-        (m["queue_s"] * 1e3).to_numpy(),
-        (m["ttft_s"] * 1e3).to_numpy(),
-        (m["e2e_s"] * 1e3).to_numpy(),
-        m["status"].astype(str).to_numpy(),
-        np.where(m["meets_slo"].astype(bool), "meets", "misses"),
-    ]
-    custom = np.empty((len(m), len(columns)), dtype=object)  # numbers stay numbers for the hover's formats
-    for i, values in enumerate(columns):
-        custom[:, i] = [label(v) if isinstance(v, str) else v for v in values.tolist()]
-    hover = (
-        "request %{customdata[0]} (%{customdata[6]}, %{customdata[7]} the SLO)<br>input %{customdata[1]} · output %{customdata[2]} tokens"
-        "<br>queueing %{customdata[3]:.3g} ms · TTFT %{customdata[4]:.3g} ms · E2E %{customdata[5]:.3g} ms<extra>%{fullData.name}</extra>"
-    )
-    done = (m["status"] == FINISHED).to_numpy()
-    starts = {"queue": arrival, "first": scheduled, "decoding": first}
-    ends = {"queue": scheduled, "first": first, "decoding": last}
-    for key, name, fill in SEGMENTS:
-        x0, x1 = starts[key].to_numpy(), ends[key].to_numpy()
-        ok = done & np.isfinite(x0) & np.isfinite(x1)
-        if ok.any():
-            fig.add_trace(
-                go.Bar(
-                    y=y[ok],
-                    x=(x1[ok] - x0[ok]) / NS,
-                    base=(x0[ok] - t0) / NS,
-                    orientation="h",
-                    marker=dict(color=fill, line_width=0),
-                    name=name,
-                    customdata=custom[ok],
-                    hovertemplate=hover,
-                ),
-                row=1,
-                col=1,
-            )
-    missed = done & ~m["meets_slo"].astype(bool).to_numpy() & np.isfinite(last.to_numpy())
-    if missed.any():
-        fig.add_trace(
-            go.Scatter(
-                x=(last.to_numpy()[missed] - t0) / NS,
-                y=y[missed],
-                mode="markers",
-                marker=dict(symbol="line-ns-open", size=9, color="crimson", line=dict(width=2)),
-                name=f"finished, missed the SLO ({label(s.serving.slo)})",
-                customdata=custom[missed],
-                hovertemplate=hover,
-            ),
-            row=1,
-            col=1,
-        )
-    latest = np.nanmax(np.r_[last.to_numpy(), m["finished_ns"].astype(float).to_numpy(), scheduled.to_numpy(), arrival.to_numpy()])
-    for status, (fill, word) in NOT_FINISHED.items():
-        mask = (m["status"] == status).to_numpy()
-        if not mask.any():
-            continue
-        own = np.fmax(np.fmax(last.to_numpy(), m["finished_ns"].astype(float).to_numpy()), scheduled.to_numpy())[mask]
-        own = np.where(np.isfinite(own), own, arrival.to_numpy()[mask])
-        end = own if status == "failed" else np.full(mask.sum(), latest)  # timed out or lost: in flight until the driver stopped
-        fig.add_trace(
-            go.Bar(
-                y=y[mask],
-                x=np.maximum(end - arrival.to_numpy()[mask], 1e6) / NS,
-                base=(arrival.to_numpy()[mask] - t0) / NS,
-                orientation="h",
-                marker=dict(color="rgba(0,0,0,0)", line=dict(color=fill, width=1.5), pattern=dict(shape="x", fgcolor=fill, size=6)),
-                name=f"{word} (arrival → end)",
-                customdata=custom[mask],
-                hovertemplate=hover,
-            ),
-            row=1,
-            col=1,
-        )
-    fig.update_yaxes(title_text="request (by arrival)", autorange="reversed", showticklabels=len(m) <= 40, row=1, col=1)
-    if has_engine:
-        _engine_rows(fig, s, engine, t0, has_kv, colour)
-    window = s.serving.window_s
-    if window:
-        fig.add_vrect(x0=0, x1=window, fillcolor="rgba(0,120,255,0.06)", line_width=0, layer="below")
-    top, bottom = 50, 150
-    height = sum(heights) + top + bottom + 40 * (rows - 1)
-    below = -70 / (height - top - bottom)  # the legend under the axis title, however many rows it takes
-    fig.update_layout(
-        title=dict(text=f"{label(s.name)}: every measured request from its arrival (judged against {label(s.serving.slo)})", y=1 - 10 / height, yanchor="top"),
-        barmode="overlay",
-        bargap=0.15,
-        **{**LAYOUT, "height": height, "margin": dict(l=70, r=20, t=top, b=bottom), "legend": dict(orientation="h", y=below, x=0, yanchor="top")},
-    )
-    fig.update_xaxes(title_text="seconds from the first measured arrival (shaded: the measured window)", row=rows, col=1)
-    return fig
-
-
-def _engine_rows(fig: go.Figure, s: Served, engine: pd.DataFrame, t0: float, has_kv: bool, colour: str | None) -> None:
-    """The engine's samples over the requests' lifetime (warmup requests included): batch, then KV occupancy."""
-    t = s.table
-    starts = t["arrival_ns"].astype(float)
-    ends = pd.concat([t["finished_ns"].astype(float), starts + t["e2e_s"].astype(float) * NS], axis=1).max(axis=1)
-    lo, hi = starts.min(), ends.max()
-    e = engine.loc[(engine["t_ns"] >= lo) & (engine["t_ns"] <= hi)] if np.isfinite(lo) and np.isfinite(hi) else engine
-    if e.empty:
-        e = engine
-    x = ((e["t_ns"].astype(float) - t0) / NS).to_numpy()
-    for col, name, style in (("running", "running (batch)", dict(color=colour or figures.COLOURS[0])), ("waiting", "waiting", dict(color="grey", dash="dot"))):
-        if col in e and e[col].notna().any():
-            xs, ys, _ = figures.minmax_downsample(x, e[col].to_numpy(dtype=float))
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", line=style, name=f"engine: {name}"), row=2, col=1)
-    if "preempted" in e and (e["preempted"].fillna(0) > 0).any():
-        xs, ys, _ = figures.minmax_downsample(x, e["preempted"].to_numpy(dtype=float))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", line=dict(color="crimson"), name="engine: preempted"), row=2, col=1)
-    fig.update_yaxes(title_text="requests", title_font=dict(size=11), rangemode="tozero", row=2, col=1)
-    if has_kv:
-        occ = (e["kv_bytes_used"].astype(float) / e["kv_bytes_total"].astype(float) * 100).to_numpy()
-        xs, ys, _ = figures.minmax_downsample(x, occ)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", line=dict(color="purple"), name="KV occupancy (% of the cache)"), row=3, col=1)
-        total = float(e["kv_bytes_total"].max())
-        fig.update_yaxes(title_text=f"KV % of {nbytes(total)}", title_font=dict(size=11), rangemode="tozero", row=3, col=1)
-
-
 # ---------------------------------------------------------------- distributions
 
 
@@ -541,80 +382,6 @@ def _distributions(ctx: ReportContext, served: dict[str, Served]) -> list[Any]:
         ctx.figure(slo_ecdf(pool, "ttft_s", "TTFT", ctx.colours), "serving-ttft"),
         ctx.figure(slo_ecdf(pool, "tpot_s", "TPOT", ctx.colours), "serving-tpot"),
     ]
-
-
-def _ecdf(values: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """Steps of the empirical CDF of `values` over `total` requests (those missing never arrive: the curve ends below 1)."""
-    v = np.sort(values[np.isfinite(values)])
-    p = np.arange(1, v.size + 1) / max(total, 1)
-    x, y, _ = figures.minmax_downsample(np.r_[v[0], v], np.r_[0.0, p])
-    return x, y
-
-
-def _stated(pool: list[Served], text: Any) -> tuple[str, bool]:
-    """(the objective text shared by every workload, or a pointer to the legend; whether it is shared)."""
-    texts = {text(s) for s in pool}
-    return (next(iter(texts)), True) if len(texts) == 1 else ("each workload's in the legend", False)
-
-
-def qoe_ecdf(pool: list[Served], colours: dict[str, str] | None = None) -> go.Figure | None:
-    """Per-request Andes QoE of the finished measured requests, an ECDF per workload, with the 0.9 level."""
-    shared, same = _stated(pool, lambda s: s.serving.qoe_stated)
-    fig = go.Figure()
-    for s in pool:
-        m = s.measured
-        values = m.loc[m["status"] == FINISHED, "qoe"].to_numpy(dtype=float)
-        if not np.isfinite(values).any():
-            continue
-        x, y = _ecdf(values, int(np.isfinite(values).sum()))
-        name = label(s.name) if same else f"{label(s.name)} ({label(s.serving.qoe_stated)})"
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="hv", line=dict(color=(colours or {}).get(s.name)), name=name))
-    if not fig.data:
-        return None
-    fig.add_vline(x=QOE_LEVEL, line=dict(color="grey", dash="dash"), annotation_text=f"QoE {QOE_LEVEL:g}", annotation_position="top left")
-    fig.update_layout(
-        title=f"QoE (Andes) per finished measured request, ECDF ({label(shared)})",
-        xaxis_title="QoE (1 = every token on the reader's expected timeline)",
-        yaxis_title="fraction ≤ x",
-        showlegend=True,
-        **LAYOUT,
-    )
-    fig.update_xaxes(range=[-0.02, 1.02])
-    return fig
-
-
-def slo_ecdf(pool: list[Served], column: str, word: str, colours: dict[str, str] | None = None) -> go.Figure | None:
-    """`column` (ttft_s or tpot_s) of every measured request as an ECDF per workload, over all measured requests
-    (one that did not finish never arrives, so the curve ends at the share that finished), with its SLO as a line."""
-    key = column
-    shared, same = _stated(pool, lambda s: s.serving.slo)
-    fig = go.Figure()
-    lines: dict[float, list[str]] = {}
-    for s in pool:
-        m = s.measured
-        done = m.loc[m["status"] == FINISHED, column].to_numpy(dtype=float)
-        if not np.isfinite(done).any():
-            continue
-        x, y = _ecdf(done * 1e3, len(m))
-        name = label(s.name) if same else f"{label(s.name)} ({label(s.serving.slo)})"
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="hv", line=dict(color=(colours or {}).get(s.name)), name=name))
-        limit = s.serving.slo_values.get(key)
-        if limit is not None:
-            lines.setdefault(float(limit), []).append(s.name)
-    if not fig.data:
-        return None
-    for limit, names in lines.items():
-        who = "" if same else f" ({', '.join(label(n) for n in names)})"
-        fig.add_vline(x=limit * 1e3, line=dict(color="crimson", dash="dash"), annotation_text=f"SLO {duration(limit)}{who}", annotation_position="top right")
-    judged = f"SLO {shared}" if lines else f"no {word} SLO stated ({label(shared)})"
-    fig.update_layout(
-        title=f"{word} from arrival per measured request, ECDF (judged against {judged})",
-        xaxis_title=f"{word} (ms)",
-        yaxis_title="fraction of measured requests ≤ x",
-        showlegend=True,
-        **LAYOUT,
-    )
-    return fig
 
 
 # ---------------------------------------------------------------- rate sweeps
@@ -642,20 +409,6 @@ def _sweeps(ctx: ReportContext, served: dict[str, Served]) -> tuple[Table | None
     return Table(columns, rows, cls="wide"), figs
 
 
-@dataclass
-class SweepCurve:
-    points: list[Served]
-    rates: list[float]
-    axis: str
-    """What the rates are: the achieved offered rate, or the configured one when a point has none."""
-    knee: dict[str, Any]
-    max_rate: dict[str, Any]
-    slo: str
-    slo_values: dict[str, float | None]
-    target: float
-    qoe: str
-
-
 def sweep_curve(points: list[Served]) -> SweepCurve:
     """The points of one rate sweep in rate order, with the knee and the highest rate meeting the target."""
     achieved = all(p.serving.offered_rate_rps for p in points)
@@ -668,12 +421,6 @@ def sweep_curve(points: list[Served]) -> SweepCurve:
     max_rate = interpolate_max_rate([r for r, _ in with_attainment], [a for _, a in with_attainment], first.attainment_target)
     p90 = [p.serving.ttft_s.p90 if p.serving.ttft_s.p90 is not None else np.nan for p in points]
     return SweepCurve(points, rates, axis, knee(rates, p90), max_rate, first.slo, dict(first.slo_values), first.attainment_target, first.qoe_stated)
-
-
-def max_rate_kind(result: dict[str, Any]) -> str | None:
-    """'interpolated' between two points, 'measured' (a point's own rate) or 'at least' (the highest rate swept
-    still meets the target); None when no rate meets it (profiler.characterize.serving.interpolate_max_rate)."""
-    return result.get("kind") if result.get("rate") is not None else None
 
 
 def _sweep_cells(group: str, c: SweepCurve) -> list[Cell]:
@@ -691,120 +438,3 @@ def _sweep_cells(group: str, c: SweepCurve) -> list[Cell]:
         best = Cell(text, sub=c.max_rate["basis"], title=f"where SLO attainment crosses the {percent(c.target)} target")
     judged = Cell(f"SLO {c.slo}", cls="l", sub=f"target {percent(c.target)} attainment")
     return [Cell(group, cls="l"), offered, knee_cell, best, judged]
-
-
-def _hover(c: SweepCurve) -> list[str]:
-    return [f"{label(p.name)}: load.rate {sig(float(p.point[RATE_KEY]))} req/s, offered {sig(r)} req/s" for p, r in zip(c.points, c.rates, strict=True)]
-
-
-def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
-    """p50, p90 and p99 of TTFT and E2E against the offered rate, the SLOs as lines, the knee marked."""
-    if len(c.points) < 2:
-        return None
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT from arrival", "E2E from arrival"), horizontal_spacing=0.1)
-    text = _hover(c)
-    for col, field in ((1, "ttft_s"), (2, "e2e_s")):
-        for i, (stat, word, dash) in enumerate(PERCENTILES):
-            values = [getattr(getattr(p.serving, field), stat) for p in c.points]
-            ys = np.array([np.nan if v is None else v * 1e3 for v in values])
-            fig.add_trace(
-                go.Scatter(
-                    x=c.rates,
-                    y=ys,
-                    mode="lines+markers",
-                    line=dict(color=figures.COLOURS[i], dash=dash),
-                    name=word,
-                    legendgroup=word,
-                    showlegend=col == 1,
-                    text=text,
-                    hovertemplate="%{text}<br>" + word + " %{y:.3g} ms<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
-        limit = c.slo_values.get(field)
-        if limit is not None:
-            fig.add_hline(y=limit * 1e3, line=dict(color="crimson", dash="dash"), annotation_text=f"SLO {duration(limit)}", row=1, col=col)
-    if c.knee.get("rate") is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[c.knee["rate"]],
-                y=[c.knee["latency"] * 1e3],
-                mode="markers+text",
-                marker=dict(symbol="star", size=14, color="black"),
-                text=["knee"],
-                textposition="top left",
-                name="knee (Kneedle on p90 TTFT)",
-            ),
-            row=1,
-            col=1,
-        )
-    fig.update_xaxes(title_text=c.axis)
-    fig.update_yaxes(title_text="latency (ms)", rangemode="tozero")
-    fig.update_layout(
-        title=f"{label(group)}: latency against offered load (SLO {label(c.slo)})", **{**LAYOUT, "height": 420, "margin": dict(l=60, r=20, t=80, b=50)}
-    )
-    return fig
-
-
-def sweep_goodput(group: str, c: SweepCurve) -> go.Figure | None:
-    """Throughput and goodput against the offered rate (the offered rate itself as the ideal), SLO attainment on
-    the right axis with its target, and the highest rate meeting the target."""
-    if len(c.points) < 2:
-        return None
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    text = _hover(c)
-    series = (
-        ("throughput", [p.serving.throughput_rps for p in c.points], dict(color=figures.COLOURS[0])),
-        (f"goodput ({label(c.slo)})", [p.serving.goodput_rps for p in c.points], dict(color=figures.COLOURS[2])),
-    )
-    for name, values, style in series:
-        ys = [np.nan if v is None else v for v in values]
-        fig.add_trace(
-            go.Scatter(x=c.rates, y=ys, mode="lines+markers", line=style, name=name, text=text, hovertemplate="%{text}<br>%{y:.3g} req/s<extra></extra>"),
-            secondary_y=False,
-        )
-    top = max(c.rates)
-    fig.add_trace(
-        go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(color="grey", dash="dot"), name="served = offered", hoverinfo="skip"), secondary_y=False
-    )
-    attainment = [np.nan if p.serving.slo_attainment is None else p.serving.slo_attainment * 100 for p in c.points]
-    fig.add_trace(
-        go.Scatter(
-            x=c.rates,
-            y=attainment,
-            mode="lines+markers",
-            line=dict(color="crimson", width=1.2),
-            marker=dict(symbol="square", size=6),
-            name="SLO attainment (right axis)",
-            text=text,
-            hovertemplate="%{text}<br>attainment %{y:.3g}%<extra></extra>",
-        ),
-        secondary_y=True,
-    )
-    fig.add_trace(  # a trace, not a line shape: a shape's label would stretch the left axis to 90
-        go.Scatter(
-            x=[0, top],
-            y=[c.target * 100] * 2,
-            mode="lines",
-            line=dict(color="crimson", dash="dash", width=1),
-            name=f"attainment target {percent(c.target)}",
-            hoverinfo="skip",
-        ),
-        secondary_y=True,
-    )
-    kind = max_rate_kind(c.max_rate)
-    if kind is not None:
-        fig.add_vline(
-            x=c.max_rate["rate"],
-            line=dict(color="black", dash="dash", width=1),
-            annotation_text=f"{rate(c.max_rate['rate'], 'req')} ({kind})",
-            annotation_position="top left",
-        )
-    fig.update_xaxes(title_text=c.axis, rangemode="tozero")
-    fig.update_yaxes(title_text="requests per second", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="SLO attainment (%)", range=[0, 105], tickmode="array", tickvals=[0, 25, 50, 75, 100], secondary_y=True, showgrid=False)
-    fig.update_layout(
-        title=f"{label(group)}: goodput against offered load (SLO {label(c.slo)}; target {percent(c.target)} attainment)", **{**LAYOUT, "height": 400}
-    )
-    return fig

@@ -181,9 +181,22 @@ def test_the_per_request_qoe_and_slo_verdicts_agree_with_the_summary(real_run):
     served = served_workload(ctx, "serve", run.workloads["serve"])
     s = run.workloads["serve"].summary.serving
     m = served.measured
-    assert served.qoe == (1.0, 4.8)  # from the resolved config
+    assert served.qoe == (1.0, 4.8)  # the summary's qoe_values (the resolved config says the same)
     assert np.nanmedian(m["qoe"]) == pytest.approx(s.qoe.median)
     assert m["meets_slo"].mean() == pytest.approx(s.slo_attainment)
+
+
+def test_the_qoe_parameters_come_from_the_summary_else_from_the_config(real_run, tmp_path):
+    from profiler.rundir import load_run
+    from reports.sections.serving import served_workload
+
+    run_dir = copy_run(real_run, tmp_path)
+    edit_summary(run_dir / "serve", qoe_values={"expected_ttft_s": 2.0, "tokens_per_s": 10.0})  # the config still says 1 s, 4.8 tokens/s
+    served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
+    assert served.qoe == (2.0, 10.0)  # qoe_values, when the summary has them
+    edit_summary(run_dir / "serve", qoe_values={})  # an older summary: no qoe_values
+    served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
+    assert served.qoe == (1.0, 4.8)  # from the resolved config
 
 
 def test_the_page_has_the_section_escaped_and_in_order(real_run, tmp_path):
@@ -214,7 +227,8 @@ def test_the_section_is_left_out_without_a_load(tmp_path):
 
 
 def test_failed_and_timed_out_requests_are_counted_and_drawn_apart(real_run, tmp_path):
-    from reports.sections.serving import request_timeline, served_workload
+    from reports.sections.serving import served_workload
+    from reports.serving_figures import request_timeline
 
     run_dir = copy_run(real_run, tmp_path)
     path = run_dir / "serve" / "requests.parquet"
