@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_mask, measured_spans
-from .measure.store import SAMPLES, SPANS, concat_tables, read_arrow, to_frame
+from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
 from .runmodel import SCHEMA_VERSION, Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
@@ -35,10 +35,6 @@ SUMMARY_JSON = "summary.json"
 CALIBRATION_JSON = "calibration.json"
 SWEEPS_JSON = "sweeps.json"
 ERROR_JSON = "error.json"
-REQUESTS = "requests"
-"""requests.parquet of a workload under a load: one row per request (profiler/run/serve.py writes it)."""
-ENGINE = "engine"
-"""engine.parquet of a workload under a load: the engine's scheduler samples (running, waiting, KV bytes)."""
 REPEAT_DIR = "repeat-{k}"
 MISSING_WHY = {
     Status.PENDING: "the run stopped before this workload started",

@@ -328,14 +328,17 @@ def objective(view: WorkloadView) -> Value:
 
 @characteristic("concurrency", label="requests in flight", short="concurrency", kind=Kind.SAMPLES, better=Better.NEITHER, axis="serving")
 def concurrency(view: WorkloadView) -> Value:
-    serving = view.summary.serving
-    if serving is None:
-        return Value(1.0, "requests", samples=np.ones(MIN_SAMPLES_CONSTANT), basis="the measured loop: one request at a time (closed loop, concurrency 1)")
-    engine = view.run.engine
-    if engine.empty or "running" not in engine:
-        return Value(None, "requests", why="no engine samples")
-    start, end = _window_ns(view)
-    running = engine.loc[(engine["t_ns"] >= start) & (engine["t_ns"] <= end), "running"].dropna().to_numpy(dtype=float)
+    from profiler.characterize.serving import measured_window_ns, per_request
+
+    if view.summary.serving is None:
+        # one request in flight during each measured iteration, by construction of the measured loop
+        ones = np.ones(view.request_latencies_s.size)
+        return _median_of(ones, "requests", "no measured request", "the measured loop: one request at a time (closed loop, concurrency 1)")
+    engine, requests = view.run.engine, view.run.requests
+    bounds = measured_window_ns(per_request(requests)) if not requests.empty else None
+    if engine.empty or "running" not in engine or bounds is None:
+        return Value(None, "requests", why="no engine samples or no measured request")
+    running = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1]), "running"].dropna().to_numpy(dtype=float)
     return _median_of(running, "requests", "no engine samples in the measured window", "engine's running requests, sampled")
 
 
@@ -377,17 +380,3 @@ def queueing_share(view: WorkloadView) -> Value:
     t = t.loc[t["measured"] & (t["status"] == FINISHED)]
     share = (t["queue_s"] / t["e2e_s"]).replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
     return _median_of(share, "of E2E", "no finished measured request", "queueing delay / E2E per request")
-
-
-MIN_SAMPLES_CONSTANT = 8
-"""Samples standing for a value that is constant by construction (one request in flight), so it can be set beside a
-sampled one."""
-
-
-def _window_ns(view: WorkloadView) -> tuple[float, float]:
-    r = view.run.requests
-    m = r.loc[r["measured"]] if not r.empty else r
-    if m.empty:
-        return (0.0, 0.0)
-    start = float(m["arrival_ns"].min())
-    return start, start + (view.summary.serving.window_s or 0) * 1e9

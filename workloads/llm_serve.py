@@ -23,13 +23,14 @@ import math
 import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from profiler.plugin import Declaration, Mark, Params, ServedRequest, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, ServedRequest, SetupContext, Trait
 
 from .decode_loop import attention_facts, build_causal_lm, parameter_facts, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
-from .params import DTYPE_HELP, DTypeName, check_one_source, check_pretrained_dir
+from .params import ModelParams
+from .state_layers import declared_state_layers
 
 WARMUP_REQUESTS = 2
 
@@ -39,15 +40,15 @@ class LLMServe:
 
     requires_load: ClassVar[bool] = True
 
-    class Params(Params):
+    class Params(ModelParams):
+        DEFAULT_PRESET = "llama-tiny"
+
         engine: Literal["transformers"] = Field(
             "transformers", description="Serving engine: transformers (continuous batching, paged KV cache). vLLM is planned as a plugin of the same interface."
         )
         preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set."
         )
-        pretrained: str | None = Field(None, description="Local directory with config.json and weights (local files only; no download).")
-        dtype: DTypeName = Field("auto", description=DTYPE_HELP)
         scheduler: Literal["fifo", "prefill_first"] = Field(
             "fifo", description="fifo: decoding requests first, new prefills while pages last; prefill_first: waiting prompts first."
         )
@@ -57,20 +58,6 @@ class LLMServe:
         prefix_caching: bool = Field(
             True, description="Share KV pages of equal prompt prefixes; freed pages are then kept for reuse and count as held in the KV occupancy."
         )
-
-        @field_validator("pretrained")
-        @classmethod
-        def _directory_exists(cls, path: str | None) -> str | None:
-            return check_pretrained_dir(path)
-
-        @model_validator(mode="after")
-        def _one_source(self) -> LLMServe.Params:
-            check_one_source(self.preset, self.pretrained)
-            return self
-
-        @property
-        def preset_name(self) -> str | None:
-            return None if self.pretrained else (self.preset or "llama-tiny")
 
     @classmethod
     def declaration(cls, params: LLMServe.Params) -> Declaration:
@@ -128,8 +115,8 @@ class LLMServe:
             done += out.is_finished()
         cache = self.manager.batch_processor.cache
         dtype_bytes = torch.empty((), dtype=dtype).element_size()
-        kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        layers = declared_state_layers(model.config, dtype_bytes)  # the same per-layer formula as llm_decode
+        ctx.declare_state(layers)
         ctx.declare(
             engine="transformers ContinuousBatchingManager",
             engine_start_s=time.monotonic() - t0,
@@ -137,8 +124,8 @@ class LLMServe:
             page_size_tokens=p.page_size,
             kv_pages=int(cache.num_blocks),
             kv_cache_bytes=int(cache.num_sectors * cache.bytes_per_sector),
-            kv_bytes_per_token_formula="2 x layers x kv_heads x head_dim x dtype_bytes (vLLM, SOSP'23)",
-            kv_bytes_per_token=2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes,
+            kv_bytes_per_token=sum(layer.growth_at(1) for layer in layers),
+            state_kind="paged KV cache; per layer: " + ", ".join(f"{x.count} x {x.kind}" for x in layers),
             max_batch_tokens=p.max_batch_tokens,
             prefix_caching=bool(cache.use_prefix_sharing),
             kv_bytes_used_counts="pages held by requests" + (" and freed pages kept for prefix reuse" if cache.use_prefix_sharing else ""),

@@ -29,16 +29,13 @@ def check_one_source(preset: str | None, pretrained: str | None) -> None:
         raise ValueError("give either preset or pretrained, not both")
 
 
-class DecodeParams(Params):
-    """What every autoregressive decode workload takes; subclasses add `preset` (a Literal of
-    their presets) and set DEFAULT_PRESET."""
+class ModelParams(Params):
+    """Where a model comes from (a preset or a local `pretrained` directory) and its dtype; subclasses add
+    `preset` (a Literal of their presets) and set DEFAULT_PRESET."""
 
     DEFAULT_PRESET: ClassVar[str] = ""
 
     pretrained: str | None = Field(None, description="Local directory with config.json and weights (local files only; no download).")
-    batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
-    prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
-    gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")
     dtype: DTypeName = Field("auto", description=DTYPE_HELP)
 
     @field_validator("pretrained")
@@ -47,10 +44,18 @@ class DecodeParams(Params):
         return check_pretrained_dir(path)
 
     @model_validator(mode="after")
-    def _one_source(self) -> DecodeParams:
+    def _one_source(self) -> ModelParams:
         check_one_source(getattr(self, "preset", None), self.pretrained)
         return self
 
     @property
     def preset_name(self) -> str | None:
         return None if self.pretrained else (getattr(self, "preset", None) or self.DEFAULT_PRESET)
+
+
+class DecodeParams(ModelParams):
+    """What every autoregressive decode workload takes (see ModelParams for the model's source)."""
+
+    batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
+    prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
+    gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")

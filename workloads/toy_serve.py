@@ -63,7 +63,6 @@ class ToyServe:
             "scheduled_ns": scheduled,
             "token_ns": tokens[:1] if failed else tokens,
             "finished_ns": tokens[0] if failed else tokens[-1],
-            "input_tokens": request.input_tokens,
         }
         with self._lock:
             self._pending.append(record)

@@ -96,15 +96,20 @@ def meets_slo(table: pd.DataFrame, slo: Any) -> pd.Series:
     return ok
 
 
-def window_s(table: pd.DataFrame) -> float | None:
-    """The measured window: first measured arrival to the last measured request's end (finish, else its last
-    token, else its arrival), seconds; None when empty or zero."""
-    m = table.loc[table["measured"]]
+def measured_window_ns(table: pd.DataFrame) -> tuple[float, float] | None:
+    """(start, end) of the measured window in ns: the first measured arrival to the last measured request's end
+    (finish, else its last token, else its arrival). `table`: per_request's output. None without a measured request."""
+    m = table.loc[table["measured"] & table["arrival_ns"].notna()]
     if m.empty:
         return None
-    end = m["finished_ns"].astype(float)
-    end = end.fillna(m["arrival_ns"].astype(float) + m["e2e_s"].fillna(0) * NS)
-    width = (end.max() - m["arrival_ns"].astype(float).min()) / NS
+    end = m["finished_ns"].astype(float).fillna(m["arrival_ns"].astype(float) + m["e2e_s"].fillna(0) * NS)
+    return float(m["arrival_ns"].astype(float).min()), float(end.max())
+
+
+def window_s(table: pd.DataFrame) -> float | None:
+    """The measured window's width in seconds (measured_window_ns); None when empty or zero."""
+    bounds = measured_window_ns(table)
+    width = (bounds[1] - bounds[0]) / NS if bounds else 0.0
     return float(width) if width > 0 else None
 
 
@@ -222,10 +227,9 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
         long_requests=facts.get("long_requests"),
         **stats,
     )
-    if engine is not None and not engine.empty and len(measured):
-        start = measured["arrival_ns"].min()
-        end = start + (window or 0) * NS
-        e = engine.loc[(engine["t_ns"] >= start) & (engine["t_ns"] <= end)]
+    bounds = measured_window_ns(table)
+    if engine is not None and not engine.empty and bounds is not None:
+        e = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1])]
         if not e.empty:
             out.concurrency = Stats(**describe(e["running"].to_numpy(dtype=float), seed))
             out.waiting = Stats(**describe(e["waiting"].to_numpy(dtype=float), seed))

@@ -25,6 +25,10 @@ import pyarrow.parquet as pq
 
 SPANS = "spans"
 SAMPLES = "samples"
+REQUESTS = "requests"
+"""requests.parquet of a workload under a load: one row per request (profiler/run/serve.py writes it)."""
+ENGINE = "engine"
+"""engine.parquet of a workload under a load: the engine's scheduler samples (running, waiting, KV bytes)."""
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600 files; results are meant to be shared

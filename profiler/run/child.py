@@ -168,17 +168,17 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         if spec.load is not None:
             state.info["loop"] = serve_load(workload, spec, state, recorder, plugin, params)
             recorder.flush()
-            return_early = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
-            if return_early:
+            skip_passes = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
+            if skip_passes:
                 state.info["work_error"] = state.info["opmix_error"] = UNDER_LOAD_NO_WORK
         else:
             state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
             recorder.flush()
-            return_early = False
-        if spec.measure.get("count_work", True) and not return_early:
+            skip_passes = False
+        if spec.measure.get("count_work", True) and not skip_passes:
             state.enter("count_work")
             count_work(workload, workdir, state.info)
-        if spec.measure.get("trace_ops", True) and not return_early:
+        if spec.measure.get("trace_ops", True) and not skip_passes:
             state.enter("trace_ops")
             trace_ops(workload, spec.device, workdir, state.info)
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too

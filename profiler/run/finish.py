@@ -21,14 +21,13 @@ import pandas as pd
 
 from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..load.objective import Objective
-from ..measure.store import SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json
+from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json
 from ..rundir import SUMMARY_JSON, read_measured
 from ..runmodel import Status, SweepPoint, WorkloadSummary
 from ..suite.config import MeasureConfig, SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK
 from .record import RunRecord
-from .serve import ENGINE, REQUESTS
 from .supervisor import ChildWatch
 
 

@@ -37,11 +37,9 @@ from typing import Any
 
 from ..load.arrivals import LoadConfig, Request, failed_trace_rows, fit_to_positions, gap_stats, schedule
 from ..load.sender import send_all
-from ..measure.store import SPANS, PartWriter, atomic_write_table, rows_to_table
+from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
 
-REQUESTS = "requests"
-ENGINE = "engine"
 COLLECT_TIMEOUT_S = 0.05
 MOONCAKE_BLOCK_TOKENS = 512
 
@@ -144,30 +142,16 @@ class SequentialEngine:
 
         self.running = len(batch)
         start = time.monotonic_ns()
-        error = None
-        try:
+        try:  # an error ends the load: the driver marks the batch lost and the child records the error
             self.recorder.run_iteration(_Once(), self.iteration, warmup=not any(r.measured for r in batch))
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            raise
         finally:
             self.iteration += 1
             self.running = 0
-            delivered = sorted(
-                s.end_ns for s in captured if s.units > 0 and getattr(s, "end_ns", None) is not None and (not self.deliveries or s.phase in self.deliveries)
-            )
-            self._last = [
-                {
-                    "index": r.index,
-                    "status": "failed" if error else "finished",
-                    "error": error,
-                    "scheduled_ns": start,
-                    "token_ns": delivered,
-                    "finished_ns": time.monotonic_ns(),
-                }
-                for r in batch
-            ]
-        return self._last
+        finished = time.monotonic_ns()
+        delivered = sorted(
+            s.end_ns for s in captured if s.units > 0 and getattr(s, "end_ns", None) is not None and (not self.deliveries or s.phase in self.deliveries)
+        )
+        return [{"index": r.index, "status": "finished", "error": None, "scheduled_ns": start, "token_ns": delivered, "finished_ns": finished} for r in batch]
 
     def engine_stats(self) -> dict[str, float | None]:
         return {"running": self.running, "waiting": self.waiting.qsize(), "kv_bytes_used": None, "kv_bytes_total": None, "preempted": None}
@@ -210,8 +194,6 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
     token_scale = load.token_scale
     stop_sending = threading.Event()
     send_error: list[BaseException] = []
-    in_flight: set[int] = set()
-    lock = threading.Lock()
     # one origin for arrivals and sends: time.perf_counter and time.monotonic_ns are both CLOCK_MONOTONIC on Linux
     start_perf = time.perf_counter()
     start_ns = round(start_perf * 1e9)
@@ -223,8 +205,6 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
         now = time.monotonic_ns()
         rec["sent_ns"] = now
         rec["arrival_ns"] = now if closed else start_ns + round(r.send_s * 1e9)
-        with lock:
-            in_flight.add(r.index)
         rec["status"] = "sent"
         engine.submit(served_request(r, token_scale))
 
@@ -294,8 +274,6 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
                     finished_ns=rec.get("finished_ns") or (tokens[-1] if tokens else None),
                 )
                 ended += 1
-                with lock:
-                    in_flight.discard(stored["index"])
                 if closed:
                     slots.release()
                 progress(ended, len(requests))

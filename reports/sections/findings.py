@@ -37,7 +37,16 @@ def build(ctx: ReportContext) -> dict[str, Any]:
         cells += [matrix_cell(by_cell.get((name, k))) for k in shown]
         rows.append(Row(cells))
     hidden = [first[k]["short"] for k in keys if k not in shown]
-    return {"table": Table(columns, rows, cls="matrix"), "baseline": ctx.baseline, "hidden": hidden}
+    # request-pattern and objective columns are read against the serving baseline (reports/differences.py)
+    others = sorted({r["baseline"] for r in records if isinstance(r["baseline"], str) and r["baseline"] != ctx.baseline})
+    against_others = sorted({r["short"] for r in records if r["baseline"] in others and r["characteristic"] in shown})
+    return {
+        "table": Table(columns, rows, cls="matrix"),
+        "baseline": ctx.baseline,
+        "hidden": hidden,
+        "serving_baseline": ", ".join(others),
+        "serving_columns": against_others,
+    }
 
 
 def number(value: Any) -> float | None:

@@ -190,6 +190,7 @@ def test_llm_serve_replays_a_mooncake_trace_through_continuous_batching(tmp_path
     assert s.prefix_share == pytest.approx(shared / total)
     facts = w.summary.facts
     assert facts["engine"].startswith("transformers") and facts["page_size_tokens"] == 16
+    assert facts["kv_bytes_per_token"] == 2 * 4 * 4 * 64 * 4  # llama-tiny: 2 (K, V) x 4 layers x 4 KV heads x head_dim 64 x fp32
     assert s.kv_bytes_total == facts["kv_cache_bytes"]
     spans = w.spans
     assert set(spans["phase"]) >= {"iteration", "queue", "prefill", "decode"}
