@@ -690,6 +690,51 @@ class BatchFit(Model):
     e2e_growth: RatioCI
 
 
+class CrossoverSide(Model):
+    """One side's sweep point at one context length (profiler/characterize/crossover.py: LatencyPoint)."""
+
+    name: str | None = None
+    median_s: float | None = None
+    """Median TPOT (per-token decode latency) over the point's requests, seconds."""
+    ci95: tuple[float, float] | None = None
+    count: int = 0
+    """Requests behind the median."""
+    unreachable: str | None = None
+    """Why this length has no measurement (the point failed, e.g. beyond the model's positions, or ran out of time)."""
+    contended: bool | None = None
+
+
+class CrossoverPoint(Model):
+    context: float
+    """The swept key's value (tokens of context)."""
+    a: CrossoverSide | None = None
+    """None: a was not swept at this length."""
+    b: CrossoverSide | None = None
+    relation: str | None = None
+    """below | above | overlap | contended | too few requests (a against b), None when not measured on both sides."""
+    ratio: float | None = None
+    """median_a / median_b."""
+
+
+class Crossover(Model):
+    """Where a's per-token decode latency (TPOT) drops below b's across a context sweep (the suite's `crossover:`
+    block; profiler/characterize/crossover.py: find_crossover has the rule and the formula)."""
+
+    a: str
+    b: str
+    over: str
+    verdict: str
+    """crossover | below at every length | above at every reachable length | above at the longest reachable length | inconclusive | unavailable."""
+    context: float | None = None
+    """The interpolated crossover length (tokens), with verdict crossover only."""
+    bracket: tuple[float, float] | None = None
+    reason: str
+    rule: str
+    points: list[CrossoverPoint] = Field(default_factory=list)
+
+
 class SweepGroup(Model):
     batch: list[BatchFit] = Field(default_factory=list)
     points: list[str] = Field(default_factory=list)
+    crossover: Crossover | None = None
+    """With a suite's `crossover: {a: this group, b, over}`: where this group's TPOT drops below b's."""

@@ -380,3 +380,64 @@ def batching(curves: dict[str, list[tuple[int, float | None]]]) -> go.Figure | N
     fig.add_trace(go.Scatter(x=[1, top], y=[1, top], mode="lines", line=dict(dash="dot", color="grey"), name="ideal (throughput ∝ batch)"))
     fig.update_layout(title="Batching gain: throughput relative to the smallest batch", xaxis_title="batch size", yaxis_title="throughput gain (×)", **LAYOUT)
     return fig
+
+
+@dataclass(frozen=True)
+class LatencyCurve:
+    """One side of a crossover: (context, median s, 95% low s, 95% high s) per measured length."""
+
+    name: str
+    points: list[tuple[float, float, float, float]]
+    colour: str | None = None
+
+
+def crossover(curves: list[LatencyCurve], over: str, at: float | None, bracket: tuple[float, float] | None) -> go.Figure | None:
+    """Per-token decode latency (TPOT) against context length for both sides, 95% intervals as error bars, the
+    crossover (a dashed line) or the bracket that holds it (a shaded band) marked; log-scaled length axis."""
+    fig = go.Figure()
+    for c in curves:
+        pts = sorted(c.points)
+        if not pts:
+            continue
+        x = [p[0] for p in pts]
+        y = np.array([p[1] for p in pts]) * 1e3
+        lo = np.array([p[2] for p in pts]) * 1e3
+        hi = np.array([p[3] for p in pts]) * 1e3
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines+markers",
+                name=label(c.name),
+                marker=dict(color=c.colour),
+                line=dict(color=c.colour),
+                error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo),
+            )
+        )
+    if not fig.data:
+        return None
+    ys = [v for c in curves for p in c.points for v in (p[2], p[3])]
+    y0, y1 = min(ys) * 1e3, max(ys) * 1e3  # marks are traces, not shapes: shapes' and annotations' x differ on a log axis
+    if at is not None:
+        fig.add_trace(go.Scatter(x=[at, at], y=[y0, y1], mode="lines", line=dict(dash="dash", color="grey"), name=f"crossover ≈ {at:,.0f} tokens"))
+    elif bracket is not None:
+        lo, hi = bracket
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi, hi, lo, lo],
+                y=[y0, y0, y1, y1, y0],
+                mode="lines",
+                fill="toself",
+                fillcolor="rgba(128,128,128,0.15)",
+                line=dict(width=0),
+                name="the crossover lies here (undecided)",
+            )
+        )
+    fig.update_layout(
+        title="Per-token decode latency (TPOT) against context (median over requests, 95% interval)",
+        xaxis_title=f"context ({label(over)}, tokens)",
+        yaxis_title="TPOT (ms)",
+        xaxis_type="log",
+        **LAYOUT,
+    )
+    return fig

@@ -4,7 +4,8 @@ For each workload the runner asks the supervisor (supervisor.py) to spawn and wa
 then settles its files and summary (finish.py), and keeps run.json current (record.py). A
 workload that raises, runs out of memory, is killed, or hangs is recorded as failed with its
 phase and reason; the suite goes on. After the last one, fits across sweep points go to
-sweeps.json. A bug in the profiler itself marks the run failed with its traceback in run.json,
+sweeps.json (with a suite's `crossover:` block, where one sweep's step latency drops below the
+other's). A bug in the profiler itself marks the run failed with its traceback in run.json,
 and the caller still writes the report.
 """
 
@@ -13,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..characterize.crossover import LatencyPoint, find_crossover, latency_point
 from ..characterize.scaling import batch_fits
 from ..measure.store import SPANS, atomic_write_json
-from ..rundir import SWEEPS_JSON, read_measured, repeat_dir
+from ..rundir import MISSING_WHY, SUMMARY_JSON, SWEEPS_JSON, read_measured, repeat_dir
 from ..runmodel import RunStatus, Status, WorkloadSummary
 from ..suite.resolve import ResolvedSuite, ResolvedWorkload
 from .child import ChildSpec
@@ -143,11 +145,32 @@ class SuiteRunner:
                 groups.setdefault(w.sweep_group, []).append(
                     {"name": w.entry.name, "params": w.params.model_dump(mode="json"), "point": w.sweep_point, "spans": spans}
                 )
-        if groups:
-            atomic_write_json(
-                self.record.path / SWEEPS_JSON,
-                {g: {"batch": batch_fits(points, self.suite.seed), "points": [p["name"] for p in points]} for g, points in groups.items()},
-            )
+        sweeps = {g: {"batch": batch_fits(points, self.suite.seed), "points": [p["name"] for p in points]} for g, points in groups.items()}
+        crossover = self._crossover()
+        if crossover is not None:
+            sweeps.setdefault(crossover["a"], {"batch": [], "points": []})["crossover"] = crossover
+        if sweeps:
+            atomic_write_json(self.record.path / SWEEPS_JSON, sweeps)
+
+    def _crossover(self) -> dict[str, Any] | None:
+        """The suite's `crossover:` block: every point of a's and b's sweeps, failed ones included (unreachable, with why)."""
+        c = self.suite.crossover
+        if c is None:
+            return None
+        assert self.record is not None
+        sides: dict[str, list[LatencyPoint]] = {c.a: [], c.b: []}
+        for w, entry in zip(self.resolved.workloads, self.record.entries, strict=True):
+            if w.sweep_group not in sides or not w.sweep_point:
+                continue
+            summary, missing = None, MISSING_WHY.get(entry.status, f"its status is {entry.status.value}")
+            try:
+                summary = WorkloadSummary.model_validate_json((self.record.path / entry.dir / SUMMARY_JSON).read_text())
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+                missing = f"its summary.json is unreadable ({type(exc).__name__})"
+            sides[w.sweep_group].append(latency_point(w.entry.name, float(w.sweep_point[c.over]), summary, missing))
+        return {"a": c.a, "b": c.b, "over": c.over, **find_crossover(sides[c.a], sides[c.b], (c.a, c.b))}
 
 
 __all__ = ["SuiteRunner", "resolve_device"]

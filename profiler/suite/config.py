@@ -102,6 +102,14 @@ class WorkloadEntry(StrictModel):
         return sweep
 
 
+class CrossoverConfig(StrictModel):
+    """Which two context sweeps to compare for the per-token decode latency crossover (profiler/characterize/crossover.py)."""
+
+    a: str = Field(min_length=1, max_length=200, description="The workload whose step latency is expected to drop below b's as the context grows (e.g. mamba).")
+    b: str = Field(min_length=1, max_length=200, description="The workload it is compared with (e.g. a Transformer of similar size).")
+    over: str = Field(min_length=1, max_length=200, description="The context key both sweep, and only it (e.g. prompt_len).")
+
+
 class SuiteConfig(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="Suite name; part of the run directory's name.")
     baseline: str | None = Field(None, description="Workload the others are compared to on architecture (state, work, bound class); default: the first.")
@@ -112,6 +120,9 @@ class SuiteConfig(StrictModel):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for torch and every workload generator.")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
     workloads: list[WorkloadEntry] = Field(min_length=1, max_length=1000)
+    crossover: CrossoverConfig | None = Field(
+        None, description="Compare two workloads swept over the same context key: where a's per-token decode latency drops below b's."
+    )
 
     @field_validator("device")
     @classmethod
@@ -310,4 +321,37 @@ def load_suite(path: str, assignments: list[str] | None = None) -> tuple[SuiteCo
         suite = SuiteConfig.model_validate(source.data)
     except ValidationError as exc:
         raise UserError(validation_error_line(exc, SuiteConfig, source, overrides=overrides)) from None
+    if suite.crossover is not None:
+        problem = crossover_problem(suite)
+        if problem:
+            key, message = problem
+            raise UserError(f"{where_from(source, ('crossover', key), overrides)}: crossover.{key}: {message}")
     return suite, source, overrides
+
+
+def crossover_problem(suite: SuiteConfig) -> tuple[str, str] | None:
+    """(key, message) when the `crossover:` block cannot be compared, else None: a and b must be two
+    workloads of the suite, each sweeping `over` (and only it) over numbers."""
+    c = suite.crossover
+    assert c is not None
+    entries = {w.name: w for w in suite.workloads}
+    names = list(entries)
+    for key in ("a", "b"):
+        name = getattr(c, key)
+        if name not in entries:
+            return key, f"'{name}' is not a workload of this suite{suggest(name, names)}; workloads: {', '.join(names)}"
+    if c.a == c.b:
+        return "b", f"a and b are both '{c.a}'; compare two different workloads"
+    for key in ("a", "b"):
+        entry = entries[getattr(c, key)]
+        swept = list(entry.sweep or {})
+        if c.over not in swept:
+            has = f"it sweeps {', '.join(swept)}" if swept else "it has no sweep: block"
+            return "over", f"workload '{entry.name}' does not sweep '{c.over}' ({has}); a and b must both sweep it{suggest(c.over, swept)}"
+        others = [k for k in swept if k != c.over]
+        if others:
+            return "over", f"workload '{entry.name}' also sweeps {', '.join(others)}; the crossover compares points that differ only in '{c.over}'"
+        assert entry.sweep is not None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.sweep[c.over]):
+            return "over", f"workload '{entry.name}' sweeps '{c.over}' over values that are not all numbers; the crossover needs context lengths"
+    return None

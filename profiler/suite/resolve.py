@@ -123,7 +123,20 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
                 resolved.append(ResolvedWorkload(i, named, plugin, params, declaration, entry.name, point))
             else:
                 resolved.append(ResolvedWorkload(i, entry, plugin, params, declaration))
+    _check_crossover_steps(suite, resolved, source, overrides)
     return ResolvedSuite(suite, source, resolved, paths)
+
+
+def _check_crossover_steps(suite: SuiteConfig, resolved: list[ResolvedWorkload], source: YamlSource, overrides: Any) -> None:
+    """The crossover compares the declared step's latency: both sides must declare one (config.py checked the rest)."""
+    if suite.crossover is None:
+        return
+    for key in ("a", "b"):
+        name = getattr(suite.crossover, key)
+        w = next(w for w in resolved if (w.sweep_group or w.entry.name) == name)
+        if w.declaration.step is None:
+            where = where_from(source, ("crossover", key), overrides)
+            raise UserError(f"{where}: crossover.{key}: workload '{name}' ({w.entry.type}) declares no step phase; the crossover compares per-step latency")
 
 
 def _first(exc: ValidationError) -> str:
