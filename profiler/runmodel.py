@@ -411,6 +411,60 @@ class RepeatInfo(Model):
     contended: bool | None = None
 
 
+class ContextBin(Model):
+    """The inter-token gaps whose context is in [context_lo, context_hi) tokens (profiler/characterize/serving.py: itl_by_context)."""
+
+    context_lo: int
+    context_hi: int
+    gaps: int
+    itl_p50_s: float
+    itl_p90_s: float
+    running_p50: float | None = None
+    """Median requests running in the engine at these gaps' ends (ITLByContext.running_from says from what)."""
+
+
+class ITLByContext(Model):
+    """ITL against context, to the end of the longest sequence: the i-th gap of a request with P prompt tokens is
+    at context P + i (finished measured requests; profiler/characterize/serving.py: context_gaps, itl_by_context)."""
+
+    bin_tokens: int
+    bins: list[ContextBin]
+    gaps: int
+    max_context_tokens: int
+    growth: float | None = None
+    """p50 ITL of the longest-context bin over that of the shortest, both with at least MIN_BIN_GAPS gaps (None: fewer than 2 such bins)."""
+    from_bin: int | None = None
+    """Index in `bins` of the shortest-context bin `growth` compares (the longest is `to_bin`)."""
+    to_bin: int | None = None
+    running_from: str | None = None
+    """Where the running batch at each gap comes from: "engine samples" (the engine's count at its last sample
+    before the gap ended) or "request records" (requests scheduled and not yet done)."""
+    running_min: float | None = None
+    """Lowest per-bin median running batch over the compared bins (running_max: the highest)."""
+    running_max: float | None = None
+    batch_changed: bool = False
+    """running_max / running_min >= BATCH_CHANGE: ITL against context then mixes the context's cost with the batch's."""
+
+
+class KVByContext(Model):
+    """KV cache bytes the engine reports against the tokens of context its running requests hold, at each engine
+    sample (profiler/characterize/serving.py: kv_tokens_held, fit_kv_growth)."""
+
+    samples: int
+    slope_bytes_per_token: float
+    """Measured KV bytes per token of context: the slope of a least-squares line of kv_bytes_used on tokens held."""
+    intercept_bytes: float
+    r2: float
+    max_tokens_held: int
+    running_mean: float | None = None
+    declared_bytes_per_token: float | None = None
+    """The workload's declared kv_bytes_per_token (2 x layers x kv_heads x head_dim x dtype bytes for full attention)."""
+    slope_over_declared: float | None = None
+    page_tokens: int | None = None
+    """Tokens per KV page: a request holds whole pages, up to page_tokens - 1 tokens of slack (about half a page on
+    average), which lifts the line (intercept) and scatters the points without changing its slope."""
+
+
 class Serving(Model):
     """A workload under a `load:`: its request pattern and how its requests fared against the objective
     (profiler/characterize/serving.py has every definition). Latencies run from each request's arrival."""
@@ -464,6 +518,14 @@ class Serving(Model):
     """The load generator's own accuracy: p50/p99/max send error (s) and its CPU share of a core."""
     long_requests: dict[str, Any] | None = None
     """How requests longer than the model's positions were fitted: policy, max_positions, touched, factor."""
+    sizes_capped: dict[str, int] = Field(default_factory=dict)
+    """Per side (input, output) with a capped lognormal (`max:`): how many requests' draws were above it and set to it."""
+    itl_by_context: ITLByContext | None = None
+    """ITL against context to the end of the longest sequence (None: see context_unavailable)."""
+    kv_by_context: KVByContext | None = None
+    """KV cache bytes against tokens of context held (None: see context_unavailable)."""
+    context_unavailable: dict[str, str] = Field(default_factory=dict)
+    """itl_by_context / kv_by_context -> why it is not available on this run."""
 
 
 class WorkloadSummary(Model):

@@ -9,6 +9,8 @@ sweep, colours by workload): never the run directory, the report context or the 
   token, decoding), the engine's batch and KV occupancy beneath on the same time axis.
 - qoe_ecdf, slo_ecdf: per-request QoE (Andes), TTFT and TPOT as ECDFs, each against its stated objective.
 - sweep_latency, sweep_goodput: a rate sweep's latency percentiles and goodput against the offered rate.
+- context_growth: ITL against context (p50 with the p90 band, per context bin) and the KV cache's bytes against
+  the tokens of context held, with the fitted and the declared bytes per token.
 """
 
 from __future__ import annotations
@@ -429,5 +431,115 @@ def sweep_goodput(group: str, c: SweepCurve) -> go.Figure | None:
     fig.update_yaxes(title_text="SLO attainment (%)", range=[0, 105], tickmode="array", tickvals=[0, 25, 50, 75, 100], secondary_y=True, showgrid=False)
     fig.update_layout(
         title=f"{label(group)}: goodput against offered load (SLO {label(c.slo)}; target {percent(c.target)} attainment)", **{**LAYOUT, "height": 400}
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- against context
+
+MAX_KV_POINTS = 4000
+"""Engine samples drawn per KV scatter at most (evenly spaced in time); the fit uses every sample."""
+
+
+def context_growth(s: Served, held: pd.DataFrame | None, colour: str | None = None) -> go.Figure | None:
+    """Left: ITL p50 per context bin with the band up to p90 (ms against tokens of context, at each bin's middle;
+    the hover gives the bin, its gap count and the running batch). Right: the KV cache bytes the engine reported
+    against the tokens of context its running requests held at each sample (`held`: kv_tokens_held's frame), the
+    least-squares line and the declared bytes per token x tokens. None when the summary has neither."""
+    itl, kv = s.serving.itl_by_context, s.serving.kv_by_context
+    show_kv = kv is not None and held is not None and not held.empty
+    if itl is None and not show_kv:
+        return None
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("ITL against context (p50, band to p90)", "KV cache against tokens of context held")
+    )
+    line = colour or figures.COLOURS[0]
+    if itl is not None and itl.bins:
+        mid = np.array([(b.context_lo + b.context_hi) / 2 for b in itl.bins])
+        p50 = np.array([b.itl_p50_s for b in itl.bins]) * 1e3
+        p90 = np.array([b.itl_p90_s for b in itl.bins]) * 1e3
+        text = [
+            f"context {b.context_lo}–{b.context_hi - 1} tokens · {b.gaps} gaps"
+            + (f" · running batch p50 {sig(b.running_p50)}" if b.running_p50 is not None else "")
+            for b in itl.bins
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=mid,
+                y=p90,
+                mode="lines",
+                line=dict(color=line, width=0.5, dash="dot"),
+                name="ITL p90",
+                text=text,
+                hovertemplate="%{text}<br>p90 %{y:.3g} ms<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=mid,
+                y=p50,
+                mode="lines+markers",
+                line=dict(color=line),
+                fill="tonexty",
+                fillcolor="rgba(120,120,120,0.18)",
+                name="ITL p50 (band: to p90)",
+                text=text,
+                hovertemplate="%{text}<br>p50 %{y:.3g} ms<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.update_xaxes(title_text=f"tokens of context (prompt + generated; bins of {itl.bin_tokens})", rangemode="tozero", row=1, col=1)
+        fig.update_yaxes(title_text="ITL (ms)", rangemode="tozero", row=1, col=1)
+    if show_kv:
+        assert held is not None and kv is not None
+        step = max(1, int(np.ceil(len(held) / MAX_KV_POINTS)))
+        h = held.iloc[::step]
+        mib = 2.0**20
+        fig.add_trace(
+            go.Scatter(
+                x=h["tokens_held"],
+                y=h["kv_bytes_used"] / mib,
+                mode="markers",
+                marker=dict(size=4, color=line, opacity=0.35),
+                name="engine samples",
+                hovertemplate="%{x} tokens held<br>%{y:.4g} MiB<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
+        x = np.array([0.0, float(kv.max_tokens_held)])
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=(kv.slope_bytes_per_token * x + kv.intercept_bytes) / mib,
+                mode="lines",
+                line=dict(color="black"),
+                name=f"fit: {nbytes(kv.slope_bytes_per_token)} per token (r² {kv.r2:.3f})",
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=2,
+        )
+        if kv.declared_bytes_per_token:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=kv.declared_bytes_per_token * x / mib,
+                    mode="lines",
+                    line=dict(color="crimson", dash="dash"),
+                    name=f"declared: {nbytes(kv.declared_bytes_per_token)} per token",
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=2,
+            )
+        pages = f"; pages of {kv.page_tokens} tokens" if kv.page_tokens else ""
+        fig.update_xaxes(title_text=f"tokens of context held by running requests{pages}", rangemode="tozero", row=1, col=2)
+        fig.update_yaxes(title_text="KV bytes used (MiB)", rangemode="tozero", row=1, col=2)
+    fig.update_layout(
+        title=f"{label(s.name)}: per-token latency and KV cache against context", **{**LAYOUT, "height": 420, "margin": dict(l=60, r=20, t=80, b=60)}
     )
     return fig

@@ -4,6 +4,12 @@ Random weights are fine for performance (it does not depend on weight values); t
 what must be real. Each preset is the subset of the published config that fixes the compute and
 memory: widths, layer and head counts, vocabulary, tying, RoPE. `-tiny` presets are ours, small
 enough for 2 CPU cores, with the same architecture (GQA, SwiGLU, RMSNorm, RoPE).
+
+Reasoning models (long chain-of-thought outputs, up to 32k tokens and beyond) are served with the
+same engine; their presets are the published distilled checkpoints of DeepSeek-R1 (arXiv
+2501.12948), whose shapes are their base models': R1-Distill-Qwen-1.5B is Qwen2.5-Math-1.5B
+(RoPE theta 10000, 128k positions, untied embeddings), R1-Distill-Llama-8B is Llama-3.1-8B.
+`reasoning-tiny` is ours: llama-tiny's width with positions for long outputs.
 """
 
 from __future__ import annotations
@@ -71,6 +77,50 @@ LLM_PRESETS: dict[str, dict[str, Any]] = {
         "tie_word_embeddings": False,
         "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
     },
+    # deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B config.json (Qwen2.5-Math-1.5B's shape; sliding window off)
+    "r1-distill-qwen-1.5b": {
+        "model_type": "qwen2",
+        "hidden_size": 1536,
+        "intermediate_size": 8960,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": False,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+    },
+    # deepseek-ai/DeepSeek-R1-Distill-Llama-8B config.json (Llama-3.1-8B's shape)
+    "r1-distill-llama-8b": {
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "rope_parameters": {"rope_theta": 500000.0, "factor": 8.0, **_LLAMA3_ROPE},
+    },
+    # ours, for reasoning on CPU: llama-tiny's width and depth, 32k positions so long outputs fit
+    "reasoning-tiny": {
+        "model_type": "llama",
+        "hidden_size": 512,
+        "intermediate_size": 1408,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 64,
+        "vocab_size": 32000,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},
+    },
     # ours: ~45M parameters, Llama-3 style GQA (8 query heads, 4 KV heads)
     "llama-tiny": {
         "model_type": "llama",
@@ -101,6 +151,9 @@ LLM_PRESETS: dict[str, dict[str, Any]] = {
         "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
     },
 }
+
+REASONING_PRESETS = ("reasoning-tiny", "r1-distill-qwen-1.5b", "r1-distill-llama-8b")
+"""The reasoning family (served by llm_serve with long, long-tailed outputs: configs/reasoning.yaml)."""
 
 
 def build_config(preset: str) -> Any:

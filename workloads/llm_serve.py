@@ -133,7 +133,7 @@ class LLMServe:
             model_type=text.model_type,
             weights=f"pretrained: {p.pretrained}" if p.pretrained else f"random, from preset {p.preset_name}",
             dtype=str(dtype).removeprefix("torch."),
-            eos="disabled: every request generates its requested output length",
+            eos="disabled: random weights never stop by themselves (an EOS would come by chance); each request generates exactly its drawn output length",
             **attention_facts(model, "auto"),
             **parameter_facts(model),
         )

@@ -175,9 +175,19 @@ def cv_interval(gaps: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple
     return float(lo), float(hi)
 
 
-def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: dict[str, Any], load: dict[str, Any], objective: Any, seed: int = 0) -> Any:
+def serving_summary(
+    requests: pd.DataFrame,
+    engine: pd.DataFrame | None,
+    facts: dict[str, Any],
+    load: dict[str, Any],
+    objective: Any,
+    seed: int = 0,
+    workload_facts: dict[str, Any] | None = None,
+) -> Any:
     """The `Serving` record of one load run (runmodel.Serving), from requests.parquet, engine.parquet and the
-    driver's facts (child.json `serve`). Figures over measured requests only (warmup and cooldown excluded)."""
+    driver's facts (child.json `serve`). Figures over measured requests only (warmup and cooldown excluded).
+    workload_facts: the workload's declared facts (kv_bytes_per_token, page_size_tokens, prefix_caching), which
+    the KV growth against context is compared with."""
     from ..runmodel import Serving, Stats
     from .stats import describe
 
@@ -225,8 +235,10 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
         prefix_share=facts.get("prefix_share"),
         sender={k: v for k, v in (facts.get("sender") or {}).items()},
         long_requests=facts.get("long_requests"),
+        sizes_capped=dict(facts.get("sizes_capped") or {}),
         **stats,
     )
+    out.itl_by_context, out.kv_by_context, out.context_unavailable = context_growth(table, done, engine, workload_facts or {})
     bounds = measured_window_ns(table)
     if engine is not None and not engine.empty and bounds is not None:
         e = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1])]
@@ -239,6 +251,68 @@ def serving_summary(requests: pd.DataFrame, engine: pd.DataFrame | None, facts: 
             if "preempted" in e and e["preempted"].notna().any():
                 out.preempted_max = float(e["preempted"].max())
     return out
+
+
+def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame | None, workload_facts: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:
+    """(runmodel.ITLByContext or None, runmodel.KVByContext or None, {field: why it is None}) of one load run.
+
+    table: per_request over every request (the running batch counts warmup requests too); done: the finished
+    measured requests, whose gaps are binned; engine: engine.parquet; workload_facts: kv_bytes_per_token,
+    page_size_tokens, prefix_caching as the workload declared them."""
+    from ..runmodel import ContextBin, ITLByContext, KVByContext
+
+    why: dict[str, str] = {}
+    itl = kv = None
+    gaps = context_gaps(done) if "input_tokens" in done else pd.DataFrame()
+    if gaps.empty:
+        why["itl_by_context"] = (
+            "the request records carry no input token counts" if "input_tokens" not in done else "no finished measured request with 2 or more tokens"
+        )
+    else:
+        gaps["running"], running_from = running_at_gaps(table, engine, gaps["end_ns"].to_numpy())
+        binned = itl_by_context(gaps)
+        bins = [ContextBin(**{k: (None if k == "running_p50" and pd.isna(v) else v) for k, v in row.items()}) for row in binned.to_dict("records")]
+        full = [i for i, b in enumerate(bins) if b.gaps >= MIN_BIN_GAPS]
+        itl = ITLByContext(
+            bin_tokens=int(binned["context_hi"].iloc[0] - binned["context_lo"].iloc[0]),
+            bins=bins,
+            gaps=int(len(gaps)),
+            max_context_tokens=int(gaps["context_tokens"].max()),
+            running_from=running_from,
+        )
+        if len(full) >= 2:
+            first, last = bins[full[0]], bins[full[-1]]
+            itl.from_bin, itl.to_bin = full[0], full[-1]
+            itl.growth = last.itl_p50_s / first.itl_p50_s if first.itl_p50_s > 0 else None
+            running = [bins[i].running_p50 for i in full if bins[i].running_p50 is not None]
+            if running:
+                itl.running_min, itl.running_max = float(min(running)), float(max(running))
+                itl.batch_changed = bool(itl.running_min > 0 and itl.running_max / itl.running_min >= BATCH_CHANGE)
+    if workload_facts.get("prefix_caching"):
+        why["kv_by_context"] = "prefix caching keeps freed pages for reuse and the engine counts them as held, so KV bytes used do not follow the tokens held"
+    else:
+        held, reason = kv_tokens_held(table, engine) if "input_tokens" in table else (pd.DataFrame(), "the request records carry no input token counts")
+        try:
+            if reason is not None:
+                raise ValueError(reason)
+            fit = fit_kv_growth(held)
+        except ValueError as exc:
+            lost = "token_ns" in table and not table["token_ns"].map(lambda x: x is not None and len(x) > 0).all()
+            why["kv_by_context"] = str(exc) + (
+                "; samples after the first sent request whose token times were not recorded (timed out, lost or failed) are left out" if lost else ""
+            )
+        else:
+            declared = workload_facts.get("kv_bytes_per_token")
+            declared = float(declared) if isinstance(declared, (int, float)) and declared > 0 else None
+            page = workload_facts.get("page_size_tokens")
+            kv = KVByContext(
+                **fit,
+                running_mean=float(held["running"].mean()) if held["running"].notna().any() else None,
+                declared_bytes_per_token=declared,
+                slope_over_declared=fit["slope_bytes_per_token"] / declared if declared else None,
+                page_tokens=int(page) if isinstance(page, int) else None,
+            )
+    return itl, kv, why
 
 
 KEEPS_UP = 0.9
@@ -264,3 +338,168 @@ def serving_warnings(serving: Any, facts: dict[str, Any]) -> list[str]:
     for bad in facts.get("bad_records") or []:
         out.append(f"the engine returned a bad record: {bad}")
     return out
+
+
+# ---------------------------------------------------------------- per-token latency and KV cache against context
+
+ITL_BINS = 16
+"""Context bins of ITL against context at most: the bin width is the smallest 1, 2 or 5 x 10^k tokens giving no more."""
+MIN_BIN_GAPS = 5
+"""A context bin needs this many gaps to be an end of the stated ITL growth (fewer are shown, not compared)."""
+BATCH_CHANGE = 1.5
+"""The running batch changed a lot when its median over the gaps of one context bin is this many times another bin's."""
+MIN_KV_SAMPLES = 3
+
+
+def bin_width(max_context: int, bins: int = ITL_BINS) -> int:
+    """The smallest width of 1, 2 or 5 x 10^k tokens such that ceil((max_context + 1) / width) <= bins (contexts 0..max)."""
+    if max_context < 0 or bins < 1:
+        raise ValueError(f"bin_width needs max_context >= 0 and bins >= 1 (got {max_context}, {bins})")
+    scale = 1
+    while True:
+        for step in (1, 2, 5):
+            width = step * scale
+            if math.ceil((max_context + 1) / width) <= bins:
+                return width
+        scale *= 10
+
+
+def running_at(requests: pd.DataFrame, t_ns: np.ndarray) -> np.ndarray:
+    """Requests running in the engine at each time of `t_ns` (int64 ns, shape (m,)): those scheduled at or before t whose
+    last token (else finished) is at or after t, counted from per-request records (every request, warmup included).
+
+    requests: columns scheduled_ns, token_ns, finished_ns. Returns float64 counts, shape (m,)."""
+    start = requests["scheduled_ns"].astype(float).to_numpy()
+    last = requests["token_ns"].map(lambda t: t[-1] if t is not None and len(t) else np.nan).astype(float).to_numpy()
+    end = np.where(np.isfinite(last), last, requests["finished_ns"].astype(float).to_numpy())
+    ok = np.isfinite(start) & np.isfinite(end)
+    starts, ends = np.sort(start[ok]), np.sort(end[ok])
+    t = np.asarray(t_ns, dtype=float)
+    return (np.searchsorted(starts, t, side="right") - np.searchsorted(ends, t, side="left")).astype(float)
+
+
+def running_at_gaps(table: pd.DataFrame, engine: pd.DataFrame | None, t_ns: np.ndarray) -> tuple[np.ndarray, str]:
+    """Requests running at each time of `t_ns` (ns, shape (m,)) and where the count comes from: the engine's own
+    `running` at its last sample at or before each time ("engine samples"; NaN before its first sample), else,
+    without engine samples, running_at over the request records ("request records", which miss requests whose
+    records were never returned: timed out or lost)."""
+    if engine is not None and not engine.empty and "running" in engine and engine["running"].notna().any():
+        e = engine.loc[engine["running"].notna()].sort_values("t_ns")
+        at = np.searchsorted(e["t_ns"].to_numpy(dtype=np.int64), np.asarray(t_ns, dtype=np.int64), side="right") - 1
+        running = e["running"].to_numpy(dtype=float)
+        return np.where(at >= 0, running[np.clip(at, 0, None)], np.nan), "engine samples"
+    return running_at(table, t_ns), "request records"
+
+
+def context_gaps(requests: pd.DataFrame) -> pd.DataFrame:
+    """Every inter-token gap of every request with its context: one row per gap.
+
+    requests: columns input_tokens, token_ns (list of ns per token). The i-th gap (i = 1..n-1, between tokens i
+    and i+1 of n) is produced by a forward over input_tokens + i tokens of context (the prompt and the i tokens
+    already generated), so its context is input_tokens + i. Returns columns index (the request's), context_tokens,
+    itl_s, end_ns (the later token's time)."""
+    index: list[np.ndarray] = []
+    context: list[np.ndarray] = []
+    itl: list[np.ndarray] = []
+    end: list[np.ndarray] = []
+    for i, inp, tokens in zip(requests["index"], requests["input_tokens"], requests["token_ns"], strict=True):
+        if tokens is None or len(tokens) < 2:
+            continue
+        t = np.asarray(tokens, dtype=np.int64)
+        index.append(np.full(len(t) - 1, int(i), dtype=np.int64))
+        context.append(int(inp) + np.arange(1, len(t), dtype=np.int64))
+        itl.append(np.diff(t).astype(float) / NS)
+        end.append(t[1:])
+    if not index:
+        return pd.DataFrame({"index": np.array([], dtype=np.int64), "context_tokens": np.array([], dtype=np.int64), "itl_s": [], "end_ns": []})
+    return pd.DataFrame(
+        {"index": np.concatenate(index), "context_tokens": np.concatenate(context), "itl_s": np.concatenate(itl), "end_ns": np.concatenate(end)}
+    )
+
+
+def itl_by_context(gaps: pd.DataFrame, width: int | None = None, bins: int = ITL_BINS) -> pd.DataFrame:
+    """ITL binned by context length, up to the longest context: bin k holds the gaps whose context is in
+    [k * width, (k + 1) * width) tokens; empty bins are left out.
+
+    gaps: context_gaps' output, optionally with a `running` column (requests running at each gap's end).
+    width: tokens per bin (default bin_width(max context, bins)). Returns one row per non-empty bin in context
+    order: context_lo, context_hi (tokens, hi exclusive), gaps, itl_p50_s, itl_p90_s (numpy's linear percentiles,
+    seconds), running_p50 (NaN without a running column). Raises ValueError for width < 1."""
+    columns = ["context_lo", "context_hi", "gaps", "itl_p50_s", "itl_p90_s", "running_p50"]
+    if gaps.empty:
+        return pd.DataFrame(columns=columns)
+    context = gaps["context_tokens"].to_numpy(dtype=np.int64)
+    width = width or bin_width(int(context.max()), bins)
+    if width < 1:
+        raise ValueError(f"itl_by_context needs a bin width >= 1 token (got {width})")
+    keyed = gaps.assign(bin=context // width)
+    out = []
+    for k, group in keyed.groupby("bin", sort=True):
+        itl = group["itl_s"].to_numpy(dtype=float)
+        known = group["running"].dropna() if "running" in group else pd.Series(dtype=float)
+        running = float(np.median(known)) if len(known) else np.nan
+        p50, p90 = np.percentile(itl, [50, 90])
+        out.append(
+            {
+                "context_lo": int(k) * width,
+                "context_hi": (int(k) + 1) * width,
+                "gaps": len(itl),
+                "itl_p50_s": float(p50),
+                "itl_p90_s": float(p90),
+                "running_p50": running,
+            }
+        )
+    return pd.DataFrame(out, columns=columns)
+
+
+def kv_tokens_held(requests: pd.DataFrame, engine: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The tokens of context the engine holds at each of its samples, beside the KV bytes it reports.
+
+    A request holds its prompt from when the engine scheduled it, then one more token per token delivered:
+    input_tokens + k after its k-th token (the next forward writes that token's K and V), until its last token
+    (else its finish). requests: scheduled_ns, token_ns, finished_ns, input_tokens, sent_ns; engine: t_ns,
+    kv_bytes_used, running. Samples taken after a request was sent whose record has no token times (timed out,
+    lost, failed) are left out: what it held is unknown. Returns (DataFrame t_ns, tokens_held, kv_bytes_used,
+    running, one row per kept sample with a KV reading; None) or (empty DataFrame, the reason)."""
+    empty = pd.DataFrame({"t_ns": [], "tokens_held": [], "kv_bytes_used": [], "running": []})
+    if engine is None or engine.empty or "kv_bytes_used" not in engine or not engine["kv_bytes_used"].notna().any():
+        return empty, "the engine reports no KV bytes used"
+    e = engine.loc[engine["kv_bytes_used"].notna()].sort_values("t_ns")
+    t = e["t_ns"].to_numpy(dtype=np.int64)
+    known = requests["token_ns"].map(lambda x: x is not None and len(x) > 0) & requests["scheduled_ns"].notna()
+    unknown_sent = requests.loc[~known, "sent_ns"].dropna()
+    if len(unknown_sent):
+        keep = t < float(unknown_sent.min())
+        e, t = e.loc[keep], t[keep]
+    if not len(t):
+        return empty, "every engine sample came after a request whose token times were not recorded (timed out, lost or failed)"
+    held = np.zeros(len(t), dtype=np.int64)
+    rows = requests.loc[known]
+    for scheduled, inp, token_ns, finished in zip(rows["scheduled_ns"], rows["input_tokens"], rows["token_ns"], rows["finished_ns"], strict=True):
+        tokens = np.asarray(token_ns, dtype=np.int64)
+        end = int(tokens[-1]) if pd.isna(finished) else max(int(tokens[-1]), int(finished))
+        inside = (t >= int(scheduled)) & (t <= end)
+        held[inside] += int(inp) + np.searchsorted(tokens, t[inside], side="right")
+    running = e["running"].to_numpy(dtype=float) if "running" in e else np.full(len(t), np.nan)
+    return pd.DataFrame({"t_ns": t, "tokens_held": held, "kv_bytes_used": e["kv_bytes_used"].to_numpy(dtype=float), "running": running}), None
+
+
+def fit_kv_growth(held: pd.DataFrame) -> dict[str, float]:
+    """Least-squares line kv_bytes_used = slope * tokens_held + intercept over the samples of kv_tokens_held.
+
+    The slope is the measured KV bytes per token of context; with a paged cache each running request holds whole
+    pages (up to page_size - 1 tokens of slack, about page_size / 2 on average), which lifts the line by about
+    running x page_size / 2 x bytes per token (the intercept) and scatters the points, but leaves the slope.
+    Returns {slope_bytes_per_token, intercept_bytes, r2 (1 - SS_res / SS_tot), samples, max_tokens_held}.
+    Raises ValueError with fewer than MIN_KV_SAMPLES samples or a single distinct token count."""
+    x = held["tokens_held"].to_numpy(dtype=float)
+    y = held["kv_bytes_used"].to_numpy(dtype=float)
+    if len(x) < MIN_KV_SAMPLES:
+        raise ValueError(f"a KV growth fit needs at least {MIN_KV_SAMPLES} engine samples with a KV reading (got {len(x)})")
+    if np.ptp(x) == 0:
+        raise ValueError(f"every engine sample holds the same {int(x[0])} tokens: no growth to fit")
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(residual**2)) / total if total > 0 else 1.0
+    return {"slope_bytes_per_token": float(slope), "intercept_bytes": float(intercept), "r2": r2, "samples": int(len(x)), "max_tokens_held": int(x.max())}

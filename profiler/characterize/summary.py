@@ -152,7 +152,8 @@ def build_summary(
             unavailable["serving"] = "no request records (requests.parquet): the workload failed before its load started"
         else:
             summary.serving = guarded(
-                "the serving metrics", lambda: serving_summary(requests, engine, child.get("serve") or {}, outcome.load, outcome.objective, seed)
+                "the serving metrics",
+                lambda: serving_summary(requests, engine, child.get("serve") or {}, outcome.load, outcome.objective, seed, child.get("facts") or {}),
             )
             warnings.extend(serving_warnings(summary.serving, child.get("serve") or {}))
     summary.memory = _memory(samples, child, unavailable)

@@ -22,6 +22,11 @@ unchanged by the rescale.
 Request sizes (tokens, integers >= 1): `{fixed: N}`; `{uniform: [lo, hi]}` (inclusive);
 `{lognormal: {median: M, sigma: S}}` i.e. exp(Normal(ln M, S)) rounded, so the median is M; or
 `from_trace` (pattern trace only) to take the trace's own `input_tokens` / `output_tokens`.
+A lognormal may take `max: L`, a cap: min(exp(Normal(ln M, S)), L), rounded. This is the long tail of
+reasoning outputs (a right-skewed length distribution cut at the max response length, where the
+truncated responses pile up: DeepSeek-R1, arXiv 2501.12948; DAPO's overlong samples, arXiv 2503.14476).
+With sigma S the share of draws above L is 1 - Phi(ln(L / M) / S) (e.g. M 256, S 0.8, L 2048: 0.5%);
+how many of a schedule's draws were capped is counted (`capped_sizes`) and stated with the run.
 
 Randomness: one numpy `SeedSequence(seed)` spawns independent generators for arrivals, input sizes
 and output sizes, so changing the size distribution leaves the arrival times unchanged.
@@ -63,10 +68,23 @@ class _Strict(BaseModel):
 
 
 class LogNormal(_Strict):
-    """Token counts exp(Normal(ln median, sigma)), rounded to integers >= 1."""
+    """Token counts min(exp(Normal(ln median, sigma)), max), rounded to integers >= 1 (no cap without max)."""
 
     median: float = Field(gt=0, le=10_000_000, description="Median token count (the lognormal's exp(mu)).")
     sigma: float = Field(ge=0, le=10, description="Standard deviation of ln(tokens); 0 gives the median every time.")
+    max: int | None = Field(
+        None, ge=1, le=10_000_000, description="Cap: a draw above it is set to it (e.g. the max response length); the run states how many were."
+    )
+
+    @model_validator(mode="after")
+    def _cap_above_median(self) -> LogNormal:
+        if self.max is not None and self.max < self.median:
+            raise ValueError(f"lognormal: max ({self.max}) is below the median ({self.median:g}), so most draws would be capped; give max >= median")
+        return self
+
+    def draw_continuous(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n uncapped, unrounded draws exp(Normal(ln median, sigma)) (float64, shape (n,))."""
+        return rng.lognormal(mean=math.log(self.median), sigma=self.sigma, size=n)
 
 
 class Distribution(_Strict):
@@ -76,7 +94,7 @@ class Distribution(_Strict):
     uniform: list[int] | None = Field(
         None, min_length=2, max_length=2, description="[lo, hi]: token counts drawn uniformly from lo..hi inclusive (1 <= lo <= hi)."
     )
-    lognormal: LogNormal | None = Field(None, description="{median: M, sigma: S}: lognormal token counts with median M.")
+    lognormal: LogNormal | None = Field(None, description="{median: M, sigma: S, max: L}: lognormal token counts with median M, capped at L when max is given.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
@@ -91,14 +109,23 @@ class Distribution(_Strict):
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n token counts (int64, each >= 1) from this distribution."""
+        return self.draw_counted(rng, n)[0]
+
+    def draw_counted(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, int]:
+        """(n token counts (int64, shape (n,), each >= 1), how many draws were above the lognormal's max and set to
+        it (0 without a cap)). The same draws as `draw` for the same generator state."""
         if self.fixed is not None:
-            return np.full(n, self.fixed, dtype=np.int64)
+            return np.full(n, self.fixed, dtype=np.int64), 0
         if self.uniform is not None:
             lo, hi = self.uniform
-            return rng.integers(lo, hi + 1, size=n, dtype=np.int64)
+            return rng.integers(lo, hi + 1, size=n, dtype=np.int64), 0
         assert self.lognormal is not None
-        values = rng.lognormal(mean=math.log(self.lognormal.median), sigma=self.lognormal.sigma, size=n)
-        return np.maximum(np.rint(values), 1).astype(np.int64)
+        values = self.lognormal.draw_continuous(rng, n)
+        cap = self.lognormal.max
+        capped = 0 if cap is None else int(np.count_nonzero(values > cap))
+        if cap is not None:
+            values = np.minimum(values, cap)
+        return np.maximum(np.rint(values), 1).astype(np.int64), capped
 
 
 SizeSpec = Distribution | Literal["from_trace"]
@@ -107,8 +134,8 @@ SizeSpec = Distribution | Literal["from_trace"]
 class SizeConfig(_Strict):
     """Input (prompt) and output (generated) token counts per request."""
 
-    input: SizeSpec = Field(description="Prompt tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {median: M, sigma: S}}, or from_trace.")
-    output: SizeSpec = Field(description="Generated tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {median: M, sigma: S}}, or from_trace.")
+    input: SizeSpec = Field(description="Prompt tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {median: M, sigma: S, max: L}}, or from_trace.")
+    output: SizeSpec = Field(description="Generated tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {median: M, sigma: S, max: L}}, or from_trace.")
 
 
 class LoadConfig(_Strict):
@@ -336,6 +363,23 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Requ
         )
         for i in range(n)
     ]
+
+
+def capped_sizes(config: LoadConfig, n: int) -> dict[str, int]:
+    """How many of the `n` scheduled requests' sizes were drawn above a lognormal's `max` and set to it, per side
+    ("input", "output") whose distribution has a cap; {} when none has. Re-draws with `schedule`'s own generators
+    (the same seed and the same n give the same draws), so it counts exactly what `schedule` capped, before
+    `fit_to_positions` (whose changes are counted apart)."""
+    sizes = config.sizes
+    out: dict[str, int] = {}
+    if sizes is None:
+        return out
+    _, input_ss, output_ss = np.random.SeedSequence(config.seed).spawn(3)
+    for side, ss in (("input", input_ss), ("output", output_ss)):
+        spec = getattr(sizes, side)
+        if isinstance(spec, Distribution) and spec.lognormal is not None and spec.lognormal.max is not None:
+            out[side] = spec.draw_counted(np.random.default_rng(ss), n)[1]
+    return out
 
 
 def fit_to_positions(requests: list[Request], max_positions: int, policy: str) -> dict[str, object]:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..load.arrivals import LoadConfig, Request, failed_trace_rows, fit_to_positions, gap_stats, schedule
+from ..load.arrivals import LoadConfig, Request, capped_sizes, failed_trace_rows, fit_to_positions, gap_stats, schedule
 from ..load.sender import send_all
 from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
@@ -231,6 +231,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
         "requests": len(requests),
         "measured_requests": sum(r.measured for r in requests),
         "long_requests": fitted,
+        "sizes_capped": capped_sizes(load, len(requests)),
         "prefix_share": prefix_share(requests),
         "start_ns": start_ns,
         "bad_records": [],

@@ -8,6 +8,9 @@ per request) and engine.parquet (the engine's scheduler samples).
 - Per workload (at most MAX_TIMELINES, sweep points only when nothing else ran under a load): every
   measured request as a bar in three segments (queueing, scheduled to first token, decoding), the
   engine's batch (running, waiting) and KV occupancy beneath on the same time axis.
+- Against context (the same workloads as the timelines): ITL per context bin (p50, band to p90) to the end
+  of the longest sequence, and the KV cache's bytes against the tokens of context held, with one sentence
+  stating the growth, whether the running batch changed across the bins, and how many sizes were capped.
 - Distributions: per-request QoE (Andes), TTFT and TPOT as ECDFs, each against its stated objective.
 - Rate sweeps (points that differ in `load.rate`): latency percentiles and goodput against the
   offered rate, the knee (Kneedle on p90 TTFT) and the highest rate meeting the attainment target.
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.characterize.serving import FINISHED, NS, andes_qoe, interpolate_max_rate, knee, meets_slo, per_request
+from profiler.characterize.serving import BATCH_CHANGE, FINISHED, NS, andes_qoe, interpolate_max_rate, knee, kv_tokens_held, meets_slo, per_request
 from profiler.format import count, duration, nbytes, percent, rate, sig
 from profiler.runmodel import Serving, Stats
 
@@ -39,6 +42,7 @@ from ..serving_figures import (
     RATE_KEY,
     Served,
     SweepCurve,
+    context_growth,
     max_rate_kind,
     qoe_ecdf,
     request_timeline,
@@ -103,6 +107,8 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
     shown = _timeline_workloads(served)
     timelines = [ctx.figure(request_timeline(s, ctx.colours.get(s.name)), "serving-timeline") for s in shown]
     left_out = [n for n in served if n not in {s.name for s in shown}]
+    context_lines = [line for s in shown for line in context_sentences(s, _contended(ctx, s.name))]
+    context_figures = [ctx.figure(context_growth(s, _held(s), ctx.colours.get(s.name)), "serving-context") for s in shown]
     return {
         "outcome": outcome,
         "latency": latency,
@@ -110,6 +116,8 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
         "timelines": [f for f in timelines if f],
         "timelines_left_out": left_out,
         "max_bars": MAX_BARS if any(len(s.measured) > MAX_BARS for s in shown) else None,
+        "context_lines": context_lines,
+        "context_figures": [f for f in context_figures if f],
         "distributions": [f for f in _distributions(ctx, served) if f],
         "sweeps": sweeps,
         "sweep_figures": [f for f in sweep_figures if f],
@@ -366,6 +374,75 @@ def _timeline_workloads(served: dict[str, Served]) -> list[Served]:
         if not s.table.empty:
             last[s.group or s.name] = s
     return list(last.values())[:MAX_TIMELINES]
+
+
+# ---------------------------------------------------------------- against context
+
+
+def _held(s: Served) -> pd.DataFrame | None:
+    """The tokens of context held at each engine sample (kv_tokens_held), for the KV scatter; None without a fit."""
+    if s.serving.kv_by_context is None or s.table.empty or "input_tokens" not in s.table:
+        return None
+    held, _ = kv_tokens_held(s.table, s.engine)
+    return held
+
+
+def _contended(ctx: ReportContext, name: str) -> str | None:
+    view = ctx.views.get(name)
+    c = view.summary.contention if view is not None else None
+    return c.summary if c is not None and c.contended else None
+
+
+def context_sentences(s: Served, contended: str | None = None) -> list[str]:
+    """What the context figure shows, in words: ITL growth from the shortest to the longest context bin, the KV
+    cache's measured bytes per token of context against the declared, whether the running batch changed across the
+    bins (it confounds ITL against context), how many sizes were capped; an unavailable figure with its reason.
+    contended: the run's contention summary when it was measured under contention (ITL then varies with the
+    other processes' load, so its growth is no claim)."""
+    v = s.serving
+    lines = []
+    itl, kv = v.itl_by_context, v.kv_by_context
+    if itl is not None and itl.growth is not None and itl.from_bin is not None and itl.to_bin is not None:
+        a, b = itl.bins[itl.from_bin], itl.bins[itl.to_bin]
+        text = (
+            f"{s.name}: ITL p50 went from {duration(a.itl_p50_s)} at {a.context_lo}–{a.context_hi - 1} tokens of context to "
+            f"{duration(b.itl_p50_s)} at {b.context_lo}–{b.context_hi - 1} (× {sig(itl.growth)}; p90 {duration(a.itl_p90_s)} → "
+            f"{duration(b.itl_p90_s)}), over {count(itl.gaps)} gaps to a longest context of {count(itl.max_context_tokens)} tokens"
+        )
+    elif itl is not None:
+        text = f"{s.name}: ITL growth against context not stated: fewer than 2 context bins with enough gaps ({count(itl.gaps)} gaps in all)"
+    else:
+        text = f"{s.name}: ITL against context unavailable: {v.context_unavailable.get('itl_by_context', 'not computed by this version')}"
+    if kv is not None:
+        declared = (
+            f" (declared {nbytes(kv.declared_bytes_per_token)}: measured ÷ declared {sig(kv.slope_over_declared)})" if kv.declared_bytes_per_token else ""
+        )
+        pages = (
+            f"; pages of {kv.page_tokens} tokens leave up to {kv.page_tokens - 1} tokens of slack per request, which lifts the line by "
+            f"{nbytes(kv.intercept_bytes)} without changing its slope"
+            if kv.page_tokens
+            else ""
+        )
+        fit = f"r² {kv.r2:.3f} over {count(kv.samples)} engine samples"
+        text += f"; the KV cache grew {nbytes(kv.slope_bytes_per_token)} per token of context held{declared}, {fit}{pages}."
+    else:
+        text += f"; KV bytes against context unavailable: {v.context_unavailable.get('kv_by_context', 'not computed by this version')}."
+    lines.append(text)
+    if itl is not None and contended:
+        lines.append(f"{s.name}: measured under contention ({contended}): ITL against context there follows the other processes' load too; no claim.")
+    if itl is not None and itl.batch_changed:
+        lines.append(
+            f"{s.name}: the running batch changed across the context bins (median {sig(itl.running_min)} to {sig(itl.running_max)}, "
+            f"{itl.running_from}; ≥ {BATCH_CHANGE:g}×): ITL against context there mixes the context's cost with the batch's."
+        )
+    sizes = v.load.get("sizes") if isinstance(v.load.get("sizes"), dict) else {}
+    for side, capped in v.sizes_capped.items():
+        spec = ((sizes or {}).get(side) or {}).get("lognormal") or {}
+        stated = f"lognormal median {sig(spec['median'])}, sigma {sig(spec['sigma'])}, " if {"median", "sigma"} <= set(spec) else ""
+        lines.append(
+            f"{s.name}: {side} lengths {stated}capped at {count(spec.get('max'))} tokens: {capped} of {v.requests} requests drawn above the cap were set to it."
+        )
+    return lines
 
 
 # ---------------------------------------------------------------- distributions

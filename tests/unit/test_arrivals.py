@@ -252,3 +252,50 @@ def test_token_scale_shrinks_trace_sizes_and_only_traces_take_it(tmp_path):
         LoadConfig.model_validate(
             {"pattern": "poisson", "rate": 1.0, "requests": 3, "token_scale": 0.5, "sizes": {"input": {"fixed": 1}, "output": {"fixed": 1}}}
         )
+
+
+# ---------------------------------------------------------------- a capped lognormal (reasoning outputs' long tail)
+
+CAPPED = {"input": {"fixed": 64}, "output": {"lognormal": {"median": 256, "sigma": 1.0, "max": 1024}}}
+
+
+def test_a_capped_lognormal_keeps_its_median_and_sets_draws_above_the_cap_to_it():
+    from profiler.load.arrivals import capped_sizes
+
+    n, seed = 20_000, 3
+    config = make(requests=n, seed=seed, sizes=CAPPED)
+    outputs = np.array([r.output_tokens for r in schedule(config)])
+    # the same draws by hand: schedule's output generator is the third child of SeedSequence(seed)
+    raw = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]).lognormal(math.log(256), 1.0, n)
+    assert outputs.tolist() == np.maximum(np.rint(np.minimum(raw, 1024)), 1).astype(int).tolist()
+    assert outputs.max() == 1024 and np.median(outputs) == pytest.approx(256, rel=0.05)
+    above = int((raw > 1024).sum())
+    assert capped_sizes(config, n) == {"output": above}
+    assert above / n == pytest.approx(0.5 * math.erfc(math.log(4) / math.sqrt(2)), abs=0.01)  # 1 - Phi(ln(max / median) / sigma) = 8.3%
+    assert (outputs == 1024).sum() >= above
+
+
+def test_without_a_cap_the_lognormal_draws_are_unchanged_and_nothing_is_counted():
+    from profiler.load.arrivals import capped_sizes
+
+    config = make(requests=1000, seed=5, sizes={"input": {"lognormal": {"median": 100, "sigma": 0.5}}, "output": {"uniform": [1, 9]}})
+    raw = np.random.default_rng(np.random.SeedSequence(5).spawn(3)[1]).lognormal(math.log(100), 0.5, 1000)
+    assert [r.input_tokens for r in schedule(config)] == np.maximum(np.rint(raw), 1).astype(int).tolist()
+    assert capped_sizes(config, 1000) == {}
+    both = make(requests=10, sizes={"input": {"lognormal": {"median": 10, "sigma": 0.1, "max": 10}}, "output": CAPPED["output"]})
+    assert set(capped_sizes(both, 10)) == {"input", "output"}
+
+
+@pytest.mark.parametrize(
+    "lognormal, needle",
+    [
+        ({"median": 256, "sigma": 1.0, "max": 100}, "max (100) is below the median (256)"),
+        ({"median": 256, "sigma": 1.0, "max": 0}, "greater than or equal to 1"),
+        ({"median": 256, "sigma": 1.0, "max": 512.5}, "max"),
+        ({"median": 256, "sigma": 1.0, "cap": 512}, "cap"),
+    ],
+)
+def test_a_bad_cap_is_refused_naming_it(lognormal, needle):
+    with pytest.raises(ValidationError) as err:
+        make(requests=10, sizes={"input": {"fixed": 1}, "output": {"lognormal": lognormal}})
+    assert needle in str(err.value)

@@ -23,7 +23,7 @@ measure: {max_seconds: 120, sample_hz: 50, count_work: false, trace_ops: false}
 workloads:
   - name: serve
     type: llm_serve
-    params: {preset: llama-tiny, page_size: 32, kv_cache_tokens: 4096}
+    params: {preset: llama-tiny, page_size: 32, kv_cache_tokens: 4096, prefix_caching: false}
     load:
       pattern: poisson
       rate: 8
@@ -268,6 +268,65 @@ def test_values_the_run_could_not_measure_are_unavailable_with_a_reason(real_run
     assert "closed loop" in out["burstiness"].title and "closed loop" in out["sender error"].title
 
 
+# ---------------------------------------------------------------- against context
+
+
+def test_itl_and_kv_against_context_are_drawn_and_stated_in_one_sentence(real_run, tmp_path):
+    from profiler.format import duration, nbytes, sig
+    from profiler.rundir import load_run
+    from reports.html_report import write_report
+
+    w = load_run(real_run).workloads["serve"]
+    s = w.summary.serving
+    itl, kv = s.itl_by_context, s.kv_by_context
+    # 8 requests of 32 prompt tokens and 8 output tokens: 7 gaps each at contexts 33..39, bins of 5 tokens
+    assert itl is not None and itl.gaps == 56 and itl.max_context_tokens == 39 and itl.bin_tokens == 5
+    assert [(b.context_lo, b.gaps) for b in itl.bins] == [(30, 16), (35, 40)] and (itl.from_bin, itl.to_bin) == (0, 1)
+    assert itl.growth == pytest.approx(itl.bins[1].itl_p50_s / itl.bins[0].itl_p50_s)
+    assert kv is not None and kv.declared_bytes_per_token == w.summary.facts["kv_bytes_per_token"] and kv.page_tokens == 32
+    data = section(real_run)
+    first = data["context_lines"][0]
+    assert first.startswith(f"serve: ITL p50 went from {duration(itl.bins[0].itl_p50_s)} at 30–34 tokens of context to {duration(itl.bins[1].itl_p50_s)}")
+    assert f"(× {sig(itl.growth)};" in first and f"grew {nbytes(kv.slope_bytes_per_token)} per token of context held" in first
+    assert f"measured ÷ declared {sig(kv.slope_over_declared)}" in first and "pages of 32 tokens" in first
+    (fig,) = data["context_figures"]
+    assert "serving-context" in fig
+    run_dir = copy_run(real_run, tmp_path)
+    write_report(run_dir, run_dir / "report.html")
+    page = (run_dir / "report.html").read_text()
+    assert "<h3>Per-token latency and KV cache against context</h3>" in page and "serving-context" in page
+    for term in ("ITL against context", "KV bytes per token of context", "Capped lognormal"):
+        assert f"<dt>{term}</dt>" in page, term
+
+
+def test_a_changing_batch_capped_sizes_and_a_missing_kv_fit_are_said(real_run, tmp_path):
+    from profiler.rundir import load_run
+    from reports.sections.serving import context_sentences, served_workload
+    from reports.serving_figures import context_growth
+
+    run_dir = copy_run(real_run, tmp_path)
+    itl = load_run(run_dir).workloads["serve"].summary.serving.itl_by_context.model_dump()
+    itl.update(running_min=1.0, running_max=3.0, batch_changed=True, running_from="engine samples")
+    load = {"pattern": "closed", "concurrency": 1, "requests": 8, "sizes": {"output": {"lognormal": {"median": 256, "sigma": 1.0, "max": 1024}}}}
+    why = "a KV growth fit needs at least 3 engine samples with a KV reading (got 1)"
+    edit_summary(run_dir / "serve", itl_by_context=itl, kv_by_context=None, context_unavailable={"kv_by_context": why}, sizes_capped={"output": 1}, load=load)
+    served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
+    lines = context_sentences(served, contended="contended: other processes used 1.2 of its 2 cores (median)")
+    assert lines[0].endswith(f"; KV bytes against context unavailable: {why}.")
+    assert lines[1].startswith("serve: measured under contention (contended: other processes used 1.2") and lines[1].endswith("no claim.")
+    assert lines[2] == (
+        "serve: the running batch changed across the context bins (median 1.00 to 3.00, engine samples; ≥ 1.5×): "
+        "ITL against context there mixes the context's cost with the batch's."
+    )
+    assert lines[3] == "serve: output lengths lognormal median 256, sigma 1.00, capped at 1,024 tokens: 1 of 8 requests drawn above the cap were set to it."
+    fig = context_growth(served, None)
+    assert [t.name for t in fig.data] == ["ITL p90", "ITL p50 (band: to p90)"]  # no KV fit: the ITL half alone
+    edit_summary(run_dir / "serve", itl_by_context=None, context_unavailable={"itl_by_context": "no finished measured request with 2 or more tokens"})
+    served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
+    assert context_sentences(served)[0].startswith("serve: ITL against context unavailable: no finished measured request with 2 or more tokens;")
+    assert context_growth(served, None) is None
+
+
 # ---------------------------------------------------------------- rate sweeps
 
 
@@ -337,5 +396,5 @@ def test_the_section_renders_in_chromium_without_errors(real_run, tmp_path):
         overflowing = page.evaluate("[...document.querySelectorAll('#serving table')].filter(t => t.getBoundingClientRect().right > window.innerWidth).length")
         browser.close()
     assert errors == []
-    assert figures == 6 and rendered == figures  # a timeline, three distributions, two sweep figures
+    assert figures == 7 and rendered == figures  # a timeline, against context, three distributions, two sweep figures
     assert overflowing == 0
