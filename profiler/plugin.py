@@ -56,6 +56,8 @@ class Trait(str, Enum):
     """Requests combine several input modalities (images and text, audio and video)."""
     STREAMING_INPUT = "streaming_input"
     """Input arrives continuously while outputs are produced (an always-on assistant)."""
+    TRAINING = "training"
+    """Weights are updated: gradients and optimizer state are held (an RL post-training or fine-tuning step)."""
 
 
 class Resources(BaseModel):
@@ -88,6 +90,12 @@ class Declaration(BaseModel):
       TPOT and ITL are computed from them. Empty: every span with units > 0 except the iteration.
     - `inference`: the phase that turns an observation into outputs in a control loop (its
       share of the iteration is the inference duty cycle). None: no such phase.
+    - `breakdown`: the phases that split one iteration into its stages, in order (an RL step:
+      rollout, scoring, training, weight sync): each is a top-level span of the iteration; the
+      summary gives each one's share of the iteration and its tokens per second (from the spans'
+      `tokens` attribute). Empty: no breakdown.
+    - `objective`: what the workload is judged by, in words, where it is not a request's latency
+      (an RL step: the throughput of whole steps). None: read from the traits and the load.
 
     Work, intensity, MFU, MBU, bound class and operator mix are read from the step phase, or from
     the request phase when there is no step.
@@ -100,6 +108,8 @@ class Declaration(BaseModel):
     step: str | None = Field(None, min_length=1, max_length=200, description="The repeated phase compared with one decode step.")
     deliveries: tuple[str, ...] = Field((), description="Phases whose spans deliver output units; empty: any span with units > 0.")
     inference: str | None = Field(None, min_length=1, max_length=200, description="The observation-to-output phase of a control loop.")
+    breakdown: tuple[str, ...] = Field((), description="Phases that split an iteration into its stages, in order (top-level spans).")
+    objective: str | None = Field(None, min_length=1, max_length=200, description="What the workload is judged by, where it is not a request's latency.")
     position_unit: str | None = Field(
         None, min_length=1, max_length=60, description="What `position` on step spans counts: 'token of context', 'denoising step'."
     )
@@ -120,9 +130,9 @@ class Declaration(BaseModel):
         """Written in a stable order (a set's order changes between processes)."""
         return sorted(t.value for t in traits)
 
-    @field_validator("deliveries", mode="before")
+    @field_validator("deliveries", "breakdown", mode="before")
     @classmethod
-    def _deliveries_as_tuple(cls, value: Any) -> Any:
+    def _phases_as_tuple(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
 
     @model_validator(mode="after")
@@ -132,6 +142,10 @@ class Declaration(BaseModel):
                 raise ValueError(f"{role}: '{ITERATION}' is the runner's span around each run_once; name a phase the workload marks")
         if ITERATION in self.deliveries:
             raise ValueError(f"deliveries: '{ITERATION}' delivers nothing itself; name the phases whose spans carry units > 0")
+        if ITERATION in self.breakdown:
+            raise ValueError(f"breakdown: '{ITERATION}' is the whole; name the phases that split it")
+        if len(set(self.breakdown)) != len(self.breakdown):
+            raise ValueError(f"breakdown: a phase is named twice in {list(self.breakdown)}")
         if self.position_unit is not None and self.step is None:
             raise ValueError("position_unit is set but step is not: position is read from the step phase's spans")
         return self
@@ -194,6 +208,13 @@ class Mark(Protocol):
           the observation behind an executed action). Measure state outside the timed body:
           `with mark(...) as s: ...` then `s.attrs["state_bytes"] = n`; attributes set before
           the iteration ends are kept.
+          A synchronous batch (an RL rollout: every request starts together, the batch ends with
+          its last one) puts on each step span `sequences` (requests in the batch at that step)
+          and `finished` (requests that ended at it): the summary's straggler tail is read from
+          them. `tokens` on a breakdown phase's spans counts the tokens it processed (tokens per
+          second per stage). `memory_<kind>_bytes` (weights, gradients, optimizer_state,
+          activations, kv_cache, ...) is memory of that kind measured from the tensors: the
+          summary keeps each kind's peak over the measured spans.
 
         The span ends when the body exits. The body must make its output available on the host
         (e.g. copy the token to the CPU) before exiting: the host time is what a user or actuator

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import ValidationError
 
-from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_mask, measured_spans
+from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_columns, measured_mask, measured_spans
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
@@ -77,7 +77,7 @@ class WorkloadRun:
 
     def _read_measured(self) -> None:
         if "spans" in self.__dict__:  # already read in full: filter that rather than read again
-            spans = self.spans[[c for c in MEASURED_COLUMNS if c in self.spans]]
+            spans = self.spans[measured_columns(self.spans.columns)]
             self._iterations = spans.loc[spans["phase"] == ITERATION] if not spans.empty else spans
             self._measured = measured_spans(spans)
         else:

@@ -217,6 +217,37 @@ CONTENTION_RULE = (
 class Memory(Model):
     peak_rss_bytes: int | None = None
     device_peak_by_phase: dict[str, DevicePeak] = Field(default_factory=dict)
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    """Kind -> peak bytes measured from the tensors (the spans' `memory_<kind>_bytes`: weights, gradients,
+    optimizer_state, activations, kv_cache...; profiler/characterize/sync_batch.py)."""
+
+
+class BatchTail(Model):
+    """A synchronous batch's stragglers over the measured iterations (profiler/characterize/sync_batch.py):
+    one sample per iteration; times in seconds, shares and occupancies 0..1."""
+
+    iterations: int
+    requests: Stats
+    batch_s: Stats
+    tail_s: Stats
+    """Median request's finish to the last finish."""
+    tail_share: Stats
+    """tail_s / batch_s."""
+    p90_tail_share: Stats
+    """(last finish - finish of request ceil(0.9 N)) / batch_s: the time only the slowest 10% run."""
+    occupancy: Stats
+    """Time-weighted sequences in the batch / the peak, over the whole batch."""
+    tail_occupancy: Stats
+    """The same over the steps after the median finish."""
+    tail_steps: Stats
+    peak_sequences: float | None = None
+
+
+class StageShare(Model):
+    """One stage of the declared breakdown: its share of the iteration (one sample per iteration) and its tokens/s."""
+
+    share: Stats
+    tokens_per_s: float | None = None
 
 
 # ---------------------------------------------------------------- work, energy, operator mix
@@ -565,6 +596,10 @@ class WorkloadSummary(Model):
     operator_mix: OperatorMix | None = None
     serving: Serving | None = None
     """Under a `load:` block: the request pattern and the objective's figures."""
+    breakdown: dict[str, StageShare] = Field(default_factory=dict)
+    """The declared stages (Declaration.breakdown) in order, then `other` (time no stage covers)."""
+    batch_tail: BatchTail | None = None
+    """A synchronous batch's straggler tail, where the step spans carry `finished`."""
     unavailable: dict[str, str] = Field(default_factory=dict)
     """Metric or analysis -> why it is not available on this run."""
     warnings: list[str] = Field(default_factory=list)

@@ -318,6 +318,8 @@ def objective(view: WorkloadView) -> Value:
 
     serving = view.summary.serving
     judged = f"; judged by SLO {serving.slo} and QoE ({serving.qoe_stated})" if serving is not None else ""
+    if view.declaration.objective:
+        return Value(view.declaration.objective, basis="declared by the workload (Declaration.objective)" + judged)
     traits = view.declaration.traits
     if Trait.CONTROL_LOOP in traits or view.summary.deadlines is not None:
         return Value("a deadline per control tick", basis="the workload's ticks carry deadlines" + judged)
@@ -330,6 +332,12 @@ def objective(view: WorkloadView) -> Value:
 def concurrency(view: WorkloadView) -> Value:
     from profiler.characterize.serving import measured_window_ns, per_request
 
+    tail = view.summary.batch_tail
+    if view.summary.serving is None and tail is not None:
+        step = view.declaration.step
+        m = view.measured
+        in_batch = m.loc[(m["phase"] == step) & m["finished"].notna(), "sequences"].dropna().to_numpy(dtype=float)
+        return _median_of(in_batch, "requests", "no step span with `sequences`", f"requests in the synchronous batch at each '{step}' span")
     if view.summary.serving is None:
         # one request in flight during each measured iteration, by construction of the measured loop
         ones = np.ones(view.request_latencies_s.size)
@@ -346,6 +354,11 @@ def concurrency(view: WorkloadView) -> Value:
 def arrival_burstiness(view: WorkloadView) -> Value:
     """Poisson-like, bursty or even by where the 95% interval of the gaps' CV lies against 1 (Poisson's CV)."""
     serving = view.summary.serving
+    tail = view.summary.batch_tail
+    if serving is None and tail is not None:
+        n = tail.requests.median
+        basis = f"every request of an iteration starts together ({n:g} per iteration) and the next waits for the last"
+        return Value("all at once: synchronous batches", "", basis=basis)
     if serving is None:
         return Value(None, "", why=NO_LOAD)
     if serving.load.get("pattern") == "closed":
@@ -380,3 +393,44 @@ def queueing_share(view: WorkloadView) -> Value:
     t = t.loc[t["measured"] & (t["status"] == FINISHED)]
     share = (t["queue_s"] / t["e2e_s"]).replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
     return _median_of(share, "of E2E", "no finished measured request", "queueing delay / E2E per request")
+
+
+# ---------------------------------------------------------------- synchronous batches and training state
+
+
+@characteristic(
+    "straggler_tail_share", label="straggler tail share of a synchronous batch", short="tail share", kind=Kind.PRESENCE, better=Better.LOWER, axis="serving"
+)
+def straggler_tail_share(view: WorkloadView) -> Value:
+    """Per iteration: (last finish - the median request's finish) / batch time (profiler/characterize/sync_batch.py)."""
+    from profiler.characterize.sync_batch import batch_tails
+
+    step = view.declaration.step
+    if view.summary.batch_tail is None or step is None:
+        return Value(None, "of batch time", why="no synchronous batch (no step span carries `finished`)")
+    shares = batch_tails(view.measured, step)["tail_share"].dropna().to_numpy(dtype=float)
+    return _median_of(shares, "of batch time", "no batch with more than one step", f"median request's finish to the last, over '{step}' spans")
+
+
+MODEL_STATE_KINDS = ("weights", "gradients", "optimizer_state")
+
+
+@characteristic(
+    "training_state_per_param",
+    label="weights, gradients and optimizer state per parameter",
+    short="state/param",
+    kind=Kind.PRESENCE,
+    better=Better.LOWER,
+    timing=False,
+)
+def training_state_per_param(view: WorkloadView) -> Value:
+    """Measured bytes of weights + gradients + optimizer state (memory by kind) over the parameter count; an
+    inference workload holds no gradients or optimizer state, so it has none (mixed-precision Adam: 16, ZeRO)."""
+    kinds = view.summary.memory.by_kind
+    params = view.summary.facts.get("param_count")
+    if "optimizer_state" not in kinds and "gradients" not in kinds:
+        return Value(None, "B/parameter", why="no gradients or optimizer state measured (inference)")
+    if not params:
+        return Value(None, "B/parameter", why="no param_count fact")
+    held = [k for k in MODEL_STATE_KINDS if k in kinds]
+    return Value(sum(kinds[k] for k in held) / params, "B/parameter", basis="measured from the tensors: " + " + ".join(k.replace("_", " ") for k in held))

@@ -63,6 +63,21 @@ LLM_PRESETS: dict[str, dict[str, Any]] = {
         "tie_word_embeddings": True,
         "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
     },
+    # Qwen/Qwen2.5-1.5B config.json (the policy of GRPO recipes at the 1.5B scale; fits one 141 GB GPU with its
+    # reference, rollout copy and fp32 AdamW state: 1.54B x (16 + 2 + 2) bytes = 31 GB)
+    "qwen2.5-1.5b": {
+        "model_type": "qwen2",
+        "hidden_size": 1536,
+        "intermediate_size": 8960,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+    },
     # Qwen/Qwen2.5-7B config.json
     "qwen2.5-7b": {
         "model_type": "qwen2",

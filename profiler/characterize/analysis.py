@@ -19,6 +19,7 @@ imports torch: a run directory can be analysed on any laptop.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,20 @@ MEASURED_COLUMNS = (
     "scheduled_ns",
     "staleness_s",
     "obs_ns",
+    "finished",
+    "tokens",
+    re.compile(r"^memory_[a-z0-9_]+_bytes$"),
 )
+"""Span columns the analyses read (profiler/plugin.py, Mark: the attributes the profiler reads); the
+pattern stands for every `memory_<kind>_bytes` column."""
+
+
+def measured_columns(names: Any) -> list[str]:
+    """The names among `names` (a frame's columns) that MEASURED_COLUMNS selects, in their order there."""
+    names = list(names)
+    fixed = [c for c in MEASURED_COLUMNS if isinstance(c, str) and c in names]
+    patterns = [c for c in MEASURED_COLUMNS if not isinstance(c, str)]
+    return fixed + [n for n in names if n not in fixed and any(p.match(str(n)) for p in patterns)]
 
 
 MEASURED_RULE_COLUMNS = ("iteration", "warmup", "error")

@@ -19,6 +19,7 @@ from ..plugin import ITERATION, Declaration, StateLayer
 from ..runmodel import (
     CONTENDED_CORES,
     CONTENDED_STEAL_CORES,
+    BatchTail,
     Contention,
     Deadlines,
     DeclaredState,
@@ -31,6 +32,7 @@ from ..runmodel import (
     PositionFits,
     RequestMetrics,
     Stage,
+    StageShare,
     StateCheck,
     Stats,
     Status,
@@ -40,9 +42,9 @@ from ..runmodel import (
 )
 from .analysis import (
     DEADLINE_FIELDS,
-    MEASURED_COLUMNS,
     UNAVAILABLE_WHY,
     deadline_metrics,
+    measured_columns,
     measured_spans,
     phase_noise,
     phase_shares,
@@ -56,6 +58,7 @@ from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
 from .serving import serving_summary, serving_warnings
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
+from .sync_batch import batch_tails, memory_by_kind, stage_shares, stage_tokens_per_s
 
 
 @dataclass
@@ -110,7 +113,7 @@ def build_summary(
     problems = list(outcome.problems)
     unavailable: dict[str, str] = {}
     warnings: list[str] = list(child.get("warnings", []))
-    spans = measured_spans(spans, [c for c in MEASURED_COLUMNS if c in spans]) if not spans.empty else spans
+    spans = measured_spans(spans, measured_columns(spans.columns)) if not spans.empty else spans
     summary = WorkloadSummary(
         name=outcome.name,
         type=outcome.type,
@@ -157,6 +160,11 @@ def build_summary(
             )
             warnings.extend(serving_warnings(summary.serving, child.get("serve") or {}))
     summary.memory = _memory(samples, child, unavailable)
+    summary.memory.by_kind = guarded("the memory by kind", lambda: memory_by_kind(spans)) or {}
+    if declaration.breakdown:
+        summary.breakdown = guarded("the stage breakdown", lambda: _breakdown(spans, declaration.breakdown, seed)) or {}
+    if declaration.step is not None:
+        summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, declaration.step, seed))
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
     if child.get("state_layers"):
@@ -193,6 +201,23 @@ def build_summary(
     summary.warnings = warnings
     summary.problems = problems
     return summary
+
+
+def _breakdown(spans: pd.DataFrame, stages: tuple[str, ...], seed: int) -> dict[str, StageShare]:
+    shares = stage_shares(spans, stages)
+    if shares.empty:
+        return {}
+    rates = stage_tokens_per_s(spans, stages)
+    return {str(k): StageShare(share=Stats(**describe(shares[k], seed)), tokens_per_s=rates.get(str(k))) for k in shares.columns}
+
+
+def _batch_tail(spans: pd.DataFrame, step: str, seed: int) -> BatchTail | None:
+    t = batch_tails(spans, step)
+    if t.empty:
+        return None
+    fields = ("requests", "batch_s", "tail_s", "tail_share", "p90_tail_share", "occupancy", "tail_occupancy", "tail_steps")
+    stats = {f: Stats(**describe(t[f].dropna().astype(float), seed)) for f in fields}
+    return BatchTail(iterations=len(t), peak_sequences=float(t["peak_sequences"].max()), **stats)
 
 
 def _request_metrics(spans: pd.DataFrame, declaration: Declaration, seed: int, unavailable: dict[str, str], warnings: list[str]) -> RequestMetrics:
@@ -318,6 +343,7 @@ def _declaration_warnings(spans: pd.DataFrame, declaration: Declaration) -> list
     out = []
     roles = {"request": declaration.request, "step": declaration.step, "inference": declaration.inference}
     roles.update({f"deliveries[{i}]": p for i, p in enumerate(declaration.deliveries)})
+    roles.update({f"breakdown[{i}]": p for i, p in enumerate(declaration.breakdown)})
     for role, phase in roles.items():
         if phase is not None and phase not in marked:
             known = ", ".join(sorted(str(p) for p in marked if p != ITERATION)) or "none"

@@ -166,10 +166,13 @@ KNOWN_TYPES = {"device_s": pa.float64(), "error": pa.string(), "position": pa.fl
 
 
 def read_arrow(path: str | Path, columns: Any = None) -> pa.Table:
-    """A parquet file as an arrow table; `columns` reads only those that exist."""
+    """A parquet file as an arrow table; `columns` reads only those that exist (a compiled regex
+    among them stands for every column whose name it matches)."""
     if columns is not None:
-        names = set(pq.read_schema(path).names)
-        columns = [c for c in columns if c in names]
+        names = pq.read_schema(path).names
+        wanted = [c for c in columns if isinstance(c, str)]
+        patterns = [c for c in columns if not isinstance(c, str)]
+        columns = [c for c in wanted if c in names] + [n for n in names if n not in wanted and any(p.match(n) for p in patterns)]
     return pq.read_table(path, columns=columns)
 
 

@@ -93,3 +93,19 @@ def test_work_and_bound_class_on_gpu(cuda_run):
     assert work.time_source.startswith("device")
     assert work.bound in ("memory-bound", "overhead-bound", "compute-bound")
     assert 0 < work.mbu < 1.5
+
+
+def test_rl_step_on_cuda_holds_fp32_master_state_and_bf16_copies(tmp_path):
+    """configs/rl.yaml's GRPO step on CUDA: autocast bf16 forwards over fp32 master weights, 16 bytes of model state per
+    parameter, bf16 rollout and reference copies, and a generation stage less compute-bound than training."""
+    result = run_cli("run", ROOT / "configs" / "rl.yaml", "-o", tmp_path, "--device", "cuda", "--set", "measure.min_iters=3")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    s = load_run(run_dir).workloads["grpo"].summary
+    kinds, params = s.memory.by_kind, s.facts["param_count"]
+    assert (kinds["weights"] + kinds["gradients"] + kinds["optimizer_state"]) / params == pytest.approx(16, abs=0.01)
+    assert kinds["rollout_weights"] == kinds["reference_weights"] == 2 * params
+    assert s.facts["dtype"] == "bfloat16" and s.facts["autocast"] is True
+    assert s.memory.device_peak_by_phase  # allocator peaks per phase
+    work = s.work.phases
+    assert work["forward_backward"].intensity_flop_per_byte > work["rollout_step"].intensity_flop_per_byte

@@ -70,7 +70,13 @@ def test_published_parameter_counts():
 
     from workloads.llm_presets import build_config
 
-    expected = {"llama-3.2-1b": 1_235_814_400, "llama-3.1-8b": 8_030_261_248, "qwen2.5-0.5b": 494_032_768, "qwen2.5-7b": 7_615_616_512}
+    expected = {
+        "llama-3.2-1b": 1_235_814_400,
+        "llama-3.1-8b": 8_030_261_248,
+        "qwen2.5-0.5b": 494_032_768,
+        "qwen2.5-1.5b": 1_543_714_304,
+        "qwen2.5-7b": 7_615_616_512,
+    }
     for preset, count in expected.items():
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(build_config(preset))
