@@ -12,7 +12,7 @@ differences name the baseline). Sections with `first_screen=True` form the page'
 (the answer); the contents line follows them.
 
 Orders used by the built-in sections: header 0, overview 10, findings 20, differences 30,
-warnings 40, latency 50, control loops 60, work 70, energy 80, operator mix 90, scaling 100,
+warnings 40, latency 50, serving 55, stages 57, control loops 60, work 70, energy 80, operator mix 90, scaling 100,
 crossover 105, figures 110, workloads 120, environment 130, definitions 140.
 """
 
