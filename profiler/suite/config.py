@@ -210,7 +210,7 @@ def validation_error_line(
     overrides: dict[tuple[Any, ...], str] | None = None,
 ) -> str:
     """One line for the first error of `exc`, with where it came from and a suggestion."""
-    errors = exc.errors(include_url=False)
+    errors = _without_union_tags(exc.errors(include_url=False))
     first = errors[0]
     loc = tuple(first["loc"])
     key_path = prefix + loc
@@ -230,6 +230,34 @@ def validation_error_line(
             message += suggest(first["input"], re.findall(r"'([^']*)'", expected))
     more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{where}: {message}{more}"
+
+
+UNION_TAG = re.compile(r"^[\w-]+\[.*\]$")
+"""pydantic's name for one branch of a union or a validator wrapper in an error's loc: `function-after[...]`, `literal['x']`."""
+
+
+def _without_union_tags(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors with union-branch tags dropped from their locs, one per place. A value that failed every branch of a
+    union (a size given as a mapping that is wrong, where `from_trace` is the other branch) is reported by the branch
+    that takes its type, not once per branch."""
+
+    def branch(e: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+        for i, part in enumerate(e["loc"]):
+            if isinstance(part, str) and UNION_TAG.match(part):
+                return tuple(e["loc"][:i]), part
+        return None
+
+    # per union: a string chose the literal branch (a misspelt keyword); anything else the other branches
+    wants_literal = {b[0]: isinstance(e.get("input"), str) for e in errors if (b := branch(e)) and b[1].startswith("literal[")}
+    kept = [e for e in errors if not (b := branch(e)) or b[0] not in wants_literal or b[1].startswith("literal[") == wants_literal[b[0]]]
+    kept = kept or errors
+    out, seen = [], set()
+    for e in kept:
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and UNION_TAG.match(p)))
+        if loc not in seen:
+            seen.add(loc)
+            out.append({**e, "loc": loc})
+    return out
 
 
 def _clean_msg(error: dict[str, Any]) -> str:

@@ -192,3 +192,21 @@ def test_validate_list_schema_report_do_not_import_torch(write_suite):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        ("{fixed: 0}", "load.sizes.input.fixed: Input should be greater than or equal to 1 (got 0)"),
+        ("from_trac", "load.sizes.input: Input should be 'from_trace' (got 'from_trac') (did you mean 'from_trace'?)"),
+    ],
+)
+def test_a_bad_size_is_named_by_the_branch_of_its_type(write_suite, size, expected):
+    """A size is a distribution or the keyword from_trace (a union): the error names the key path without
+    pydantic's branch tags, from the branch the value's type chose, and counts no branch as a second error."""
+    suite = GOOD.replace(
+        "type: llm_decode", "type: llm_decode\n    load: {pattern: poisson, rate: 1, requests: 3, sizes: {input: " + size + ", output: {fixed: 2}}}"
+    )
+    result = run_cli("validate", write_suite(suite))
+    assert_one_line_error(result, expected)
+    assert "function-after" not in result.stderr and "literal[" not in result.stderr and "more error" not in result.stderr
