@@ -137,14 +137,22 @@ def _slopes(w: Value, b: Value, seed: int) -> Comparison:
     same_unit = w.position_unit == b.position_unit
     if ws == bs == "flat":
         return Comparison(Verdict.NO_DIFFERENCE, ratio=None, basis="both flat")
-    if ws == "flat":
-        return Comparison(Verdict.LOWER, ratio=0.0, basis="flat vs grows" + ("" if same_unit else " (different position units)"))
-    if bs == "flat":
+    wl, wh = slope_ci(*w.samples, seed=seed)
+    bl, bh = slope_ci(*b.samples, seed=seed)
+    # "flat" is relative to the value's level: a long prompt's state changes little over a few generated tokens even
+    # when it grows per token exactly as the baseline's does. Flat against growing is a direction only when the flat
+    # side's whole slope interval lies below the growing side's (or the position units differ, so slopes cannot meet).
+    if ws == "flat" and not same_unit:
+        return Comparison(Verdict.LOWER, ratio=0.0, basis="flat vs grows (different position units)")
+    if ws == "flat" and wh < bl:
+        ratio = max(w.value, 0.0) / b.value  # 0 for a state that does not grow; a real fraction for a slower growth
+        return Comparison(Verdict.LOWER, ratio, (max(wl, 0.0) / bh, max(wh, 0.0) / bl), basis="flat vs grows")
+    if bs == "flat" and (bh < wl or not same_unit):
         return Comparison(Verdict.HIGHER, basis="grows vs flat" + ("" if same_unit else " (different position units)"))
     if not same_unit:
         return Comparison(Verdict.NOT_COMPARABLE, why=f"both grow, and position is '{w.position_unit}' here and '{b.position_unit}' in the baseline")
-    wl, wh = slope_ci(*w.samples, seed=seed)
-    bl, bh = slope_ci(*b.samples, seed=seed)
+    if min(wl, bl) <= 0:
+        return Comparison(Verdict.INCONCLUSIVE, why="one slope's interval reaches 0 while the other's overlaps it: neither flat nor growing apart")
     ratio = w.value / b.value
     lo, hi = wl / bh, wh / bl  # both slopes positive here
     if lo > 1:

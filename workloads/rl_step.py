@@ -61,10 +61,19 @@ BREAKDOWN = ("rollout", "scoring", "training", "weight_sync")
 def max_positions_of(preset: str | None, pretrained: str | None) -> int | None:
     """The model's max_position_embeddings, from the preset or the local config.json (no torch)."""
     if pretrained is not None:
-        with open(os.path.join(pretrained, "config.json")) as f:
-            config = json.load(f)
-        config = config.get("text_config") or config
-        return config.get("max_position_embeddings") or config.get("n_positions")
+        path = os.path.join(pretrained, "config.json")
+        try:
+            with open(path) as f:
+                config = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable JSON file ({str(exc).splitlines()[0][:120]}); give a model directory's config.json") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: holds a {type(config).__name__}, not a model config (a JSON object)")
+        config = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+        limit = config.get("max_position_embeddings") or config.get("n_positions")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ValueError(f"{path}: max_position_embeddings is {limit!r}, not a positive integer")
+        return limit
     return LLM_PRESETS[preset]["max_position_embeddings"] if preset else None
 
 
@@ -107,7 +116,13 @@ class RLStep:
             if limit is not None and self.prompt_len + self.max_response_len > limit:
                 raise ValueError(
                     f"prompt_len + max_response_len = {self.prompt_len + self.max_response_len} exceeds the model's max_position_embeddings ({limit}); "
-                    "lower max_response_len"
+                    "lower prompt_len or max_response_len"
+                )
+            longest = self.prompt_len + self.max_response_len
+            if self.kv_cache_tokens is not None and self.kv_cache_tokens < longest:
+                raise ValueError(
+                    f"kv_cache_tokens {self.kv_cache_tokens} cannot hold one request at its longest (prompt_len + max_response_len = {longest}); "
+                    "raise it or leave it out (default: every request of a step)"
                 )
             return self
 

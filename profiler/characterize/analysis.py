@@ -47,7 +47,7 @@ MEASURED_COLUMNS = (
     "obs_ns",
     "finished",
     "tokens",
-    re.compile(r"^memory_[a-z0-9_]+_bytes$"),
+    re.compile(r"^memory_\w+_bytes$"),
 )
 """Span columns the analyses read (profiler/plugin.py, Mark: the attributes the profiler reads); the
 pattern stands for every `memory_<kind>_bytes` column."""

@@ -58,7 +58,7 @@ from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
 from .serving import serving_summary, serving_warnings
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
-from .sync_batch import batch_tails, memory_by_kind, stage_shares, stage_tokens_per_s
+from .sync_batch import attribute_warnings, batch_tails, memory_by_kind, stage_shares, stage_tokens_per_s
 
 
 @dataclass
@@ -144,12 +144,14 @@ def build_summary(
             problems.append(f"{what} failed ({type(exc).__name__}: {str(exc)[:200]}): a profiler bug; the measurements are on disk")
             return None
 
-    # under a load, request sizes and batch composition vary by design: their spread is measured, not noise
-    request_warnings = [] if outcome.load else warnings
+    # under a load, or in a synchronous batch whose composition is drawn anew each iteration (an RL rollout), request
+    # sizes and batch composition vary by design: their spread is measured, not noise
+    drawn = outcome.load is not None or ("finished" in spans and spans["finished"].notna().any())
+    request_warnings = [] if drawn else warnings
     summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, request_warnings)) or RequestMetrics()
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
     # under a load a phase's spread is what is measured (batch composition, queueing), not noise
-    summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if outcome.load else warnings, unavailable, outcome.device)) or {}
+    summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if drawn else warnings, unavailable, outcome.device)) or {}
     if outcome.load is not None:
         if requests is None or requests.empty:
             unavailable["serving"] = "no request records (requests.parquet): the workload failed before its load started"
@@ -165,6 +167,7 @@ def build_summary(
         summary.breakdown = guarded("the stage breakdown", lambda: _breakdown(spans, declaration.breakdown, seed)) or {}
     if declaration.step is not None:
         summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, declaration.step, seed))
+    warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
     if child.get("state_layers"):

@@ -36,7 +36,7 @@ import pandas as pd
 from ..plugin import ITERATION
 
 NS = 1e9
-MEMORY_ATTR = re.compile(r"^memory_(?P<kind>[a-z0-9_]+)_bytes$")
+MEMORY_ATTR = re.compile(r"^memory_(?P<kind>\w+)_bytes$")
 OTHER = "other"
 
 
@@ -51,7 +51,7 @@ def batch_tails(spans: pd.DataFrame, step: str) -> pd.DataFrame:
     columns += ["occupancy", "tail_occupancy", "peak_sequences", "tail_steps"]
     if spans.empty or "finished" not in spans or "sequences" not in spans:
         return pd.DataFrame(columns=columns)
-    s = spans.loc[(spans["phase"] == step) & spans["finished"].notna()]
+    s = spans.loc[(spans["phase"] == step) & (spans["finished"] >= 0)]
     rows = []
     for iteration, g in s.sort_values("start_ns").groupby("iteration", sort=True):
         rows.append({"iteration": int(iteration), **tail_of(g["start_ns"].to_numpy(), g["end_ns"].to_numpy(), g["finished"], g["sequences"])})
@@ -116,7 +116,7 @@ def stage_tokens_per_s(spans: pd.DataFrame, stages: tuple[str, ...]) -> dict[str
         return {}
     out = {}
     for stage in stages:
-        g = spans.loc[(spans["phase"] == stage) & spans["tokens"].notna()]
+        g = spans.loc[(spans["phase"] == stage) & (spans["tokens"] >= 0)]
         seconds = float(((g["end_ns"] - g["start_ns"]) / NS).sum())
         if len(g) and seconds > 0:
             out[stage] = float(g["tokens"].sum()) / seconds
@@ -124,10 +124,37 @@ def stage_tokens_per_s(spans: pd.DataFrame, stages: tuple[str, ...]) -> dict[str
 
 
 def memory_by_kind(spans: pd.DataFrame) -> dict[str, int]:
-    """Kind -> peak bytes over the measured spans' `memory_<kind>_bytes` attributes."""
+    """Kind -> peak bytes over the measured spans' `memory_<kind>_bytes` attributes (negative values, which no
+    measurement gives, are left out: `attribute_warnings` names them)."""
     out = {}
     for column in spans.columns:
         match = MEMORY_ATTR.match(str(column))
-        if match and spans[column].notna().any():
-            out[match["kind"]] = int(spans[column].max())
+        if match:
+            values = pd.to_numeric(spans[column], errors="coerce")
+            values = values[values >= 0]
+            if len(values):
+                out[match["kind"]] = int(values.max())
+    return out
+
+
+def attribute_warnings(spans: pd.DataFrame, stages: tuple[str, ...], step: str | None) -> list[str]:
+    """What a reader must know about the attributes these analyses read: negative counts or bytes (left out), more
+    requests finishing at a step than it held, and declared stages that overlap (their shares then sum above 1)."""
+    out = []
+    for column in [c for c in spans.columns if MEMORY_ATTR.match(str(c))] + [c for c in ("tokens", "finished", "sequences") if c in spans]:
+        negative = int((pd.to_numeric(spans[column], errors="coerce") < 0).sum())
+        if negative:
+            out.append(f"span attribute `{column}` is negative on {negative} measured span(s): those values are left out")
+    if step is not None and {"finished", "sequences"} <= set(spans.columns):
+        s = spans.loc[spans["phase"] == step]
+        over = int((s["finished"] > s["sequences"]).sum())
+        if over:
+            out.append(f"{over} '{step}' span(s) report more requests `finished` than `sequences` in the batch: the tail counts them as given")
+    if stages:
+        shares = stage_shares(spans, stages)
+        if not shares.empty and float(shares[OTHER].min()) < -0.01:
+            out.append(
+                f"the declared breakdown's stages overlap ({', '.join(stages)}: their time sums to {1 - float(shares[OTHER].min()):.0%} of an iteration); "
+                "name only top-level phases in Declaration.breakdown"
+            )
     return out

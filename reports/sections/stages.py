@@ -133,7 +133,7 @@ def _tail_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table:
             Row(
                 [
                     Cell(name, cls="l", href=ctx.anchor(name)),
-                    Cell(sig(t.requests.median)),
+                    Cell(f"{t.requests.median:.0f}" if t.requests.median is not None else "—"),
                     Cell(duration(t.batch_s.median)),
                     Cell(duration(t.tail_s.median)),
                     Cell(_share(t.tail_share)),
@@ -150,12 +150,15 @@ def _tail_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table:
 def _tail_sentence(name: str, v: WorkloadView) -> str:
     t = v.summary.batch_tail
     few = " With fewer than 3 iterations the interval is not a claim." if t.iterations < 3 else ""
+    n = f"{t.requests.median:.0f}" if t.requests.median is not None else "its"
+    share, occupancy = t.tail_share.median, t.tail_occupancy.median
+    if share is None:
+        return f"{name}: the tail is not measurable (each batch took no time between its first step and its last finish)."
+    if occupancy is None:
+        return f"{name}: all {n} requests of a batch finished at the same step: no straggler tail.{few}"
     return (
-        f"{name}: half of its {sig(t.requests.median)} requests are done after {percent(1 - (t.tail_share.median or 0))} of the batch time; "
-        f"the rest take {percent(t.tail_share.median)} more ({duration(t.tail_s.median)}, {sig(t.tail_steps.median)} steps), "
-        f"while the batch runs {percent(t.tail_occupancy.median)} full.{few}"
-        if t.tail_share.median is not None and t.tail_occupancy.median is not None
-        else f"{name}: the tail is not measurable (a batch of one step)."
+        f"{name}: half of its {n} requests are done after {percent(1 - share)} of the batch time; the rest take the remaining "
+        f"{percent(share)} ({duration(t.tail_s.median)}, {t.tail_steps.median:.0f} steps), while the batch runs {percent(occupancy)} full.{few}"
     )
 
 
@@ -168,13 +171,14 @@ def _occupancy_figure(name: str, v: WorkloadView, colour: str | None) -> go.Figu
     if s.empty:
         return None
     fig = go.Figure()
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
     for i, (iteration, g) in enumerate(s.groupby("iteration", sort=True)):
         t = (g["end_ns"].to_numpy() - g["start_ns"].iloc[0]) / 1e9
         fig.add_scatter(
             x=np.concatenate([[0.0], t]),
             y=np.concatenate([[g["sequences"].iloc[0]], g["sequences"].to_numpy(dtype=float)]),
             mode="lines",
-            line=dict(shape="vh", color=colour, width=1.5),
+            line=dict(shape="vh", color=colour, width=1.5, dash=dashes[i % len(dashes)]),
             opacity=1.0 if i == 0 else 0.45,
             name=f"iteration {int(iteration)}",
             hovertemplate="%{x:.3f} s: %{y} in the batch<extra>iteration " + str(int(iteration)) + "</extra>",

@@ -146,3 +146,22 @@ def test_rl_suite_runs_and_its_report_shows_the_breakdown_the_tail_memory_and_di
     assert rows[("grpo", "straggler_tail_share")]["verdict"] == "present"
     assert rows[("grpo", "objective")]["verdict"] == "differs"
     assert "ZeRO" in rows[("grpo", "training_state_per_param")]["reading"] and "Seer" in rows[("grpo", "straggler_tail_share")]["reading"]
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("[1, 2]", "holds a list, not a model config"),
+        ('{"max_position_embeddings": "4096"}', "max_position_embeddings is '4096', not a positive integer"),
+        ("{not json", "not a readable JSON file"),
+    ],
+)
+def test_a_bad_pretrained_config_is_one_line(tmp_path, config, message):
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(ValueError, match=message):
+        RLStep.Params(pretrained=str(tmp_path))
+
+
+def test_kv_cache_smaller_than_one_request_is_refused():
+    with pytest.raises(ValueError, match="kv_cache_tokens 100 cannot hold one request at its longest"):
+        RLStep.Params(prompt_len=32, max_response_len=128, kv_cache_tokens=100)

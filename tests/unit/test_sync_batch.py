@@ -131,3 +131,20 @@ def test_stage_shares_and_tokens_per_second():
 def test_memory_by_kind_keeps_each_kinds_peak():
     spans = pd.DataFrame({"memory_weights_bytes": [10, None, 10], "memory_kv_cache_bytes": [5, 9, None], "state_bytes": [1, 2, 3]})
     assert memory_by_kind(spans) == {"weights": 10, "kv_cache": 9}
+
+
+def test_attribute_warnings_name_what_was_left_out_or_overlaps():
+    from profiler.characterize.sync_batch import attribute_warnings
+
+    rows = [
+        {"iteration": 0, "phase": "iteration", "start_ns": 0, "end_ns": 10 * MS},
+        {"iteration": 0, "phase": "a", "start_ns": 0, "end_ns": 8 * MS, "tokens": -5},
+        {"iteration": 0, "phase": "b", "start_ns": 2 * MS, "end_ns": 6 * MS},  # nested in a: the stages overlap
+        {"iteration": 0, "phase": "step", "start_ns": 0, "end_ns": MS, "sequences": 2, "finished": 3, "memory_weights_bytes": -1},
+    ]
+    spans = pd.DataFrame(rows)
+    text = " | ".join(attribute_warnings(spans, ("a", "b"), "step"))
+    assert "`memory_weights_bytes` is negative on 1" in text and "`tokens` is negative on 1" in text
+    assert "more requests `finished` than `sequences`" in text and "stages overlap (a, b: their time sums to 120%" in text
+    assert memory_by_kind(spans) == {} and stage_tokens_per_s(spans, ("a",)) == {}
+    assert memory_by_kind(pd.DataFrame({"memory_KV_bytes": [7]})) == {"KV": 7}

@@ -66,3 +66,16 @@ def test_slopes_are_classified_before_they_are_compared():
 def test_two_growing_slopes_in_one_unit_compare_by_size():
     assert compare(line(4e-4, 0.01, 1e-6), line(1e-4, 0.01, 1e-6), Kind.SLOPE).verdict == Verdict.HIGHER
     assert compare(line(1e-4, 0.01, 1e-6), line(1e-4, 0.01, 1e-6), Kind.SLOPE).verdict == Verdict.NO_DIFFERENCE
+
+
+def test_a_growth_that_looks_flat_against_a_long_prompt_is_compared_by_its_slope():
+    """A KV cache after a 1,024-token prompt grows 8,192 B/token over 16 generated tokens: 1.6% of its level, "flat" by
+    the relative rule, yet its slope is the baseline's exactly. Flat against growing needs the slopes apart."""
+    x_long, x_short = np.arange(1024, 1040, dtype=float), np.arange(128, 160, dtype=float)
+    long = Value(8192.0, "B/token", samples=(x_long, 8192 * x_long), position_unit="token of context")
+    short = Value(8192.0, "B/token", samples=(x_short, 8192 * x_short), position_unit="token of context")
+    assert slope_shape(long)[0] == "flat" and slope_shape(short)[0] == "grows"
+    assert compare(long, short, Kind.SLOPE).verdict == Verdict.NO_DIFFERENCE
+    assert compare(short, long, Kind.SLOPE).verdict == Verdict.NO_DIFFERENCE
+    half = Value(4096.0, "B/token", samples=(x_long, 4096 * x_long), position_unit="token of context")
+    assert compare(half, short, Kind.SLOPE).verdict == Verdict.LOWER  # a real difference in the slope itself
