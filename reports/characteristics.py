@@ -66,6 +66,9 @@ class Value:
     position_unit: str | None = None
     state_shape: str | None = None
     """How the workload's declared state grows (profiler.runmodel.StateShape), for the readings."""
+    family: str | None = None
+    """A category's family (kind category): values of different families differ even where one is inconclusive
+    within its family (an open arrival process of unclear burstiness is still not a synchronous batch)."""
 
 
 @dataclass(frozen=True)
@@ -358,24 +361,28 @@ def arrival_burstiness(view: WorkloadView) -> Value:
     if serving is None and tail is not None:
         n = tail.requests.median
         basis = f"every request of an iteration starts together ({n:g} per iteration) and the next waits for the last"
-        return Value("all at once: synchronous batches", "", basis=basis)
+        return Value("all at once: synchronous batches", "", basis=basis, family="synchronous batch")
     if serving is None:
         return Value(None, "", why=NO_LOAD)
     if serving.load.get("pattern") == "closed":
-        return Value("closed loop", "", basis="each request is sent when one ends")
+        return Value("closed loop", "", basis="each request is sent when one ends", family="closed loop")
     lo, hi = serving.arrival_cv_ci95 or (None, None)
     if lo is None or hi is None or serving.arrival_cv is None:
         return Value(None, "", why="fewer than 3 measured sends")
     basis = f"CV of the achieved gaps {serving.arrival_cv:.2f} [{lo:.2f}, {hi:.2f}] ({serving.load.get('pattern')})"
     if lo > 1:
-        return Value("bursty (CV > 1)", "", basis=basis)
+        return Value("bursty (CV > 1)", "", basis=basis, family=OPEN)
     if hi < 1:
-        return Value("more even than Poisson (CV < 1)", "", basis=basis)
+        return Value("more even than Poisson (CV < 1)", "", basis=basis, family=OPEN)
     if lo < 1 / POISSON_CV_BAND or hi > POISSON_CV_BAND:  # straddles 1 but too wide to call it Poisson-like
-        return Value("inconclusive", "", basis=basis + f": the interval holds 1 but reaches beyond [{1 / POISSON_CV_BAND:.2f}, {POISSON_CV_BAND:.2f}]")
-    return Value("Poisson-like (CV 1 within the interval)", "", basis=basis)
+        return Value(
+            "inconclusive", "", basis=f"{basis}: the interval holds 1 but reaches beyond [{1 / POISSON_CV_BAND:.2f}, {POISSON_CV_BAND:.2f}]", family=OPEN
+        )
+    return Value("Poisson-like (CV 1 within the interval)", "", basis=basis, family=OPEN)
 
 
+OPEN = "open arrivals"
+"""The family of every arrival process that sends requests at their own times (poisson, gamma, constant, trace)."""
 POISSON_CV_BAND = 1.25
 """A CV interval that holds 1 and stays within [1/1.25, 1.25] is called Poisson-like; a wider one is inconclusive."""
 

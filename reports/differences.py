@@ -65,6 +65,8 @@ def compare(w: Value, b: Value, kind: Kind, seed: int = 0, contended: str | None
     if kind == Kind.SLOPE:
         return _guard(_slopes(w, b, seed), contended)
     if kind == Kind.CATEGORY:
+        if w.family and b.family and w.family != b.family:
+            return Comparison(Verdict.DIFFERS, basis=f"{w.family} vs {b.family}")
         unsure = [f"{who}'s class ({v.basis or 'no basis'})" for who, v in (("the workload", w), ("the baseline", b)) if v.value == Verdict.INCONCLUSIVE.value]
         if unsure:
             return Comparison(Verdict.INCONCLUSIVE, why="; ".join(unsure))

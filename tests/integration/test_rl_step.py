@@ -145,6 +145,8 @@ def test_rl_suite_runs_and_its_report_shows_the_breakdown_the_tail_memory_and_di
     assert rows[("grpo", "training_state_per_param")]["verdict"] == "present"
     assert rows[("grpo", "straggler_tail_share")]["verdict"] == "present"
     assert rows[("grpo", "objective")]["verdict"] == "differs"
+    # all at once against any open arrival process, whatever the serving baseline's burstiness class
+    assert rows[("grpo", "arrival_burstiness")]["verdict"] == "differs"
     assert "ZeRO" in rows[("grpo", "training_state_per_param")]["reading"] and "Seer" in rows[("grpo", "straggler_tail_share")]["reading"]
 
 

@@ -79,3 +79,10 @@ def test_a_growth_that_looks_flat_against_a_long_prompt_is_compared_by_its_slope
     assert compare(short, long, Kind.SLOPE).verdict == Verdict.NO_DIFFERENCE
     half = Value(4096.0, "B/token", samples=(x_long, 4096 * x_long), position_unit="token of context")
     assert compare(half, short, Kind.SLOPE).verdict == Verdict.LOWER  # a real difference in the slope itself
+
+
+def test_categories_of_different_families_differ_even_where_one_is_inconclusive():
+    batch = Value("all at once: synchronous batches", family="synchronous batch")
+    unsure = Value("inconclusive", basis="CV interval too wide", family="open arrivals")
+    assert compare(batch, unsure, Kind.CATEGORY).verdict == Verdict.DIFFERS
+    assert compare(Value("bursty (CV > 1)", family="open arrivals"), unsure, Kind.CATEGORY).verdict == Verdict.INCONCLUSIVE
