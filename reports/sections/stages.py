@@ -109,7 +109,8 @@ def _stage_figure(views: dict[str, WorkloadView], colours: dict[str, str]) -> go
         fig.add_bar(
             y=names, x=[100 * s for s in shares], name=label(stage), orientation="h", hovertemplate="%{y}: %{x:.1f}%<extra>" + label(stage) + "</extra>"
         )
-    fig.update_layout(**{**LAYOUT, "height": 140 + 40 * len(views)}, barmode="stack", title="Share of an iteration by stage (median)")
+    layout = {**LAYOUT, "height": 140 + 40 * len(views), "legend": {**LAYOUT["legend"], "traceorder": "normal"}}
+    fig.update_layout(**layout, barmode="stack", title="Share of an iteration by stage (median)")
     fig.update_xaxes(title="% of iteration time", range=[0, 100])
     return fig
 
