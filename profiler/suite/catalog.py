@@ -53,6 +53,8 @@ def describe_declaration(plugin: PluginRef) -> str:
     roles = [f"request {d.request}", f"step {d.step or '(none)'}"]
     if d.inference:
         roles.append(f"inference {d.inference}")
+    if d.breakdown:
+        roles.append(f"stages {', '.join(d.breakdown)}")
     traits = ", ".join(sorted(t.value for t in d.traits)) or "none"
     return f"declaration: {'; '.join(roles)}; output unit {d.output_unit}; traits {traits}"
 
