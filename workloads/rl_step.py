@@ -42,7 +42,7 @@ import copy
 import json
 import math
 import os
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -79,8 +79,6 @@ def max_positions_of(preset: str | None, pretrained: str | None) -> int | None:
 
 class RLStep:
     """One GRPO step per iteration: rollout through continuous batching, scoring, update, weight sync."""
-
-    DEFAULT_KV_PAGE: ClassVar[int] = 32
 
     class Params(ModelParams):
         DEFAULT_PRESET = "qwen-tiny"
@@ -265,10 +263,11 @@ class RLStep:
                     self.sync()
                 fb.attrs.update(memory_activations_bytes=meter.bytes, loss=float(loss.detach()))
                 activations = max(activations, meter.bytes)
-            gradients = sum(t.grad.numel() * t.grad.element_size() for t in self.policy.parameters() if t.grad is not None)
             with mark("optimizer_step") as step:
                 self.optimizer.step()
                 self.sync()
+        # counted after the stage: the gradients stay alive until the next step's zero_grad
+        gradients = tensor_bytes(t.grad for t in self.policy.parameters() if t.grad is not None)
         step.attrs.update(
             memory_weights_bytes=tensor_bytes(self.policy.parameters()),
             memory_gradients_bytes=gradients,
