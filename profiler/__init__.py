@@ -1,7 +1,8 @@
 """Workload-characterization profiler for ML inference.
 
 Public API: the Workload contract (`Params`, `Declaration`, `Trait`, `Resources`, `StateLayer`,
-`Mark`, `SetupContext`, `Workload`) for plugin authors, and `load_run` for anyone analysing a run
+`Mark`, `SetupContext`, `Workload`, `QoE`) for plugin authors, `arrival_schedule` for a workload
+that draws its own requests by the load layer's arrival processes, and `load_run` for anyone analysing a run
 directory (its summaries are the typed objects of profiler.runmodel). Importing this package does
 not import torch.
 """
@@ -10,9 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plugin import Declaration, Mark, Params, Resources, SetupContext, StateLayer, Trait, Workload
+from .plugin import Declaration, Mark, Params, QoE, Resources, SetupContext, StateLayer, Trait, Workload
 
-__all__ = ["Declaration", "Mark", "Params", "Resources", "SetupContext", "StateLayer", "Trait", "Workload", "load_run"]
+__all__ = ["Declaration", "Mark", "Params", "QoE", "Resources", "SetupContext", "StateLayer", "Trait", "Workload", "arrival_schedule", "load_run"]
+
+
+def arrival_schedule(load: dict[str, Any]) -> list[Any]:
+    """The requests a `load:` block draws (profiler/load/arrivals.py: LoadConfig, `schedule`), in send order.
+
+    For a workload that generates its own requests inside an iteration (voice queries during a
+    camera stream) by the same arrival processes and size distributions as a served load. `load`:
+    a generated pattern (poisson, gamma, constant) with `rate` (per second), `duration_s` or
+    `requests`, `sizes` and `seed`. Returns the requests (each with `send_s` in seconds from the
+    start, `input_tokens`, `output_tokens`); [] when no arrival falls within duration_s.
+    Raises pydantic.ValidationError for an invalid block, ValueError for pattern trace or closed.
+    """
+    from .load.arrivals import LoadConfig, schedule
+
+    config = LoadConfig.model_validate(load)
+    if config.pattern in ("trace", "closed"):
+        raise ValueError(f"arrival_schedule draws generated arrivals only (poisson, gamma, constant), not {config.pattern}")
+    return schedule(config, allow_empty=True)
 
 
 def load_run(path: Any) -> Any:

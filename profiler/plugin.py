@@ -60,6 +60,19 @@ class Trait(str, Enum):
     """Weights are updated: gradients and optimizer state are held (an RL post-training or fine-tuning step)."""
 
 
+class QoE(BaseModel):
+    """Andes' quality of experience: the expected token timeline a reader or listener consumes (a load's
+    objective, profiler/load/objective.py, or a workload's own declared listener, Declaration.qoe)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    expected_ttft_s: float = Field(1.0, gt=0, le=3600, description="When the reader expects the first token, from arrival (s).")
+    tokens_per_s: float = Field(4.8, gt=0, le=100_000, description="The reader's consumption speed: reading about 4.8, listening about 3.3 tokens/s.")
+
+    def stated(self) -> str:
+        return f"expected TTFT {self.expected_ttft_s:g} s, {self.tokens_per_s:g} tokens/s"
+
+
 class Resources(BaseModel):
     """What one run of the workload needs, so an executor can place it without contention.
 
@@ -96,6 +109,17 @@ class Declaration(BaseModel):
       `tokens` attribute). Empty: no breakdown.
     - `objective`: what the workload is judged by, in words, where it is not a request's latency
       (an RL step: the throughput of whole steps). None: read from the traits and the load.
+    - `presentation`: the phase that turns a request's first delivered units into what the user
+      perceives (speech synthesis of the first sentence): its first span per request ends the
+      time to first output (time to first audio). None: the first delivery is what is perceived.
+    - `qoe`: the reader or listener a request's stream is judged by outside a `load:` block
+      (Andes' QoE: when the first unit is expected, how fast they are consumed): a voice
+      assistant's listener expects the answer within a turn gap. None: no QoE is computed.
+    - `streams`: the workload's own concurrent input streams (camera frames and voice queries).
+      It runs them alone and together within one run, each iteration in one condition, and
+      marks every span with `condition` (the streams running, joined by '+': 'frames',
+      'queries', 'frames+queries'); the summary compares each phase across conditions
+      (interference). Declared concurrency is the workload's own, not contention.
 
     Work, intensity, MFU, MBU, bound class and operator mix are read from the step phase, or from
     the request phase when there is no step.
@@ -110,6 +134,11 @@ class Declaration(BaseModel):
     inference: str | None = Field(None, min_length=1, max_length=200, description="The observation-to-output phase of a control loop.")
     breakdown: tuple[str, ...] = Field((), description="Phases that split an iteration into its stages, in order (top-level spans).")
     objective: str | None = Field(None, min_length=1, max_length=200, description="What the workload is judged by, where it is not a request's latency.")
+    presentation: str | None = Field(
+        None, min_length=1, max_length=200, description="The phase whose first span per request ends the time to first output as perceived (speech synthesis)."
+    )
+    qoe: QoE | None = Field(None, description="The reader or listener a request's stream is judged by (Andes QoE), outside a load: block.")
+    streams: tuple[str, ...] = Field((), description="The workload's own concurrent streams, run alone and together (span attribute `condition`).")
     position_unit: str | None = Field(
         None, min_length=1, max_length=60, description="What `position` on step spans counts: 'token of context', 'denoising step'."
     )
@@ -130,7 +159,7 @@ class Declaration(BaseModel):
         """Written in a stable order (a set's order changes between processes)."""
         return sorted(t.value for t in traits)
 
-    @field_validator("deliveries", "breakdown", mode="before")
+    @field_validator("deliveries", "breakdown", "streams", mode="before")
     @classmethod
     def _phases_as_tuple(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
@@ -146,6 +175,13 @@ class Declaration(BaseModel):
             raise ValueError(f"breakdown: '{ITERATION}' is the whole; name the phases that split it")
         if len(set(self.breakdown)) != len(self.breakdown):
             raise ValueError(f"breakdown: a phase is named twice in {list(self.breakdown)}")
+        if self.presentation == ITERATION:
+            raise ValueError(f"presentation: '{ITERATION}' is the runner's span around each run_once; name a phase the workload marks")
+        for name in self.streams:
+            if not name or "+" in name or len(name) > 40:
+                raise ValueError(f"streams: '{name}' must be a short name without '+' (conditions join stream names with '+')")
+        if len(set(self.streams)) != len(self.streams):
+            raise ValueError(f"streams: a stream is named twice in {list(self.streams)}")
         if self.position_unit is not None and self.step is None:
             raise ValueError("position_unit is set but step is not: position is read from the step phase's spans")
         return self
@@ -215,6 +251,13 @@ class Mark(Protocol):
           second per stage). `memory_<kind>_bytes` (weights, gradients, optimizer_state,
           activations, kv_cache, ...) is memory of that kind measured from the tensors: the
           summary keeps each kind's peak over the measured spans.
+          Several requests in one iteration (voice queries during a camera stream): each of their
+          spans carries `request_id` (an integer); per-request metrics group the deliveries by it,
+          from the request phase's span with the same id (its `obs_ns`, else its start). A
+          periodic input that was skipped (a camera frame the workload could not take in time)
+          is a span with `deadline_ns` and `dropped=1` (a processed one: `dropped=0`): it counts
+          as a missed deadline and in the drop rate. `condition` (a string) names the streams
+          running when the span ran (Declaration.streams).
 
         The span ends when the body exits. The body must make its output available on the host
         (e.g. copy the token to the CPU) before exiting: the host time is what a user or actuator

@@ -69,6 +69,11 @@ class RequestMetrics(Model):
     itl_s: Stats | None = None
     output_units_per_s: Stats | None = None
     request_latency_s: Stats | None = None
+    first_output_s: Stats | None = None
+    """Time to first output as perceived (time to first audio): the declared presentation phase's
+    first span per request, end - the request's start."""
+    qoe: Stats | None = None
+    """Andes QoE per request against the declared listener or reader (Declaration.qoe), in [0, 1]."""
 
 
 class Deadlines(Model):
@@ -83,6 +88,50 @@ class Deadlines(Model):
     staleness_s: Stats | None = None
     inference_latency_s: Stats | None = None
     """Observation captured (obs_ns) to output on the host."""
+    drop_rate: Stats | None = None
+    """Fraction of periodic inputs skipped (spans with dropped=1), one sample per iteration."""
+
+
+class ConditionStats(Model):
+    """One condition of a workload's own concurrent streams (Declaration.streams): the iterations that ran it."""
+
+    iterations: int
+    seconds: float
+    """Measured time in this condition (its iterations' durations summed)."""
+    phases: dict[str, Stats] = Field(default_factory=dict)
+    """Latency of each phase's spans, seconds."""
+    metrics: RequestMetrics | None = None
+    deadlines: Deadlines | None = None
+    average_power_w: float | None = None
+    """GPU power over the condition's iterations (NVML energy counter): also its Wh per hour of use."""
+    energy_per_request_j: float | None = None
+    """GPU energy over the request spans / requests, where they total at least the counter's minimum window."""
+
+
+class Interference(Model):
+    """How much running the other streams slows one phase: its latency together / alone, ratio of medians."""
+
+    phase: str
+    alone: str
+    """The condition with the fewest streams in which the phase ran."""
+    together: str
+    ratio: float | None = None
+    ci95: list[float] | None = None
+    n: list[int] = Field(default_factory=list)
+    verdict: str
+    """slower, faster, no difference (the interval within [1/1.1, 1.1]) or inconclusive (with the reason)."""
+    miss_rate_alone: float | None = None
+    miss_rate_together: float | None = None
+    """For a phase with deadlines: the share of its deadlines missed in each condition."""
+
+
+class Streams(Model):
+    """A workload's own concurrent streams, run alone and together (Declaration.streams)."""
+
+    streams: list[str]
+    conditions: dict[str, ConditionStats] = Field(default_factory=dict)
+    interference: list[Interference] = Field(default_factory=list)
+    energy_unavailable: str | None = None
 
 
 class PhaseStats(Model):
@@ -600,6 +649,8 @@ class WorkloadSummary(Model):
     """The declared stages (Declaration.breakdown) in order, then `other` (time no stage covers)."""
     batch_tail: BatchTail | None = None
     """A synchronous batch's straggler tail, where the step spans carry `finished`."""
+    streams: Streams | None = None
+    """The workload's own concurrent streams, per condition, and their interference (Declaration.streams)."""
     unavailable: dict[str, str] = Field(default_factory=dict)
     """Metric or analysis -> why it is not available on this run."""
     warnings: list[str] = Field(default_factory=list)

@@ -441,3 +441,83 @@ def training_state_per_param(view: WorkloadView) -> Value:
         return Value(None, "B/parameter", why="no param_count fact")
     held = [k for k in MODEL_STATE_KINDS if k in kinds]
     return Value(sum(kinds[k] for k in held) / params, "B/parameter", basis="measured from the tensors: " + " + ".join(k.replace("_", " ") for k in held))
+
+
+# ---------------------------------------------------------------- a workload's own concurrent streams (an always-on assistant)
+
+
+@characteristic(
+    "arrival_processes", label="arrival processes at once", short="arrivals", kind=Kind.CATEGORY, better=Better.NEITHER, timing=False, axis="serving"
+)
+def arrival_processes(view: WorkloadView) -> Value:
+    """How many input streams arrive at once, and how: a served load is one process; an always-on assistant
+    takes periodic frames and sporadic queries together (Declaration.streams and its facts)."""
+    streams = view.declaration.streams
+    serving = view.summary.serving
+    if len(streams) > 1:
+        facts = view.summary.facts
+        parts = []
+        if facts.get("fps"):
+            parts.append(f"periodic frames at {facts['fps']:g} fps")
+        if facts.get("query_arrivals"):
+            parts.append(f"sporadic queries ({facts['query_arrivals']})")
+        detail = " and ".join(parts) or ", ".join(streams)
+        return Value(f"{len(streams)} at once: {detail}", basis="the workload's declared streams", family="several streams")
+    if serving is not None:
+        return Value(f"one: {serving.load.get('pattern')}", basis="the load block's arrival process", family="one stream")
+    if view.summary.batch_tail is not None:
+        return Value("one: synchronous batches", basis="every request of an iteration starts together", family="one stream")
+    return Value(None, "", why=NO_LOAD)
+
+
+@characteristic(
+    "latency_threshold", label="latency threshold of a person", short="threshold", kind=Kind.CATEGORY, better=Better.NEITHER, timing=False, axis="serving"
+)
+def latency_threshold(view: WorkloadView) -> Value:
+    """Whom the stream is timed for: a reader (first token within about a second, then reading speed) or a listener
+    in a conversation (first audio within a turn gap), from the load's objective or the declared QoE."""
+    declared = view.declaration.qoe
+    serving = view.summary.serving
+    if declared is not None:
+        return Value(
+            f"first output within {declared.expected_ttft_s:g} s, then {declared.tokens_per_s:g} tokens/s", basis="declared by the workload (Declaration.qoe)"
+        )
+    if serving is not None and serving.qoe_values:
+        q = serving.qoe_values
+        return Value(
+            f"first output within {q.get('expected_ttft_s', float('nan')):g} s, then {q.get('tokens_per_s', float('nan')):g} tokens/s",
+            basis=f"the load's objective (QoE; SLO {serving.slo})",
+        )
+    return Value(None, "", why="no objective: neither a load's objective nor a declared listener (Declaration.qoe)")
+
+
+@characteristic("interference", label="slowdown from co-located streams", short="interference", kind=Kind.PRESENCE, better=Better.LOWER)
+def interference(view: WorkloadView) -> Value:
+    """The largest measured slowdown of a phase when the workload's other stream runs too (together / alone, ratio of
+    medians); inconclusive pairs are not claims and are left out."""
+    streams = view.summary.streams
+    if streams is None or not streams.interference:
+        return Value(None, "×", why="one stream: no co-located models to interfere")
+    claimed = [i for i in streams.interference if i.verdict in ("slower", "faster", "no difference") and i.ratio is not None]
+    if not claimed:
+        return Value(None, "×", why="every comparison was inconclusive (see Streams)")
+    worst = max(claimed, key=lambda i: i.ratio)
+    lo, hi = worst.ci95 or (worst.ratio, worst.ratio)
+    return Value(worst.ratio, "×", basis=f"'{worst.phase}' {worst.alone} → {worst.together}: [{lo:.2f}, {hi:.2f}], {worst.verdict}")
+
+
+@characteristic("energy_per_hour", label="energy per hour of use", short="energy/hour", kind=Kind.PRESENCE, better=Better.LOWER)
+def energy_per_hour(view: WorkloadView) -> Value:
+    """Average GPU power while the workload runs as it is used (W = Wh per hour): for streams, the condition with every
+    stream running; else the measured window (NVML energy counter)."""
+    streams = view.summary.streams
+    if streams is not None and streams.conditions:
+        if streams.energy_unavailable:
+            return Value(None, "Wh", why=streams.energy_unavailable)
+        full = max(streams.conditions, key=lambda c: len(c.split("+")))
+        power = streams.conditions[full].average_power_w
+        return Value(power, "Wh", basis=f"condition {full}") if power is not None else Value(None, "Wh", why=f"no energy over condition {full}")
+    energy = view.summary.energy
+    if energy is None:
+        return Value(None, "Wh", why=view.summary.unavailable.get("energy", "not measured"))
+    return Value(energy.average_power_w, "Wh", basis="average power over the measured window")

@@ -196,7 +196,7 @@ def workload_samples(w: WorkloadRun) -> dict[str, np.ndarray]:
     m = w.measured
     if m.empty:
         return {}
-    out = dict(request_metrics(m, w.declaration.deliveries))
+    out = dict(request_metrics(m, w.declaration.deliveries, w.declaration.request))
     for phase, g in m.groupby("phase"):
         if phase != "iteration":
             out[f"{PHASE}{phase}"] = ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)

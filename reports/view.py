@@ -92,7 +92,7 @@ class WorkloadView:
         """Per-iteration samples (e2e, ttft, tpot, itl, units/s) from the declared deliveries."""
         if self.measured.empty:
             return {}
-        return request_metrics(self.measured, self.declaration.deliveries)
+        return request_metrics(self.measured, self.declaration.deliveries, self.declaration.request)
 
     @cached_property
     def step_position_table(self) -> pd.DataFrame:

@@ -2,13 +2,16 @@
 
 Definitions follow metrics.md (vLLM's, for any stream of output units):
 - an iteration is one request; its `iteration` span is the request's end-to-end time (E2E);
+  where deliveries carry `request_id` (several requests in one iteration), a request is the
+  request phase's span with that id, from its `obs_ns` (else its start);
 - a delivery is a span with units > 0 (a token, an image, an action chunk reaches the host);
 - TTFT = first delivery's end - iteration start; TPOT = (E2E - TTFT) / (deliveries - 1);
 - ITL = gap between consecutive deliveries of one request, per delivery (never per chunk);
 - output units/s = units delivered in the iteration / E2E.
 Deadline-driven loops (metrics.md, VLA) are read from span attributes, never from the workload's
 name: a span with `deadline_ns` is a deadline (missed when it delivered nothing or ended after
-it; lateness = end - deadline); spans with `scheduled_ns` are periodic ticks (achieved rate,
+it, or carries `dropped=1`: a skipped periodic input, counted in the drop rate; lateness = end -
+deadline, skipped inputs left out); spans with `scheduled_ns` are periodic ticks (achieved rate,
 interval jitter = p99 - p50 and std of the start-to-start interval); `staleness_s` is the age of
 the observation behind an executed action; a span with `obs_ns` ends an observation-to-output
 path (inference latency = end - obs_ns). Each phase's share of iteration time is its duty cycle.
@@ -47,6 +50,9 @@ MEASURED_COLUMNS = (
     "obs_ns",
     "finished",
     "tokens",
+    "request_id",
+    "condition",
+    "dropped",
     re.compile(r"^memory_\w+_bytes$"),
 )
 """Span columns the analyses read (profiler/plugin.py, Mark: the attributes the profiler reads); the
@@ -92,35 +98,50 @@ def sequences_of(m: pd.DataFrame) -> pd.Series:
     return m["sequences"].astype(float).fillna(units).clip(lower=1.0)
 
 
-def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Per-iteration latency samples (seconds) from measured spans: e2e, ttft, tpot, itl, units/s.
+def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), request: str = ITERATION) -> dict[str, np.ndarray]:
+    """Per-request latency samples (seconds) from measured spans: e2e, ttft, tpot, itl, units/s.
 
     `deliveries`: the phases whose spans with units > 0 are deliveries (the declaration's);
     empty: every phase but the iteration. A delivery of `units` output units for `sequences`
     sequences hands each sequence k = units / sequences tokens (metrics.md, vLLM): TPOT =
     (E2E - TTFT) / (tokens per sequence - 1); ITL is per token, so a delivery of k tokens after a
     gap g is k gaps of g / k (a chunk of 4 tokens 20 ms after the last is four 5 ms gaps);
-    output units/s is every unit of the iteration (all its sequences) over its E2E.
+    output units/s is every unit of the request (all its sequences) over its E2E.
+
+    A request is an iteration, unless the deliveries carry `request_id` (several requests in one
+    iteration): then a request is the span of the `request` phase with that id, from its `obs_ns`
+    (else its start) to its end, and TPOT = (last delivery - first) / (tokens - 1), vLLM's
+    (latency - TTFT) / (output tokens - 1) with latency to the last token.
     """
     m = measured_spans(spans)
     empty = np.array([], dtype=float)
     if m.empty:
         return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
-    it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
-    e2e = (it["end_ns"] - it["start_ns"]) / NS
     delivering = (m["phase"].isin(deliveries) if deliveries else m["phase"] != ITERATION) & (m["units"] > 0)
-    d = pd.DataFrame({"iteration": m.loc[delivering, "iteration"], "end_ns": m.loc[delivering, "end_ns"], "units": m.loc[delivering, "units"].astype(float)})
+    keyed = "request_id" in m and m.loc[delivering, "request_id"].notna().any()
+    keys = ["iteration", "request_id"] if keyed else ["iteration"]
+    if keyed:
+        r = m.loc[(m["phase"] == request) & m["request_id"].notna()]
+        start = r["obs_ns"].astype(float).fillna(r["start_ns"].astype(float)) if "obs_ns" in r else r["start_ns"].astype(float)
+        it = pd.DataFrame({"iteration": r["iteration"], "request_id": r["request_id"], "start_ns": start, "end_ns": r["end_ns"]}).set_index(keys)
+        delivering &= m["request_id"].notna()
+    else:
+        it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
+    e2e = (it["end_ns"] - it["start_ns"]) / NS
+    d = m.loc[delivering, keys + ["end_ns"]].assign(units=m.loc[delivering, "units"].astype(float))
     d["per_sequence"] = d["units"] / sequences_of(m.loc[delivering])  # tokens each sequence receives in this delivery
-    d = d.sort_values(["iteration", "end_ns"])
-    by_it = d.groupby("iteration")
-    first_end = by_it["end_ns"].min()
-    tokens = by_it["per_sequence"].sum()  # output tokens per sequence in the iteration
-    units = by_it["units"].sum()
+    d = d.sort_values(keys + ["end_ns"])
+    by_req = d.groupby(keys)
+    first_end = by_req["end_ns"].min()
+    tokens = by_req["per_sequence"].sum()  # output tokens per sequence in the request
+    units = by_req["units"].sum()
     ttft = ((first_end - it["start_ns"].reindex(first_end.index)) / NS).dropna()
     n = tokens.reindex(ttft.index)
-    e2e_d = e2e.reindex(ttft.index)
-    tpot = ((e2e_d - ttft) / (n - 1))[n > 1]
-    gap = by_it["end_ns"].diff() / NS  # NaN for each iteration's first delivery
+    if keyed:
+        tpot = ((by_req["end_ns"].max().reindex(ttft.index) - first_end.reindex(ttft.index)) / NS / (n - 1))[n > 1]
+    else:
+        tpot = ((e2e.reindex(ttft.index) - ttft) / (n - 1))[n > 1]
+    gap = by_req["end_ns"].diff() / NS  # NaN for each request's first delivery
     later = gap.notna()
     k = d.loc[later, "per_sequence"].to_numpy(dtype=float)
     itl = np.repeat(gap[later].to_numpy(dtype=float) / np.maximum(k, 1e-12), np.maximum(np.rint(k).astype(np.int64), 1))
@@ -163,6 +184,7 @@ DEADLINE_FIELDS = {
     "control_rate_hz": "control_rate_hz",
     "staleness_s": "staleness_s",
     "obs_to_output_s": "inference_latency_s",
+    "drop_rate": "drop_rate",
 }
 """deadline_metrics' sample names -> the fields of runmodel.Deadlines (schema 1 stored the former in `metrics`)."""
 
@@ -175,9 +197,15 @@ def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
         return out
     if "deadline_ns" in m and m["deadline_ns"].notna().any():
         d = m.loc[m["deadline_ns"].notna()]
-        missed = (d["units"] <= 0) | (d["end_ns"] > d["deadline_ns"])
-        out["lateness_s"] = ((d["end_ns"] - d["deadline_ns"]) / NS).to_numpy(dtype=float)
+        delivered = d["units"] > 0
+        if "dropped" in d:  # a periodic input that carries `dropped` was taken in (0) or skipped (1)
+            delivered = delivered.where(d["dropped"].isna(), d["dropped"] == 0)
+        missed = ~delivered | (d["end_ns"] > d["deadline_ns"])
+        taken = d.loc[d["dropped"] != 1] if "dropped" in d else d  # a skipped input has no lateness of its own
+        out["lateness_s"] = ((taken["end_ns"] - taken["deadline_ns"]) / NS).to_numpy(dtype=float)
         out["deadline_miss_rate"] = missed.groupby(d["iteration"]).mean().to_numpy(dtype=float)
+        if "dropped" in d and d["dropped"].notna().any():
+            out["drop_rate"] = (d["dropped"] == 1).groupby(d["iteration"]).mean().to_numpy(dtype=float)
     if "scheduled_ns" in m and m["scheduled_ns"].notna().any():
         ticks = m.loc[m["scheduled_ns"].notna()].sort_values(["iteration", "start_ns"])
         intervals = ticks.groupby("iteration")["start_ns"].diff().dropna() / NS

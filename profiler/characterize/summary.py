@@ -36,6 +36,7 @@ from ..runmodel import (
     StateCheck,
     Stats,
     Status,
+    Streams,
     SweepPoint,
     Work,
     WorkloadSummary,
@@ -58,6 +59,7 @@ from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
 from .serving import serving_summary, serving_warnings
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
+from .streams import first_output_s, qoe_samples, streams_summary
 from .sync_batch import attribute_warnings, batch_tails, memory_by_kind, stage_shares, stage_tokens_per_s
 
 
@@ -169,6 +171,9 @@ def build_summary(
         summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, declaration.step, seed))
     warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
+    if declaration.streams:
+        contended = bool(summary.contention and summary.contention.contended)
+        summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
     if child.get("state_layers"):
         summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers([StateLayer(**x) for x in child["state_layers"]]))
@@ -224,19 +229,36 @@ def _batch_tail(spans: pd.DataFrame, step: str, seed: int) -> BatchTail | None:
 
 
 def _request_metrics(spans: pd.DataFrame, declaration: Declaration, seed: int, unavailable: dict[str, str], warnings: list[str]) -> RequestMetrics:
-    samples = request_metrics(spans, declaration.deliveries)
+    samples = request_metrics(spans, declaration.deliveries, declaration.request)
     samples["request_latency_s"] = request_latencies(spans, declaration.request)
+    why = {**UNAVAILABLE_WHY, "request_latency_s": f"no measured span of the request phase '{declaration.request}'"}
+    if declaration.presentation is not None:
+        samples["first_output_s"] = first_output_s(spans, declaration.request, declaration.presentation)
+        why["first_output_s"] = f"no measured span of the presentation phase '{declaration.presentation}' carries a request_id"
+    if declaration.qoe is not None:
+        samples["qoe"] = qoe_samples(spans, declaration)
+        why["qoe"] = "no delivery carries a request_id (QoE outside a load: block is per request of an iteration)"
     out: dict[str, Stats] = {}
     for name, values in samples.items():
         stats = Stats(**describe(values, seed))
         if stats.count == 0:
-            unavailable[name] = UNAVAILABLE_WHY[name] if name != "request_latency_s" else f"no measured span of the request phase '{declaration.request}'"
+            unavailable[name] = why[name]
             continue
         out[name] = stats
         ratio = noisy(stats.model_dump())
         if ratio is not None and name in ("e2e_s", "tpot_s"):
             warnings.append(f"noisy: {name} IQR/median = {ratio:.0%} (> 10%); the machine may be busy")
     return RequestMetrics(**out)
+
+
+def _streams(spans: pd.DataFrame, samples: pd.DataFrame, declaration: Declaration, seed: int, contended: bool) -> Streams:
+    def per_condition(part: pd.DataFrame) -> tuple[RequestMetrics, Deadlines | None, dict[str, Stats]]:
+        metrics = _request_metrics(part, declaration, seed, {}, [])
+        lat = (part["end_ns"] - part["start_ns"]) / 1e9
+        phases = {str(p): Stats(**describe(v, seed)) for p, v in lat.groupby(part["phase"]) if p != ITERATION}
+        return metrics, _deadlines(part, seed), phases
+
+    return streams_summary(spans, samples, declaration, seed, contended, per_condition)
 
 
 def _deadlines(spans: pd.DataFrame, seed: int) -> Deadlines | None:
@@ -344,7 +366,7 @@ def _declaration_warnings(spans: pd.DataFrame, declaration: Declaration) -> list
         return []
     marked = set(spans["phase"].unique())
     out = []
-    roles = {"request": declaration.request, "step": declaration.step, "inference": declaration.inference}
+    roles = {"request": declaration.request, "step": declaration.step, "inference": declaration.inference, "presentation": declaration.presentation}
     roles.update({f"deliveries[{i}]": p for i, p in enumerate(declaration.deliveries)})
     roles.update({f"breakdown[{i}]": p for i, p in enumerate(declaration.breakdown)})
     for role, phase in roles.items():

@@ -310,7 +310,7 @@ def _blocks(value: object) -> list[int] | None:
     return [int(b) for b in value]  # type: ignore[attr-defined]
 
 
-def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Request]:
+def schedule(config: LoadConfig, trace: pd.DataFrame | None = None, allow_empty: bool = False) -> list[Request]:
     """The requests of a load run, in send order; deterministic for `config.seed`.
 
     trace: for pattern trace, a DataFrame with columns `arrival_s` (seconds from the trace's start),
@@ -319,7 +319,8 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Requ
     or `duration_s`. Must be None for the generated patterns.
     Returns a list of `Request` (send_s in seconds, non-decreasing).
     Raises ValueError if the trace is missing or unexpected, lacks a column, has invalid times or
-    token counts, or leaves no measured request after warmup and cooldown.
+    token counts, or leaves no measured request after warmup and cooldown; and for an empty
+    schedule unless `allow_empty` (a short window of a sparse process: no arrival is a valid draw).
     """
     arrivals_ss, input_ss, output_ss = np.random.SeedSequence(config.seed).spawn(3)
     rows = None
@@ -332,6 +333,8 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None) -> list[Requ
             raise ValueError(f"pattern {config.pattern} generates its own times; pass no trace")
         send = np.zeros(config.requests or 0) if config.pattern == "closed" else _generated_times(config, np.random.default_rng(arrivals_ss))
     n = len(send)
+    if n == 0 and allow_empty:
+        return []
     if n == 0:
         raise ValueError("the schedule is empty (duration_s shorter than the first gap, or an empty trace)")
     if config.warmup_requests + config.cooldown_requests >= n:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..plugin import QoE
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -29,16 +31,6 @@ class SLO(_Strict):
     def stated(self) -> str:
         parts = [f"{name} <= {getattr(self, f'{name}_s'):g} s" for name in ("ttft", "tpot", "e2e") if getattr(self, f"{name}_s") is not None]
         return ", ".join(parts) or "none"
-
-
-class QoE(_Strict):
-    """Andes' quality of experience: the expected token timeline a reader or listener consumes."""
-
-    expected_ttft_s: float = Field(1.0, gt=0, le=3600, description="When the reader expects the first token, from arrival (s).")
-    tokens_per_s: float = Field(4.8, gt=0, le=100_000, description="The reader's consumption speed: reading about 4.8, listening about 3.3 tokens/s.")
-
-    def stated(self) -> str:
-        return f"expected TTFT {self.expected_ttft_s:g} s, {self.tokens_per_s:g} tokens/s"
 
 
 class Objective(_Strict):
