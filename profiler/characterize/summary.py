@@ -112,6 +112,7 @@ def build_summary(
     """The summary of one workload. `spans`: measured spans (rundir.read_measured); `samples`:
     every sampler row. Never raises for a bug in an analysis: see the module docstring."""
     child = outcome.child
+    declaration = outcome.declaration
     problems = list(outcome.problems)
     unavailable: dict[str, str] = {}
     warnings: list[str] = list(child.get("warnings", []))
@@ -136,7 +137,6 @@ def build_summary(
         sample_hz_achieved=_achieved_rate(samples),
         stages=[Stage(**s) for s in child.get("stages", [])],
     )
-    declaration = outcome.declaration
     seed = outcome.seed
 
     def guarded(what: str, compute: Callable[[], Any]) -> Any:
@@ -146,9 +146,10 @@ def build_summary(
             problems.append(f"{what} failed ({type(exc).__name__}: {str(exc)[:200]}): a profiler bug; the measurements are on disk")
             return None
 
-    # under a load, or in a synchronous batch whose composition is drawn anew each iteration (an RL rollout), request
-    # sizes and batch composition vary by design: their spread is measured, not noise
-    drawn = outcome.load is not None or ("finished" in spans and spans["finished"].notna().any())
+    # under a load, in a synchronous batch whose composition is drawn anew each iteration (an RL rollout), or across the
+    # conditions of a workload's own streams (alone and together), request sizes, batch composition and co-location vary
+    # by design: their spread is measured, not noise
+    drawn = outcome.load is not None or ("finished" in spans and spans["finished"].notna().any()) or bool(declaration.streams)
     request_warnings = [] if drawn else warnings
     summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, request_warnings)) or RequestMetrics()
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
@@ -392,6 +393,9 @@ def _work(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tu
         work.uncounted_phases[phase] = "its spans ran only on other threads; the counters (torch dispatch modes) see one thread"
     for phase in child.get("work_partial_phases", []):
         work.partial_phases[phase] = "other threads ran spans meanwhile (e.g. async inference); counted here: this thread's work only"
+    for phase in summary.phases:
+        if phase != ITERATION and phase not in work.phases and phase not in work.uncounted_phases:
+            work.uncounted_phases[phase] = "no span of it ran in the counting pass's one iteration (the workload's iterations differ)"
     return work, why
 
 
