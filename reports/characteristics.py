@@ -341,6 +341,11 @@ def concurrency(view: WorkloadView) -> Value:
         m = view.measured
         in_batch = m.loc[(m["phase"] == step) & m["finished"].notna(), "sequences"].dropna().to_numpy(dtype=float)
         return _median_of(in_batch, "requests", "no step span with `sequences`", f"requests in the synchronous batch at each '{step}' span")
+    if view.summary.serving is None and view.declaration.streams:
+        from profiler.characterize.streams import in_flight_at_arrival
+
+        n = in_flight_at_arrival(view.measured, view.declaration.request)
+        return _median_of(n, "requests", "no request spans with a request_id", "requests in flight (arrived, not yet done) at each arrival")
     if view.summary.serving is None:
         # one request in flight during each measured iteration, by construction of the measured loop
         ones = np.ones(view.request_latencies_s.size)
@@ -497,13 +502,13 @@ def interference(view: WorkloadView) -> Value:
     medians); inconclusive pairs are not claims and are left out."""
     streams = view.summary.streams
     if streams is None or not streams.interference:
-        return Value(None, "×", why="one stream: no co-located models to interfere")
+        return Value(None, "x", why="one stream: no co-located models to interfere")
     claimed = [i for i in streams.interference if i.verdict in ("slower", "faster", "no difference") and i.ratio is not None]
     if not claimed:
-        return Value(None, "×", why="every comparison was inconclusive (see Streams)")
+        return Value(None, "x", why="every comparison was inconclusive (see Streams)")
     worst = max(claimed, key=lambda i: i.ratio)
     lo, hi = worst.ci95 or (worst.ratio, worst.ratio)
-    return Value(worst.ratio, "×", basis=f"'{worst.phase}' {worst.alone} → {worst.together}: [{lo:.2f}, {hi:.2f}], {worst.verdict}")
+    return Value(worst.ratio, "x", basis=f"'{worst.phase}' {worst.alone} → {worst.together}: [{lo:.2f}, {hi:.2f}], {worst.verdict}")
 
 
 @characteristic("energy_per_hour", label="energy per hour of use", short="energy/hour", kind=Kind.PRESENCE, better=Better.LOWER)

@@ -53,6 +53,21 @@ def request_starts(spans: pd.DataFrame, request: str) -> pd.Series:
     return pd.Series(start.to_numpy(), index=pd.MultiIndex.from_arrays([r["iteration"], r["request_id"]], names=["iteration", "request_id"]))
 
 
+def in_flight_at_arrival(spans: pd.DataFrame, request: str) -> np.ndarray:
+    """For each request span with a request_id: how many requests of its iteration had arrived and not ended at its
+    arrival, itself included (>= 1), shape (requests,)."""
+    if spans.empty or "request_id" not in spans:
+        return np.array([], dtype=float)
+    starts = request_starts(spans, request)
+    r = spans.loc[(spans["phase"] == request) & spans["request_id"].notna()]
+    ends = pd.Series(r["end_ns"].astype(float).to_numpy(), index=starts.index)
+    out = []
+    for iteration in starts.index.get_level_values(0).unique():
+        a, e = starts.loc[iteration].to_numpy(), ends.loc[iteration].to_numpy()
+        out.extend(((a[None, :] <= a[:, None]) & (e[None, :] > a[:, None])).sum(axis=1))
+    return np.asarray(out, dtype=float)
+
+
 def _first_end(spans: pd.DataFrame, phase: str) -> pd.Series:
     p = spans.loc[(spans["phase"] == phase) & spans["request_id"].notna()]
     return p.groupby(["iteration", "request_id"])["end_ns"].min().astype(float)

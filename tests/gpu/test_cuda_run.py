@@ -109,3 +109,20 @@ def test_rl_step_on_cuda_holds_fp32_master_state_and_bf16_copies(tmp_path):
     assert s.memory.device_peak_by_phase  # allocator peaks per phase
     work = s.work.phases
     assert work["forward_backward"].intensity_flop_per_byte > work["rollout_step"].intensity_flop_per_byte
+
+
+def test_glasses_on_cuda_measures_energy_per_hour_and_the_8b_context(tmp_path):
+    """configs/glasses.yaml on CUDA, the glasses workload at the published shapes (SigLIP-L/16-384 + Llama-3-8B, Whisper
+    small, VITS): energy per hour and per query from the NVML counter in every condition, and the KV cache bounded at its
+    window (bf16: 128 KiB per token for Llama-3-8B)."""
+    sets = ["measure.min_iters=3", "measure.warmup_iters=1", "workloads.2.params.preset=glasses-8b", "workloads.2.params.session_s=6"]
+    result = run_cli("run", ROOT / "configs" / "glasses.yaml", "-o", tmp_path, "--device", "cuda", *[a for s in sets for a in ("--set", s)])
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    s = load_run(run_dir).workloads["glasses"].summary
+    assert s.facts["kv_bytes_per_token"] == 131072
+    assert s.streams.energy_unavailable is None
+    for condition in s.streams.conditions.values():
+        assert condition.average_power_w > 0
+    held = s.facts["context_bound_bytes"]
+    assert held == 256 * 131072

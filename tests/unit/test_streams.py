@@ -165,3 +165,13 @@ def test_the_summary_gives_each_condition_and_the_time_to_first_audio():
     assert both.metrics.ttft_s.count == 2
     assert s.streams.conditions["frames"].metrics.ttft_s is None
     assert s.streams.energy_unavailable.startswith("no NVML")
+
+
+def test_requests_in_flight_count_those_that_arrived_and_are_not_done():
+    from profiler.characterize.streams import in_flight_at_arrival
+
+    rows = [iteration(0, 0, 2000)]
+    rows += query(0, "queries", rid=0, arrival_ms=100, first_ms=50, gap_ms=20, tokens=5, audio_ms=600)  # ends at 700
+    rows += query(0, "queries", rid=1, arrival_ms=300, first_ms=50, gap_ms=20, tokens=5, audio_ms=600)  # arrives during 0
+    rows += query(0, "queries", rid=2, arrival_ms=1500, first_ms=50, gap_ms=20, tokens=5, audio_ms=100)
+    assert list(in_flight_at_arrival(pd.DataFrame(rows), "query")) == [1, 2, 1]
