@@ -13,7 +13,37 @@ from typing import Any
 
 from .plugin import Declaration, Mark, Params, QoE, Resources, SetupContext, StateLayer, Trait, Workload
 
-__all__ = ["Declaration", "Mark", "Params", "QoE", "Resources", "SetupContext", "StateLayer", "Trait", "Workload", "arrival_schedule", "load_run"]
+__all__ = [
+    "Declaration",
+    "Mark",
+    "Params",
+    "QoE",
+    "Resources",
+    "SetupContext",
+    "StateLayer",
+    "Trait",
+    "Workload",
+    "arrival_schedule",
+    "check_load",
+    "load_run",
+]
+
+
+def check_load(load: dict[str, Any]) -> None:
+    """Validate a `load:` mapping as `arrival_schedule` takes it, without drawing it (a workload's Params validator).
+
+    Raises ValueError with one line, "key.path: reason", for the first problem (profiler/load/arrivals.py: LoadConfig).
+    """
+    from pydantic import ValidationError
+
+    from .load.arrivals import LoadConfig
+
+    try:
+        LoadConfig.model_validate(load)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"] if "[" not in str(part))  # union-branch tags left out
+        raise ValueError(f"{where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}") from None
 
 
 def arrival_schedule(load: dict[str, Any]) -> list[Any]:

@@ -213,6 +213,7 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .suite.catalog import catalog, describe_declaration, describe_params
@@ -223,12 +224,13 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
             console.print(f"[bold]{name}[/bold]  [red]broken[/red]: {error}", markup=True, highlight=False)
             continue
         doc = (plugin.cls.__doc__ or "").strip().splitlines()
-        caption = f"{plugin.source}\n{describe_declaration(plugin)}"
-        table = Table(title=f"{name} — {doc[0] if doc else plugin.cls.__name__}", title_justify="left", caption=caption, caption_justify="left")
+        caption = escape(f"{plugin.source}\n{describe_declaration(plugin)}")
+        title = escape(f"{name} — {doc[0] if doc else plugin.cls.__name__}")
+        table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
         for col in ("param", "type", "default", "help"):
             table.add_column(col, overflow="fold")
         for row in describe_params(plugin.cls.Params):
-            table.add_row(row["name"], row["type"], row["default"], row["help"])
+            table.add_row(*(escape(row[k]) for k in ("name", "type", "default", "help")))
         console.print(table)
     return 0
 

@@ -107,6 +107,27 @@ def measured_iterations(s: WorkloadSummary) -> int:
     return s.metrics.e2e_s.count if s.metrics.e2e_s else 0
 
 
+def stream_lines(s: WorkloadSummary) -> list[str]:
+    """One line per condition of a workload's own streams: its deadline misses and drops, and its requests' time to first
+    token and to first output (first audio), medians."""
+    if s.streams is None:
+        return []
+    out = []
+    for cond, c in s.streams.conditions.items():
+        parts = []
+        d = c.deadlines
+        if d is not None and d.miss_rate is not None and d.miss_rate.count:
+            drops = f", dropped {percent(d.drop_rate.mean)}" if d.drop_rate and d.drop_rate.count else ""
+            parts.append(f"deadlines missed {percent(d.miss_rate.mean)}{drops}")
+        m = c.metrics
+        if m is not None and m.ttft_s is not None and m.ttft_s.count:
+            first = f", first output {duration(m.first_output_s.median)}" if m.first_output_s and m.first_output_s.count else ""
+            parts.append(f"{m.ttft_s.count} requests: TTFT {duration(m.ttft_s.median)}{first}")
+        if parts:
+            out.append(f"{cond}: " + "; ".join(parts) + " (medians; see Streams in the report)")
+    return out
+
+
 def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     """Failures and warnings, one line each, printed under the table."""
     notes = []
@@ -116,6 +137,7 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
             notes.append(f"[red]{_plain(s.name)} {how} in {_plain(s.error.phase)}[/red]: {_plain(s.error.reason)}")
         if s.contention is not None and s.contention.contended:
             notes.append(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(s.contention.summary)} (its timing verdicts are inconclusive)")
+        notes.extend(f"{_plain(s.name)}: {_plain(line)}" for line in stream_lines(s))
         notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(w)}" for w in s.warnings)
         notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(p)}" for p in s.problems)
     return notes

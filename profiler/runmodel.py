@@ -118,6 +118,7 @@ class Interference(Model):
     ratio: float | None = None
     ci95: list[float] | None = None
     n: list[int] = Field(default_factory=list)
+    """Spans compared: [alone, together]."""
     verdict: str
     """slower, faster, no difference (the interval within [1/1.1, 1.1]) or inconclusive (with the reason)."""
     miss_rate_alone: float | None = None

@@ -496,19 +496,26 @@ def latency_threshold(view: WorkloadView) -> Value:
     return Value(None, "", why="no objective: neither a load's objective nor a declared listener (Declaration.qoe)")
 
 
-@characteristic("interference", label="slowdown from co-located streams", short="interference", kind=Kind.PRESENCE, better=Better.LOWER)
+@characteristic("interference", label="slowdown of each stream by the other", short="interference", kind=Kind.PRESENCE, better=Better.NEITHER)
 def interference(view: WorkloadView) -> Value:
-    """The largest measured slowdown of a phase when the workload's other stream runs too (together / alone, ratio of
-    medians); inconclusive pairs are not claims and are left out."""
+    """Each stream's slowdown when the other runs too, both ways: for each condition a phase ran alone in, its outermost
+    phase (the longest alone: a frame, a query) together / alone, ratio of medians with its interval and verdict."""
     streams = view.summary.streams
     if streams is None or not streams.interference:
-        return Value(None, "x", why="one stream: no co-located models to interfere")
-    claimed = [i for i in streams.interference if i.verdict in ("slower", "faster", "no difference") and i.ratio is not None]
-    if not claimed:
-        return Value(None, "x", why="every comparison was inconclusive (see Streams)")
-    worst = max(claimed, key=lambda i: i.ratio)
-    lo, hi = worst.ci95 or (worst.ratio, worst.ratio)
-    return Value(worst.ratio, "x", basis=f"'{worst.phase}' {worst.alone} → {worst.together}: [{lo:.2f}, {hi:.2f}], {worst.verdict}")
+        return Value(None, "", why="one stream: no co-located models to interfere")
+    alone_s = {c: s.phases for c, s in streams.conditions.items()}
+    parts = []
+    for alone in dict.fromkeys(i.alone for i in streams.interference):
+        items = [i for i in streams.interference if i.alone == alone and i.ratio is not None]
+        if not items:
+            continue
+        outer = max(items, key=lambda i: (alone_s.get(alone, {}).get(i.phase).median or 0.0) if alone_s.get(alone, {}).get(i.phase) else 0.0)
+        lo, hi = outer.ci95 or (outer.ratio, outer.ratio)
+        verdict = outer.verdict.partition(":")[0]
+        parts.append(f"{alone} ({outer.phase}) {outer.ratio:.2f}x [{lo:.2f}, {hi:.2f}] with {outer.together}: {verdict}")
+    if not parts:
+        return Value(None, "", why="no phase ran both alone and together")
+    return Value("; ".join(parts), "", basis="each stream's outermost phase, latency together / alone (Streams section)")
 
 
 @characteristic("energy_per_hour", label="energy per hour of use", short="energy/hour", kind=Kind.PRESENCE, better=Better.LOWER)

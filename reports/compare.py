@@ -196,7 +196,8 @@ def workload_samples(w: WorkloadRun) -> dict[str, np.ndarray]:
     m = w.measured
     if m.empty:
         return {}
-    out = dict(request_metrics(m, w.declaration.deliveries, w.declaration.request))
+    d = w.declaration
+    out = dict(request_metrics(m, d.deliveries, d.request, keyed_only=bool(d.streams)))
     for phase, g in m.groupby("phase"):
         if phase != "iteration":
             out[f"{PHASE}{phase}"] = ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float)

@@ -272,9 +272,23 @@ def tick_lateness(spans_by_workload: dict[str, pd.DataFrame], colours: dict[str,
         if ticks.empty:
             continue
         t0 = ticks.groupby("iteration")["start_ns"].transform("min")
+        dropped = (ticks["dropped"] == 1) if "dropped" in ticks else pd.Series(False, index=ticks.index)
+        if dropped.any():  # a skipped input has no lateness: drawn at its deadline
+            d = ticks.loc[dropped]
+            fig.add_trace(
+                go.Scatter(
+                    x=((d["deadline_ns"] - t0[dropped]) / 1e9).to_numpy(),
+                    y=np.zeros(len(d)),
+                    mode="markers",
+                    marker=dict(size=7, symbol="x-thin-open", color="crimson"),
+                    name=f"{label(name)} · dropped",
+                )
+            )
+            ticks, t0 = ticks.loc[~dropped], t0[~dropped]
         x = ((ticks["start_ns"] - t0) / 1e9).to_numpy()
         late = ((ticks["end_ns"] - ticks["deadline_ns"]) / 1e6).to_numpy()
-        missed = ((ticks["units"] <= 0) | (ticks["end_ns"] > ticks["deadline_ns"])).to_numpy()
+        taken = (ticks["dropped"] == 0) if "dropped" in ticks else ticks["units"] > 0
+        missed = (~taken | (ticks["end_ns"] > ticks["deadline_ns"])).to_numpy()
         fig.add_trace(
             go.Scatter(x=x[~missed], y=late[~missed], mode="markers", marker=dict(size=4, color=_colour(colours, name)), name=f"{label(name)} · on time")
         )

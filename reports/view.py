@@ -92,7 +92,8 @@ class WorkloadView:
         """Per-iteration samples (e2e, ttft, tpot, itl, units/s) from the declared deliveries."""
         if self.measured.empty:
             return {}
-        return request_metrics(self.measured, self.declaration.deliveries, self.declaration.request)
+        d = self.declaration
+        return request_metrics(self.measured, d.deliveries, d.request, keyed_only=bool(d.streams))
 
     @cached_property
     def step_position_table(self) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from profiler import arrival_schedule
+from profiler import arrival_schedule, check_load
 from profiler.plugin import Declaration, Mark, QoE, Resources, SetupContext, StateLayer, Trait
 from profiler.plugin import Params as BaseParams
 
@@ -55,6 +55,18 @@ CONDITIONS = ("frames", "queries", "frames+queries")
 SPEAKING_TOKENS_PER_S = 3.3
 """A question's audio lasts its tokens / 3.3 s: about 150 words per minute at 1.3 tokens per word."""
 AUDIO_HZ = 16_000
+ASR_PROMPT_TOKENS = 4
+"""Whisper's decoder prompt (start of transcript, language, task, no timestamps) before the transcript's tokens."""
+
+
+def _largest(sizes: dict[str, Any]) -> int | None:
+    """The largest token count a size distribution draws (a validated `{fixed}`, `{uniform}` or `{lognormal}`); None: no cap."""
+    if "fixed" in sizes:
+        return int(sizes["fixed"])
+    if "uniform" in sizes:
+        return int(sizes["uniform"][1])
+    cap = (sizes.get("lognormal") or {}).get("max")
+    return None if cap is None else int(cap)
 
 
 class ContextPolicy(BaseParams):
@@ -77,6 +89,15 @@ class Queries(BaseParams):
     question_tokens: dict[str, Any] = Field({"fixed": 8}, description="Question length in tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {...}}.")
     answer_tokens: dict[str, Any] = Field({"fixed": 32}, description="Answer length in tokens (the same forms).")
     sentence_tokens: int = Field(12, ge=1, le=10_000, description="Tokens of the first sentence, synthesized to audio as soon as they exist.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Queries:
+        try:
+            check_load(self.load(60.0, 0))
+        except ValueError as exc:
+            reason = str(exc).replace("sizes.input", "question_tokens").replace("sizes.output", "answer_tokens")
+            raise ValueError(reason) from None
+        return self
 
     def load(self, duration_s: float, seed: int) -> dict[str, Any]:
         """This block as a load layer `load:` mapping (rate per second)."""
@@ -138,6 +159,12 @@ class MultimodalStream:
                 raise ValueError("camera_resolution must be positive")
             if self.queries.pattern != "gamma" and self.queries.burstiness is not None:
                 raise ValueError("queries.burstiness: only pattern gamma takes burstiness")
+            asr = STREAM_PRESETS[self.preset]["asr"]
+            limit = asr.get("max_target_positions", 448) - ASR_PROMPT_TOKENS
+            longest = _largest(self.queries.question_tokens)
+            if longest is None or longest > limit:
+                got = "no cap (give lognormal max)" if longest is None else f"up to {longest}"
+                raise ValueError(f"queries.question_tokens: {got}; the speech recognizer decodes at most {limit} tokens ({self.preset}), give at most {limit}")
             return self
 
         @property
@@ -222,13 +249,13 @@ class MultimodalStream:
             fps=p.fps,
             frame_period_s=1.0 / p.fps,
             tokens_per_frame=p.frame_tokens,
-            visual_tokens_per_minute=p.frame_tokens * p.fps * 60,
+            visual_tokens_per_minute=round(p.frame_tokens * p.fps * 60),
             kv_bytes_per_token=self.kv_bytes_per_token,
             kv_growth_bytes_per_minute_unbounded=self.kv_bytes_per_token * p.frame_tokens * p.fps * 60,
             context_policy=c.policy,
             context_bound_tokens=bound,
             context_bound_bytes=bound * self.kv_bytes_per_token if bound else None,
-            context_bound_applies_to="visual tokens only (text grows)" if c.policy == "visual_budget" else ("all tokens" if bound else None),
+            context_bound_applies_to="visual tokens only; text grows" if c.policy == "visual_budget" else ("all tokens" if bound else None),
             positions_after_eviction="absolute positions continue; kept keys keep their original rotation (bounded_context.py)",
             prime_frames=p.primed,
             session_s=p.session_s,
@@ -241,7 +268,7 @@ class MultimodalStream:
             dtype=str(self.dtype).removeprefix("torch."),
             param_count=sum(counts.values()),
             param_count_by_part=counts,
-            published_param_count=preset.get("published_params"),
+            published_param_count=preset.get("published_params") or None,
             weights=f"random, from preset {p.preset}",
             lm_max_position_embeddings=cfg.max_position_embeddings,
         )
@@ -259,19 +286,18 @@ class MultimodalStream:
         self._prime(p.primed)
         errors: list[BaseException] = []
         start_ns = time.monotonic_ns() + 50_000_000  # both streams start together, 50 ms from now
-        streams = []
+        # frames always run on their own thread and queries always on the calling thread, in every condition: a stream's
+        # latency alone and together is then measured on the same kind of thread (a worker thread's torch ops ran 20-50%
+        # slower than the main thread's here, which would otherwise pass for interference). The untimed counting and
+        # tracing passes see the calling thread only: the queries' work (the answer's decode is the step).
+        threads = []
         if "frames" in condition:
-            streams.append((self._frames, (mark, condition, start_ns)))
-        if "queries" in condition:
-            schedule = arrival_schedule(p.queries.load(p.session_s, self.seed * 100_003 + cycle))
-            streams.append((self._queries, (mark, condition, start_ns, schedule)))
-        # the last stream (queries when they run: the answer's decode is the step) runs on the calling thread, where the
-        # untimed counting and tracing passes see its work; the other on its own thread
-        threads = [threading.Thread(target=self._guard, args=(errors, target, *args), name="frames", daemon=True) for target, args in streams[:-1]]
+            threads.append(threading.Thread(target=self._guard, args=(errors, self._frames, mark, condition, start_ns), name="frames", daemon=True))
         for t in threads:
             t.start()
-        target, args = streams[-1]
-        self._guard(errors, target, *args)
+        if "queries" in condition:
+            schedule = arrival_schedule(p.queries.load(p.session_s, self.seed * 100_003 + cycle))
+            self._guard(errors, self._queries, mark, condition, start_ns, schedule)
         for t in threads:
             t.join()
         if errors:

@@ -98,7 +98,7 @@ def sequences_of(m: pd.DataFrame) -> pd.Series:
     return m["sequences"].astype(float).fillna(units).clip(lower=1.0)
 
 
-def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), request: str = ITERATION) -> dict[str, np.ndarray]:
+def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), request: str = ITERATION, keyed_only: bool = False) -> dict[str, np.ndarray]:
     """Per-request latency samples (seconds) from measured spans: e2e, ttft, tpot, itl, units/s.
 
     `deliveries`: the phases whose spans with units > 0 are deliveries (the declaration's);
@@ -111,7 +111,9 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), reque
     A request is an iteration, unless the deliveries carry `request_id` (several requests in one
     iteration): then a request is the span of the `request` phase with that id, from its `obs_ns`
     (else its start) to its end, and TPOT = (last delivery - first) / (tokens - 1), vLLM's
-    (latency - TTFT) / (output tokens - 1) with latency to the last token.
+    (latency - TTFT) / (output tokens - 1) with latency to the last token. `keyed_only` (a workload whose
+    requests always carry `request_id`, Declaration.streams): without any, there were no requests, and every
+    sample is empty rather than the iteration's.
     """
     m = measured_spans(spans)
     empty = np.array([], dtype=float)
@@ -119,6 +121,8 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), reque
         return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
     delivering = (m["phase"].isin(deliveries) if deliveries else m["phase"] != ITERATION) & (m["units"] > 0)
     keyed = "request_id" in m and m.loc[delivering, "request_id"].notna().any()
+    if keyed_only and not keyed:
+        return {k: empty for k in ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")}
     keys = ["iteration", "request_id"] if keyed else ["iteration"]
     if keyed:
         r = m.loc[(m["phase"] == request) & m["request_id"].notna()]
@@ -189,8 +193,16 @@ DEADLINE_FIELDS = {
 """deadline_metrics' sample names -> the fields of runmodel.Deadlines (schema 1 stored the former in `metrics`)."""
 
 
-def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Samples for deadline-driven loops; empty arrays where no span carries the attributes."""
+ANY_PHASE = "*"
+
+
+def deadline_metrics(spans: pd.DataFrame, inference: str | None = ANY_PHASE) -> dict[str, np.ndarray]:
+    """Samples for deadline-driven loops; empty arrays where no span carries the attributes.
+
+    `inference`: the phase whose spans' `obs_ns` give the observation-to-output latency (the declared inference
+    phase); None: no such latency (a request's `obs_ns`, its arrival, is not an inference); ANY_PHASE: every span
+    with `obs_ns`.
+    """
     m = measured_spans(spans)
     out: dict[str, np.ndarray] = {}
     if m.empty:
@@ -201,7 +213,7 @@ def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
         if "dropped" in d:  # a periodic input that carries `dropped` was taken in (0) or skipped (1)
             delivered = delivered.where(d["dropped"].isna(), d["dropped"] == 0)
         missed = ~delivered | (d["end_ns"] > d["deadline_ns"])
-        taken = d.loc[d["dropped"] != 1] if "dropped" in d else d  # a skipped input has no lateness of its own
+        taken = timed_spans(d)  # a skipped input has no lateness of its own
         out["lateness_s"] = ((taken["end_ns"] - taken["deadline_ns"]) / NS).to_numpy(dtype=float)
         out["deadline_miss_rate"] = missed.groupby(d["iteration"]).mean().to_numpy(dtype=float)
         if "dropped" in d and d["dropped"].notna().any():
@@ -216,10 +228,19 @@ def deadline_metrics(spans: pd.DataFrame) -> dict[str, np.ndarray]:
         out["control_rate_hz"] = rate.to_numpy(dtype=float)
     if "staleness_s" in m and m["staleness_s"].notna().any():
         out["staleness_s"] = m["staleness_s"].dropna().to_numpy(dtype=float)
-    if "obs_ns" in m and m["obs_ns"].notna().any():
-        o = m.loc[m["obs_ns"].notna()]
-        out["obs_to_output_s"] = ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
+    if inference is not None and "obs_ns" in m and m["obs_ns"].notna().any():
+        o = m.loc[m["obs_ns"].notna() & ((m["phase"] == inference) if inference != ANY_PHASE else True)]
+        if not o.empty:
+            out["obs_to_output_s"] = ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
     return out
+
+
+def timed_spans(spans: pd.DataFrame) -> pd.DataFrame:
+    """The spans that have a latency: all but skipped periodic inputs (`dropped=1`, zero-length markers of a frame that
+    was never taken)."""
+    if "dropped" not in spans or not (spans["dropped"] == 1).any():
+        return spans
+    return spans.loc[spans["dropped"] != 1]
 
 
 def phase_shares(spans: pd.DataFrame) -> dict[str, float]:
@@ -235,8 +256,9 @@ def phase_shares(spans: pd.DataFrame) -> dict[str, float]:
 
 
 def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Per-phase statistics of measured spans: host latency, device time where recorded, units."""
-    m = measured_spans(spans)
+    """Per-phase statistics of measured spans (skipped inputs left out: timed_spans): host latency, device time where
+    recorded, units."""
+    m = timed_spans(measured_spans(spans))
     out: dict[str, dict[str, Any]] = {}
     if m.empty:
         return out
@@ -267,7 +289,7 @@ def phase_noise(spans: pd.DataFrame) -> dict[str, float]:
     with context; a control tick that replans) is not noise. The phase's noise is the median of
     its steps' ratios; steps with fewer than 4 measured repeats are not judged.
     """
-    m = measured_spans(spans)
+    m = timed_spans(measured_spans(spans))
     if m.empty:
         return {}
     # rows are stored in start order within each iteration (spans.py), so occurrence needs no sort

@@ -32,7 +32,7 @@ import pandas as pd
 from ..measure.nvml import MIN_WINDOW_S
 from ..plugin import ITERATION, Declaration
 from ..runmodel import ConditionStats, Interference, Streams
-from .analysis import NS
+from .analysis import NS, timed_spans
 from .serving import andes_qoe
 from .stats import ratio_ci
 
@@ -131,7 +131,8 @@ def _verdict(lo: float, hi: float) -> str:
 
 def interference(spans: pd.DataFrame, conditions: pd.Series, seed: int, contended: bool) -> list[Interference]:
     """Per phase that ran in more than one condition: latency together / alone (see the module docstring)."""
-    s = spans.loc[spans["phase"] != ITERATION].assign(cond=spans["iteration"].map(conditions))
+    s = timed_spans(spans)
+    s = s.loc[s["phase"] != ITERATION].assign(cond=s["iteration"].map(conditions))
     s = s.loc[s["cond"].notna()]
     order = list(dict.fromkeys(conditions.tolist()))
     out = []
@@ -146,7 +147,7 @@ def interference(spans: pd.DataFrame, conditions: pd.Series, seed: int, contende
                 continue
             a, b = lat[g["cond"] == together].to_numpy(), lat[g["cond"] == alone].to_numpy()
             r = ratio_ci(a, b, seed)
-            item = Interference(phase=str(phase), alone=alone, together=together, ratio=r.get("ratio"), ci95=r.get("ci95"), n=[a.size, b.size], verdict="")
+            item = Interference(phase=str(phase), alone=alone, together=together, ratio=r.get("ratio"), ci95=r.get("ci95"), n=[b.size, a.size], verdict="")
             if r.get("ratio") is None:
                 item.verdict = "inconclusive: no spans to compare"
             elif min(a.size, b.size) < MIN_SAMPLES:
@@ -155,9 +156,10 @@ def interference(spans: pd.DataFrame, conditions: pd.Series, seed: int, contende
                 item.verdict = "inconclusive: measured under contention (see the run's contention)"
             else:
                 item.verdict = _verdict(*r["ci95"])
-            if "deadline_ns" in g and g["deadline_ns"].notna().any():
-                item.miss_rate_alone = _miss_rate(g.loc[g["cond"] == alone])
-                item.miss_rate_together = _miss_rate(g.loc[g["cond"] == together])
+            with_drops = spans.loc[spans["phase"] == phase].assign(cond=spans["iteration"].map(conditions))
+            if "deadline_ns" in with_drops and with_drops["deadline_ns"].notna().any():
+                item.miss_rate_alone = _miss_rate(with_drops.loc[with_drops["cond"] == alone])
+                item.miss_rate_together = _miss_rate(with_drops.loc[with_drops["cond"] == together])
             out.append(item)
     return out
 
@@ -198,6 +200,25 @@ def energy_by_condition(
     if not out:
         return {}, f"no condition's iterations total {MIN_WINDOW_S:.0f} s within the energy samples"
     return out, None
+
+
+def stream_warnings(streams: Streams) -> list[str]:
+    """Conditions that drew no request where another one did (a sparse arrival process in short sessions): their request
+    figures and the interference on requests are missing, which a reader must be told."""
+    counts = {c: (s.metrics.request_latency_s.count if s.metrics and s.metrics.request_latency_s else 0) for c, s in streams.conditions.items()}
+    with_requests = {c: n for c, n in counts.items() if n}
+    out = []
+    for cond, n in counts.items():
+        if n or not with_requests:
+            continue
+        kin = [c for c in with_requests if set(c.split("+")) <= set(cond.split("+"))]
+        if kin:
+            seconds = streams.conditions[cond].seconds
+            out.append(
+                f"condition {cond} drew no request in its {seconds:.0f} s of sessions, where {kin[0]} drew {with_requests[kin[0]]}: "
+                "the interference on requests is not measured; lengthen the sessions or raise the arrival rate"
+            )
+    return out
 
 
 def streams_summary(spans: pd.DataFrame, samples: pd.DataFrame, declaration: Declaration, seed: int, contended: bool, per_condition: Any) -> Streams:

@@ -53,13 +53,14 @@ from .analysis import (
     request_latencies,
     request_metrics,
     sequences_of,
+    timed_spans,
 )
 from .energy import energy_summary
 from .roofline import BOUND_RULE, overhead_shares, work_by_phase
 from .scaling import position_fits
 from .serving import serving_summary, serving_warnings
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
-from .streams import first_output_s, qoe_samples, streams_summary
+from .streams import first_output_s, qoe_samples, stream_warnings, streams_summary
 from .sync_batch import attribute_warnings, batch_tails, memory_by_kind, stage_shares, stage_tokens_per_s
 
 
@@ -152,7 +153,7 @@ def build_summary(
     drawn = outcome.load is not None or ("finished" in spans and spans["finished"].notna().any()) or bool(declaration.streams)
     request_warnings = [] if drawn else warnings
     summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, request_warnings)) or RequestMetrics()
-    summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed))
+    summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed, declaration.inference))
     # under a load a phase's spread is what is measured (batch composition, queueing), not noise
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if drawn else warnings, unavailable, outcome.device)) or {}
     if outcome.load is not None:
@@ -175,6 +176,7 @@ def build_summary(
     if declaration.streams:
         contended = bool(summary.contention and summary.contention.contended)
         summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
+        warnings.extend(stream_warnings(summary.streams) if summary.streams else [])
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
     if child.get("state_layers"):
         summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers([StateLayer(**x) for x in child["state_layers"]]))
@@ -230,7 +232,7 @@ def _batch_tail(spans: pd.DataFrame, step: str, seed: int) -> BatchTail | None:
 
 
 def _request_metrics(spans: pd.DataFrame, declaration: Declaration, seed: int, unavailable: dict[str, str], warnings: list[str]) -> RequestMetrics:
-    samples = request_metrics(spans, declaration.deliveries, declaration.request)
+    samples = request_metrics(spans, declaration.deliveries, declaration.request, keyed_only=bool(declaration.streams))
     samples["request_latency_s"] = request_latencies(spans, declaration.request)
     why = {**UNAVAILABLE_WHY, "request_latency_s": f"no measured span of the request phase '{declaration.request}'"}
     if declaration.presentation is not None:
@@ -255,15 +257,16 @@ def _request_metrics(spans: pd.DataFrame, declaration: Declaration, seed: int, u
 def _streams(spans: pd.DataFrame, samples: pd.DataFrame, declaration: Declaration, seed: int, contended: bool) -> Streams:
     def per_condition(part: pd.DataFrame) -> tuple[RequestMetrics, Deadlines | None, dict[str, Stats]]:
         metrics = _request_metrics(part, declaration, seed, {}, [])
-        lat = (part["end_ns"] - part["start_ns"]) / 1e9
-        phases = {str(p): Stats(**describe(v, seed)) for p, v in lat.groupby(part["phase"]) if p != ITERATION}
-        return metrics, _deadlines(part, seed), phases
+        timed = timed_spans(part)
+        lat = (timed["end_ns"] - timed["start_ns"]) / 1e9
+        phases = {str(p): Stats(**describe(v, seed)) for p, v in lat.groupby(timed["phase"]) if p != ITERATION}
+        return metrics, _deadlines(part, seed, declaration.inference), phases
 
     return streams_summary(spans, samples, declaration, seed, contended, per_condition)
 
 
-def _deadlines(spans: pd.DataFrame, seed: int) -> Deadlines | None:
-    samples = deadline_metrics(spans)
+def _deadlines(spans: pd.DataFrame, seed: int, inference: str | None) -> Deadlines | None:
+    samples = deadline_metrics(spans, inference)
     if not samples:
         return None
     fields = {DEADLINE_FIELDS[k]: Stats(**describe(v, seed)) for k, v in samples.items()}

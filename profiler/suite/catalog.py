@@ -28,19 +28,29 @@ def catalog() -> list[tuple[str, PluginRef | None, str | None]]:
     return out
 
 
-def describe_params(model: type[BaseModel]) -> list[dict[str, str]]:
+def describe_params(model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None) -> list[dict[str, str]]:
+    """One row per parameter (name, type, default, help); a nested block's fields follow it as `block.field` rows, with
+    the defaults of the block's own default where it has one."""
     rows = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         type_text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
         rows.append(
             {
-                "name": name,
+                "name": prefix + name,
                 "type": type_text or str(annotation).replace("typing.", ""),
-                "default": "required" if field.is_required() else repr(field.get_default(call_default_factory=True)),
+                "default": "required"
+                if field.is_required() and defaults is None
+                else (
+                    "(the fields below)" if nested else repr(getattr(defaults, name) if defaults is not None else field.get_default(call_default_factory=True))
+                ),
                 "help": field.description or "",
             }
         )
+        if nested:
+            default = None if field.is_required() else field.get_default(call_default_factory=True)
+            rows.extend(describe_params(annotation, f"{prefix}{name}.", default if isinstance(default, BaseModel) else None))
     return rows
 
 
@@ -55,6 +65,12 @@ def describe_declaration(plugin: PluginRef) -> str:
         roles.append(f"inference {d.inference}")
     if d.breakdown:
         roles.append(f"stages {', '.join(d.breakdown)}")
+    if d.presentation:
+        roles.append(f"first output perceived at the end of {d.presentation}")
+    if d.streams:
+        roles.append(f"streams {', '.join(d.streams)} (run alone and together)")
+    if d.qoe:
+        roles.append(f"listener {d.qoe.stated()}")
     traits = ", ".join(sorted(t.value for t in d.traits)) or "none"
     return f"declaration: {'; '.join(roles)}; output unit {d.output_unit}; traits {traits}"
 

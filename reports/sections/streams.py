@@ -155,7 +155,7 @@ def _interference_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> T
         Column("together / alone", title="ratio of medians, 95% bootstrap interval"),
         Column("verdict", "l"),
         Column("deadline misses alone → together", title="for a phase with deadlines (frames)"),
-        Column("spans", title="together, alone"),
+        Column("spans", title="alone, together"),
     ]
     rows = []
     for name, v in views.items():
@@ -215,9 +215,24 @@ def _kv_figure(name: str, v: WorkloadView) -> go.Figure | None:
             name=f"iteration {int(iteration)} ({label(cond)})",
             hovertemplate="%{x:.2f} s: %{y:.2f} MiB<extra></extra>",
         )
-    bound = v.summary.facts.get("context_bound_bytes")
+    facts = v.summary.facts
+    bound, per_token = facts.get("context_bound_bytes"), facts.get("kv_bytes_per_token")
+    if bound and per_token and "position" in s:
+        first = s.loc[s["iteration"] == s["iteration"].min()].sort_values("end_ns")
+        t = (first["end_ns"].to_numpy(dtype=float) - float(starts.get(first["iteration"].iloc[0], first["start_ns"].min()))) / 1e9
+        fig.add_scatter(
+            x=t,
+            y=first["position"].to_numpy(dtype=float) * per_token / 2**20,
+            mode="lines",
+            line=dict(color="grey", dash="dot", width=1),
+            name="without a bound (every token since the session began, primed ones included)",
+            hovertemplate="%{x:.2f} s: %{y:.2f} MiB<extra></extra>",
+        )
     if bound:
-        fig.add_hline(y=bound / 2**20, line=dict(color="grey", dash="dash"), annotation_text=f"bound: {nbytes(bound)}", annotation_position="top left")
+        which = facts.get("context_bound_applies_to") or "all tokens"
+        fig.add_hline(
+            y=bound / 2**20, line=dict(color="grey", dash="dash"), annotation_text=f"bound: {nbytes(bound)} ({which})", annotation_position="top left"
+        )
     fig.update_layout(**LAYOUT, title=f"{label(name)}: the language model's KV cache over each session")
     fig.update_xaxes(title="time since the session's start (s)")
     fig.update_yaxes(title="KV cache (MiB)", rangemode="tozero")
@@ -233,8 +248,7 @@ def _kv_sentence(name: str, v: WorkloadView) -> str | None:
     bound = f.get("context_bound_bytes")
     held = v.measured["state_bytes"].max() if "state_bytes" in v.measured and v.measured["state_bytes"].notna().any() else None
     text = (
-        f"{name}: {sig(f.get('tokens_per_frame', 0))} visual tokens per frame at {sig(f.get('fps', 0))} fps add {nbytes(growth)} "
-        f"of KV cache per minute without a bound."
+        f"{name}: {f.get('tokens_per_frame')} visual tokens per frame at {f.get('fps', 0):g} fps add {nbytes(growth)} of KV cache per minute without a bound."
     )
     if bound:
         text += f" Policy {policy} bounds it at {nbytes(bound)} ({f.get('context_bound_applies_to')})"

@@ -175,3 +175,25 @@ def test_requests_in_flight_count_those_that_arrived_and_are_not_done():
     rows += query(0, "queries", rid=1, arrival_ms=300, first_ms=50, gap_ms=20, tokens=5, audio_ms=600)  # arrives during 0
     rows += query(0, "queries", rid=2, arrival_ms=1500, first_ms=50, gap_ms=20, tokens=5, audio_ms=100)
     assert list(in_flight_at_arrival(pd.DataFrame(rows), "query")) == [1, 2, 1]
+
+
+def test_dropped_inputs_have_no_latency_of_their_own():
+    from profiler.characterize.analysis import phase_stats
+
+    t = pd.DataFrame([iteration(0, 0, 1000)] + frames(0, "frames", encode_ms=30, drop=(1, 2, 3)))
+    assert phase_stats(t)["frame"]["latency_s"]["count"] == 7
+    assert phase_stats(t)["frame"]["latency_s"]["median"] == pytest.approx(0.030)
+
+
+def test_a_condition_without_requests_is_said_and_has_no_request_figures():
+    from profiler.characterize.streams import stream_warnings
+
+    rows = [iteration(0, 0, 1000), iteration(1, 0, 1000)]
+    rows += query(0, "queries", rid=0, arrival_ms=100, first_ms=50, gap_ms=20, tokens=5, audio_ms=300)
+    rows += frames(1, "frames+queries", encode_ms=40)  # its query stream drew no arrival
+    s = summarize(pd.DataFrame(rows), pd.DataFrame(), {}, DECL)
+    assert s.streams.conditions["frames+queries"].metrics.e2e_s is None  # not the session's length
+    (warning,) = stream_warnings(s.streams)
+    assert warning.startswith("condition frames+queries drew no request") and "where queries drew 1" in warning
+    only_frames = summarize(pd.DataFrame([iteration(0, 0, 1000)] + frames(0, "frames", encode_ms=40)), pd.DataFrame(), {}, DECL)
+    assert only_frames.metrics.e2e_s is None
