@@ -218,14 +218,15 @@ def _kv_figure(name: str, v: WorkloadView) -> go.Figure | None:
     facts = v.summary.facts
     bound, per_token = facts.get("context_bound_bytes"), facts.get("kv_bytes_per_token")
     if bound and per_token and "position" in s:
-        first = s.loc[s["iteration"] == s["iteration"].min()].sort_values("end_ns")
+        grown = s.groupby("iteration")["position"].agg(lambda x: x.max() - x.min())
+        first = s.loc[s["iteration"] == grown.idxmax()].sort_values("end_ns")  # the session that appended the most
         t = (first["end_ns"].to_numpy(dtype=float) - float(starts.get(first["iteration"].iloc[0], first["start_ns"].min()))) / 1e9
         fig.add_scatter(
             x=t,
             y=first["position"].to_numpy(dtype=float) * per_token / 2**20,
             mode="lines",
             line=dict(color="grey", dash="dot", width=1),
-            name="without a bound (every token since the session began, primed ones included)",
+            name=f"without a bound (iteration {int(grown.idxmax())}: every token since the session began, primed ones included)",
             hovertemplate="%{x:.2f} s: %{y:.2f} MiB<extra></extra>",
         )
     if bound:
