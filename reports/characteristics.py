@@ -484,8 +484,9 @@ def latency_threshold(view: WorkloadView) -> Value:
     declared = view.declaration.qoe
     serving = view.summary.serving
     if declared is not None:
+        first = f"the end of its first '{view.declaration.presentation}'" if view.declaration.presentation else "the first output"
         return Value(
-            f"first output within {declared.expected_ttft_s:g} s, then {declared.tokens_per_s:g} tokens/s", basis="declared by the workload (Declaration.qoe)"
+            f"{first} within {declared.expected_ttft_s:g} s, then {declared.tokens_per_s:g} tokens/s", basis="declared by the workload (Declaration.qoe)"
         )
     if serving is not None and serving.qoe_values:
         q = serving.qoe_values
