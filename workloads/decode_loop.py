@@ -25,29 +25,55 @@ def greedy_decode(
     mark: Mark,
     state_bytes: Callable[[Any], int],
     analytic_flops: Callable[[int, int, bool], float] | None = None,
-) -> None:
-    """Generate `gen_len` tokens per sequence; phases `prefill` (1 token) and `decode_step`.
+    step: Callable[..., Any] | None = None,
+    positions: bool = False,
+    filled_bytes: Callable[[int], int] | None = None,
+) -> Any:
+    """Generate `gen_len` tokens per sequence; phases `prefill` (1 token) and `decode_step`. Returns the
+    tokens, [B, gen_len] (int64, on the model's device).
 
     `position` is the number of tokens in the context after the span (the cache length).
     `analytic_flops(batch, tokens, prefill)`, when given, adds FLOPs the counter cannot see to each span.
+    `step`: what runs each decode step (a compiled forward); default the model. `positions`: pass each
+    token's `cache_position` (a static cache writes there, and a compiled step must not read its length
+    from the cache). `filled_bytes(tokens)`, when given (a static cache, allocated in full up front),
+    gives `state_bytes` from a formula for the tokens in context, and `state_bytes(cache)` is stored
+    as the measured `state_allocated_bytes`.
     """
+    import torch
+
     batch, prompt_len = input_ids.shape  # [B, S]
     cache_kw = {cache_argument(type(model)): cache}
+    step = step or model
+    where = {"cache_position": torch.arange(prompt_len, device=input_ids.device)} if positions else {}
     with mark("prefill", units=batch, sequences=batch, position=prompt_len) as span:
-        out = model(input_ids=input_ids, **cache_kw, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=input_ids, **cache_kw, **where, use_cache=True, logits_to_keep=1)
         token = out.logits[:, -1].argmax(-1)  # [B]
         token.cpu()  # the first token reaches the host: TTFT ends here
-    span.attrs["state_bytes"] = state_bytes(cache)
+    _state(span, cache, prompt_len, state_bytes, filled_bytes)
+    tokens = [token]
     if analytic_flops is not None:
         span.attrs["analytic_flops"] = analytic_flops(batch, prompt_len, True)
     for i in range(1, gen_len):
+        if positions:
+            where = {"cache_position": torch.tensor([prompt_len + i - 1], device=input_ids.device)}
         with mark("decode_step", units=batch, sequences=batch, position=prompt_len + i) as span:
-            out = model(input_ids=token[:, None], **cache_kw, use_cache=True)
+            out = step(input_ids=token[:, None], **cache_kw, **where, use_cache=True)
             token = out.logits[:, -1].argmax(-1)  # [B]
             token.cpu()
-        span.attrs["state_bytes"] = state_bytes(cache)
+        _state(span, cache, prompt_len + i, state_bytes, filled_bytes)
+        tokens.append(token)
         if analytic_flops is not None:
             span.attrs["analytic_flops"] = analytic_flops(batch, 1, False)
+    return torch.stack(tokens, dim=1)
+
+
+def _state(span: Any, cache: Any, tokens: int, state_bytes: Callable[[Any], int], filled_bytes: Callable[[int], int] | None) -> None:
+    if filled_bytes is None:
+        span.attrs["state_bytes"] = state_bytes(cache)
+    else:
+        span.attrs["state_bytes"] = filled_bytes(tokens)
+        span.attrs["state_allocated_bytes"] = state_bytes(cache)
 
 
 def resolve_dtype(name: str, device: str) -> Any:

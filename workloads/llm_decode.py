@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
 from .decode_loop import attention_facts, build_causal_lm, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
 from .params import DecodeParams
-from .state_layers import cache_state_bytes, declared_state_layers
+from .state_layers import cache_state_bytes, declared_state_layers, formula_state_bytes
 
 
 class LLMDecode:
@@ -36,6 +36,18 @@ class LLMDecode:
         attn_implementation: Literal["auto", "sdpa", "eager"] = Field(
             "auto", description="transformers attention backend; auto: the best the model supports (sdpa, else eager), recorded with the reason."
         )
+        cache: Literal["dynamic", "static"] = Field(
+            "dynamic", description="dynamic: a DynamicCache that grows each step; static: a StaticCache allocated for prompt + gen tokens up front."
+        )
+        compile: bool = Field(
+            False, description="torch.compile the decode step (fullgraph; CUDA graphs on CUDA, as gpt-fast and vLLM decode run); needs cache: static."
+        )
+
+        @model_validator(mode="after")
+        def _compile_needs_static(self) -> LLMDecode.Params:
+            if self.compile and self.cache != "static":
+                raise ValueError("compile: true needs cache: static (a dynamic cache changes shape every step, so each step would recompile)")
+            return self
 
     @classmethod
     def declaration(cls, params: LLMDecode.Params) -> Declaration:
@@ -87,14 +99,61 @@ class LLMDecode:
             prompt_len=p.prompt_len,
             gen_len=p.gen_len,
         )
+        self.cache = self.step = None
+        self.layers = layers
+        if p.cache == "static":
+            from transformers import StaticCache
+
+            self.cache = StaticCache(config=model.config, max_cache_len=p.prompt_len + p.gen_len)
+            mode = "reduce-overhead" if ctx.device.startswith("cuda") else "default"  # reduce-overhead: CUDA graphs
+            if p.compile:
+                self.step = compiled_step(model, mode)
+            ctx.declare(
+                cache="static",
+                compiled=f"torch.compile(mode={mode!r}, fullgraph=True) of the decode step; the prefill runs eager; the untimed counting "
+                "and tracing passes run the step eager (torch.compile does not run under their dispatch modes): their work and operator mix "
+                "are the eager step's"
+                if p.compile
+                else None,
+                state_bytes_source="formula: the static cache is allocated in full up front; state_bytes on the spans is its filled part "
+                "from the per-layer formula, state_allocated_bytes the measured allocation",
+            )
 
     def run_once(self, mark: Mark) -> None:
         import torch
         from transformers import DynamicCache
 
         with torch.inference_mode():
-            cache = DynamicCache(config=self.model.config)
-            greedy_decode(self.model, self.input_ids, cache, self.p.gen_len, mark, cache_state_bytes)
+            if self.cache is None:
+                self.tokens = greedy_decode(self.model, self.input_ids, DynamicCache(config=self.model.config), self.p.gen_len, mark, cache_state_bytes)
+                return
+            self.cache.reset()
+            p = self.p
+            self.tokens = greedy_decode(
+                self.model,
+                self.input_ids,
+                self.cache,
+                p.gen_len,
+                mark,
+                cache_state_bytes,
+                step=self.step,
+                positions=True,
+                filled_bytes=lambda tokens: formula_state_bytes(self.layers, tokens, p.batch_size),
+            )
 
     def teardown(self) -> None:
-        self.model = None
+        self.model = self.cache = self.step = None
+
+
+def compiled_step(model: Any, mode: str) -> Any:
+    """The model's forward under torch.compile(fullgraph=True), and eager where a torch dispatch mode is active (the
+    profiler's counting and tracing passes: compiled code does not run under one, and fullgraph makes that an error)."""
+    import torch
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    compiled = torch.compile(model.forward, mode=mode, fullgraph=True)
+
+    def step(**kwargs: Any) -> Any:
+        return model(**kwargs) if _get_current_dispatch_mode() is not None else compiled(**kwargs)
+
+    return step

@@ -123,3 +123,10 @@ def _collect(value: Any, storages: dict[int, int]) -> None:
     elif hasattr(value, "untyped_storage"):
         storage = value.untyped_storage()
         storages[storage.data_ptr()] = storage.nbytes()
+
+
+def formula_state_bytes(layers: list[StateLayer], tokens: int, batch: int) -> int:
+    """The per-layer formula's state for `tokens` of context in each of `batch` sequences: sum over layers of
+    min(tokens, bound) x bytes_per_token x count (bytes). What a static cache holds filled (it allocates all of
+    max_cache_len up front), labelled as a formula wherever it is stored."""
+    return batch * sum(min(tokens, layer.bound_tokens or tokens) * layer.bytes_per_token * layer.count for layer in layers)
