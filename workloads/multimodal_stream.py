@@ -16,9 +16,10 @@ Two input streams share one device and one language model (issue 15; domain-fact
   and, once the first `sentence_tokens` tokens exist, speech synthesis of that first sentence on
   its own thread (`tts`, VITS) while decoding goes on: its end is the time to first audio. Queries
   are answered one at a time in arrival order (a later one waits).
-The two streams run on their own threads with real wall-clock pacing: frames keep arriving while
-a query is answered. The language model is one model behind a lock: a frame's context update and
-a query's forward take turns per forward pass.
+The two streams run concurrently with real wall-clock pacing: frames keep arriving while a query
+is answered. Frames always run on their own thread and queries on the calling thread, in every
+condition, so a stream alone and together runs on the same kind of thread. The language model is
+one model behind a lock: a frame's context update and a query's forward take turns per forward pass.
 
 Each iteration is one session of `session_s` seconds in one condition, cycling through
 `conditions` (frames alone, queries alone, both): every span carries `condition`, and the
