@@ -44,7 +44,8 @@ class LLMServe:
         DEFAULT_PRESET = "llama-tiny"
 
         engine: Literal["transformers"] = Field(
-            "transformers", description="Serving engine: transformers (continuous batching, paged KV cache). vLLM is planned as a plugin of the same interface."
+            "transformers",
+            description="Serving engine: transformers (continuous batching, paged KV cache). vLLM: the workload type vllm_serve, the same interface.",
         )
         preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set."
