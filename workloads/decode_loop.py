@@ -141,3 +141,17 @@ def cache_argument(model_class: type) -> str:
         if name in parameters:
             return name
     return "past_key_values"
+
+
+def compiled_step(model: Any, mode: str) -> Any:
+    """The model's forward under torch.compile(fullgraph=True), and eager where a torch dispatch mode is active (the
+    profiler's counting and tracing passes: compiled code does not run under one, and fullgraph makes that an error)."""
+    import torch
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    compiled = torch.compile(model.forward, mode=mode, fullgraph=True)
+
+    def step(**kwargs: Any) -> Any:
+        return model(**kwargs) if _get_current_dispatch_mode() is not None else compiled(**kwargs)
+
+    return step

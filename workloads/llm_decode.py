@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
-from .decode_loop import attention_facts, build_causal_lm, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import attention_facts, build_causal_lm, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
 from .params import DecodeParams
 from .state_layers import cache_state_bytes, declared_state_layers, formula_state_bytes
@@ -143,17 +143,3 @@ class LLMDecode:
 
     def teardown(self) -> None:
         self.model = self.cache = self.step = None
-
-
-def compiled_step(model: Any, mode: str) -> Any:
-    """The model's forward under torch.compile(fullgraph=True), and eager where a torch dispatch mode is active (the
-    profiler's counting and tracing passes: compiled code does not run under one, and fullgraph makes that an error)."""
-    import torch
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-
-    compiled = torch.compile(model.forward, mode=mode, fullgraph=True)
-
-    def step(**kwargs: Any) -> Any:
-        return model(**kwargs) if _get_current_dispatch_mode() is not None else compiled(**kwargs)
-
-    return step

@@ -25,11 +25,11 @@ import logging
 import os
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, SetupContext, StateLayer, Trait
 
-from .decode_loop import build_causal_lm, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import build_causal_lm, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .mamba_presets import (
     ANALYTIC_SCAN,
     MAMBA_PRESETS,
@@ -100,6 +100,18 @@ class Mamba:
         preset: Literal[tuple(MAMBA_PRESETS)] | None = Field(  # type: ignore[valid-type]
             None, description=f"Published architecture, random weights: {', '.join(MAMBA_PRESETS)}. Default mamba-tiny unless `pretrained` is set."
         )
+        compile: bool = Field(
+            False,
+            description="torch.compile the decode step (fullgraph; CUDA graphs on CUDA). Pure SSMs only: their state keeps one shape, "
+            "so one graph serves every step; a hybrid's attention cache grows.",
+        )
+
+        @model_validator(mode="after")
+        def _compile_needs_constant_state(self) -> Mamba.Params:
+            model_type = model_type_of(self) if self.compile else None
+            if model_type in SSM_FAMILIES and SSM_FAMILIES[model_type].hybrid:
+                raise ValueError(f"compile: {model_type} is a hybrid whose attention KV cache grows every step (each step would recompile); compile pure SSMs")
+            return self
 
     @classmethod
     def declaration(cls, params: Mamba.Params) -> Declaration:
@@ -120,6 +132,7 @@ class Mamba:
         self.p = params
         self.model: Any = None
         self.scan_fused = False
+        self.step: Any = None
 
     def setup(self, ctx: SetupContext) -> None:
         import torch
@@ -138,6 +151,13 @@ class Mamba:
         dtype_bytes = torch.empty((), dtype=dtype).element_size()
         layers = declared_state_layers(self.model.config, dtype_bytes)
         ctx.declare_state(layers)
+        if p.compile:
+            mode = "reduce-overhead" if ctx.device.startswith("cuda") else "default"  # reduce-overhead: CUDA graphs
+            self.step = compiled_step(self.model, mode)
+            ctx.declare(
+                compiled=f"torch.compile(mode={mode!r}, fullgraph=True) of the decode step; the prefill runs eager; the counting and tracing "
+                "passes run it eager (compiled code does not run under their dispatch modes)"
+            )
         ctx.declare(
             model_type=cfg.model_type,
             model_class=type(self.model).__name__,
@@ -212,7 +232,7 @@ class Mamba:
             return scan_flops(cfg, batch, tokens, prefill, contraction_counted=counted)
 
         with torch.inference_mode():
-            greedy_decode(self.model, self.input_ids, new_cache(self.model), self.p.gen_len, mark, cache_state_bytes, analytic)
+            self.tokens = greedy_decode(self.model, self.input_ids, new_cache(self.model), self.p.gen_len, mark, cache_state_bytes, analytic, step=self.step)
 
     def teardown(self) -> None:
         self.model = None

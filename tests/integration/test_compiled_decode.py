@@ -78,3 +78,27 @@ def test_static_cache_runs_eager_too(cache):
     static, spans, facts = decode({"cache": cache})
     assert static.tolist() == eager.tolist()
     assert facts["compiled"] is None
+
+
+def test_compiled_mamba_decode_gives_eager_tokens():
+    """A pure SSM's state keeps one shape, so one compiled graph serves every decode step over its DynamicCache."""
+    import torch
+
+    from profiler.run.child import SetupContextImpl
+    from workloads.mamba import Mamba
+
+    tokens = {}
+    for compile in (False, True):
+        torch.manual_seed(0)
+        workload = Mamba(Mamba.Params(preset="mamba-tiny", prompt_len=12, gen_len=10, compile=compile))
+        ctx = SetupContextImpl("cpu", 0, "/tmp")
+        workload.setup(ctx)
+        workload.run_once(Record())
+        tokens[compile] = workload.tokens.tolist()
+    assert tokens[True] == tokens[False]
+    assert "torch.compile" in ctx.facts["compiled"]
+
+
+def test_a_hybrid_is_not_compiled(write_suite, tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "jamba"}')
+    assert_bad_params(write_suite, "mamba", f"{{pretrained: {tmp_path}, compile: true}}", "hybrid whose attention KV cache grows")
