@@ -504,13 +504,14 @@ def interference(view: WorkloadView) -> Value:
     streams = view.summary.streams
     if streams is None or not streams.interference:
         return Value(None, "", why="one stream: no co-located models to interfere")
-    alone_s = {c: s.phases for c, s in streams.conditions.items()}
     parts = []
     for alone in dict.fromkeys(i.alone for i in streams.interference):
         items = [i for i in streams.interference if i.alone == alone and i.ratio is not None]
         if not items:
             continue
-        outer = max(items, key=lambda i: (alone_s.get(alone, {}).get(i.phase).median or 0.0) if alone_s.get(alone, {}).get(i.phase) else 0.0)
+        phases = streams.conditions[alone].phases if alone in streams.conditions else {}
+        medians = {i.phase: (phases[i.phase].median or 0.0) if i.phase in phases else 0.0 for i in items}
+        outer = max(items, key=lambda i: medians[i.phase])
         lo, hi = outer.ci95 or (outer.ratio, outer.ratio)
         verdict = outer.verdict.partition(":")[0]
         parts.append(f"{alone} ({outer.phase}) {outer.ratio:.2f}x [{lo:.2f}, {hi:.2f}] with {outer.together}: {verdict}")

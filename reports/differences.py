@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from profiler.characterize.stats import MIN_REPEATS, ratio_between_repeats, ratio_ci, slope_ci
+from profiler.characterize.stats import MIN_REPEATS, NO_DIFFERENCE_BAND, ratio_between_repeats, ratio_ci, slope_ci
 from profiler.format import format_value
 from profiler.plugin import Trait
 from profiler.rundir import Run
@@ -81,7 +81,6 @@ def compare(w: Value, b: Value, kind: Kind, seed: int = 0, contended: str | None
 
 
 MIN_SAMPLES = 5
-NO_DIFFERENCE_BAND = 1.10
 FLAT_WITHIN = 0.05
 VERDICT_RULES = (
     f"higher / lower: the 95% interval of the ratio excludes 1 (counted values: beyond ±{EXACT_BAND:.0%}); no difference: the interval lies "

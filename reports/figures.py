@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from profiler.characterize.analysis import missed_deadlines
 from profiler.runmodel import Stage
 
 MAX_POINTS = 4000
@@ -287,8 +288,7 @@ def tick_lateness(spans_by_workload: dict[str, pd.DataFrame], colours: dict[str,
             ticks, t0 = ticks.loc[~dropped], t0[~dropped]
         x = ((ticks["start_ns"] - t0) / 1e9).to_numpy()
         late = ((ticks["end_ns"] - ticks["deadline_ns"]) / 1e6).to_numpy()
-        taken = (ticks["dropped"] == 0) if "dropped" in ticks else ticks["units"] > 0
-        missed = (~taken | (ticks["end_ns"] > ticks["deadline_ns"])).to_numpy()
+        missed = missed_deadlines(ticks).to_numpy()
         fig.add_trace(
             go.Scatter(x=x[~missed], y=late[~missed], mode="markers", marker=dict(size=4, color=_colour(colours, name)), name=f"{label(name)} · on time")
         )

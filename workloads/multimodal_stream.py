@@ -50,7 +50,7 @@ from profiler.plugin import Params as BaseParams
 from .decode_loop import cache_argument, parameter_facts, resolve_dtype
 from .params import DTYPE_HELP, DTypeName
 from .stream_presets import STREAM_PRESETS, preset_help
-from .vla import sleep_until
+from .vla import siglip_pixels, sleep_until
 
 CONDITIONS = ("frames", "queries", "frames+queries")
 SPEAKING_TOKENS_PER_S = 3.3
@@ -340,13 +340,8 @@ class MultimodalStream:
         self._append_embeds(mark, condition, embeds)
 
     def _preprocess(self, frame: Any) -> Any:
-        """uint8 [h, w, 3] -> normalised float [1, 3, S, S] on the device (SigLIP: mean 0.5, std 0.5)."""
-        import torch.nn.functional as F
-
-        x = frame.to(self.device).permute(2, 0, 1)[None].float() / 255.0
-        size = self.vision.image_size
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return ((x - 0.5) / 0.5).to(self.dtype)
+        """uint8 [h, w, 3] -> [1, 3, S, S], SigLIP's input on the device (vla.siglip_pixels)."""
+        return siglip_pixels(frame[None], self.device, self.vision.image_size, self.dtype)
 
     def _append_embeds(self, mark: Mark, condition: str, embeds: Any) -> None:
         import torch

@@ -45,6 +45,16 @@ def sleep_until(deadline_ns: int) -> None:
         pass
 
 
+def siglip_pixels(frames: Any, device: str, size: int, dtype: Any) -> Any:
+    """Captured frames, uint8 [N, h, w, 3], -> SigLIP's input, float [N, 3, size, size] on `device` in `dtype`: bilinear
+    resize with antialiasing, then normalised with mean 0.5 and std 0.5 (SigLIP's image processor)."""
+    import torch.nn.functional as F
+
+    x = frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return ((x - 0.5) / 0.5).to(dtype)
+
+
 class VLA:
     """VLA control loop: perceive every tick, infer an action chunk every replan_every ticks (sync or async)."""
 
@@ -201,14 +211,9 @@ class VLA:
         return pixels, obs_ns
 
     def _preprocess(self, frames: Any) -> Any:
-        """uint8 [cams, h, w, 3] -> normalised float [cams, 3, S, S] on the device (SigLIP: mean 0.5, std 0.5)."""
         import torch
-        import torch.nn.functional as F
 
-        x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
-        size = self.policy.image_size
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        x = ((x - 0.5) / 0.5).to(self.dtype)
+        x = siglip_pixels(frames, self.device, self.policy.image_size, self.dtype)
         if x.is_cuda:
             torch.cuda.synchronize()
         return x

@@ -209,10 +209,7 @@ def deadline_metrics(spans: pd.DataFrame, inference: str | None = ANY_PHASE) -> 
         return out
     if "deadline_ns" in m and m["deadline_ns"].notna().any():
         d = m.loc[m["deadline_ns"].notna()]
-        delivered = d["units"] > 0
-        if "dropped" in d:  # a periodic input that carries `dropped` was taken in (0) or skipped (1)
-            delivered = delivered.where(d["dropped"].isna(), d["dropped"] == 0)
-        missed = ~delivered | (d["end_ns"] > d["deadline_ns"])
+        missed = missed_deadlines(d)
         taken = timed_spans(d)  # a skipped input has no lateness of its own
         out["lateness_s"] = ((taken["end_ns"] - taken["deadline_ns"]) / NS).to_numpy(dtype=float)
         out["deadline_miss_rate"] = missed.groupby(d["iteration"]).mean().to_numpy(dtype=float)
@@ -233,6 +230,15 @@ def deadline_metrics(spans: pd.DataFrame, inference: str | None = ANY_PHASE) -> 
         if not o.empty:
             out["obs_to_output_s"] = ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
     return out
+
+
+def missed_deadlines(d: pd.DataFrame) -> pd.Series:
+    """For spans carrying `deadline_ns`: True where the deadline was missed: the span delivered nothing (units <= 0;
+    for a periodic input carrying `dropped`, it was skipped: dropped=1) or ended after its deadline."""
+    delivered = d["units"] > 0
+    if "dropped" in d:  # a periodic input that carries `dropped` was taken in (0) or skipped (1)
+        delivered = delivered.where(d["dropped"].isna(), d["dropped"] == 0)
+    return ~delivered | (d["end_ns"] > d["deadline_ns"])
 
 
 def timed_spans(spans: pd.DataFrame) -> pd.DataFrame:

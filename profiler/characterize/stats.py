@@ -98,6 +98,10 @@ def noisy(stats: dict[str, Any]) -> float | None:
     return ratio if ratio > NOISY_IQR_OVER_MEDIAN else None
 
 
+NO_DIFFERENCE_BAND = 1.10
+"""A ratio whose 95% interval lies within [1/1.1, 1.1] is "no difference" (the differences table, interference)."""
+
+
 def ratio_ci(numerator: Any, denominator: Any, seed: int = 0) -> dict[str, Any]:
     """Ratio of medians with a 95% bootstrap interval (both samples resampled independently)."""
     a = np.asarray(numerator, dtype=float)

@@ -32,14 +32,12 @@ import pandas as pd
 from ..measure.nvml import MIN_WINDOW_S
 from ..plugin import ITERATION, Declaration
 from ..runmodel import ConditionStats, Interference, Streams
-from .analysis import NS, timed_spans
+from .analysis import NS, missed_deadlines, timed_spans
 from .serving import andes_qoe
-from .stats import ratio_ci
+from .stats import NO_DIFFERENCE_BAND, ratio_ci
 
 MIN_SAMPLES = 5
 """Spans a side below which an interference ratio is inconclusive."""
-NO_DIFFERENCE_BAND = 1.10
-"""An interval within [1/1.1, 1.1] is no difference (reports/differences.py uses the same band)."""
 
 
 def request_starts(spans: pd.DataFrame, request: str) -> pd.Series:
@@ -168,8 +166,7 @@ def _miss_rate(g: pd.DataFrame) -> float | None:
     d = g.loc[g["deadline_ns"].notna()]
     if d.empty:
         return None
-    taken = (d["dropped"] == 0) if "dropped" in d else d["units"] > 0
-    return float((~taken | (d["end_ns"] > d["deadline_ns"])).mean())
+    return float(missed_deadlines(d).mean())
 
 
 def energy_by_condition(

@@ -4,8 +4,6 @@ formula, labelled; its measured allocation beside it). On CPU torch.compile's in
 
 from __future__ import annotations
 
-import pytest
-
 from profiler.plugin import StateLayer
 from tests.conftest import assert_bad_params
 from workloads.state_layers import formula_state_bytes
@@ -72,10 +70,9 @@ def test_compile_needs_a_static_cache(write_suite):
     assert_bad_params(write_suite, "llm_decode", "{compile: true}", "compile: true needs cache: static")
 
 
-@pytest.mark.parametrize("cache", ["static"])
-def test_static_cache_runs_eager_too(cache):
+def test_static_cache_runs_eager_too():
     eager, _, _ = decode({})
-    static, spans, facts = decode({"cache": cache})
+    static, spans, facts = decode({"cache": "static"})
     assert static.tolist() == eager.tolist()
     assert facts["compiled"] is None
 
