@@ -143,15 +143,22 @@ def cache_argument(model_class: type) -> str:
     return "past_key_values"
 
 
+def compile_mode(device: str) -> str:
+    """torch.compile's mode for a decode step: reduce-overhead (CUDA graphs: one launch per step, as gpt-fast and
+    vLLM decode run) on CUDA, default on a CPU (no launches to save)."""
+    return "reduce-overhead" if device.startswith("cuda") else "default"
+
+
 def compiled_step(model: Any, mode: str) -> Any:
-    """The model's forward under torch.compile(fullgraph=True), and eager where a torch dispatch mode is active (the
-    profiler's counting and tracing passes: compiled code does not run under one, and fullgraph makes that an error)."""
+    """The model's forward (or a function's body) under torch.compile(fullgraph=True), and eager where a torch
+    dispatch mode is active (the profiler's counting and tracing passes: compiled code does not run under one, and
+    fullgraph makes that an error)."""
     import torch
     from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-    compiled = torch.compile(model.forward, mode=mode, fullgraph=True)
+    compiled = torch.compile(model.forward if isinstance(model, torch.nn.Module) else model, mode=mode, fullgraph=True)
 
-    def step(**kwargs: Any) -> Any:
-        return model(**kwargs) if _get_current_dispatch_mode() is not None else compiled(**kwargs)
+    def step(*args: Any, **kwargs: Any) -> Any:
+        return model(*args, **kwargs) if _get_current_dispatch_mode() is not None else compiled(*args, **kwargs)
 
     return step

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, SetupContext, Trait
 
-from .decode_loop import attention_facts, build_causal_lm, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import attention_facts, build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
 from .params import DecodeParams
 from .state_layers import cache_state_bytes, declared_state_layers, formula_state_bytes
@@ -105,7 +105,7 @@ class LLMDecode:
             from transformers import StaticCache
 
             self.cache = StaticCache(config=model.config, max_cache_len=p.prompt_len + p.gen_len)
-            mode = "reduce-overhead" if ctx.device.startswith("cuda") else "default"  # reduce-overhead: CUDA graphs
+            mode = compile_mode(ctx.device)
             if p.compile:
                 self.step = compiled_step(model, mode)
             ctx.declare(

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, SetupContext, StateLayer, Trait
 
-from .decode_loop import build_causal_lm, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .mamba_presets import (
     ANALYTIC_SCAN,
     MAMBA_PRESETS,
@@ -152,7 +152,7 @@ class Mamba:
         layers = declared_state_layers(self.model.config, dtype_bytes)
         ctx.declare_state(layers)
         if p.compile:
-            mode = "reduce-overhead" if ctx.device.startswith("cuda") else "default"  # reduce-overhead: CUDA graphs
+            mode = compile_mode(ctx.device)
             self.step = compiled_step(self.model, mode)
             ctx.declare(
                 compiled=f"torch.compile(mode={mode!r}, fullgraph=True) of the decode step; the prefill runs eager; the counting and tracing "

@@ -16,14 +16,18 @@ action is sent; it carries the tick's schedule
 (`scheduled_ns`), its deadline (`deadline_ns` = the next tick's start) and the age of the
 observation behind the executed action (`staleness_s`). An action not ready by its deadline is a
 miss (units = 0). The profiler derives lateness, miss rate, achieved rate, jitter and duty cycle
-from these attributes (profiler/analysis.py).
+from these attributes (profiler/characterize/analysis.py).
+`compile: true` compiles the action head's step over a StaticCache (vla_policy.py, `compile_head`; vision and
+prefix stay eager) and runs one inference in setup, so no measured iteration includes the compilation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -31,7 +35,7 @@ from pydantic import Field, model_validator
 from profiler.plugin import Declaration, Mark, Resources, SetupContext, Trait
 from profiler.plugin import Params as BaseParams
 
-from .decode_loop import parameter_facts, resolve_dtype
+from .decode_loop import compile_mode, parameter_facts, resolve_dtype
 from .params import DTYPE_HELP, DTypeName
 from .vla_presets import VLA_PRESETS
 
@@ -43,6 +47,11 @@ def sleep_until(deadline_ns: int) -> None:
         time.sleep((remaining - 500_000) / 1e9)
     while time.monotonic_ns() < deadline_ns:
         pass
+
+
+def no_mark(phase: str, units: float = 0, **attrs: Any) -> Any:
+    """A `mark` that records nothing (the inference run in setup)."""
+    return contextlib.nullcontext(SimpleNamespace(attrs=dict(attrs), units=units))
 
 
 def siglip_pixels(frames: Any, device: str, size: int, dtype: Any) -> Any:
@@ -73,6 +82,11 @@ class VLA:
         )
         mode: Literal["sync", "async"] = Field("sync", description="sync: the loop waits for inference; async: inference runs beside the loop.")
         dtype: DTypeName = Field("auto", description=DTYPE_HELP)
+        compile: bool = Field(
+            False,
+            description="torch.compile the action head's step (fullgraph; CUDA graphs on CUDA in sync mode) over a StaticCache of the "
+            "prefix + the tokens one call writes; vision and prefix stay eager; compiled in setup.",
+        )
 
         @model_validator(mode="after")
         def _check(self) -> VLA.Params:
@@ -143,6 +157,7 @@ class VLA:
         self.frames = torch.randint(0, 256, (8, self.cameras, h, w, 3), generator=gen, dtype=torch.uint8)  # a pool of captured frames
         self.instruction = torch.randint(0, self.policy.backbone.config.vocab_size, (1, p.instruction_len), generator=gen).to(ctx.device)
         self.noise = torch.randn(1, p.chunk, action_dim, generator=gen).to(ctx.device, self.dtype)
+        prefix_tokens = self.cameras * preset["tokens_per_image"] + p.instruction_len
         counts = {k: parameter_facts(getattr(self.policy, k))["param_count"] for k in ("vision", "projector", "backbone", "expert") if hasattr(self.policy, k)}
         ctx.declare(
             head=p.head_name,
@@ -156,14 +171,38 @@ class VLA:
             period_s=1.0 / p.control_hz,
             ticks=p.ticks,
             image_tokens=self.cameras * preset["tokens_per_image"],
-            prefix_tokens=self.cameras * preset["tokens_per_image"] + p.instruction_len,
+            prefix_tokens=prefix_tokens,
             dtype=str(self.dtype).removeprefix("torch."),
             **parameter_facts(self.policy),
             param_count_by_part=counts,
             published_param_count=preset.get("published_params"),
             weights=f"random, from preset {p.preset}",
             state_kind="prefix KV cache, rebuilt every inference call (no growth across calls)",
+            compiled=None,
         )
+        if p.compile:
+            self._compile_head(ctx, prefix_tokens)
+
+    def _compile_head(self, ctx: SetupContext, prefix_tokens: int) -> None:
+        """Compile the action head's step (VLAPolicy.compile_head) and run one inference, so torch.compile
+        compiles (and on CUDA records its graphs) here in setup, not in a measured iteration."""
+        p = self.p
+        # async runs each inference on a new thread, and torch keeps CUDA graph trees per thread: with CUDA graphs
+        # every async call would warm up and record its graphs again. Async compiles without them.
+        mode = compile_mode(ctx.device) if p.mode == "sync" else "default"
+        self.policy.compile_head(mode, prefix_tokens)
+        step = "each flow step (action_in, time MLP, expert forward, action_out)" if p.head_name == "flow" else "each action-token decode step"
+        graphs = "; async on CUDA compiles without CUDA graphs (torch keeps them per thread; async infers on a new thread each call)"
+        ctx.declare(
+            compiled=f"torch.compile(mode={mode!r}, fullgraph=True) of {step} over a StaticCache of {self.policy.cache_tokens} tokens; "
+            "vision and prefix run eager; compiled in setup by one inference before the first iteration"
+            + (graphs if p.mode == "async" and ctx.device.startswith("cuda") else "")
+            + "; the untimed counting and tracing passes run the step eager (torch.compile does not run under their dispatch modes)",
+            cache="static",
+            state_bytes_source="formula: the static cache is allocated in full up front; state_bytes on the infer spans is its filled part "
+            "(prefix + the tokens the head wrote) from the per-layer formula, state_allocated_bytes the measured allocation",
+        )
+        self.policy.infer(self._preprocess(self.frames[0]), self.instruction, self.noise, no_mark)
 
     # ------------------------------------------------------------------ one episode
 
@@ -221,7 +260,7 @@ class VLA:
     def _infer(self, pixels: Any, obs_ns: int, mark: Mark) -> tuple[list[Any], int]:
         with mark("infer", obs_ns=obs_ns) as span:
             actions, state = self.policy.infer(pixels, self.instruction, self.noise, mark)
-        span.attrs["state_bytes"] = state
+        span.attrs.update(state)
         return list(actions), obs_ns
 
     def _infer_into(self, pixels: Any, obs_ns: int, mark: Mark, pending: dict[str, Any]) -> None:
