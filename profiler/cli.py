@@ -46,6 +46,13 @@ def repeats_arg(text: str) -> int:
     return int(text)
 
 
+def executor_arg(text: str) -> str:
+    """local | ray | ray:ADDRESS (whether the cluster answers is checked when the run starts)."""
+    if not re.fullmatch(r"local|ray(:\S+)?", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not local, ray or ray:ADDRESS")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m profiler", description="Workload-characterization profiler for ML inference.")
     parser.add_argument("--version", action="version", version=version_text())
@@ -60,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-report", action="store_true", help="skip report.html")
     run.add_argument("--repeats", type=repeats_arg, default=None, metavar="N", help="run the whole suite N times, workloads interleaved (sets measure.repeats)")
+    run.add_argument(
+        "--executor",
+        type=executor_arg,
+        default=None,
+        metavar="local|ray[:ADDRESS]",
+        help="where the points run: local (default) or ray (a local Ray cluster started for the run, or the one at ADDRESS; sets executor)",
+    )
 
     validate = sub.add_parser("validate", help="check a suite without running it (no torch import)")
     validate.add_argument("suite")
@@ -310,15 +324,27 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .console import ProgressListener, differences_table, summary_notes, summary_table
     from .run.device import resolve_device
     from .run.runner import SuiteRunner
+    from .run.supervisor import SilentListener
     from .suite.resolve import resolve_suite
 
-    overrides = [*args.overrides, *([f"measure.repeats={args.repeats}"] if args.repeats is not None else [])]
+    overrides = [
+        *args.overrides,
+        *([f"measure.repeats={args.repeats}"] if args.repeats is not None else []),
+        *([f"executor={args.executor}"] if args.executor is not None else []),
+    ]
     resolved = resolve_suite(args.suite, overrides)
-    device = resolve_device(args.device or resolved.suite.device)
-    runner = SuiteRunner(resolved, args.output, device, ["python", "-m", "profiler", *argv])
+    executor = None
+    if resolved.suite.executor.kind == "ray":
+        from .run.ray_executor import RayExecutor
+
+        executor = RayExecutor(resolved.suite.executor, resolved.suite.measure, SilentListener())
+        device = executor.resolve_device(args.device or resolved.suite.device)
+    else:
+        device = resolve_device(args.device or resolved.suite.device)
+    runner = SuiteRunner(resolved, args.output, device, ["python", "-m", "profiler", *argv], executor=executor)
     run_dir = runner.prepare()
     console = Console(stderr=False)
-    console.print(f"run directory: {run_dir}  (device: {device})", highlight=False)
+    console.print(f"run directory: {run_dir}  (device: {device}; executor: {resolved.suite.executor.describe()})", highlight=False)
     interrupted = False
     failure = None
     with ProgressListener(console) as listener:

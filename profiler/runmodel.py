@@ -609,6 +609,31 @@ class Serving(Model):
     """itl_by_context / kv_by_context -> why it is not available on this run."""
 
 
+class Placement(Model):
+    """Where one workload or sweep point ran, and what it held there (profiler/run/executor.py)."""
+
+    executor: str
+    """local | ray."""
+    host: str | None = None
+    node_id: str | None = None
+    """The Ray node's id (ray only)."""
+    node_ip: str | None = None
+    worker_pid: int | None = None
+    """The process that spawned and sampled the child (this profiler locally; the Ray worker on a cluster)."""
+    cpus: float | None = None
+    """CPU cores the point held: Ray's logical CPUs for its task (ray), None locally (the whole machine, one point at a time)."""
+    gpus: float | None = None
+    """GPUs the point held (ray; a fraction when the suite lets points share one)."""
+    gpu_ids: list[str] = Field(default_factory=list)
+    """The accelerator ids Ray assigned (its CUDA_VISIBLE_DEVICES)."""
+    cores: list[int] = Field(default_factory=list)
+    """The CPU cores the child was pinned to (ray: exclusive among the profiler's points on that node); empty: not pinned."""
+    policy: str = ""
+    """How points were placed, in words."""
+    env: dict[str, Any] = Field(default_factory=dict)
+    """The worker's environment (python, packages, GPUs: profiler/measure/env.py), ray only (locally it is env.json)."""
+
+
 class WorkloadSummary(Model):
     """summary.json: everything derived about one workload run (or one sweep point)."""
 
@@ -652,6 +677,8 @@ class WorkloadSummary(Model):
     """A synchronous batch's straggler tail, where the step spans carry `finished`."""
     streams: Streams | None = None
     """The workload's own concurrent streams, per condition, and their interference (Declaration.streams)."""
+    placement: Placement | None = None
+    """Where it ran (None in runs written before executors)."""
     unavailable: dict[str, str] = Field(default_factory=dict)
     """Metric or analysis -> why it is not available on this run."""
     warnings: list[str] = Field(default_factory=list)
@@ -714,6 +741,10 @@ class RunInfo(Model):
     status: RunStatus = RunStatus.RUNNING
     profiler_pid: int | None = None
     host: str | None = None
+    executor: str | None = None
+    """Where the points ran, in words (suite.config.ExecutorConfig.describe; None in runs written before executors)."""
+    cluster: dict[str, Any] | None = None
+    """ray: the cluster the points ran on (address, nodes, resources), as Ray reported it when the run started."""
     workloads: list[RunEntry] = Field(default_factory=list)
     error: RunError | None = None
 

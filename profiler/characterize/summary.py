@@ -87,6 +87,8 @@ class WorkloadOutcome:
     """The `load:` block it served (None: the measured loop)."""
     objective: Any = None
     """The profiler.load.objective.Objective its requests are judged by (under a load)."""
+    placement: Any = None
+    """profiler.runmodel.Placement: where it ran."""
 
 
 @dataclass
@@ -132,6 +134,7 @@ def build_summary(
         setup_s=child.get("setup_s"),
         loop=Loop(**child["loop"]) if child.get("loop") else None,
         wall_s=outcome.wall_s,
+        placement=outcome.placement,
         sweep=outcome.sweep,
         span_count=span_count,
         sample_count=int(len(samples)),

@@ -45,6 +45,12 @@ class ChildSpec:
     workdir: str
     load: dict[str, Any] | None = None
     """The workload's `load:` block (profiler.load.arrivals.LoadConfig, as JSON); None: the measured loop."""
+    cores: list[int] | None = None
+    """CPU cores the child pins itself to before anything else (a cluster executor's exclusive grant); None: the
+    affinity mask it inherits."""
+    threads: int | None = None
+    """torch's intra-op threads when the cores a cluster executor granted could not be pinned; None: one per core of
+    the process's CPU affinity mask."""
 
 
 @dataclass
@@ -145,16 +151,18 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
     workload = None
     recorder: SpanRecorder | None = None
     try:
+        if spec.cores:
+            os.sched_setaffinity(0, spec.cores)
         add_plugin_paths(spec.plugin_paths)
         plugin = resolve_workload(spec.type)
         params = plugin.cls.Params.model_validate(spec.params)
         import torch
 
         torch.manual_seed(spec.seed)
-        # threads from the CPU affinity mask the run was given (taskset, a cluster's placement), never from
-        # whichever cores look idle: one per core the process may use, recorded with the mask
+        # threads from the cores the run was given (taskset's affinity mask, or the cores a cluster executor granted),
+        # never from whichever cores look idle: one per core, recorded with the mask
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-        torch.set_num_threads(len(cores))
+        torch.set_num_threads(min(spec.threads, len(cores)) if spec.threads else len(cores))
         state.info.update(cpu_affinity=cores, torch_threads=torch.get_num_threads())
         recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS), state)
 

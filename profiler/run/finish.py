@@ -13,7 +13,7 @@ whole is still marked interrupted (the runner re-raises the Ctrl-C).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,24 @@ from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..load.objective import Objective
 from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json
 from ..rundir import SUMMARY_JSON, read_measured
-from ..runmodel import Status, SweepPoint, WorkloadSummary
+from ..runmodel import Placement, Status, SweepPoint, WorkloadSummary
 from ..suite.config import MeasureConfig, SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK
+from .executor import NodeMeasures
 from .record import RunRecord
 from .supervisor import ChildWatch
 
 
-def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite: SuiteConfig, record: RunRecord) -> WorkloadSummary:
-    """Settle one child's files and write its summary.json; returns the summary."""
+def finish_workload(
+    w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite: SuiteConfig, record: RunRecord, placement: Placement, node: NodeMeasures | None = None
+) -> WorkloadSummary:
+    """Settle one child's files and write its summary.json; returns the summary. `placement`: where it ran; `node`: the
+    ceilings and idle power of the cluster node that ran it (kept as node.json), None when it ran on this machine."""
     device, seed, measure = record.info.device, suite.seed, suite.measure
     problems: list[str] = []
+    if node is not None:
+        atomic_write_json(workdir / NODE_JSON, asdict(node))
     for name in (SPANS, SAMPLES):
         try:
             merge_parts(workdir, name)
@@ -61,6 +67,7 @@ def finish_workload(w: ResolvedWorkload, workdir: Path, watch: ChildWatch, suite
         wall_s=watch.wall_s,
         gpu_unavailable=watch.gpu_unavailable,
         problems=problems,
+        placement=placement,
     )
     summary = summarize_directory(outcome, workdir, measure, record)
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
@@ -90,13 +97,14 @@ def summarize_directory(outcome: WorkloadOutcome, workdir: Path, measure: Measur
     to outcome.problems."""
     # only the columns the summary reads, and only measured spans: one table in memory, not two
     spans, _, span_count = read_measured(workdir / f"{SPANS}.parquet", outcome.problems)
+    node = read_json(workdir / NODE_JSON)  # a cluster node's own ceilings and idle power, where one ran it
     passes = Passes(
         count_work=measure.count_work,
         trace_ops=measure.trace_ops,
         work=read_frame_or_empty(workdir / f"{WORK}.parquet") if measure.count_work else None,
         opmix=read_json(workdir / OPMIX_JSON) if measure.trace_ops else None,
-        calibration=record.calibration,
-        idle_power_w=record.info.gpu_idle_power.idle_power_w,
+        calibration=node["calibration"] if node else record.calibration,
+        idle_power_w=(node["idle_power"] or {}).get("idle_power_w") if node else record.info.gpu_idle_power.idle_power_w,
     )
     serving = {}
     if outcome.load is not None:
@@ -104,6 +112,8 @@ def summarize_directory(outcome: WorkloadOutcome, workdir: Path, measure: Measur
     return build_summary(outcome, spans, read_frame_or_empty(workdir / f"{SAMPLES}.parquet"), span_count, passes, serving.get(REQUESTS), serving.get(ENGINE))
 
 
+NODE_JSON = "node.json"
+"""On a cluster: the ceilings (calibration) and GPU idle power of the node that ran the point (executor.NodeMeasures)."""
 INTERRUPTIONS = ("Terminated", "KeyboardInterrupt")
 """The exceptions the child records when the parent stops it (SIGTERM) or the terminal's Ctrl-C reaches it (SIGINT)."""
 

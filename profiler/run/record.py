@@ -28,6 +28,8 @@ from ..rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON
 from ..runmodel import SCHEMA_VERSION, SUMMARY_SCHEMA_JSON, IdlePower, RunEntry, RunError, RunInfo, RunStatus, Status, summary_json_schema
 from ..suite.resolve import ResolvedSuite
 
+ON_EACH_NODE = "measured on each cluster node that runs a point (node.json in the point's directory)"
+
 
 def profiler_version() -> str:
     try:
@@ -46,9 +48,10 @@ class RunRecord:
         self.calibration = calibration
 
     @classmethod
-    def create(cls, resolved: ResolvedSuite, out_root: Path, device: str, argv: list[str]) -> RunRecord:
+    def create(cls, resolved: ResolvedSuite, out_root: Path, device: str, argv: list[str], cluster: dict[str, Any] | None = None) -> RunRecord:
         """Make the directory and write what is known before anything runs. UserError when the
-        output directory cannot be written."""
+        output directory cannot be written. `cluster`: the Ray cluster the points run on (ray_executor.RayExecutor.cluster);
+        its nodes measure their own ceilings and idle power (the runner keeps the first node's calibration here)."""
         suite = resolved.suite
         try:
             path = new_run_dir(out_root, suite.name)
@@ -64,7 +67,7 @@ class RunRecord:
         atomic_write_json(path / ENV_JSON, collect_env(nvml, argv))
         atomic_write_json(path / SUMMARY_SCHEMA_JSON, summary_json_schema())
         calibration = None
-        if suite.measure.count_work:
+        if suite.measure.count_work and cluster is None:
             calibration, why = calibrate_in_subprocess(device)
             atomic_write_json(path / CALIBRATION_JSON, calibration or {"unavailable": why})
         info = RunInfo(
@@ -75,9 +78,11 @@ class RunRecord:
             serving_baseline=suite.serving_baseline_name,
             device=device,
             started_utc=_now(),
-            gpu_idle_power=IdlePower(**idle_power(nvml, device)),
+            gpu_idle_power=IdlePower(**idle_power(nvml, device)) if cluster is None else IdlePower(unavailable=ON_EACH_NODE),
             profiler_pid=os.getpid(),  # a report of a run left `running` can tell whether this process still exists
             host=socket.gethostname(),
+            executor=suite.executor.describe(),
+            cluster=cluster,
             workloads=_entries(resolved),
         )
         record = cls(path, info, nvml, calibration)

@@ -10,8 +10,8 @@ Layout of a workload's directory when N > 1 (README, "Run directory"):
 - `summary.json`: built from the pooled rows (pooled medians and intervals), with `repeats`
   listing each repeat's status, median E2E and contention; the workload is contended when any
   repeat was;
-- `child.json`, `work.parquet`, `opmix.json`, `trace.json.gz`: copied from the first repeat that
-  completed (the untimed passes count and trace one iteration; they do not vary by repeat).
+- `child.json`, `work.parquet`, `opmix.json`, `trace.json.gz` (and `node.json` on a cluster): copied from the first
+  repeat that completed (the untimed passes count and trace one iteration; they do not vary by repeat).
 `profiler.load_run` reads the pooled directory as it reads any workload, and each repeat under
 `WorkloadRun.repeats`. The report's differences and `compare` use the between-repeat variation
 (profiler/characterize/stats.py: ratio_between_repeats) when both sides have at least two
@@ -33,26 +33,28 @@ from ..runmodel import Contention, Loop, RepeatInfo, Status, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
-from .finish import summarize_directory, workload_outcome
+from .finish import NODE_JSON, summarize_directory, workload_outcome
 from .record import RunRecord
 
-COPIED_FROM_FIRST = (CHILD_JSON, f"{WORK}.parquet", OPMIX_JSON, TRACE_FILE)
+COPIED_FROM_FIRST = (CHILD_JSON, f"{WORK}.parquet", OPMIX_JSON, TRACE_FILE, NODE_JSON)
 
 
-def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary], suite: SuiteConfig, record: RunRecord, planned: int) -> WorkloadSummary:
-    """Pool the finished repeats `done` (summaries in repeat order, repeat k in `repeat-<k>/`) of the `planned` ones into
-    `workdir` and write its summary.json; returns it. Status: ok when at least one repeat completed; else the last
-    repeat's status and error. A repeat that did not complete, or never ran (the run was stopped), is named in
-    `problems`."""
-    ok = [(k, s) for k, s in enumerate(done, start=1) if s.status == Status.OK]
-    last_k, last = len(done), done[-1]
+def pool_repeats(w: ResolvedWorkload, workdir: Path, done: dict[int, WorkloadSummary], suite: SuiteConfig, record: RunRecord, planned: int) -> WorkloadSummary:
+    """Pool the finished repeats `done` (repeat number k -> its summary; repeat k in `repeat-<k>/`; on a cluster they
+    can end in any order) of the `planned` ones into `workdir` and write its summary.json; returns it. Status: ok when
+    at least one repeat completed; else the last repeat's status and error. A repeat that did not complete, or never
+    ran (the run was stopped), is named in `problems`."""
+    done = dict(sorted(done.items()))
+    ok = [(k, s) for k, s in done.items() if s.status == Status.OK]
+    last_k = max(done)
+    last = done[last_k]
     # no repeat completed: what the last one measured before it stopped is kept, as a run without repeats keeps it
     pooled = ok or ([(last_k, last)] if last.loop is not None or last.metrics.e2e_s is not None else [])
     problems = [
         f"repeat {k} of {planned}: {s.status.value}"
         + (f" in phase '{s.error.phase}': {s.error.reason}" if s.error else "")
         + ("; its measured iterations are kept" if any(k == p for p, _ in pooled) else "; it is left out of the pooled statistics")
-        for k, s in enumerate(done, start=1)
+        for k, s in done.items()
         if s.status != Status.OK
     ]
     if len(done) < planned:
@@ -73,12 +75,13 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
         status=Status.OK if ok else last.status,
         error=None if ok or last.error is None else {"phase": last.error.phase, "reason": last.error.reason},
         child=(read_json(workdir / CHILD_JSON) if first is not None else None) or {"device": record.info.device},
-        wall_s=sum(s.wall_s or 0.0 for s in done),
+        wall_s=sum(s.wall_s or 0.0 for s in done.values()),
         gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},
         problems=problems,
+        placement=base.placement,
     )
     summary = summarize_directory(outcome, workdir, suite.measure, record)
-    summary.contention = pooled_contention([s for _, s in pooled] or done)
+    summary.contention = pooled_contention([s for _, s in pooled] or list(done.values()))
     summary.loop = pooled_loop([s for _, s in pooled])
     rates = sorted(s.sample_hz_achieved for _, s in pooled if s.sample_hz_achieved is not None)
     summary.sample_hz_achieved = rates[len(rates) // 2] if rates else None  # the pooled rows span the gaps between repeats
@@ -90,7 +93,7 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: list[WorkloadSummary]
             e2e_median_s=s.metrics.e2e_s.median if s.metrics.e2e_s else None,
             contended=s.contention.contended if s.contention else None,
         )
-        for k, s in enumerate(done, start=1)
+        for k, s in done.items()
     ]
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
     return summary

@@ -1,7 +1,8 @@
 """The parent: runs a suite, one spawned child per workload or sweep point, results kept on disk.
 
-For each workload the runner asks the supervisor (supervisor.py) to spawn and watch its child,
-then settles its files and summary (finish.py), and keeps run.json current (record.py). A
+The runner hands every workload or sweep point (each repeat apart) to the executor (executor.py: here, one at a
+time; ray_executor.py: Ray tasks on a cluster), settles each one's files and summary as it ends (finish.py), and
+keeps run.json current (record.py). A
 workload that raises, runs out of memory, is killed, or hangs is recorded as failed with its
 phase and reason; the suite goes on. After the last one, fits across sweep points go to
 sweeps.json (with a suite's `crossover:` block, where one sweep's step latency drops below the
@@ -16,31 +17,35 @@ from typing import Any
 
 from ..characterize.crossover import LatencyPoint, find_crossover, latency_point
 from ..characterize.scaling import batch_fits
-from ..measure.store import SPANS, atomic_write_json
-from ..rundir import MISSING_WHY, SUMMARY_JSON, SWEEPS_JSON, read_measured, repeat_dir
+from ..measure.store import SPANS, atomic_write_json, read_json
+from ..rundir import CALIBRATION_JSON, MISSING_WHY, SUMMARY_JSON, SWEEPS_JSON, read_measured, repeat_dir
 from ..runmodel import RunStatus, Status, WorkloadSummary
-from ..suite.resolve import ResolvedSuite, ResolvedWorkload
+from ..suite.resolve import ResolvedSuite
 from .child import ChildSpec
 from .device import resolve_device
-from .finish import finish_workload
+from .executor import Executor, LocalExecutor, Point
+from .finish import NODE_JSON, finish_workload
 from .record import RunRecord
 from .repeats import pool_repeats
-from .supervisor import ChildSupervisor, Listener, SilentListener
+from .supervisor import Listener, SilentListener
 
 
 class SuiteRunner:
-    """`prepare()` creates the run directory; `run()` runs every workload in order."""
+    """`prepare()` creates the run directory; `run()` runs every workload and sweep point through the executor."""
 
-    def __init__(self, resolved: ResolvedSuite, out_root: str | Path, device: str, argv: list[str], listener: Listener | None = None) -> None:
+    def __init__(
+        self, resolved: ResolvedSuite, out_root: str | Path, device: str, argv: list[str], listener: Listener | None = None, executor: Any = None
+    ) -> None:
         self.resolved = resolved
         self.suite = resolved.suite
         self.out_root = Path(out_root)
         self.device = device
         self.argv = argv
         self.listener = listener or SilentListener()
+        self.executor = executor
+        """A cluster executor (ray_executor.RayExecutor), connected; None: the local one (executor.LocalExecutor)."""
         self.record: RunRecord | None = None
-        self.last_summary: WorkloadSummary | None = None
-        """The summary of the workload that ran last (kept when a Ctrl-C stops it)."""
+        self._in_flight: dict[str, int] = {}
 
     @property
     def run_dir(self) -> Path | None:
@@ -48,18 +53,18 @@ class SuiteRunner:
 
     def prepare(self) -> Path:
         """Create the run directory and write the config and environment. Errors are UserErrors."""
-        self.record = RunRecord.create(self.resolved, self.out_root, self.device, self.argv)
+        cluster = self.executor.cluster() if self.executor is not None else None
+        self.record = RunRecord.create(self.resolved, self.out_root, self.device, self.argv, cluster=cluster)
         return self.record.path
 
     def run(self) -> Path:
         record = self.record
         assert record is not None, "call prepare() first"
+        executor = self.executor or LocalExecutor(record.nvml, self.device, self.suite.measure, self.listener)
+        executor.listener = self.listener
         status, error = RunStatus.COMPLETE, None
         try:
-            if self.suite.measure.repeats == 1:
-                self._run_once(record)
-            else:
-                self._run_repeats(record, self.suite.measure.repeats)
+            self._run_points(record, executor)
         except KeyboardInterrupt:
             status = RunStatus.INTERRUPTED
             raise
@@ -67,73 +72,89 @@ class SuiteRunner:
             status, error = RunStatus.FAILED, exc
             raise
         finally:
+            executor.close()
             self._write_sweeps()
             record.close(status, error)
         return record.path
 
-    def _run_once(self, record: RunRecord) -> None:
-        for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
-            record.set_status(entry, Status.RUNNING)
-            try:
-                summary = self.run_workload(w, record.path / entry.dir)
-            except KeyboardInterrupt:
-                entry.status = Status.INTERRUPTED
-                raise
-            record.set_status(entry, summary.status)
+    def points(self, record: RunRecord) -> list[Point]:
+        """Every workload or sweep point, once per repeat: repeat k of every workload, then repeat k + 1
+        (profiler/run/repeats.py), each with its child's spec and its directory (created here)."""
+        repeats = self.suite.measure.repeats
+        out = []
+        for k in range(1, repeats + 1):
+            for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
+                workdir = record.path / entry.dir if repeats == 1 else repeat_dir(record.path / entry.dir, k)
+                workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
+                named_apart = repeats > 1 and self.executor is not None  # on a cluster the repeats run at the same time
+                spec = ChildSpec(
+                    name=f"{entry.name} (repeat {k})" if named_apart else entry.name,
+                    type=w.entry.type,
+                    params=w.params.model_dump(mode="json"),
+                    plugin_paths=self.resolved.plugin_paths,
+                    device=self.device,
+                    seed=self.suite.seed,
+                    measure=self.suite.measure.model_dump(),
+                    workdir=str(workdir),
+                    load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
+                )
+                out.append(Point(w, entry, workdir, spec, k if repeats > 1 else None))
+        return out
 
-    def _run_repeats(self, record: RunRecord, repeats: int) -> None:
-        """Repeat k of every workload, then repeat k + 1 (profiler/run/repeats.py); each workload's repeats are pooled
-        after its last one, or when a Ctrl-C or a profiler failure stops the run (what was measured is kept)."""
-        pairs = list(zip(self.resolved.workloads, record.entries, strict=True))
-        done: dict[str, list[WorkloadSummary | None]] = {entry.name: [] for _, entry in pairs}
+    def _run_points(self, record: RunRecord, executor: Executor) -> None:
+        """Run the points and settle each as it ends. With repeats, a workload's repeats are pooled after its last one
+        ends, or when a Ctrl-C or a profiler failure stops the run (what was measured is kept). A Ctrl-C is re-raised
+        once the points it stopped are settled."""
+        repeats = self.suite.measure.repeats
+        done: dict[str, dict[int, WorkloadSummary]] = {entry.name: {} for entry in record.entries}
         pooled: set[str] = set()
+        interrupted = False
+        self._in_flight = dict.fromkeys(done, 0)
         try:
-            for k in range(1, repeats + 1):
-                for w, entry in pairs:
-                    record.set_status(entry, Status.RUNNING)
-                    try:
-                        done[entry.name].append(self.run_workload(w, repeat_dir(record.path / entry.dir, k)))
-                    except KeyboardInterrupt:
-                        done[entry.name].append(self.last_summary)
-                        raise
-                    if k == repeats:
-                        record.set_status(entry, pool_repeats(w, record.path / entry.dir, done[entry.name], self.suite, record, planned=repeats).status)
-                        pooled.add(entry.name)
-                    else:
-                        record.set_status(entry, Status.PENDING)
+            for point, result in executor.run(self.points(record), self._started):
+                name = point.entry.name
+                self._in_flight[name] -= 1
+                summary = finish_workload(point.workload, point.workdir, result.watch, self.suite, record, result.placement, result.node)
+                self._keep_first_calibration(record, point)
+                self.listener.workload_finished(point.label, summary)
+                interrupted = interrupted or result.watch.interrupted
+                if repeats == 1:
+                    record.set_status(point.entry, Status.INTERRUPTED if result.watch.interrupted else summary.status)
+                    continue
+                done[name][point.repeat or 1] = summary
+                if len(done[name]) == repeats:
+                    record.set_status(point.entry, pool_repeats(point.workload, point.workdir.parent, done[name], self.suite, record, planned=repeats).status)
+                    pooled.add(name)
+                else:
+                    record.set_status(point.entry, Status.RUNNING if self._in_flight[name] else Status.PENDING)
+            if interrupted:
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            for entry in record.entries:
+                if entry.status == Status.RUNNING and not done[entry.name]:
+                    entry.status = Status.INTERRUPTED  # stopped before anything of it came back
+            raise
         finally:
-            for w, entry in pairs:
-                finished = [s for s in done[entry.name] if s is not None]  # a Ctrl-C before any summary leaves None
-                if entry.name not in pooled and finished:
-                    record.set_status(entry, pool_repeats(w, record.path / entry.dir, finished, self.suite, record, planned=repeats).status)
-                elif entry.name not in pooled and entry.status == Status.RUNNING:
-                    entry.status = Status.INTERRUPTED
+            if repeats > 1:
+                for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
+                    if entry.name not in pooled and done[entry.name]:
+                        record.set_status(entry, pool_repeats(w, record.path / entry.dir, done[entry.name], self.suite, record, planned=repeats).status)
 
-    def run_workload(self, w: ResolvedWorkload, workdir: Path) -> WorkloadSummary:
-        """One workload (or sweep point) in its own child; its summary. Re-raises a Ctrl-C after saving."""
+    def _started(self, point: Point) -> None:
         assert self.record is not None
-        self.last_summary = None
-        workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
-        measure = self.suite.measure
-        spec = ChildSpec(
-            name=w.entry.name,
-            type=w.entry.type,
-            params=w.params.model_dump(mode="json"),
-            plugin_paths=self.resolved.plugin_paths,
-            device=self.device,
-            seed=self.suite.seed,
-            measure=measure.model_dump(),
-            workdir=str(workdir),
-            load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
-        )
-        self.listener.workload_started(w.entry.name)
-        watch = ChildSupervisor(self.record.nvml, self.device, measure, self.listener).run(spec)
-        summary = finish_workload(w, workdir, watch, self.suite, self.record)
-        self.listener.workload_finished(w.entry.name, summary)
-        self.last_summary = summary
-        if watch.interrupted:
-            raise KeyboardInterrupt
-        return summary
+        self._in_flight[point.entry.name] += 1
+        self.record.set_status(point.entry, Status.RUNNING)
+        self.listener.workload_started(point.label)
+
+    def _keep_first_calibration(self, record: RunRecord, point: Point) -> None:
+        """On a cluster each node measures its own ceilings (node.json); the run's calibration.json holds the first
+        node's that came back, for the report's Work section."""
+        if record.calibration is not None or self.executor is None or not self.suite.measure.count_work:
+            return
+        node = read_json(point.workdir / NODE_JSON)
+        if node and node.get("calibration"):
+            record.calibration = node["calibration"]
+            atomic_write_json(record.path / CALIBRATION_JSON, {**node["calibration"], "node": (node.get("host") or "a cluster node")})
 
     def _write_sweeps(self) -> None:
         """Fits across the points of each sweep (batching gain, latency growth) -> sweeps.json."""

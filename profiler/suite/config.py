@@ -9,7 +9,7 @@ becomes one line: file:line, key path, what is wrong, and the closest valid key 
 from __future__ import annotations
 
 import re
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -110,6 +110,50 @@ class CrossoverConfig(StrictModel):
     over: str = Field(min_length=1, max_length=200, description="The context key both sweep, and only it (e.g. prompt_len).")
 
 
+class ExecutorConfig(StrictModel):
+    """Where the suite's workloads and sweep points run (profiler/run/executor.py).
+
+    `local` (the default) runs them one after another in child processes of this machine. `ray` runs each as a Ray
+    task holding the CPU cores and GPUs its workload declares (plugin.Resources), on an existing cluster or on one
+    started for the run; the same child, sampler and spans run on the worker, and its files come back to this run
+    directory. In YAML, `executor: ray` or `executor: "ray:ADDRESS"` is short for the mapping.
+    """
+
+    kind: Literal["local", "ray"] = Field("local", description="local: child processes here, one at a time; ray: Ray tasks on a cluster.")
+    address: str | None = Field(
+        None,
+        max_length=500,
+        description="ray: the cluster to join (auto: the one `ray start` runs here; host:port; ray://host:10001); none: start a local one for the run.",
+    )
+    num_cpus: int | None = Field(None, ge=1, le=65_536, description="ray, when it starts a local cluster: its CPU count (default: this machine's).")
+    cpu_share: int = Field(1, ge=1, le=64, description="ray: points that may share one CPU core at a time (1: never; more makes their measurements contended).")
+    gpu_share: int = Field(1, ge=1, le=64, description="ray: points that may share one GPU at a time (1: never; Ray's fractional GPUs).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            kind, _, address = data.partition(":")
+            if kind not in ("local", "ray") or (kind == "local" and address):
+                raise ValueError(f"executor '{data}' is not local, ray or ray:ADDRESS")
+            return {"kind": kind, **({"address": address} if address else {})}
+        return data
+
+    @model_validator(mode="after")
+    def _ray_only(self) -> ExecutorConfig:
+        if self.kind == "local" and (self.address or self.num_cpus or self.cpu_share != 1 or self.gpu_share != 1):
+            raise ValueError("address, num_cpus, cpu_share and gpu_share apply to the ray executor; set kind: ray")
+        if self.address and self.num_cpus:
+            raise ValueError("num_cpus sizes a local cluster started for the run; a cluster given by address has its own")
+        return self
+
+    def describe(self) -> str:
+        """One line: where the points run."""
+        if self.kind == "local":
+            return "local: child processes on this machine, one at a time"
+        return f"ray: {'cluster at ' + self.address if self.address else 'a local cluster started for the run'}"
+
+
 class SuiteConfig(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="Suite name; part of the run directory's name.")
     baseline: str | None = Field(None, description="Workload the others are compared to on architecture (state, work, bound class); default: the first.")
@@ -119,6 +163,7 @@ class SuiteConfig(StrictModel):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for torch and every workload generator.")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="Where the points run: local (default) or ray (a cluster).")
     workloads: list[WorkloadEntry] = Field(min_length=1, max_length=1000)
     crossover: CrossoverConfig | None = Field(
         None, description="Compare two workloads swept over the same context key: where a's per-token decode latency drops below b's."

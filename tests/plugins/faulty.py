@@ -23,7 +23,7 @@ class Faulty:
 
     class Params(BaseParams):
         fail_in: Literal["setup", "run_once", "teardown", "nowhere"] = "run_once"
-        mode: Literal["raise", "oom", "kill", "hang", "disk_full"] = "raise"
+        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full"] = "raise"
         ok_iters: int = Field(3, ge=0)
         step_s: float = Field(0.01, ge=0)
 
@@ -40,6 +40,9 @@ class Faulty:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB (planted)")
         if self.p.mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.p.mode == "kill_parent":  # the process that supervises this child (a Ray worker, in the executor's tests) dies
+            os.kill(os.getppid(), signal.SIGKILL)
+            os._exit(1)
         if self.p.mode == "disk_full":  # from now on every write of this process fails (EFBIG), as on a full disk
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
