@@ -13,6 +13,7 @@ full) is one line and exit status 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -20,9 +21,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .errors import EXIT_USAGE, UserError, one_line
+
+if TYPE_CHECKING:
+    from .suite.resolve import ResolvedSuite
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=executor_arg,
         default=None,
         metavar="local|ray[:ADDRESS]",
-        help="where the points run: local (default) or ray (a local Ray cluster started for the run, or the one at ADDRESS; sets executor)",
+        help="where the points run: local (default) or ray (a new local Ray cluster, or the one at ADDRESS; the suite's cpu_share and gpu_share stay)",
     )
 
     validate = sub.add_parser("validate", help="check a suite without running it (no torch import)")
@@ -318,6 +322,36 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
 
 
+def with_executor(resolved: ResolvedSuite, text: str) -> ResolvedSuite:
+    """The suite with `--executor TEXT` in place of its executor's kind and address; its shares and cluster size stay
+    (local: the defaults). UserError when the combination is invalid."""
+    from pydantic import ValidationError
+
+    from .suite.config import ExecutorConfig
+
+    kind, _, address = text.partition(":")
+    try:
+        if kind == "local":
+            executor = ExecutorConfig()
+        else:
+            executor = ExecutorConfig.model_validate({**resolved.suite.executor.model_dump(), "kind": "ray", "address": address or None})
+    except ValidationError as exc:
+        raise UserError(f"--executor {text}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    return dataclasses.replace(resolved, suite=resolved.suite.model_copy(update={"executor": executor}))
+
+
+def check_writable(out: Path) -> None:
+    """-o OUT could hold run directories: its nearest existing ancestor is a writable directory (nothing is created).
+    UserError in one line otherwise."""
+    existing = out.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"-o {out}: cannot create the run directory ({existing} is not a directory); choose a writable directory with -o")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"-o {out}: cannot create the run directory ({existing} is not writable); choose a writable directory with -o")
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
@@ -330,12 +364,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     overrides = [
         *args.overrides,
         *([f"measure.repeats={args.repeats}"] if args.repeats is not None else []),
-        *([f"executor={args.executor}"] if args.executor is not None else []),
     ]
     resolved = resolve_suite(args.suite, overrides)
+    if args.executor is not None:
+        resolved = with_executor(resolved, args.executor)
     executor = None
     if resolved.suite.executor.kind == "ray":
         from .run.ray_executor import RayExecutor
+
+        check_writable(Path(args.output))  # before a cluster starts: a wrong -o is one line at once
 
         executor = RayExecutor(resolved.suite.executor, resolved.suite.measure, SilentListener())
         device = executor.resolve_device(args.device or resolved.suite.device)

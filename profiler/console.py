@@ -66,6 +66,7 @@ class ProgressListener:
         else:
             label = f"[yellow]{status}"
         self.progress.update(self.tasks[name], phase=label)
+        self.progress.stop_task(self.tasks[name])  # its elapsed time stops with it (a failed one never reaches its total)
 
 
 def _plain(text: str) -> str:

@@ -811,6 +811,8 @@ class Calibration(BaseModel):
     """Peak matmul FLOP/s per dtype name."""
     copy_bytes_per_s: float | None = None
     measured_utc: str | None = None
+    node: str | None = None
+    """On a cluster: the host of the node these ceilings are from (the first to return; each point's node.json has its own)."""
     method: dict[str, str] = Field(default_factory=dict)
     matmul_spread: dict[str, CeilingSpread] = Field(default_factory=dict)
     copy_spread: CeilingSpread | None = None

@@ -372,8 +372,8 @@ def _why_missing(metric: str, name: str, a: Run, b: Run, sa: dict[str, dict[str,
 
 
 def run_differences(a: Run, b: Run) -> list[str]:
-    """One line per setting in which B's run differs from A's: schema version, device, machine, run status; per common
-    workload its parameters and status."""
+    """One line per setting in which B's run differs from A's: schema version, device, machine, run status, executor; per
+    common workload its parameters, status, and the cores and threads it ran on."""
     out = []
     run_settings = {
         "schema version": (a.schema_version, b.schema_version),
@@ -381,6 +381,7 @@ def run_differences(a: Run, b: Run) -> list[str]:
         "CPU": (a.env.get("cpu_model"), b.env.get("cpu_model")),
         "GPUs": (_gpus(a), _gpus(b)),
         "run status": (a.info.status.value, b.info.status.value),
+        "executor": (a.info.executor, b.info.executor),
     }
     for what, (va, vb) in run_settings.items():
         if va != vb and va is not None and vb is not None:
@@ -392,7 +393,18 @@ def run_differences(a: Run, b: Run) -> list[str]:
             out.append(f"{name}: parameters differ: {changed}")
         if wa.status != wb.status:
             out.append(f"{name}: status differs: A {wa.status}, B {wb.status}")
+        threads = _threads(wa), _threads(wb)
+        if threads[0] != threads[1] and None not in threads:
+            out.append(f"{name}: CPU cores and torch threads differ: A {threads[0]}, B {threads[1]}")
     return out
+
+
+def _threads(w: Any) -> str | None:
+    """'1 core(s), 1 thread(s)' from the workload's contention record (its affinity mask and torch threads), or None."""
+    c = w.summary.contention
+    if c is None or not c.cores or c.torch_threads is None:
+        return None
+    return f"{len(c.cores)} core(s), {c.torch_threads} thread(s)"
 
 
 def _gpus(run: Run) -> str | None:

@@ -173,11 +173,15 @@ def open_reader(pid: int) -> Any:
 
 
 class ProcessSampler(threading.Thread):
-    def __init__(self, pid: int, hz: float, writer: PartWriter) -> None:
+    """Samples process `pid` at `hz` into `writer`'s part files: a part when 8192 rows are buffered, and also every
+    `flush_every_s` seconds when given (a cluster worker ships each part to the driver as it is written)."""
+
+    def __init__(self, pid: int, hz: float, writer: PartWriter, flush_every_s: float | None = None) -> None:
         super().__init__(name="profiler-sampler", daemon=True)
         self.pid = pid
         self.period_s = 1.0 / hz
         self.writer = writer
+        self.flush_every_s = flush_every_s
         self.gpu: GpuReader | None = None
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
@@ -192,7 +196,7 @@ class ProcessSampler(threading.Thread):
         except (psutil.Error, OSError) as exc:
             self.error = f"cannot sample process {self.pid}: {exc}"
             return
-        next_t = time.monotonic()
+        next_t = last_flush = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 next_t += self.period_s
@@ -206,8 +210,10 @@ class ProcessSampler(threading.Thread):
                     break
                 with self.lock:
                     self.writer.append(row)
-                    if self.writer.full and not self._flush():
+                    due = self.flush_every_s is not None and time.monotonic() - last_flush >= self.flush_every_s
+                    if (self.writer.full or due) and not self._flush():
                         break
+                    last_flush = time.monotonic() if due else last_flush
         finally:
             reader.close()
 

@@ -19,9 +19,13 @@ offline.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,31 +61,40 @@ class RayExecutor:
             # and Ray reads its settings when it is imported
             os.environ["RAY_AUTH_MODE"] = "token"
         self.ray = ray = require_ray()
-        self.started_here = config.address is None and not ray.is_initialized()
+        logging.getLogger("ray").setLevel(logging.ERROR)  # its notices (token authentication, several instances) are not ours to print
+        self.address = _reachable(config.address) if config.address else None
+        self.started_here = config.address is None
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            if not ray.is_initialized():
-                ray.init(
-                    address=config.address,
-                    num_cpus=config.num_cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    runtime_env={"env_vars": OFFLINE_ENV},
-                )
+            ray.init(
+                address=self.address or "local",  # local: a new cluster, never one `ray start` left running here
+                num_cpus=config.num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"env_vars": OFFLINE_ENV},
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = config.address or "a local cluster"
+            where = self.address or "a local cluster"
             hint = "start one with `ray start --head` or fix the address"
             if "auth" in str(exc).lower():
                 hint = "the cluster wants its authentication token: copy it to ~/.ray/auth_token or set RAY_AUTH_TOKEN"
+            elif "ray[client]" in str(exc):
+                hint = "a ray:// address needs Ray Client: pip install 'ray[client]', or give the head's host:port"
             raise UserError(f"executor ray: cannot connect to {where} ({str(exc).splitlines()[0][:200]}); {hint}") from None
+        finally:
+            for sig, handler in handlers.items():  # ray.init installs its own SIGTERM handler (sys.exit): the profiler's stays
+                signal.signal(sig, handler)
         self.nodes = [n for n in ray.nodes() if n.get("Alive")]
+        self.driver_node = ray.get_runtime_context().get_node_id()
+        self.relay_lost: str | None = None
 
     # ------------------------------------------------------------------ the cluster
 
     def cluster(self) -> dict[str, Any]:
         """run.json's `cluster`: where the run's tasks go, as Ray reported it at the start."""
         return {
-            "address": self.config.address or "a local cluster started for the run",
+            "address": self.address or "a local cluster started for the run",
             "ray_version": self.ray.__version__,
             "nodes": [
                 {"node_id": n["NodeID"], "host": n.get("NodeManagerHostname"), "ip": n.get("NodeManagerAddress"), "resources": n.get("Resources", {})}
@@ -141,11 +154,14 @@ class RayExecutor:
 
     def run(self, points: list[Point], started: Started) -> Iterator[tuple[Point, PointResult]]:
         from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from .ray_worker import WorkerResult, run_point
 
         ray = self.ray
-        relay = Queue(actor_options={"num_cpus": 0})
+        ceilings = self._calibrate_nodes(points[0].spec.device) if points and self.measure.count_work else {}
+        # on the driver's node: losing another node must not take the run's progress and files with it
+        relay = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(self.driver_node, soft=True)})
         task = ray.remote(run_point)
         policy = self.policy(points[0].spec.device) if points else ""
         pending: dict[Any, int] = {}
@@ -161,7 +177,7 @@ class RayExecutor:
                 spec = point.spec
                 spec = type(spec)(**{**spec.__dict__, "threads": max(1, int(want["num_cpus"]))})
                 ref = task.options(**want, max_retries=0, retry_exceptions=False, name=f"profiler {point.label}").remote(
-                    spec, self.measure.model_dump(), i, relay, policy, self.measure.count_work, self.config.cpu_share == 1
+                    spec, self.measure.model_dump(), i, relay, policy, self.config.cpu_share == 1
                 )
                 pending[ref] = i
                 live[i] = _Live(point)
@@ -172,6 +188,9 @@ class RayExecutor:
                     i = pending.pop(ref)
                     self._drain(relay, live, started)
                     state = live.pop(i)
+                    if state.began is None:  # its result came back before its start event was read
+                        state.began = time.monotonic()
+                        started(state.point)
                     try:
                         result: WorkerResult = ray.get(ref)
                     except Exception as exc:  # the task failed, its worker died or its node was lost: recorded like a failed child
@@ -181,7 +200,9 @@ class RayExecutor:
                         )
                         continue
                     _write_files(state.point.workdir, result.files)
-                    yield state.point, PointResult(result.watch, result.placement, result.node)
+                    calibration, why = ceilings.get(result.placement.node_id or "", (None, "the node joined after the run's calibration"))
+                    node = replace(result.node, calibration=calibration, calibration_unavailable=why)
+                    yield state.point, PointResult(result.watch, result.placement, node if self.measure.count_work else result.node)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -193,19 +214,52 @@ class RayExecutor:
                     )
                     watch.interrupted = True
                     yield state.point, PointResult(watch, Placement(executor="ray", policy=policy))
+            raise  # the runner marks what was running as interrupted, also when nothing had started
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
-            ray.kill(relay.actor)
+            try:
+                ray.kill(relay.actor)
+            except Exception:  # already gone with its node
+                pass
+
+    def _calibrate_nodes(self, device: str) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
+        """Each node's ceilings, measured once per run before any point (cached per machine, so usually read back): a
+        task per node holding all of its CPUs and GPUs, so no point competes with the measurement. Node id ->
+        (calibration or None, why not)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from .ray_worker import calibrate_node
+
+        task = self.ray.remote(calibrate_node)
+        refs = {}
+        for n in self.nodes:
+            have = n.get("Resources", {})
+            gpus = have.get("GPU", 0) if device.startswith("cuda") else 0
+            strategy = NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            refs[n["NodeID"]] = task.options(num_cpus=have.get("CPU", 0), num_gpus=gpus, scheduling_strategy=strategy, max_retries=0).remote(device)
+        out = {}
+        for node_id, ref in refs.items():
+            try:
+                _, calibration, why = self.ray.get(ref)
+            except Exception as exc:  # a node lost meanwhile: its points, if any, say so
+                calibration, why = None, f"calibration failed on node {node_id[:12]}: {type(exc).__name__}"
+            out[node_id] = (calibration, why)
+        return out
 
     def _drain(self, relay: Any, live: dict[int, _Live], started: Started) -> None:
-        """Apply the progress and files the workers sent since the last call."""
+        """Apply the progress and files the workers sent since the last call. A relay lost with its node (the driver's)
+        stops the progress display; the points' results still come back with their tasks."""
+        from ray.exceptions import RayError
         from ray.util.queue import Empty
 
-        while True:
+        while not self.relay_lost:
             try:
                 events = relay.get_nowait_batch(max(1, relay.qsize()))
             except Empty:
+                return
+            except RayError as exc:
+                self.relay_lost = f"the relay queue was lost ({type(exc).__name__}): progress and part files stopped arriving"
                 return
             for index, kind, *data in events:
                 state = live.get(index)
@@ -225,6 +279,35 @@ class RayExecutor:
     def close(self) -> None:
         if self.started_here and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def _reachable(address: str) -> str:
+    """The cluster's host:port, checked to answer within PROBE_TIMEOUT_S (ray.init waits without a limit): `auto` is the
+    cluster `ray start` runs on this machine. A ray:// address (Ray Client) is returned as given. UserError otherwise."""
+    if address.startswith("ray://"):
+        return address
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+
+        try:
+            address = canonicalize_bootstrap_address_or_die("auto")
+        except ConnectionError as exc:
+            why = str(exc).splitlines()[0][:160]
+            raise UserError(f"executor ray:auto: no Ray cluster runs on this machine ({why}); start one with `ray start --head`") from None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"executor ray:{address}: not host:port (e.g. ray:10.0.0.5:6379), auto, or ray://host:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(
+            f"executor ray:{address}: nothing answers there within {PROBE_TIMEOUT_S:g} s ({exc.strerror or exc}); start the head with `ray start --head` "
+            "or fix the address"
+        ) from None
+    return address
 
 
 def _token_available() -> bool:

@@ -55,8 +55,9 @@ class RelayListener:
     def __init__(self, relay: Any, index: int) -> None:
         self.relay, self.index = relay, index
 
-    def send(self, *event: Any) -> None:
-        self.relay.actor.put_nowait.remote((self.index, *event))
+    def send(self, *event: Any) -> Any:
+        """Queue one event; returns the call's ObjectRef (ray.get on it: the event is in the queue)."""
+        return self.relay.actor.put_nowait.remote((self.index, *event))
 
     def workload_started(self, name: str) -> None: ...
     def workload_finished(self, name: str, summary: Any) -> None: ...
@@ -112,6 +113,9 @@ class PartShipper(threading.Thread):
         super().__init__(name="profiler-part-shipper", daemon=True)
         self.workdir, self.listener = workdir, listener
         self.shipped: set[str] = set()
+        self.sent: list[Any] = []
+        """The relay calls that carried files: the task waits for them before it returns, so the driver has every
+        shipped part before it settles the point."""
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -125,7 +129,7 @@ class PartShipper(threading.Thread):
                     data = path.read_bytes()
                 except OSError:  # merged or removed meanwhile: it comes back with the task's result
                     continue
-                self.listener.send("file", path.name, data)
+                self.sent.append(self.listener.send("file", path.name, data))
                 self.shipped.add(path.name)
 
     def stop(self) -> None:
@@ -133,11 +137,11 @@ class PartShipper(threading.Thread):
         self.join(timeout=10)
 
 
-def run_point(spec: ChildSpec, measure: dict[str, Any], index: int, relay: Any, policy: str, calibrate: bool, pin: bool) -> WorkerResult:
+def run_point(spec: ChildSpec, measure: dict[str, Any], index: int, relay: Any, policy: str, pin: bool) -> WorkerResult:
     """Run one point on this worker: `spec` as the driver built it (its workdir is replaced by a temporary one here,
     its `threads` are the cores Ray granted), `measure` (MeasureConfig as a dict), `index` (the point's number in the
-    run, which tags its relay events), `policy` (how points are placed, in words), `calibrate` (measure.count_work:
-    the node's ceilings are needed), `pin` (hold and pin the granted cores: points do not share cores)."""
+    run, which tags its relay events), `policy` (how points are placed, in words), `pin` (hold and pin the granted
+    cores: points do not share cores). The node's ceilings are measured apart, before the points (calibrate_node)."""
     import ray
 
     workdir = Path(tempfile.mkdtemp(prefix="profiler-point-"))
@@ -166,14 +170,19 @@ def run_point(spec: ChildSpec, measure: dict[str, Any], index: int, relay: Any, 
             policy=policy,
             env=collect_env(nvml, []),
         )
-        node = _node_measures(nvml, spec.device, calibrate)
+        node = _node_measures(nvml, spec.device)
         shipper = PartShipper(workdir, listener)
         shipper.start()
         try:
-            watch = ChildSupervisor(nvml, spec.device, MeasureConfig(**measure), listener).run(replace(spec, workdir=str(workdir)))
+            supervisor = ChildSupervisor(nvml, spec.device, MeasureConfig(**measure), listener, sample_flush_s=SHIP_EVERY_S)
+            watch = supervisor.run(replace(spec, workdir=str(workdir)))
         finally:
             shipper.stop()
             nvml.shutdown()
+        try:
+            ray.get(shipper.sent)
+        except ray.exceptions.RayError:  # the relay is gone (the driver's node lost): the files below still return
+            shipper.shipped.clear()
         files = {str(p.relative_to(workdir)): p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file() and p.name not in shipper.shipped}
         return WorkerResult(watch, placement, node, files)
     finally:
@@ -181,10 +190,15 @@ def run_point(spec: ChildSpec, measure: dict[str, Any], index: int, relay: Any, 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _node_measures(nvml: Nvml, device: str, calibrate: bool) -> NodeMeasures:
+def calibrate_node(device: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    """This node's ceilings (profiler.measure.calibrate, cached per machine), measured while the task holds every CPU and
+    GPU of the node, so nothing else of the run competes: (host, calibration or None, why not)."""
+    calibration, why = calibrate_in_subprocess(device)
+    return socket.gethostname(), calibration, why
+
+
+def _node_measures(nvml: Nvml, device: str) -> NodeMeasures:
     node = NodeMeasures(host=socket.gethostname())
-    if calibrate:
-        node.calibration, node.calibration_unavailable = calibrate_in_subprocess(device)
     key = (device, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     if key not in _IDLE_POWER:
         _IDLE_POWER[key] = idle_power(nvml, device)

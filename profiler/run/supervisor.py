@@ -10,6 +10,7 @@ which reach the parent through the queue even when a full disk kept the child fr
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import signal
 import time
@@ -88,11 +89,13 @@ class ChildWatch:
 class ChildSupervisor:
     """Runs one ChildSpec in a spawned process with the sampler on its pid; returns its ChildWatch."""
 
-    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener) -> None:
+    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener, sample_flush_s: float | None = None) -> None:
         self.nvml = nvml
         self.device = device
         self.measure = measure
         self.listener = listener
+        self.sample_flush_s = sample_flush_s
+        """Write the sampler's rows every this many seconds (a cluster worker ships parts as they come); None: in 8192-row parts."""
 
     def run(self, spec: ChildSpec) -> ChildWatch:
         """Spawn, watch until the child exits or is stopped, then stop the sampler. A Ctrl-C stops
@@ -103,7 +106,10 @@ class ChildSupervisor:
         queue = ctx.Queue()
         proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{Path(spec.workdir).name}")
         proc.start()
-        sampler = ProcessSampler(proc.pid, self.measure.sample_hz, PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA))
+        if spec.cores:  # pinned before the sampler reads its cores: contention is measured on the cores it was given
+            os.sched_setaffinity(proc.pid, spec.cores)
+        writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
+        sampler = ProcessSampler(proc.pid, self.measure.sample_hz, writer, flush_every_s=self.sample_flush_s)
         sampler.start()
         try:
             self._watch(proc, queue, sampler, watch)

@@ -72,7 +72,9 @@ def describe_declaration(plugin: PluginRef) -> str:
     if d.qoe:
         roles.append(f"listener {d.qoe.stated()}")
     traits = ", ".join(sorted(t.value for t in d.traits)) or "none"
-    return f"declaration: {'; '.join(roles)}; output unit {d.output_unit}; traits {traits}"
+    r = d.resources
+    held = f"{r.cpu_cores} CPU core(s), {r.gpus} GPU(s) on CUDA" + (f", {r.memory_bytes / 2**30:.1f} GiB" if r.memory_bytes else "")
+    return f"declaration: {'; '.join(roles)}; output unit {d.output_unit}; traits {traits}; resources {held}"
 
 
 def suite_schema() -> dict[str, Any]:
@@ -80,6 +82,11 @@ def suite_schema() -> dict[str, Any]:
     schema = SuiteConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "profiler suite"
+    executor = schema.get("properties", {}).get("executor")
+    if executor is not None:  # `executor: ray` and `executor: "ray:ADDRESS"` are short for the mapping
+        shorthand = {"type": "string", "pattern": "^(local|ray(:.+)?)$"}
+        mapping = {k: v for k, v in executor.items() if k != "description"}
+        schema["properties"]["executor"] = {"anyOf": [mapping, shorthand], "description": executor.get("description", "")}
     entry = schema.get("$defs", {}).get("WorkloadEntry")
     if entry is None:
         return schema

@@ -122,6 +122,7 @@ class ExecutorConfig(StrictModel):
     kind: Literal["local", "ray"] = Field("local", description="local: child processes here, one at a time; ray: Ray tasks on a cluster.")
     address: str | None = Field(
         None,
+        min_length=1,
         max_length=500,
         description="ray: the cluster to join (auto: the one `ray start` runs here; host:port; ray://host:10001); none: start a local one for the run.",
     )
@@ -133,8 +134,8 @@ class ExecutorConfig(StrictModel):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
-            kind, _, address = data.partition(":")
-            if kind not in ("local", "ray") or (kind == "local" and address):
+            kind, colon, address = data.partition(":")
+            if kind not in ("local", "ray") or (kind == "local" and colon) or (colon and not address.strip()):
                 raise ValueError(f"executor '{data}' is not local, ray or ray:ADDRESS")
             return {"kind": kind, **({"address": address} if address else {})}
         return data

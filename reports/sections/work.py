@@ -98,6 +98,7 @@ def _calibration(cal: Calibration) -> dict[str, Any]:
         "peaks": ", ".join(f"{dtype} {si(v, 'FLOP/s')}{_spread(cal.matmul_spread.get(dtype), 'FLOP/s')}" for dtype, v in cal.matmul_flops_per_s.items()),
         "bandwidth": si(cal.copy_bytes_per_s, "B/s") + _spread(cal.copy_spread, "B/s"),
         "when": "; ".join(x for x in (cal.measured_utc or "date unknown", cal.provenance) if x),
+        "where": f"on cluster node {cal.node} (each point's MFU and MBU use its own node's: node.json)" if cal.node else "on this machine",
         "method": "; ".join(cal.method.values()),
     }
 

@@ -1,4 +1,4 @@
-"""The Ray executor on a local 2-CPU Ray cluster (started once for this module with `ray start --head`): the same
+"""The Ray executor on a local 2-CPU Ray cluster (started once for this module): the same
 suite gives the same run layout and summary structure as the local executor, each point's node and environment
 are recorded, points run pinned to cores of their own, a killed worker is recorded like a failed child while the
 rest of the sweep completes, and bad executor input is one line."""
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,26 +33,21 @@ workloads:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A 2-CPU Ray head on this machine, as `ray start --head` makes one; its address."""
-    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-    port = _free_port()
-    temp = tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    start = [ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"]
-    done = subprocess.run([*start, f"--temp-dir={temp}"], env=env, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 and "temp-dir" in done.stderr:  # older Ray: no --temp-dir on a head started this way
-        done = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    yield f"127.0.0.1:{port}"
-    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+def cluster():
+    """A 2-CPU Ray cluster started in this process (ray.init), its GCS address for `--executor ray:ADDRESS`; only this
+    cluster is stopped afterwards (`ray stop` would stop every cluster on the machine)."""
+    import ray
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")  # the workers import tests.plugins
+    try:
+        context = ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
 
 
 def _tree(run_dir: Path) -> set[str]:
@@ -141,3 +137,36 @@ def test_a_gpu_index_is_refused_on_a_cluster(tmp_path, write_suite, cluster):
     suite = write_suite(f"name: s\n{QUIET}\nworkloads:\n  - name: t\n    type: toy\n")
     assert_one_line_error(run_cli("run", suite, "--executor", f"ray:{cluster}", "--device", "cuda:1", "-o", tmp_path), "Ray assigns each point its GPU")
     assert_one_line_error(run_cli("run", suite, "--executor", f"ray:{cluster}", "--device", "cuda", "-o", tmp_path), "no node of the Ray cluster has a GPU")
+
+
+LONG = f"""\
+name: long
+device: cpu
+{QUIET.replace("min_iters: 3, min_seconds: 0, max_seconds: 30", "min_iters: 1000, min_seconds: 60, max_seconds: 120")}
+workloads:
+  - {{name: toy, type: toy, params: {{steps: 20, step_s: 0.005}}, sweep: {{first_s: [0.001, 0.002, 0.003]}}}}
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_cluster_run_and_keeps_what_was_shipped(tmp_path, cluster, signum):
+    """Ray's init replaces the process's SIGTERM handler; the profiler's must stay: exit 128 + signal, the running points
+    interrupted with the parts shipped so far, the queued one left pending, the run marked interrupted, a report."""
+    (tmp_path / "suite.yaml").write_text(LONG)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "profiler", "run", str(tmp_path / "suite.yaml"), "-o", str(tmp_path / "runs"), "--executor", f"ray:{cluster}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(list((tmp_path / "runs").glob("*/toy/*/spans.part-*.parquet"))) < 2:
+        time.sleep(0.2)  # two points measuring (two cores), their first parts shipped
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, (out, err)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted" and (run_dir / "report.html").exists()
+    assert sorted(w["status"] for w in run["workloads"]) == ["interrupted", "interrupted", "pending"]
+    for w in run["workloads"]:
+        if w["status"] == "interrupted":
+            summary = json.loads((run_dir / w["dir"] / "summary.json").read_text())
+            assert "its Ray task was cancelled" in summary["error"]["reason"] and summary["span_count"] > 0
