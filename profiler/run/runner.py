@@ -79,13 +79,12 @@ class SuiteRunner:
 
     def points(self, record: RunRecord) -> list[Point]:
         """Every workload or sweep point, once per repeat: repeat k of every workload, then repeat k + 1
-        (profiler/run/repeats.py), each with its child's spec and its directory (created here)."""
+        (profiler/run/repeats.py), each with its child's spec and its directory (created when it starts)."""
         repeats = self.suite.measure.repeats
         out = []
         for k in range(1, repeats + 1):
             for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
                 workdir = record.path / entry.dir if repeats == 1 else repeat_dir(record.path / entry.dir, k)
-                workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
                 named_apart = repeats > 1 and self.executor is not None  # on a cluster the repeats run at the same time
                 spec = ChildSpec(
                     name=f"{entry.name} (repeat {k})" if named_apart else entry.name,
@@ -142,6 +141,7 @@ class SuiteRunner:
 
     def _started(self, point: Point) -> None:
         assert self.record is not None
+        point.workdir.mkdir(parents=True, exist_ok=True)  # parents: sweep points live under their group
         self._in_flight[point.entry.name] += 1
         self.record.set_status(point.entry, Status.RUNNING)
         self.listener.workload_started(point.label)
