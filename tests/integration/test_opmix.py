@@ -14,9 +14,11 @@ class TwoPhases:
     """A known mix: one phase of matmuls, one of convolutions."""
 
     def __init__(self) -> None:
-        self.w = torch.randn(256, 256)
+        # large enough that the ops, not the host time between them, dominate the iteration on a busy machine too
+        # (at 256 x 256 and 64 x 64 a preempted host stretch made `host/framework` the iteration's largest category once)
+        self.w = torch.randn(512, 512)
         self.conv = torch.nn.Conv2d(8, 8, 3)
-        self.x = torch.randn(1, 8, 64, 64)
+        self.x = torch.randn(1, 8, 128, 128)
 
     def run_once(self, mark) -> None:
         with mark("gemm"):
