@@ -46,7 +46,7 @@ class ChildSpec:
     load: dict[str, Any] | None = None
     """The workload's `load:` block (profiler.load.arrivals.LoadConfig, as JSON); None: the measured loop."""
     cores: list[int] | None = None
-    """CPU cores the child pins itself to before anything else (a cluster executor's exclusive grant); None: the
+    """CPU cores the supervisor pins the child to as it starts (a cluster executor's exclusive grant); None: the
     affinity mask it inherits."""
     threads: int | None = None
     """torch's intra-op threads when the cores a cluster executor granted could not be pinned; None: one per core of
@@ -151,8 +151,6 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
     workload = None
     recorder: SpanRecorder | None = None
     try:
-        if spec.cores:
-            os.sched_setaffinity(0, spec.cores)
         add_plugin_paths(spec.plugin_paths)
         plugin = resolve_workload(spec.type)
         params = plugin.cls.Params.model_validate(spec.params)

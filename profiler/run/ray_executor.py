@@ -174,8 +174,7 @@ class RayExecutor:
                     started(point)
                     yield point, PointResult(_lost_watch(point, "place", why, 0.0), Placement(executor="ray", policy=policy))
                     continue
-                spec = point.spec
-                spec = type(spec)(**{**spec.__dict__, "threads": max(1, int(want["num_cpus"]))})
+                spec = replace(point.spec, threads=max(1, int(want["num_cpus"])))
                 ref = task.options(**want, max_retries=0, retry_exceptions=False, name=f"profiler {point.label}").remote(
                     spec, self.measure.model_dump(), i, relay, policy, self.config.cpu_share == 1
                 )
