@@ -9,9 +9,37 @@ not import torch.
 
 from __future__ import annotations
 
-from typing import Any
+import os as _os
+import sys as _sys
 
-from .plugin import Declaration, Mark, Params, QoE, Resources, SetupContext, StateLayer, Trait, Workload
+
+def _set_aside_working_directory() -> None:
+    """Remove the working directory from _sys.path: the entry `-m` put first ('' or its path), and one an empty
+    PYTHONPATH component added (`PYTHONPATH=$PYTHONPATH:/x` with PYTHONPATH unset). A PYTHONPATH that names it
+    ('.' or its path) keeps it where it put it.
+
+    In a source checkout that is not installed (the working directory holds this package) it is appended instead,
+    so the checkout's `reports` and `workloads` stay importable without hiding anything installed."""
+    try:
+        cwd = _os.getcwd()
+    except OSError:  # the working directory was removed: nothing can be imported from it
+        return
+    named = not _sys.flags.ignore_environment and any(p and _os.path.abspath(p) == cwd for p in _os.environ.get("PYTHONPATH", "").split(_os.pathsep))
+    if _sys.path and _sys.path[0] in ("", cwd) and not getattr(_sys.flags, "safe_path", False):
+        del _sys.path[0]  # `-m`'s entry (python -P and PYTHONSAFEPATH add none)
+    if not named:
+        _sys.path[:] = [p for p in _sys.path if p != "" and _os.path.abspath(p) != cwd]
+    checkout = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    if _os.path.realpath(checkout) == _os.path.realpath(cwd) and cwd not in _sys.path:
+        _sys.path.append(cwd)
+
+
+if _sys.argv[:1] == ["-m"]:  # `python -m profiler`: argv[0] is "-m" while Python locates profiler.__main__; nothing else is imported yet
+    _set_aside_working_directory()
+
+from typing import Any  # noqa: E402
+
+from .plugin import Declaration, Mark, Params, QoE, Resources, SetupContext, StateLayer, Trait, Workload  # noqa: E402
 
 __all__ = [
     "Declaration",

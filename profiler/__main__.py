@@ -1,4 +1,4 @@
-"""`python -m profiler ...`"""
+"""`python -m profiler ...` (profiler/__init__.py has already taken the working directory off sys.path: see there)."""
 
 import sys
 

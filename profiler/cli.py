@@ -8,6 +8,11 @@ any failed, was killed or was refused in setup, after writing everything and the
 line per failure. Ctrl-C (130) or SIGTERM (143) stops the current workload, marks the run
 interrupted and still writes the report; a second signal exits at once. A failed write (disk
 full) is one line and exit status 1.
+
+`-o` never replaces what the profiler did not write: `report` and `compare` replace an existing file only when it
+carries the profiler's marker (measure/store.check_output_file), and `run` makes a new run directory inside a
+directory (check_output_root). Text from a suite, a plugin or a run directory is printed through errors.one_line
+(plain prints) or console.plain (rich): control characters escaped, rich markup printed as written.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import re
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -139,7 +145,7 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
 
     resolved = resolve_suite(args.suite, args.overrides)
     suite = resolved.suite
-    print(f"ok: {args.suite}: suite '{suite.name}', {len(resolved.workloads)} workload(s), baseline '{suite.baseline_name}'")
+    print(one_line(f"ok: {args.suite}: suite '{suite.name}', {len(resolved.workloads)} workload(s), baseline '{suite.baseline_name}'"))
     return 0
 
 
@@ -174,15 +180,15 @@ def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
         settled = "stable" if s.stable else "NOT stable within its budget: measure again on an idle machine"
         return f"median {si(s.median, unit)}, {s.trials} trials, {settled}"
 
-    machine = f"{key.get('device')}, {key.get('cpu')}, {key.get('threads')} threads, torch {key.get('torch')}, profiler {key.get('profiler')}"
+    machine = one_line(f"{key.get('device')}, {key.get('cpu')}, {key.get('threads')} threads, torch {key.get('torch')}, profiler {key.get('profiler')}")
     print(f"ceilings of this machine ({machine}):")
     for dtype, value in cal.matmul_flops_per_s.items():
         print(f"  peak matmul {dtype}: {si(value, 'FLOP/s')} ({spread(cal.matmul_spread.get(dtype), 'FLOP/s')})")
     print(f"  copy bandwidth: {si(cal.copy_bytes_per_s, 'B/s')} (read + write; {spread(cal.copy_spread, 'B/s')})")
     provenance = cal.model_copy(update={"contention": None}).provenance  # the contention has its own line
-    print(f"  {provenance}; measured {cal.measured_utc}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}")
-    print(f"  contention: {result.get('contention_check') or 'not recorded'}")
-    print(f"  method: {cal.method.get('matmul', 'not recorded')}; {cal.method.get('copy', 'not recorded')}")
+    print(one_line(f"  {provenance}; measured {cal.measured_utc}; cache: {result.get('cache_file', result.get('cache_error', 'not cached'))}"))
+    print(one_line(f"  contention: {result.get('contention_check') or 'not recorded'}"))
+    print(one_line(f"  method: {cal.method.get('matmul', 'not recorded')}; {cal.method.get('copy', 'not recorded')}"))
     if warning:
         print(warning, file=sys.stderr)
     return 0
@@ -194,61 +200,69 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
     a UserError (exit 2), raised before anything is written."""
     from reports.compare import NOT_A_REGRESSION, RULE, build_comparison, parse_condition, write_comparison
 
+    from .measure.store import check_output_file, is_profiler_compare_json, is_profiler_html
     from .rundir import load_run
 
     conditions = [parse_condition(c) for c in args.fail_if]
-    runs = []
     for path in (args.run_a, args.run_b):
         if not Path(path).is_dir() or not (Path(path) / "run.json").exists():
             raise UserError(f"{path}: not a run directory (no run.json); give directories written by `python -m profiler run`")
-        runs.append(load_run(path))
-    comparison = build_comparison(runs[0], runs[1], conditions)
     out = Path(args.output) if args.output else Path(args.run_b) / "compare.html"
+    if out.with_suffix(".json") == out:
+        raise UserError(f"-o {out}: the page and its .json table would be the same file; give the page an .html name")
+    flag = "-o" if args.output else ""
+    check_output_file(out, is_profiler_html, flag)  # at once, before the runs are read; write_comparison checks again
+    check_output_file(out.with_suffix(".json"), is_profiler_compare_json, flag)
+    runs = [load_run(path) for path in (args.run_a, args.run_b)]
+    comparison = build_comparison(runs[0], runs[1], conditions)
     try:
         write_comparison(comparison, out)
     except OSError as exc:
         raise UserError(f"{out}: cannot write ({exc.strerror or exc})") from None
     for difference in comparison.differences:
-        print(f"note: the runs differ: {difference} ({NOT_A_REGRESSION})")
+        print(one_line(f"note: the runs differ: {difference} ({NOT_A_REGRESSION})"))
     for note in comparison.notes:
-        print(f"note: {note}")
+        print(one_line(f"note: {note}"))
     for r in comparison.table.to_dict("records"):
         if r["metric"] in ("e2e_s", "ttft_s", "tpot_s", "output_units_per_s"):
-            print(f"{r['workload']:>16} {r['metric']:<20} B/A {r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['verdict']}")
-    print(f"compare: {out}")
+            print(one_line(f"{r['workload']:>16} {r['metric']:<20} B/A {r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['verdict']}"))
+    print(one_line(f"compare: {out}"))
     if conditions:
         print(f"rule: {RULE}")
     for e in comparison.evaluations:
         if not e.failed:
-            print(f"passed {e.text}")
+            print(one_line(f"passed {e.text}"))
     for e in comparison.inconclusive:  # measured under contention: not failed, not passed
-        print(f"inconclusive {e.text}", file=sys.stderr)
+        print(one_line(f"inconclusive {e.text}"), file=sys.stderr)
     for e in comparison.evaluations:
         if e.failed:
-            print(f"FAILED {e.text}", file=sys.stderr)
+            print(one_line(f"FAILED {e.text}"), file=sys.stderr)
     return 1 if comparison.failed else 0
 
 
 def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
+    from .console import plain
     from .suite.catalog import catalog, describe_declaration, describe_params
 
-    console = Console()
+    def flat(text: str) -> str:  # a plugin's multi-line help or docstring on one line, then made safe
+        return plain(" ".join(str(text).split()))
+
+    console = Console(emoji=False)
     for name, plugin, error in catalog():
         if plugin is None:
-            console.print(f"[bold]{name}[/bold]  [red]broken[/red]: {error}", markup=True, highlight=False)
+            console.print(f"[bold]{plain(name)}[/bold]  [red]broken[/red]: {plain(error)}", markup=True, highlight=False)
             continue
         doc = (plugin.cls.__doc__ or "").strip().splitlines()
-        caption = escape(f"{plugin.source}\n{describe_declaration(plugin)}")
-        title = escape(f"{name} — {doc[0] if doc else plugin.cls.__name__}")
+        caption = f"{plain(plugin.source)}\n{plain(describe_declaration(plugin))}"
+        title = plain(f"{name} — {doc[0] if doc else plugin.cls.__name__}")
         table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
         for col in ("param", "type", "default", "help"):
             table.add_column(col, overflow="fold")
         for row in describe_params(plugin.cls.Params):
-            table.add_row(*(escape(row[k]) for k in ("name", "type", "default", "help")))
+            table.add_row(*(flat(row[k]) for k in ("name", "type", "default", "help")))
         console.print(table)
     return 0
 
@@ -263,19 +277,22 @@ def cmd_schema(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from reports.html_report import write_report
 
+    from .measure.store import check_output_file, is_profiler_html
+
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a directory; give a run directory written by `python -m profiler run`")
     if not any((run_dir / f).exists() for f in ("run.json", "env.json")):
         raise UserError(f"{run_dir}: no run.json or env.json; this is not a run directory")
     out = Path(args.output) if args.output else run_dir / "report.html"
+    check_output_file(out, is_profiler_html, "-o" if args.output else "")  # write_report checks again, before and after building
     try:
         problems = write_report(run_dir, out)
     except OSError as exc:
         raise UserError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     for p in problems:
-        print(f"warning: {p}", file=sys.stderr)
-    print(f"report: {out}")
+        print(one_line(f"warning: {p}"), file=sys.stderr)
+    print(one_line(f"report: {out}"))
     return 0
 
 
@@ -314,9 +331,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print("interrupted before the run started; nothing was measured", file=sys.stderr)
         return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)
     except OSError as exc:
+        from .measure.store import NotReplaceableError
+
+        what = "remove it" if isinstance(exc, NotReplaceableError) else "free space"
         print(
-            f"error: writing the run failed: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'run directory'}); "
-            "every file already written is complete; free space or choose another -o and run again",
+            one_line(
+                f"error: writing the run failed: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'run directory'}); "
+                f"every file already written is complete; {what} or choose another -o and run again"
+            ),
             file=sys.stderr,
         )
         return 1
@@ -340,11 +362,32 @@ def with_executor(resolved: ResolvedSuite, text: str) -> ResolvedSuite:
     return dataclasses.replace(resolved, suite=resolved.suite.model_copy(update={"executor": executor}))
 
 
-def check_writable(out: Path) -> None:
-    """-o OUT could hold run directories: its nearest existing ancestor is a writable directory (nothing is created).
-    UserError in one line otherwise."""
+def check_output_root(out: Path) -> None:
+    """-o OUT of `run` can hold a new run directory (nothing is created here): OUT is a directory, or a symlink to one
+    (an output root on a bigger disk; the run directory is made inside it and nothing is replaced), or does not exist
+    and its nearest existing ancestor is a writable directory. A regular file, FIFO, device, socket or dangling symlink
+    is a UserError in one line."""
+    from .measure.store import file_kind
+
+    try:
+        mode = os.stat(out).st_mode  # follows a symlink: what matters is where the run directory would be made
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.lexists(out):
+            raise UserError(f"-o {out}: is a symlink to nothing; give a directory for run directories with -o") from None
+        _check_ancestor(out)
+        return
+    except OSError as exc:
+        raise UserError(f"-o {out}: cannot be used ({exc.strerror or exc}); give a writable directory for run directories with -o") from None
+    if not stat.S_ISDIR(mode):
+        raise UserError(f"-o {out}: is a {file_kind(mode)}, not a directory; give a directory for run directories with -o (it is never replaced)")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"-o {out}: cannot create the run directory ({out} is not writable); choose a writable directory with -o")
+
+
+def _check_ancestor(out: Path) -> None:
+    """The nearest existing ancestor of a missing -o OUT is a writable directory (OUT can be made there)."""
     existing = out.absolute()
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(f"-o {out}: cannot create the run directory ({existing} is not a directory); choose a writable directory with -o")
@@ -355,7 +398,7 @@ def check_writable(out: Path) -> None:
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
-    from .console import ProgressListener, differences_table, summary_notes, summary_table
+    from .console import ProgressListener, differences_table, plain, summary_notes, summary_table
     from .run.device import resolve_device
     from .run.runner import SuiteRunner
     from .run.supervisor import SilentListener
@@ -368,11 +411,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     resolved = resolve_suite(args.suite, overrides)
     if args.executor is not None:
         resolved = with_executor(resolved, args.executor)
+    check_output_root(Path(args.output))  # before calibration or a cluster starts: a wrong -o is one line at once
     executor = None
     if resolved.suite.executor.kind == "ray":
         from .run.ray_executor import RayExecutor
-
-        check_writable(Path(args.output))  # before a cluster starts: a wrong -o is one line at once
 
         executor = RayExecutor(resolved.suite.executor, resolved.suite.measure, SilentListener())
         device = executor.resolve_device(args.device or resolved.suite.device)
@@ -380,8 +422,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         device = resolve_device(args.device or resolved.suite.device)
     runner = SuiteRunner(resolved, args.output, device, ["python", "-m", "profiler", *argv], executor=executor)
     run_dir = runner.prepare()
-    console = Console(stderr=False)
-    console.print(f"run directory: {run_dir}  (device: {device}; executor: {resolved.suite.executor.describe()})", highlight=False)
+    console = Console(stderr=False, emoji=False)  # a name like ":fire:" prints as written
+    console.print(plain(f"run directory: {run_dir}  (device: {device}; executor: {resolved.suite.executor.describe()})"), highlight=False)
     interrupted = False
     failure = None
     with ProgressListener(console) as listener:
@@ -393,7 +435,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         except OSError:
             raise  # a full disk or an unwritable directory: cmd_run says so in one line
         except Exception as exc:  # a profiler bug: keep what was measured, report it, say so in one line
-            failure = (
+            failure = one_line(
                 f"error: the profiler itself failed ({type(exc).__name__}: {str(exc)[:200]}); this is a bug: the traceback is in "
                 f"{run_dir / 'run.json'}; everything measured before it is kept and reported"
             )
@@ -416,8 +458,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if diffs:
         console.print(differences_table(diffs, run.baseline or "?"))
     if not args.no_report:
-        console.print(f"report: {run_dir / 'report.html'}", highlight=False)
-    console.print(f"run: {run_dir}", highlight=False)
+        console.print(plain(f"report: {run_dir / 'report.html'}"), highlight=False)
+    console.print(plain(f"run: {run_dir}"), highlight=False)
     if interrupted:
         console.print("interrupted: the run directory is marked interrupted; what was measured is kept")
         return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)

@@ -3,6 +3,10 @@ line per warning, and the findings against the baseline.
 
 Tables fit an 80-column terminal without cutting a header or a value: numbers never wrap, long
 names fold onto a second line, and every number carries its unit (profiler/format.py).
+
+Text from a suite or a plugin (names, phases, units, reasons, warnings) reaches the terminal only through `plain`:
+control characters escaped (errors.one_line: an escape sequence cannot colour the terminal, a newline cannot forge a
+line) and rich markup escaped (`[bold]` in a name prints as written). The progress bar reads no markup at all.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from .errors import one_line
 from .format import duration, format_value, percent, rate, ratio
 from .runmodel import Status, Verdict, WorkloadSummary
 
@@ -24,8 +31,8 @@ class ProgressListener:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]{task.fields[name]}"),
-            TextColumn("{task.fields[phase]}"),
+            TextColumn("{task.fields[name]}", style="bold", markup=False),
+            PhaseColumn(),
             BarColumn(bar_width=12),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -42,11 +49,11 @@ class ProgressListener:
         self.progress.stop()
 
     def workload_started(self, name: str) -> None:
-        self.tasks[name] = self.progress.add_task("", total=None, name=_plain(name), phase="starting")
+        self.tasks[name] = self.progress.add_task("", total=None, name=one_line(name), phase="starting", style="")
 
     def phase(self, name: str, phase: str, total: int | None) -> None:
         task = self.tasks[name]
-        label = {"measure": "measure (min iters)", "warmup": "warmup"}.get(phase, phase)
+        label = {"measure": "measure (min iters)", "warmup": "warmup"}.get(phase, one_line(phase))
         if total is not None:
             self.progress.update(task, phase=label, total=max(total, 1), completed=0)
         else:
@@ -60,18 +67,26 @@ class ProgressListener:
     def workload_finished(self, name: str, summary: WorkloadSummary) -> None:
         status = summary.status.value
         if status == "ok":
-            label = "[green]ok"
+            label, style = "ok", "green"
         elif summary.error:
-            label = f"[red]{status} in {_plain(summary.error.phase)}"  # the reason follows under the summary table
+            label, style = f"{status} in {one_line(summary.error.phase)}", "red"  # the reason follows under the summary table
         else:
-            label = f"[yellow]{status}"
-        self.progress.update(self.tasks[name], phase=label)
+            label, style = status, "yellow"
+        self.progress.update(self.tasks[name], phase=label, style=style)
         self.progress.stop_task(self.tasks[name])  # its elapsed time stops with it (a failed one never reaches its total)
 
 
-def _plain(text: str) -> str:
-    """User strings must not be read as rich markup."""
-    return str(text).replace("[", "\\[")
+class PhaseColumn(ProgressColumn):
+    """A task's phase as plain text (never read as markup) in the task's `style` field."""
+
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get("phase", "")), style=task.fields.get("style") or "")
+
+
+def plain(text: object) -> str:
+    """Text from a suite or a plugin, safe to print through rich: control characters escaped (one line, no terminal
+    escape sequence, no bidi override) and rich markup escaped (printed as written)."""
+    return escape(one_line(str(text)))
 
 
 def _table(title: str) -> Table:
@@ -89,12 +104,12 @@ def summary_table(summaries: list[WorkloadSummary]) -> Table:
         iters = f"{measured_iterations(s)} iters"
         misses = s.deadlines.miss_rate if s.deadlines else None
         table.add_row(
-            _plain(s.name),
+            plain(s.name),
             f"{s.status.value}\n{iters}",
             duration(m.ttft_s.median) if m.ttft_s else "—",
             duration(m.tpot_s.median) if m.tpot_s else "—",
             duration(m.e2e_s.median) if m.e2e_s else "—",
-            rate(m.output_units_per_s.median, s.output_unit) if m.output_units_per_s else "—",
+            plain(rate(m.output_units_per_s.median, s.output_unit)) if m.output_units_per_s else "—",
             percent(misses.mean) if misses and misses.count else "—",
         )
     return table
@@ -135,12 +150,12 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     for s in summaries:
         if s.error:
             how = "was interrupted" if s.status == Status.INTERRUPTED else "failed"
-            notes.append(f"[red]{_plain(s.name)} {how} in {_plain(s.error.phase)}[/red]: {_plain(s.error.reason)}")
+            notes.append(f"[red]{plain(s.name)} {how} in {plain(s.error.phase)}[/red]: {plain(s.error.reason)}")
         if s.contention is not None and s.contention.contended:
-            notes.append(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(s.contention.summary)} (its timing verdicts are inconclusive)")
-        notes.extend(f"{_plain(s.name)}: {_plain(line)}" for line in stream_lines(s))
-        notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(w)}" for w in s.warnings)
-        notes.extend(f"[yellow]{_plain(s.name)}[/yellow]: {_plain(p)}" for p in s.problems)
+            notes.append(f"[yellow]{plain(s.name)}[/yellow]: {plain(s.contention.summary)} (its timing verdicts are inconclusive)")
+        notes.extend(f"{plain(s.name)}: {plain(line)}" for line in stream_lines(s))
+        notes.extend(f"[yellow]{plain(s.name)}[/yellow]: {plain(w)}" for w in s.warnings)
+        notes.extend(f"[yellow]{plain(s.name)}[/yellow]: {plain(p)}" for p in s.problems)
     return notes
 
 
@@ -153,8 +168,8 @@ def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table | str:
     inconclusive = sum(1 for r in rows if r["verdict"] == Verdict.INCONCLUSIVE.value)
     note = f"; {inconclusive} inconclusive (contention, too few samples or a weak fit: the reasons are in report.html)" if inconclusive else ""
     if not any(Verdict(r["verdict"]).is_finding for r in rows):
-        return f"Differences from {_plain(baseline)}: no findings{note} (every row and reading in report.html and differences.csv)"
-    table = _table(f"Differences from {_plain(baseline)} (findings{note}; every row and reading in report.html and differences.csv)")
+        return f"Differences from {plain(baseline)}: no findings{note} (every row and reading in report.html and differences.csv)"
+    table = _table(f"Differences from {plain(baseline)} (findings{note}; every row and reading in report.html and differences.csv)")
     table.add_column("workload", overflow="fold", min_width=8)
     table.add_column("characteristic", overflow="fold")
     table.add_column("value or ratio [95% CI]", justify="right", overflow="fold")
@@ -167,5 +182,5 @@ def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table | str:
             text = format_value(r["value"], r["unit"] or "")
         else:
             text = ratio(r.get("ratio"), r.get("ci_low"), r.get("ci_high"))
-        table.add_row(_plain(r["workload"]), r.get("short") or r["characteristic"], text, r["verdict"])
+        table.add_row(plain(r["workload"]), plain(r.get("short") or r["characteristic"]), plain(text), plain(r["verdict"]))
     return table

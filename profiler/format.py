@@ -27,7 +27,12 @@ def sig(value: float, digits: int = 3) -> str:
     """`value` at `digits` significant figures, without exponent notation for everyday magnitudes."""
     if value == 0:
         return "0"
-    value = float(f"{value:.{digits - 1}e}")  # round first: 0.99957 is 1.00, not 1.000
+    if not math.isfinite(value):  # a damaged run's number: shown as it is, never an OverflowError
+        return str(value)
+    text = f"{value:.{digits - 1}e}"
+    value = float(text)  # round first: 0.99957 is 1.00, not 1.000
+    if not math.isfinite(value):  # 1.7977e308 rounds up past the largest float
+        return text
     magnitude = math.floor(math.log10(abs(value)))
     if -4 <= magnitude < 6:
         decimals = max(0, digits - 1 - magnitude)

@@ -23,9 +23,10 @@ from .runmodel import READABLE_VERSIONS, SCHEMA_VERSION
 def schema_version(info: dict[str, Any], where: str) -> int:
     """The run's schema version (1 when run.json has none); UserError for one this profiler cannot read."""
     version = info.get("schema_version", 1)
-    if not isinstance(version, int) or version not in READABLE_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READABLE_VERSIONS:
+        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:40] + "..."
         raise UserError(
-            f"{where}: run directory schema version {version!r}; this profiler (schema {SCHEMA_VERSION}) reads versions "
+            f"{where}: run directory schema version {shown}; this profiler (schema {SCHEMA_VERSION}) reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}: install the profiler release that wrote it "
             "(its run.json names profiler_version), or run the suite again with this one"
         )
@@ -34,7 +35,9 @@ def schema_version(info: dict[str, Any], where: str) -> int:
 
 def run_info_v1(info: dict[str, Any]) -> dict[str, Any]:
     """run.json v1 -> v2: a version number; entries had no resources (and hand-written ones may lack a type)."""
-    entries = [{"type": "unknown", **e} for e in info.get("workloads") or []]
+    entries = info.get("workloads")
+    if isinstance(entries, list):  # anything else is named by the reader (profiler/rundir.py), as is an entry that is no object
+        entries = [{"type": "unknown", **e} if isinstance(e, dict) else e for e in entries]
     return {**info, "schema_version": 1, "workloads": entries}
 
 

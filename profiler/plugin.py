@@ -66,8 +66,12 @@ class QoE(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    expected_ttft_s: float = Field(1.0, gt=0, le=3600, description="When the reader expects the first token, from arrival (s).")
-    tokens_per_s: float = Field(4.8, gt=0, le=100_000, description="The reader's consumption speed: reading about 4.8, listening about 3.3 tokens/s.")
+    expected_ttft_s: float = Field(
+        1.0, ge=1e-4, le=3600, allow_inf_nan=False, description="When the reader expects the first token, from arrival, 0.0001 to 3,600 s."
+    )
+    tokens_per_s: float = Field(
+        4.8, ge=0.01, le=100_000, allow_inf_nan=False, description="Reader's speed, 0.01 to 100,000 tokens/s: reading about 4.8, listening about 3.3."
+    )
 
     def stated(self) -> str:
         return f"expected TTFT {self.expected_ttft_s:g} s, {self.tokens_per_s:g} tokens/s"
@@ -151,7 +155,10 @@ class Declaration(BaseModel):
     def _traits_from_names(cls, value: Any) -> Any:
         """Accept trait names as strings (YAML, JSON) as well as Trait members."""
         if isinstance(value, (list, tuple, set, frozenset)):
-            return frozenset(Trait(v) if isinstance(v, str) else v for v in value)
+            try:
+                return frozenset(Trait(v) if isinstance(v, str) else v for v in value)
+            except TypeError:  # an unhashable item (a list in a damaged summary.json): pydantic states it as invalid
+                raise ValueError("traits must be a list of trait names (strings); an item is a list or a mapping") from None
         return value
 
     @field_serializer("traits")

@@ -16,9 +16,10 @@ READABLE_VERSIONS; version 1 (the 0.1 release, which wrote no version) is migrat
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .format import si
 from .plugin import Declaration, Resources, StateLayer
@@ -26,6 +27,28 @@ from .plugin import Declaration, Resources, StateLayer
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SUMMARY_SCHEMA_JSON = "summary.schema.json"
+
+
+def inside_dir(value: str) -> str:
+    """`value` when it names a directory inside the one that holds it (a relative path going down, as the runner writes
+    `llm`, `rate/load.rate-2`, `repeat-1`); ValueError otherwise. A run directory is read wherever it was copied, so
+    a `dir` entry must never lead a reader elsewhere: an absolute path, a `..` step or a path that stays in place is
+    refused (symlinks are checked where the directory is read, profiler/rundir.py)."""
+    shown = repr(value if len(value) <= 60 else value[:60] + "...")
+    if "\0" in value:
+        raise ValueError(f"{shown} holds a NUL byte; a directory of the run is a relative path")
+    path = PurePosixPath(value)
+    if path.is_absolute():
+        raise ValueError(f"{shown} is an absolute path; a directory of the run is a path inside it, e.g. 'llm'")
+    if ".." in path.parts:
+        raise ValueError(f"{shown} steps up ('..') out of the directory that holds it; a directory of the run is a path inside it")
+    if not [p for p in path.parts if p != "."]:
+        raise ValueError(f"{shown} names no directory below the one that holds it; give the workload's own directory")
+    return value
+
+
+InsideDir = Annotated[str, AfterValidator(inside_dir)]
+"""A directory named relative to the one that holds it, never leading out of it (inside_dir)."""
 
 
 class Model(BaseModel):
@@ -485,8 +508,8 @@ class RepeatInfo(Model):
     """One repeat of a workload run with measure.repeats > 1 (profiler/run/repeats.py)."""
 
     repeat: int
-    dir: str
-    """Its directory under the workload's: repeat-<k>."""
+    dir: InsideDir
+    """Its directory under the workload's: repeat-<k> (a path inside it: inside_dir)."""
     status: Status
     e2e_median_s: float | None = None
     contended: bool | None = None
@@ -704,7 +727,8 @@ class RunEntry(Model):
     """One workload (or sweep point) of the run, and where its files are."""
 
     name: str
-    dir: str
+    dir: InsideDir
+    """Its directory under the run directory (a path inside it: inside_dir)."""
     type: str
     status: Status = Status.PENDING
     sweep_group: str | None = None

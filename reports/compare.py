@@ -230,10 +230,27 @@ def contention(a: Run, b: Run, name: str) -> str | None:
 
 
 def compare_runs(a: Run, b: Run, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
-    """The table of B/A ratios of every metric of every common workload, and notes on workloads in one run only."""
+    """The table of B/A ratios of every metric of every common workload, and notes on workloads in one run only and on
+    what could not be read (unread_notes)."""
     sa = {n: samples(a, n) for n in a.workloads}
     sb = {n: samples(b, n) for n in b.workloads}
-    return _table(a, b, sa, sb, seed), _only_in_one(a, b)
+    table = _table(a, b, sa, sb, seed)
+    return table, _only_in_one(a, b) + unread_notes(a, b, sa, sb)
+
+
+def unread_notes(a: Run, b: Run, sa: dict[str, dict[str, np.ndarray]], sb: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """A note per problem met reading either run's files ('run A: <file>: <what is wrong>', after every table the comparison
+    reads was read), and one per workload of both runs left out of the table for want of measured samples in one of
+    them, so that a workload never drops out of a comparison silently."""
+    notes = [f"run {label}: {problem}" for label, run in (("A", a), ("B", b)) for problem in run.all_problems()]
+    for name in (n for n in a.workloads if n in b.workloads):
+        empty = [(label, run.workloads[name]) for label, run, s in (("A", a, sa), ("B", b, sb)) if not s.get(name)]
+        if empty:
+            why = "; ".join(
+                f"{label} has no measured samples ({w.status}{', its files could not be read: see above' if w.problems else ''})" for label, w in empty
+            )
+            notes.append(f"{name}: not compared: {why}")
+    return notes
 
 
 def build_comparison(a: Run, b: Run, conditions: list[Condition], seed: int = 0) -> Comparison:
@@ -246,7 +263,7 @@ def build_comparison(a: Run, b: Run, conditions: list[Condition], seed: int = 0)
     table = _table(a, b, sa, sb, seed)
     rows = {(r["workload"], r["metric"]): r for r in table.to_dict("records")}
     evaluations = [e for c in conditions for e in evaluate(c, a, b, sa, sb, rows)]
-    return Comparison(a, b, table, evaluations, run_differences(a, b), _only_in_one(a, b))
+    return Comparison(a, b, table, evaluations, run_differences(a, b), _only_in_one(a, b) + unread_notes(a, b, sa, sb))
 
 
 COLUMNS = ["workload", "metric", "a_median", "b_median", "ratio", "ci_low", "ci_high", "basis", "verdict", "why"]
@@ -484,11 +501,19 @@ def _metric_value(metric: str, value: float, unit: str) -> str:
 
 def write_comparison(c: Comparison, out: Path) -> None:
     """The page at `out` and the table of ratios beside it (`out` with .json). cli.cmd_compare prints the outcomes
-    (passed on stdout; FAILED and inconclusive on stderr)."""
-    from profiler.measure.store import atomic_write_text
+    (passed on stdout; FAILED and inconclusive on stderr). Each file is replaced only when the profiler wrote it (the
+    page's generator marker; the table's shape): anything else at either path is a UserError before either is written."""
+    from profiler.errors import UserError
+    from profiler.measure.store import atomic_write_text, check_output_file, is_profiler_compare_json, is_profiler_html, mark_html
 
-    atomic_write_text(out, compare_html(c))
-    atomic_write_text(out.with_suffix(".json"), c.table.to_json(orient="records", indent=1))
+    table = out.with_suffix(".json")
+    if table == out:
+        raise UserError(f"-o {out}: the page and its .json table would be the same file; give the page an .html name")
+    page = mark_html(compare_html(c))
+    check_output_file(out, is_profiler_html, "")
+    check_output_file(table, is_profiler_compare_json, "")
+    atomic_write_text(out, page)
+    atomic_write_text(table, c.table.to_json(orient="records", indent=1))
 
 
 def write_compare(a: Run, b: Run, out: Path, conditions: list[Condition]) -> tuple[pd.DataFrame, list[str], list[str]]:

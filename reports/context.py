@@ -2,8 +2,9 @@
 their characteristics and the differences against the baseline, and the problems met reading
 the run's files.
 
-Every table a section may need (measured spans, sampler rows) is read here, before any section
-is built, so the problems listed on the page are complete wherever on the page they appear.
+Every file a section may need (measured spans, sampler rows, request records, engine samples,
+calibration.json, sweeps.json) is read here, before any section is built, so the problems listed
+on the page (and printed by `report`) are complete wherever on the page they appear.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class ReportContext:
 def build_context(run: Run, diffs: pd.DataFrame | None = None, chars: dict[str, dict[str, Value]] | None = None, seed: int | None = None) -> ReportContext:
     """Views, characteristics and differences of `run`, each computed once."""
     views = workload_views(run)
+    _ = run.calibration, run.sweeps
     for view in views.values():  # read every table now: the problems list is then complete
-        _ = view.measured, view.run.samples
+        _ = view.measured, view.run.samples, view.run.requests, view.run.engine
     chars = run_characteristics(run, views) if chars is None else chars
     if diffs is None:
         diffs = differences(run, seed=run_seed(run) if seed is None else seed, chars=chars, views=views)

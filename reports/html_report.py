@@ -17,7 +17,7 @@ import pandas as pd
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from profiler.measure.store import atomic_write_text
+from profiler.measure.store import atomic_write_text, check_output_file, is_profiler_html, mark_html
 from profiler.rundir import Run, load_run
 
 from .characteristics import Value
@@ -41,12 +41,16 @@ class RenderedSection:
 def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
     """Build the report and write differences.csv/json into the run directory; return the
     problems found while reading the run (also shown in the report) and any section that could
-    not be built."""
+    not be built. `out` is replaced only when it is a page the profiler wrote (its generator marker): anything else
+    there (a directory, FIFO, device, symlink, a file of someone else's) is a UserError before anything is written,
+    and checked again just before the page is."""
+    check_output_file(out, is_profiler_html, "")
     run = load_run(run_dir)
     ctx = build_context(run)
     write_differences(run.path, ctx.diffs)
     page, failed = render_page(ctx)
-    atomic_write_text(out, page)
+    check_output_file(out, is_profiler_html, "")  # nothing else took its place while the report was built
+    atomic_write_text(out, mark_html(page))
     return ctx.problems + failed
 
 

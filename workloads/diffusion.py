@@ -71,7 +71,9 @@ class Diffusion:
         height: int | None = Field(None, ge=8, le=8192, description="Image height in pixels; default: the preset's or the denoiser's native size.")
         width: int | None = Field(None, ge=8, le=8192, description="Image width in pixels; default: the preset's or the denoiser's native size.")
         steps: int = Field(20, ge=1, le=10_000, description="Denoising steps (diffusers defaults to 50; MLPerf SDXL uses 20).")
-        guidance_scale: float = Field(7.5, ge=1.0, le=100.0, description="Classifier-free guidance; > 1 doubles the denoiser batch.")
+        guidance_scale: float = Field(
+            7.5, ge=1.0, le=100.0, allow_inf_nan=False, description="Classifier-free guidance, 1 to 100; > 1 doubles the denoiser batch."
+        )
         scheduler: Literal["ddim", "euler"] | None = Field(
             None,
             description="Override: DDIMScheduler or EulerDiscreteScheduler (with a pretrained directory's scheduler config). "

@@ -48,7 +48,7 @@ from profiler.plugin import Declaration, Mark, QoE, Resources, SetupContext, Sta
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import cache_argument, parameter_facts, resolve_dtype
-from .params import DTYPE_HELP, DTypeName
+from .params import DTYPE_HELP, DTypeName, Pixels
 from .stream_presets import STREAM_PRESETS, preset_help
 from .vla import siglip_pixels, sleep_until
 
@@ -85,8 +85,10 @@ class Queries(BaseParams):
     """Voice queries: an arrival process of the load layer and the sizes of questions and answers (tokens)."""
 
     pattern: Literal["poisson", "gamma", "constant"] = Field("poisson", description="Arrival process (profiler/load/arrivals.py).")
-    rate_per_min: float = Field(12.0, gt=0, le=6000, description="Mean queries per minute.")
-    burstiness: float | None = Field(None, gt=0, le=1000, description="Gamma shape k (pattern gamma only).")
+    rate_per_min: float = Field(12.0, ge=0.01, le=6000, allow_inf_nan=False, description="Mean queries per minute, 0.01 to 6000.")
+    burstiness: float | None = Field(
+        None, ge=0.01, le=1000, allow_inf_nan=False, description="Gamma shape k (pattern gamma only), 0.01 to 1000 (gap CV 10 to 0.03)."
+    )
     question_tokens: dict[str, Any] = Field({"fixed": 8}, description="Question length in tokens: {fixed: N}, {uniform: [lo, hi]}, {lognormal: {...}}.")
     answer_tokens: dict[str, Any] = Field({"fixed": 32}, description="Answer length in tokens (the same forms).")
     sentence_tokens: int = Field(12, ge=1, le=10_000, description="Tokens of the first sentence, synthesized to audio as soon as they exist.")
@@ -119,10 +121,14 @@ class MultimodalStream:
 
     class Params(BaseParams):
         preset: Literal[tuple(STREAM_PRESETS)] = Field("glasses-tiny", description=f"Model shapes: {preset_help()}.")  # type: ignore[valid-type]
-        fps: float = Field(2.0, gt=0, le=240, description="Camera frames per second (streaming video LLMs sample 1-2).")
+        fps: float = Field(2.0, ge=0.01, le=240, allow_inf_nan=False, description="Camera frames per second, 0.01 to 240 (streaming video LLMs sample 1-2).")
         tokens_per_frame: int | None = Field(None, ge=1, le=4096, description="Visual tokens per frame; default: the preset's.")
-        camera_resolution: list[int] = Field([240, 320], min_length=2, max_length=2, description="Captured frame [height, width] before preprocessing.")
-        session_s: float = Field(15.0, gt=0, le=86_400, description="Seconds of one session (one iteration, in one condition).")
+        camera_resolution: list[Pixels] = Field(
+            [240, 320], min_length=2, max_length=2, description="Captured frame [height, width] before preprocessing, each 1 to 8192 pixels (8K)."
+        )
+        session_s: float = Field(
+            15.0, ge=1, le=86_400, allow_inf_nan=False, description="Seconds of one session (one iteration, in one condition), 1 to 86,400."
+        )
         conditions: list[Literal["frames", "queries", "frames+queries"]] = Field(
             list(CONDITIONS), min_length=1, description="Conditions the iterations cycle through (streams alone and together)."
         )
@@ -156,8 +162,6 @@ class MultimodalStream:
                     )
             elif c.policy == "visual_budget" and c.visual_tokens < tokens:
                 raise ValueError(f"context.visual_tokens {c.visual_tokens} is smaller than one frame's {tokens} tokens; give at least {tokens}")
-            if min(self.camera_resolution) < 1:
-                raise ValueError("camera_resolution must be positive")
             if self.queries.pattern != "gamma" and self.queries.burstiness is not None:
                 raise ValueError("queries.burstiness: only pattern gamma takes burstiness")
             asr = STREAM_PRESETS[self.preset]["asr"]

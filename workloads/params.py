@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -11,6 +11,11 @@ from profiler.plugin import Params
 
 DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
 DTYPE_HELP = "auto = bfloat16 on CUDA, float32 on CPU."
+
+Pixels = Annotated[int, Field(ge=1, le=8192)]
+"""One side of a camera frame in pixels: 1 to 8192 (8K cinema, 8192 x 4320; the largest sensor a robot or glasses stream)."""
+MAX_ITERATION_S = 86_400
+"""The longest one iteration may take: the longest run (measure.max_seconds is at most a day), which it must fit in."""
 
 
 def check_pretrained_dir(path: str | None, marker: str = "config.json") -> str | None:
@@ -57,5 +62,5 @@ class DecodeParams(ModelParams):
     """What every autoregressive decode workload takes (see ModelParams for the model's source)."""
 
     batch_size: int = Field(1, ge=1, le=4096, description="Sequences decoded together.")
-    prompt_len: int = Field(128, ge=1, le=1_000_000, description="Prompt tokens per sequence (random ids).")
-    gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill.")
+    prompt_len: int = Field(128, ge=1, le=10_000_000, description="Prompt tokens per sequence (random ids), 1 to 10M (Llama 4 Scout's context).")
+    gen_len: int = Field(64, ge=1, le=1_000_000, description="Output tokens per sequence, the first from prefill; 1 to 1M (above any model's longest output).")

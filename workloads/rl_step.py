@@ -90,15 +90,35 @@ class RLStep:
         prompts: int = Field(2, ge=1, le=65536, description="P: prompts per step (R1-Zero 32, DAPO 512).")
         prompt_len: int = Field(32, ge=1, le=1_000_000, description="Prompt tokens (random ids, new prompts every step).")
         max_response_len: int = Field(128, ge=1, le=1_000_000, description="Longest response; drawn lengths above it are capped (R1-Zero 32768).")
-        response_median: float = Field(32, gt=0, le=1_000_000, description="Median response length in tokens (the lognormal's exp(mu)).")
+        response_median: float = Field(
+            32, ge=1, le=1_000_000, allow_inf_nan=False, description="Median response length in tokens (the lognormal's exp(mu)), 1 to 1M."
+        )
         response_sigma: float = Field(
-            1.0, ge=0, le=10, description="Standard deviation of ln(response length): the tail's weight (0: every response the median)."
+            1.0,
+            ge=0,
+            le=10,
+            allow_inf_nan=False,
+            description="Standard deviation of ln(response length), 0 to 10: the tail's weight (0: every response the median).",
         )
         micro_batch_size: int = Field(4, ge=1, le=65536, description="Sequences per forward/backward in scoring and training (gradients accumulate).")
-        learning_rate: float = Field(1e-6, gt=0, le=1.0, description="AdamW learning rate (DeepSeekMath GRPO: 1e-6).")
-        clip_eps: float = Field(0.2, ge=0, le=1.0, description="Clip range of the probability ratio.")
-        kl_coef: float = Field(0.04, ge=0, le=100.0, description="Weight of the KL penalty to the reference (DeepSeekMath: 0.04).")
-        temperature: float = Field(1.0, gt=0, le=100.0, description="Sampling temperature of the rollout.")
+        learning_rate: float = Field(
+            1e-6,
+            ge=1e-10,
+            le=1.0,
+            allow_inf_nan=False,
+            description="AdamW learning rate, 1e-10 to 1 (DeepSeekMath GRPO: 1e-6; below 1e-10 an AdamW step is lost in fp32 rounding).",
+        )
+        clip_eps: float = Field(0.2, ge=0, le=1.0, allow_inf_nan=False, description="Clip range of the probability ratio, 0 to 1.")
+        kl_coef: float = Field(
+            0.04, ge=0, le=100.0, allow_inf_nan=False, description="Weight of the KL penalty to the reference, 0 to 100 (DeepSeekMath: 0.04)."
+        )
+        temperature: float = Field(
+            1.0,
+            ge=0.01,
+            le=100.0,
+            allow_inf_nan=False,
+            description="Sampling temperature of the rollout, 0.01 to 100 (0.01 is greedy in effect; far below, logits / T overflow).",
+        )
         page_size: int = Field(32, ge=1, le=65536, description="Tokens per KV-cache page of the rollout engine.")
         kv_cache_tokens: int | None = Field(
             None, ge=1, le=100_000_000, description="Rollout KV-cache capacity in tokens; default: every request of a step at its longest, page-rounded."

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, SetupContext, StateLayer
 from profiler.plugin import Params as BaseParams
+
+from .params import MAX_ITERATION_S
 
 
 def busy_wait(seconds: float) -> None:
@@ -26,11 +28,28 @@ class ToyWorkload:
     """Busy-waits for known durations; phases `first` and `step` (one unit each)."""
 
     class Params(BaseParams):
-        first_s: float = Field(0.005, ge=0, le=60, description="Duration of the `first` phase (delivers the first unit).")
-        step_s: float = Field(0.001, ge=0, le=60, description="Duration of the first `step`.")
-        step_growth_s: float = Field(0.0, ge=0, le=1, description="Added to each later step's duration, per step (a known per-position slope).")
+        first_s: float = Field(0.005, ge=0, le=60, allow_inf_nan=False, description="Duration of the `first` phase (delivers the first unit), 0 to 60 s.")
+        step_s: float = Field(0.001, ge=0, le=60, allow_inf_nan=False, description="Duration of the first `step`, 0 to 60 s.")
+        step_growth_s: float = Field(
+            0.0, ge=0, le=1, allow_inf_nan=False, description="Added to each later step's duration, per step (a known per-position slope), 0 to 1 s."
+        )
         steps: int = Field(10, ge=0, le=1_000_000, description="`step` spans per iteration.")
         state_bytes_per_step: int = Field(0, ge=0, le=2**40, description="Declared state growth per step, stored as state_bytes.")
+
+        @model_validator(mode="after")
+        def _iteration_fits_a_day(self) -> ToyWorkload.Params:
+            seconds = self.iteration_s
+            if seconds > MAX_ITERATION_S:
+                raise ValueError(
+                    f"one iteration would take first_s + steps x step_s + step_growth_s x steps x (steps - 1) / 2 = {seconds:.4g} s, longer than "
+                    f"the longest run (measure.max_seconds <= {MAX_ITERATION_S:,} s); give fewer steps or shorter durations"
+                )
+            return self
+
+        @property
+        def iteration_s(self) -> float:
+            """Seconds one iteration busy-waits."""
+            return self.first_s + self.steps * self.step_s + self.step_growth_s * self.steps * (self.steps - 1) / 2
 
     @classmethod
     def declaration(cls, params: ToyWorkload.Params) -> Declaration:

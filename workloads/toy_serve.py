@@ -28,9 +28,9 @@ class ToyServe:
     requires_load: ClassVar[bool] = True
 
     class Params(Params):
-        queue_s: float = Field(0.01, ge=0, le=60, description="From submission to the engine scheduling the request.")
-        prefill_s: float = Field(0.02, ge=0, le=60, description="From scheduling to the first token.")
-        token_s: float = Field(0.005, ge=0, le=60, description="Between consecutive tokens.")
+        queue_s: float = Field(0.01, ge=0, le=60, allow_inf_nan=False, description="From submission to the engine scheduling the request, 0 to 60 s.")
+        prefill_s: float = Field(0.02, ge=0, le=60, allow_inf_nan=False, description="From scheduling to the first token, 0 to 60 s.")
+        token_s: float = Field(0.005, ge=0, le=60, allow_inf_nan=False, description="Between consecutive tokens, 0 to 60 s.")
         fail_every: int = Field(0, ge=0, le=1_000_000, description="Every this many-th request fails (0: none).")
         die_after: int | None = Field(None, ge=0, le=1_000_000, description="The engine dies after handing over this many records (None: never).")
         max_positions: int | None = Field(None, ge=2, le=100_000_000, description="Prompt + output tokens a request may hold (None: no limit).")

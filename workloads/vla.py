@@ -36,7 +36,7 @@ from profiler.plugin import Declaration, Mark, Resources, SetupContext, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import compile_mode, parameter_facts, resolve_dtype
-from .params import DTYPE_HELP, DTypeName
+from .params import DTYPE_HELP, MAX_ITERATION_S, DTypeName, Pixels
 from .vla_presets import VLA_PRESETS
 
 
@@ -71,11 +71,15 @@ class VLA:
         preset: Literal[tuple(VLA_PRESETS)] = Field("vla-tiny", description=f"Policy shapes: {', '.join(VLA_PRESETS)}.")  # type: ignore[valid-type]
         head: Literal["discrete", "flow"] | None = Field(None, description="Action head; default: the preset's (openvla-7b discrete, pi0/smolvla flow).")
         cameras: int | None = Field(None, ge=1, le=3, description="Camera images per observation; default: the preset's.")
-        camera_resolution: list[int] = Field([240, 320], min_length=2, max_length=2, description="Captured frame [height, width] before preprocessing.")
+        camera_resolution: list[Pixels] = Field(
+            [240, 320], min_length=2, max_length=2, description="Captured frame [height, width] before preprocessing, each 1 to 8192 pixels (8K)."
+        )
         instruction_len: int = Field(16, ge=1, le=512, description="Instruction tokens in the prefix.")
         chunk_len: int | None = Field(None, ge=1, le=1000, description="Actions per inference call; default: the preset's (1 for discrete).")
         flow_steps: int = Field(10, ge=1, le=1000, description="Euler steps of the flow-matching head (pi0 uses 10).")
-        control_hz: float = Field(20.0, gt=0, le=10_000, description="Control rate: one action per tick.")
+        control_hz: float = Field(
+            20.0, ge=0.1, le=10_000, allow_inf_nan=False, description="Control rate: one action per tick, 0.1 to 10,000 Hz (robot arms run 5 to 1000)."
+        )
         ticks: int = Field(60, ge=1, le=1_000_000, description="Ticks per episode (one iteration).")
         replan_every: int | None = Field(
             None, ge=1, le=1_000_000, description="Ticks between inference calls; default: chunk_len (sync) or chunk_len // 2 (async)."
@@ -97,8 +101,12 @@ class VLA:
                 raise ValueError(f"replan_every {self.replan_every} exceeds chunk_len {chunk}: the loop would run out of actions between calls")
             if self.head_name == "discrete" and self.chunk_len not in (None, 1):
                 raise ValueError("the discrete head produces one action per call: chunk_len must be 1")
-            if min(self.camera_resolution) < 1:
-                raise ValueError("camera_resolution must be positive")
+            episode = self.ticks / self.control_hz
+            if episode > MAX_ITERATION_S:
+                raise ValueError(
+                    f"ticks / control_hz = {self.ticks} / {self.control_hz:g} Hz = {episode:.4g} s per episode (one iteration), longer than the "
+                    f"longest run (measure.max_seconds <= {MAX_ITERATION_S:,} s); give fewer ticks or a higher control_hz"
+                )
             return self
 
         @property

@@ -19,14 +19,21 @@ all send times are multiplied by N/rate / send_s[-1], so the last of N requests 
 N/rate and the achieved throughput does not vary by 1-2% between seeds. The gaps' shape and CV are
 unchanged by the rescale.
 
-Request sizes (tokens, integers >= 1): `{fixed: N}`; `{uniform: [lo, hi]}` (inclusive);
+Request sizes (tokens, integers 1 to 10,000,000 = MAX_TOKENS, above any model's context): `{fixed: N}`; `{uniform: [lo, hi]}` (inclusive);
 `{lognormal: {median: M, sigma: S}}` i.e. exp(Normal(ln M, S)) rounded, so the median is M; or
 `from_trace` (pattern trace only) to take the trace's own `input_tokens` / `output_tokens`.
 A lognormal may take `max: L`, a cap: min(exp(Normal(ln M, S)), L), rounded. This is the long tail of
 reasoning outputs (a right-skewed length distribution cut at the max response length, where the
 truncated responses pile up: DeepSeek-R1, arXiv 2501.12948; DAPO's overlong samples, arXiv 2503.14476).
 With sigma S the share of draws above L is 1 - Phi(ln(L / M) / S) (e.g. M 256, S 0.8, L 2048: 0.5%);
-how many of a schedule's draws were capped is counted (`capped_sizes`) and stated with the run.
+how many of a schedule's draws were capped is counted (`capped_sizes`) and stated with the run. Without `max`, a
+lognormal must keep its 1-in-a-billion draw, median x exp(6 sigma), within MAX_TOKENS (else it is refused: give max),
+and a draw above MAX_TOKENS all the same is an error, never a wrapped integer.
+
+Bounds a run can meet (each field's description states its range): rate >= 1e-5/s and burstiness >= 0.01
+(below, gamma gaps underflow to 0 and the draw never ends), time_scale >= 0.001, token_scale >= 0.0001,
+duration_s <= 86,400 s (the longest measure.max_seconds). What depends on measure.max_seconds (the mean gap,
+requests / rate, duration_s, a trace's replayed span) is checked with it in profiler/suite/feasibility.py.
 
 Randomness: one numpy `SeedSequence(seed)` spawns independent generators for arrivals, input sizes
 and output sizes, so changing the size distribution leaves the arrival times unchanged.
@@ -49,7 +56,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -58,28 +65,48 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_REQUESTS = 10_000_000
+MAX_TOKENS = 10_000_000
+"""The most tokens one request's input or output may have: above the longest context of any model (Llama 4 Scout: 10M)."""
+LOGNORMAL_TAIL_Z = 6.0
+"""A lognormal without `max` must keep its 1-in-a-billion draw, median * exp(6 sigma), within MAX_TOKENS."""
+MIN_RATE = 1e-5
+"""Requests per second: one per 100,000 s, already longer than the longest run (measure.max_seconds <= 86,400 s)."""
+MIN_BURSTINESS = 0.01
+"""Gamma shape k: a gap CV of 10; below it nearly every gap underflows to 0 and the rest are astronomically long."""
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens", "prefix_blocks")
 
 
 class _Strict(BaseModel):
     # Same settings as profiler.suite.config.StrictModel; not imported from there because the suite
     # schema is the natural home of a `load:` block and will import this module (that would be a cycle).
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+TokenCount = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 
 
 class LogNormal(_Strict):
     """Token counts min(exp(Normal(ln median, sigma)), max), rounded to integers >= 1 (no cap without max)."""
 
-    median: float = Field(gt=0, le=10_000_000, description="Median token count (the lognormal's exp(mu)).")
+    median: float = Field(ge=1, le=MAX_TOKENS, description="Median token count (the lognormal's exp(mu)), 1 to 10,000,000.")
     sigma: float = Field(ge=0, le=10, description="Standard deviation of ln(tokens); 0 gives the median every time.")
     max: int | None = Field(
-        None, ge=1, le=10_000_000, description="Cap: a draw above it is set to it (e.g. the max response length); the run states how many were."
+        None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Cap: a draw above it is set to it (e.g. the max response length); the run states how many were. Needed when sigma is wide.",
     )
 
     @model_validator(mode="after")
     def _cap_above_median(self) -> LogNormal:
         if self.max is not None and self.max < self.median:
             raise ValueError(f"lognormal: max ({self.max}) is below the median ({self.median:g}), so most draws would be capped; give max >= median")
+        tail = self.median * math.exp(LOGNORMAL_TAIL_Z * self.sigma)
+        if self.max is None and tail > MAX_TOKENS:
+            raise ValueError(
+                f"lognormal: median {self.median:g}, sigma {self.sigma:g} without max draws above {MAX_TOKENS:,} tokens (the bound on a request) "
+                f"more often than once in a billion (median x exp(6 sigma) = {tail:.3g}); give max, the longest size (e.g. the max response length)"
+            )
         return self
 
     def draw_continuous(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -90,9 +117,9 @@ class LogNormal(_Strict):
 class Distribution(_Strict):
     """Exactly one of `fixed`, `uniform`, `lognormal`: a token-count distribution."""
 
-    fixed: int | None = Field(None, ge=1, le=10_000_000, description="Every request has exactly this many tokens.")
-    uniform: list[int] | None = Field(
-        None, min_length=2, max_length=2, description="[lo, hi]: token counts drawn uniformly from lo..hi inclusive (1 <= lo <= hi)."
+    fixed: int | None = Field(None, ge=1, le=MAX_TOKENS, description="Every request has exactly this many tokens (1 to 10,000,000).")
+    uniform: list[TokenCount] | None = Field(
+        None, min_length=2, max_length=2, description="[lo, hi]: token counts drawn uniformly from lo..hi inclusive (1 <= lo <= hi <= 10,000,000)."
     )
     lognormal: LogNormal | None = Field(None, description="{median: M, sigma: S, max: L}: lognormal token counts with median M, capped at L when max is given.")
 
@@ -122,6 +149,8 @@ class Distribution(_Strict):
         assert self.lognormal is not None
         values = self.lognormal.draw_continuous(rng, n)
         cap = self.lognormal.max
+        if cap is None and n and float(values.max()) > MAX_TOKENS:  # validation keeps this below 1 in 1e9 per draw
+            raise ValueError(f"sizes: a lognormal draw of {float(values.max()):.3g} tokens is above the {MAX_TOKENS:,}-token bound; give the lognormal a max")
         capped = 0 if cap is None else int(np.count_nonzero(values > cap))
         if cap is not None:
             values = np.minimum(values, cap)
@@ -148,17 +177,30 @@ class LoadConfig(_Strict):
         )
     )
     concurrency: int | None = Field(None, ge=1, le=100_000, description="Requests in flight at all times (pattern closed only, required there).")
-    rate: float | None = Field(None, gt=0, le=1_000_000, description="Mean requests per second (> 0); required except for pattern trace.")
+    rate: float | None = Field(
+        None,
+        ge=MIN_RATE,
+        le=1_000_000,
+        description="Mean requests per second, 1e-5 to 1e6 (its mean gap 1/rate must also fit in measure.max_seconds); required except for pattern trace.",
+    )
     burstiness: float | None = Field(
-        None, gt=0, le=1_000_000, description="Gamma shape k (pattern gamma only, default 1.0 = Poisson): gap CV = 1/sqrt(k); < 1 burstier, > 1 more even."
+        None,
+        ge=MIN_BURSTINESS,
+        le=1_000_000,
+        description="Gamma shape k, 0.01 to 1e6 (pattern gamma only, default 1.0 = Poisson): gap CV = 1/sqrt(k); < 1 burstier, > 1 more even.",
     )
     rescale: bool = Field(
         False, description="Scale the send times so the last of `requests` lands at requests/rate, as vLLM bench serve does (needs rate and requests)."
     )
     trace: str | None = Field(None, min_length=1, description="Path of the request trace to replay (pattern trace only).")
-    time_scale: float = Field(1.0, gt=0, le=1_000_000, description="Trace arrival times are divided by this: 2.0 replays twice as fast (pattern trace only).")
+    time_scale: float = Field(
+        1.0, ge=0.001, le=1_000_000, description="Trace arrival times are divided by this, 0.001 to 1e6: 2.0 replays twice as fast (pattern trace only)."
+    )
     token_scale: float = Field(
-        1.0, gt=0, le=1000, description="Trace token counts are multiplied by this (rounded, >= 1): 0.1 replays a production trace's shape on a small model."
+        1.0,
+        ge=0.0001,
+        le=1000,
+        description="Trace token counts are multiplied by this, 0.0001 to 1000 (rounded, >= 1): 0.1 replays a production trace's shape on a small model.",
     )
     long_requests: Literal["clip", "scale", "reject"] = Field(
         "clip",
@@ -167,7 +209,12 @@ class LoadConfig(_Strict):
     requests: int | None = Field(
         None, ge=1, le=MAX_REQUESTS, description="Number of requests; give this or duration_s (a trace may give either to cut it, or neither)."
     )
-    duration_s: float | None = Field(None, gt=0, le=7 * 86_400, description="Send requests whose send time is <= this many seconds; give this or requests.")
+    duration_s: float | None = Field(
+        None,
+        ge=0.001,
+        le=86_400,
+        description="Send requests whose send time is <= this many seconds, 0.001 to 86,400 (and at most measure.max_seconds); give this or requests.",
+    )
     warmup_requests: int = Field(0, ge=0, le=MAX_REQUESTS, description="The first this many requests are sent but excluded from statistics.")
     cooldown_requests: int = Field(0, ge=0, le=MAX_REQUESTS, description="The last this many requests are sent but excluded from statistics.")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the arrival and size draws; the same seed gives the same schedule.")
@@ -335,22 +382,14 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None, allow_empty:
     n = len(send)
     if n == 0 and allow_empty:
         return []
-    if n == 0:
-        raise ValueError("the schedule is empty (duration_s shorter than the first gap, or an empty trace)")
-    if config.warmup_requests + config.cooldown_requests >= n:
-        raise ValueError(
-            f"warmup_requests/cooldown_requests: {config.warmup_requests} + {config.cooldown_requests} leave no measured request of the {n} scheduled"
-        )
+    _check_measured(config, n)
     sizes = config.sizes or SizeConfig(input="from_trace", output="from_trace")
     counts = {}
     for side, ss in (("input", input_ss), ("output", output_ss)):
         spec = getattr(sizes, side)
         if spec == "from_trace":
             assert rows is not None
-            values = rows[f"{side}_tokens"].to_numpy()
-            if np.any(values < 1):
-                raise ValueError(f"trace {side}_tokens must be >= 1 (row {int(np.argmax(values < 1))} is {values[np.argmax(values < 1)]})")
-            counts[side] = np.maximum(np.rint(values * config.token_scale), 1).astype(np.int64)
+            counts[side] = _trace_counts(config, rows, side)
         else:
             counts[side] = spec.draw(np.random.default_rng(ss), n)
     blocks = rows["prefix_blocks"].tolist() if rows is not None and sizes.input == "from_trace" else [None] * n
@@ -366,6 +405,49 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None, allow_empty:
         )
         for i in range(n)
     ]
+
+
+def _check_measured(config: LoadConfig, n: int) -> None:
+    """Raises ValueError when `n` scheduled requests are none, or all warmup and cooldown."""
+    if n == 0:
+        raise ValueError("the schedule is empty (duration_s shorter than the first gap, or an empty trace)")
+    if config.warmup_requests + config.cooldown_requests >= n:
+        raise ValueError(
+            f"warmup_requests/cooldown_requests: {config.warmup_requests} + {config.cooldown_requests} leave no measured request of the {n} scheduled"
+        )
+
+
+def _trace_counts(config: LoadConfig, rows: pd.DataFrame, side: str) -> np.ndarray:
+    """The replayed rows' `side` ("input" or "output") token counts times token_scale, rounded, as int64.
+    Raises ValueError for a count below 1 in the trace or one above MAX_TOKENS once scaled."""
+    values = rows[f"{side}_tokens"].to_numpy()
+    if np.any(values < 1):
+        i = int(np.argmax(values < 1))
+        raise ValueError(f"trace {side}_tokens must be >= 1 (request {i + 1} of the trace has {values[i]}); drop or fix that request")
+    scaled = np.maximum(np.rint(values * config.token_scale), 1)
+    if np.any(scaled > MAX_TOKENS):
+        i = int(np.argmax(scaled > MAX_TOKENS))
+        raise ValueError(
+            f"token_scale: trace {side}_tokens of row {i} x token_scale = {values[i]} x {config.token_scale:g} = {scaled[i]:.3g} tokens, "
+            f"above the {MAX_TOKENS:,}-token bound on a request; lower token_scale"
+        )
+    return scaled.astype(np.int64)
+
+
+def trace_send_times(config: LoadConfig, trace: pd.DataFrame) -> np.ndarray:
+    """Send times (seconds, non-decreasing) of the trace rows `schedule` replays for pattern trace, after every
+    check `schedule` makes of them (times, the requests/duration_s cut, measured requests left, token counts
+    from the trace), without building the requests: for validation, which must not take the time a run does.
+    Raises ValueError as `schedule` does."""
+    if config.pattern != "trace":
+        raise ValueError(f"trace_send_times replays a trace; pattern {config.pattern} generates its own times")
+    send, rows = _trace_rows(config, trace)
+    _check_measured(config, len(send))
+    sizes = config.sizes or SizeConfig(input="from_trace", output="from_trace")
+    for side in ("input", "output"):
+        if getattr(sizes, side) == "from_trace":
+            _trace_counts(config, rows, side)
+    return send
 
 
 def capped_sizes(config: LoadConfig, n: int) -> dict[str, int]:

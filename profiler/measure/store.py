@@ -5,6 +5,9 @@ Layout (see docs/architecture.md):
   runs/<stamp>-<suite>/<workload>/spans.parquet, samples.parquet, summary.json, error.json
 
 Every file is written under a temporary name and renamed, so a reader never sees half a file.
+A rename never goes over anything but a regular file (a directory, FIFO, device or symlink at the
+target is refused), and an output file named by the user (`-o` of report and compare) is replaced
+only when it is the profiler's own (check_output_file: its generator marker).
 Spans and samples are streamed: rows are buffered and written as numbered part files
 (`spans.part-00000.parquet`...), each complete on its own, so a crash loses at most the batch in
 memory; when the workload ends the parts are merged into one `spans.parquet`.
@@ -12,16 +15,22 @@ memory; when the workload ends the parts are merged into one `spans.parquet`.
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import re
+import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ..errors import UserError
 
 SPANS = "spans"
 SAMPLES = "samples"
@@ -34,8 +43,45 @@ os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600 files; results are meant to be shared
 
 
+class NotReplaceableError(FileExistsError):
+    """The target of an atomic write exists and is not a regular file (a directory, FIFO, device, socket or symlink):
+    the rename would replace it, so nothing is written."""
+
+    def __init__(self, path: str | Path, kind: str) -> None:
+        super().__init__(errno.EEXIST, f"is a {kind}, not a regular file; the profiler never replaces one", str(path))
+
+
+def file_kind(mode: int) -> str:
+    """What an lstat mode is, in words: regular file, directory, symlink, FIFO, character device, block device, socket."""
+    kinds = [
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ]
+    return next((word for test, word in kinds if test(mode)), "special file")
+
+
+def refuse_non_file(path: str | Path) -> None:
+    """NotReplaceableError when `path` exists and is anything but a regular file (not followed: a symlink is refused
+    too, wherever it points); nothing when it is missing or a regular file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NotReplaceableError(path, file_kind(mode))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` under a temporary name in its directory, then rename it over `path`. OSError when the
+    directory cannot be written; NotReplaceableError (an OSError) when `path` is a directory, FIFO, device, socket or
+    symlink (checked before writing and again just before the rename)."""
     path = Path(path)
+    refuse_non_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, FILE_MODE)
@@ -43,6 +89,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        refuse_non_file(path)
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
@@ -65,21 +112,128 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file of the run directory, or None when it is missing or unreadable."""
+# ---------------------------------------------------------------- bounded reading
+# A run directory may come from anywhere (copied between machines, downloaded from CI), so every file of it is read
+# through these: only a regular file is opened (a FIFO would block forever, /dev/zero never ends), never more than a
+# bound, and JSON no deeper than a bound (json.loads recurses: 100,000 levels are a RecursionError, or a crash where
+# the recursion limit was raised). A refusal is an UnreadableFile whose text says what is wrong, without the path.
+
+MAX_JSON_BYTES = 64 * 2**20
+"""The largest JSON file of a run read: a workload's summary.json is tens of KiB (its statistics, fits and facts), and
+run.json, env.json and sweeps.json of a suite of thousands of points stay under a few MiB."""
+MAX_JSON_DEPTH = 128
+"""The deepest nesting of a run's JSON read: a summary nests 5 levels around a suite's params, which the suite reader
+bounds at 64 (profiler/suite/yaml_source.py MAX_DEPTH)."""
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+class UnreadableFile(ValueError):
+    """A file of a run refused by a bound, or not a regular file; str() says what is wrong (the caller names the file)."""
+
+
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them.
+
+    FileNotFoundError when it is missing; UnreadableFile when it is not a regular file (checked before opening, so a
+    device is never opened, and again on the opened descriptor, so a path swapped meanwhile is caught) or larger than
+    `limit` bytes; OSError when it cannot be read. Opened non-blocking: a FIFO can never hang the reader."""
+    st = os.stat(path)
+    size = _regular_size(st.st_mode, st.st_size, limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        st = os.fstat(fd)
+        _regular_size(st.st_mode, st.st_size, limit)
+        chunks, got = [], 0
+        while got <= limit:
+            chunk = os.read(fd, min(limit + 1 - got, max(size, 1 << 16)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        os.close(fd)
+    if got > limit:
+        raise UnreadableFile(f"over the {_size(limit)} limit for this file")
+    return b"".join(chunks)
+
+
+def _regular_size(mode: int, size: int, limit: int) -> int:
+    if not stat.S_ISREG(mode):
+        raise UnreadableFile(f"is a {file_kind(mode)}, not a regular file")
+    if size > limit:
+        raise UnreadableFile(f"{_size(size)}, over the {_size(limit)} limit for this file")
+    return size
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def load_json(path: str | Path, limit: int = MAX_JSON_BYTES, finite: bool = True) -> tuple[Any, int]:
+    """(the value, how many non-finite numbers were read as None) of a run's JSON file, read with read_bounded.
+
+    NaN, Infinity and numbers beyond a float (1e400) are not JSON numbers a run's summaries hold (an unknown value is
+    null): with `finite`, each becomes None and is counted, so the caller can say so. FileNotFoundError when missing;
+    UnreadableFile (what is wrong, in words) when refused by a bound, not UTF-8, not JSON or nested deeper than
+    MAX_JSON_DEPTH."""
+    data = read_bounded(path, limit)
+    depth = json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise UnreadableFile(f"nested {depth:,} levels deep, over the {MAX_JSON_DEPTH}-level limit for a run's JSON")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        raise UnreadableFile(f"not JSON ({str(exc)[:120]})") from None
+    return _finite(value) if finite else (value, 0)
+
+
+def json_depth(data: bytes) -> int:
+    """How deep the arrays and objects of JSON text `data` nest (string contents skipped), without parsing it."""
+    import numpy as np
+
+    brackets = np.frombuffer(_JSON_STRING.sub(b"", data), dtype=np.uint8)
+    steps = np.isin(brackets, (ord("["), ord("{"))).astype(np.int64) - np.isin(brackets, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _finite(value: Any) -> tuple[Any, int]:
+    """`value` with every non-finite float replaced by None (in place, iteratively), and how many there were."""
+    if isinstance(value, float):
+        return (value, 0) if math.isfinite(value) else (None, 1)
+    count, stack = 0, [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, v in list(items):
+            if isinstance(v, float) and not math.isfinite(v):
+                node[key] = None
+                count += 1
+            elif isinstance(v, (dict, list)):
+                stack.append(v)
+    return value, count
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file the run is writing (child.json, error.json, opmix.json: bounded, as load_json, numbers as written),
+    or None when it is missing or unreadable."""
+    try:
+        return load_json(path, finite=False)[0]
     except (OSError, ValueError):
         return None
 
 
 def atomic_write_table(path: str | Path, table: pa.Table) -> None:
+    """A parquet file written as atomic_write_bytes writes (the same refusals)."""
     path = Path(path)
+    refuse_non_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        refuse_non_file(path)
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
@@ -99,15 +253,124 @@ def slugify(name: str) -> str:
     return slug[:80] or "workload"
 
 
+RUN_DIRS_PER_SECOND = 1000
+"""Run directories of one suite started within one second under one root (`-2`, `-3`... suffixes) before giving up."""
+
+
 def new_run_dir(root: str | Path, suite_name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{slugify(suite_name)}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path
+    """A new, empty run directory `ROOT/<stamp>-<suite>` (`-2`, `-3`... when that name is taken by anything, a dangling
+    symlink included): made with exist_ok=False, so a run never reuses or merges into another directory. ROOT is made
+    when missing (a symlink to a directory is used as that directory). OSError when ROOT is not a directory or cannot be
+    written."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(suite_name)}"
+    for n in range(1, RUN_DIRS_PER_SECOND + 1):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, f"{RUN_DIRS_PER_SECOND} run directories named {base}[-N] already exist", str(root))
+
+
+GENERATOR = "ml-workload-profiler"
+"""The profiler's name in the marker of the files it writes where the user names them (report and compare pages)."""
+HTML_MARKER = f'<meta name="generator" content="{GENERATOR}'
+LEGACY_HTML_MARKERS = ("<title>Profiler report — ", "<title>Profiler A/B comparison</title>")
+"""Pages written before the marker existed: the titles of the report and compare templates, in their first lines."""
+MARKER_WINDOW = 4096
+"""Bytes read from the start of an existing output file to find the marker (it is in the page's <head>)."""
+
+
+def generator_meta() -> str:
+    """`<meta name="generator" content="ml-workload-profiler VERSION">`: the marker that lets a later run replace the page."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version(GENERATOR)
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f'{HTML_MARKER} {version}">'
+
+
+def mark_html(page: str) -> str:
+    """The page with generator_meta() at the start of its <head> (after its charset, if declared there), so within
+    MARKER_WINDOW; once."""
+    if HTML_MARKER in page[:MARKER_WINDOW]:
+        return page
+    for anchor in ('<meta charset="utf-8">', "<head>"):
+        at = page.find(anchor, 0, MARKER_WINDOW)
+        if at >= 0:
+            at += len(anchor)
+            return page[:at] + "\n" + generator_meta() + page[at:]
+    return generator_meta() + "\n" + page
+
+
+def is_profiler_html(head: bytes) -> bool:
+    """The first MARKER_WINDOW bytes of a file are those of a page the profiler wrote (marker, or an older page's title)."""
+    text = head[:MARKER_WINDOW].decode("utf-8", errors="replace")
+    return HTML_MARKER in text or any(m in text for m in LEGACY_HTML_MARKERS)
+
+
+def is_profiler_compare_json(head: bytes) -> bool:
+    """The first MARKER_WINDOW bytes are those of compare's table (`[` then records whose first keys are "workload" and
+    "metric", as reports/compare.py writes them), or an empty table."""
+    text = re.sub(rb"\s+", b"", head[:MARKER_WINDOW])
+    return text == b"[]" or text.startswith(b'[{"workload":') and b'"metric":' in text
+
+
+def check_output_file(path: str | Path, ours: Callable[[bytes], bool], flag: str = "-o") -> None:
+    """UserError (one line, naming `flag` and the path; flag "" for a default path) unless `path` may be written: it
+    does not exist and its directory exists and is writable, or it is a regular file (never a symlink, wherever it
+    points) whose first MARKER_WINDOW bytes `ours` recognises as the profiler's own. A directory, FIFO, device or socket
+    is refused. Reads at most MARKER_WINDOW bytes, without blocking or following a link."""
+    path = Path(path)
+    where = f"{flag} {path}" if flag else str(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        _check_directory_of(path, where)
+        return
+    except OSError as exc:
+        raise UserError(f"{where}: cannot be checked ({exc.strerror or exc}); {ANOTHER}") from None
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{where}: is a {file_kind(mode)}; the profiler replaces only files it wrote: remove it or {ANOTHER}")
+    if not ours(_read_head(path, where)):
+        raise UserError(f"{where}: exists and was not written by the profiler (no '{GENERATOR}' marker); it is never replaced: remove it or {ANOTHER}")
+    _check_directory_of(path, where)
+
+
+ANOTHER = "give another output file with -o"
+
+
+def _check_directory_of(path: Path, where: str) -> None:
+    """UserError unless the directory `path` would be written into exists, is a directory and is writable."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        missing = "does not exist" if not parent.exists() else "is not a directory"
+        raise UserError(f"{where}: its directory {parent} {missing}; create it or {ANOTHER}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{where}: its directory {parent} is not writable; {ANOTHER}")
+
+
+def _read_head(path: Path, where: str) -> bytes:
+    """The first MARKER_WINDOW bytes of a regular file: opened without following a link or blocking (a FIFO swapped in
+    after the check is refused, not waited on). UserError when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UserError(f"{where}: exists and cannot be read ({exc.strerror or exc}); {ANOTHER}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UserError(f"{where}: is a {file_kind(mode)}; the profiler replaces only files it wrote: remove it or {ANOTHER}")
+        return os.read(fd, MARKER_WINDOW)
+    except OSError as exc:
+        raise UserError(f"{where}: exists and cannot be read ({exc.strerror or exc}); {ANOTHER}") from None
+    finally:
+        os.close(fd)
 
 
 class PartWriter:
@@ -165,15 +428,53 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -
 KNOWN_TYPES = {"device_s": pa.float64(), "error": pa.string(), "position": pa.float64(), "state_bytes": pa.float64()}
 
 
+def table_memory_budget() -> int:
+    """The most bytes one parquet file of a run may decode to: half this machine's memory (8 GiB where it is unknown).
+    A table any larger could not be analysed here with room for the report."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
 def read_arrow(path: str | Path, columns: Any = None) -> pa.Table:
     """A parquet file as an arrow table; `columns` reads only those that exist (a compiled regex
-    among them stands for every column whose name it matches)."""
-    if columns is not None:
-        names = pq.read_schema(path).names
-        wanted = [c for c in columns if isinstance(c, str)]
-        patterns = [c for c in columns if not isinstance(c, str)]
-        columns = [c for c in wanted if c in names] + [n for n in names if n not in wanted and any(p.match(n) for p in patterns)]
-    return pq.read_table(path, columns=columns)
+    among them stands for every column whose name it matches).
+
+    Bounded like read_bounded: only a regular file is opened (non-blocking), and one whose file size, or whose columns
+    once decoded (from its footer: the uncompressed sizes, at least 8 bytes per value), exceed table_memory_budget()
+    is refused with UnreadableFile before anything is decoded. A truncated or foreign file raises pyarrow's error."""
+    budget = table_memory_budget()
+    st = os.stat(path)
+    _regular_size(st.st_mode, st.st_size, budget)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        _regular_size(st.st_mode, st.st_size, budget)
+        parquet = pq.ParquetFile(f)
+        names = parquet.schema_arrow.names
+        if columns is not None:
+            wanted = [c for c in columns if isinstance(c, str)]
+            patterns = [c for c in columns if not isinstance(c, str)]
+            columns = [c for c in wanted if c in names] + [n for n in names if n not in wanted and any(p.match(n) for p in patterns)]
+        _check_decoded_size(parquet.metadata, None if columns is None else set(columns), budget)
+        return parquet.read(columns=columns)
+
+
+def _check_decoded_size(meta: pq.FileMetaData, chosen: set[str] | None, budget: int) -> None:
+    """UnreadableFile when the `chosen` columns (None: all) of a parquet file would decode to more than `budget` bytes
+    (its footer's word)."""
+    decoded = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chosen is None or chunk.path_in_schema in chosen or chunk.path_in_schema.split(".")[0] in chosen:
+                decoded += max(chunk.total_uncompressed_size, 8 * chunk.num_values)
+    if decoded > budget:
+        raise UnreadableFile(
+            f"its columns decode to {_size(decoded)}, over half this machine's memory ({_size(budget)}); read it on a machine with more memory"
+        )
 
 
 def to_frame(table: pa.Table) -> Any:

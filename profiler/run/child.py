@@ -128,11 +128,25 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated("terminated by the parent (SIGTERM)")
 
 
+def _restore_spawn_env() -> None:
+    """Put back the environment variables the supervisor changed only to start this process (supervisor.py,
+    spawn_without_working_directory), so the workload's own processes see the user's environment."""
+    import json
+
+    saved = json.loads(os.environ.pop("PROFILER_SPAWN_ENV", "{}"))
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def child_entry(spec: ChildSpec, queue: Any) -> None:
     """Spawn target. SIGTERM becomes an exception, so a workload stopped from outside still
     flushes its spans and records where it was; only SIGKILL (or a hang inside native code that
     outlasts the parent's grace) loses the last batch."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+    _restore_spawn_env()
     # Library warnings (e.g. one per fallback kernel) would flood the progress display; workloads
     # that need them capture them in setup and report them through ctx.warn.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -151,6 +165,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
     workload = None
     recorder: SpanRecorder | None = None
     try:
+        # appended after the installed packages, [] unless the suite names a module:Class plugin; a local child has them
+        # already (spawn copies the parent's sys.path), a cluster worker's does not
         add_plugin_paths(spec.plugin_paths)
         plugin = resolve_workload(spec.type)
         params = plugin.cls.Params.model_validate(spec.params)

@@ -9,11 +9,14 @@ which reach the parent through the queue even when a full disk kept the child fr
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,6 +89,33 @@ class ChildWatch:
         return f"the child exited with status {self.exitcode} without recording an error"
 
 
+SPAWN_ENV_MARK = "PROFILER_SPAWN_ENV"
+"""Set while a child starts: the environment variables the supervisor changed, as JSON {name: value or null}."""
+
+
+@contextmanager
+def spawn_without_working_directory() -> Iterator[None]:
+    """The environment while children start, without the working directory on their sys.path. A spawned interpreter
+    runs `python -c ...` with the working directory on sys.path (first, and again for each empty PYTHONPATH component)
+    until multiprocessing hands it this process's sys.path; in that window it imports multiprocessing, pickle, threading
+    and more, so a pickle.py lying there would run. PYTHONSAFEPATH=1 and PYTHONPATH without empty components close it;
+    the child puts the user's values back first thing (child.child_entry), so a workload's own processes see them."""
+    saved = {name: os.environ.get(name) for name in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    os.environ["PYTHONSAFEPATH"] = "1"
+    if saved["PYTHONPATH"] is not None:
+        os.environ["PYTHONPATH"] = os.pathsep.join(part for part in saved["PYTHONPATH"].split(os.pathsep) if part)
+    os.environ[SPAWN_ENV_MARK] = json.dumps(saved)
+    try:
+        yield
+    finally:
+        os.environ.pop(SPAWN_ENV_MARK, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class ChildSupervisor:
     """Runs one ChildSpec in a spawned process with the sampler on its pid; returns its ChildWatch."""
 
@@ -103,9 +133,10 @@ class ChildSupervisor:
         measured loop had completed); the caller re-raises it after saving."""
         watch = ChildWatch(spec.name, gpu_unavailable=self._gpu_unavailable_default())
         ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{Path(spec.workdir).name}")
-        proc.start()
+        with spawn_without_working_directory():
+            queue = ctx.Queue()  # may start multiprocessing's resource tracker, a `python -c` process too
+            proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{Path(spec.workdir).name}")
+            proc.start()
         if spec.cores:  # pinned before the sampler reads its cores: contention is measured on the cores it was given
             os.sched_setaffinity(proc.pid, spec.cores)
         writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)

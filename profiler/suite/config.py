@@ -24,7 +24,7 @@ from pydantic import (
 from ..errors import UserError, suggest
 from ..load.arrivals import LoadConfig
 from ..load.objective import Objective
-from .yaml_source import YamlLoadError, YamlSource, load_yaml
+from .yaml_source import YamlBoundError, YamlLoadError, YamlSource, load_yaml, parse_value
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
 MAX_SWEEP_POINTS = 1000
@@ -39,11 +39,35 @@ class MeasureConfig(StrictModel):
 
     warmup_iters: int = Field(2, ge=0, le=100_000, description="Iterations run first, stored tagged as warmup, excluded from statistics.")
     min_iters: int = Field(5, ge=1, le=10_000_000, description="Measured iterations at least.")
-    min_seconds: float = Field(2.0, ge=0, le=86_400, description="Measured seconds at least.")
-    max_seconds: float = Field(120.0, gt=0, le=86_400, description="Measurement stops here even if min_iters is not reached (a warning is recorded).")
-    sample_hz: float = Field(20.0, gt=0, le=1000, description="Rate of the parent's psutil/NVML sampler.")
-    setup_timeout_s: float = Field(900.0, gt=0, le=86_400, description="A setup (model build, load) that takes longer is a failure.")
-    hang_grace_s: float = Field(30.0, gt=0, le=3600, description="A workload still running this long after max_seconds is killed as hung.")
+    min_seconds: float = Field(2.0, ge=0, le=86_400, allow_inf_nan=False, description="Measured seconds at least, 0 to 86,400.")
+    max_seconds: float = Field(
+        120.0,
+        ge=0.1,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Measurement stops here even if min_iters is not reached (a warning is recorded), 0.1 to 86,400 s (a day).",
+    )
+    sample_hz: float = Field(
+        20.0,
+        ge=0.01,
+        le=1000,
+        allow_inf_nan=False,
+        description="Rate of the parent's psutil/NVML sampler, 0.01 to 1000 Hz (one sample per 1/sample_hz s, which must fit in max_seconds).",
+    )
+    setup_timeout_s: float = Field(
+        900.0,
+        ge=1,
+        le=86_400,
+        allow_inf_nan=False,
+        description="A setup (model build, load) that takes longer is a failure, 1 to 86,400 s (starting the child alone takes about a second).",
+    )
+    hang_grace_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        allow_inf_nan=False,
+        description="A workload still running this long after max_seconds is killed as hung, 1 to 3600 s (a child takes up to a second to stop).",
+    )
     count_work: bool = Field(True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
     trace_ops: bool = Field(True, description="After measuring, run one traced iteration (torch.profiler) for the operator mix and trace.json.")
     repeats: int = Field(
@@ -334,8 +358,11 @@ def apply_overrides(source: YamlSource, assignments: list[str]) -> dict[tuple[An
 
     A key missing from a mapping is created (a `measure:` block or a parameter the file leaves at
     its default), and strict validation then checks that it is a real key (a typo is an unknown
-    key, with "did you mean"). List indexes must exist. Values are parsed as YAML scalars
-    ('4' -> 4, 'true' -> True, 'bf16' -> 'bf16').
+    key, with "did you mean"). List indexes must exist. Values are parsed as YAML by the suite
+    file's own loader and bounds ('4' -> 4, '1e-3' -> 0.001, 'true' -> True, 'bf16' -> 'bf16'; text
+    that is not YAML stays text); an alias bomb, a recursive alias, a repeated key or nesting
+    deeper than the file may have is a UserError. Only the named path changes: a mapping or list
+    on it that an alias shares with another place is copied first.
     """
     applied: dict[tuple[Any, ...], str] = {}
     for text in assignments:
@@ -346,7 +373,9 @@ def apply_overrides(source: YamlSource, assignments: list[str]) -> dict[tuple[An
         if not dotted.strip() or any(not p for p in parts):
             raise UserError(f"--set {text}: empty key in path '{dotted}'")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_value(raw) if raw.strip() else ""
+        except YamlBoundError as exc:
+            raise UserError(f"--set {_cut(text)}: {exc.problem}") from None
         except yaml.YAMLError:
             value = raw
         key_path = _set_path(source.data, parts, value, text)
@@ -373,8 +402,17 @@ def _set_path(data: Any, parts: list[str], value: Any, text: str) -> tuple[Any, 
         if last:
             node[key] = value
         else:
-            node = node[key]
+            child = node[key]
+            if isinstance(child, (dict, list)):  # an alias may share it with another place: change only this path
+                child = child.copy()
+                node[key] = child
+            node = child
     return tuple(key_path)
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """A long `--set` argument shortened for an error line."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---------------------------------------------------------------- loading

@@ -8,7 +8,10 @@ Every class is checked against the Workload protocol when it is resolved.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
+import os
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -36,10 +39,53 @@ def discover() -> dict[str, EntryPoint]:
 
 
 def add_plugin_paths(paths: list[str]) -> None:
-    """Make 'module:Class' plugins beside the suite file importable."""
+    """Make 'module:Class' plugins in these folders importable: each is appended to sys.path, so it is searched
+    after the installed packages and the profiler's own and never takes the place of one (docs/plugins.md).
+
+    Raises UserError when a folder holds a module or folder named like a package that only an import hook finds
+    (an editable install, `pip install -e`): an appended folder would still hide that one."""
     for p in paths:
         if p and p not in sys.path:
-            sys.path.insert(0, p)
+            _refuse_shadowing(p)
+            sys.path.append(p)
+
+
+def _refuse_shadowing(folder: str) -> None:
+    """UserError when an entry of `folder` would hide a package served by an import hook once the folder is on sys.path.
+
+    sys.path is searched before such hooks, so even an empty folder named `reports` would be imported in place of the
+    profiler's own `reports` under an editable install; a package found on sys.path itself always wins over `folder`."""
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return  # nothing in it can be imported either
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    for entry in entries:
+        full = os.path.join(folder, entry)
+        name = entry if os.path.isdir(full) else entry.partition(".")[0] if entry.endswith(suffixes) else ""
+        if not name.isidentifier():  # a package is a folder named like it, a module a file with an importable suffix
+            continue
+        hidden = _hook_served(name)
+        if hidden and os.path.realpath(hidden) != os.path.realpath(full):
+            raise UserError(
+                f"{full}: would hide the installed '{name}' ({hidden}) once {folder} is importable for a module:Class plugin; "
+                "rename or move it, or install the plugin"
+            )
+
+
+def _hook_served(name: str) -> str | None:
+    """Where the top-level module `name` comes from when an import hook, not a sys.path entry, provides it; else None."""
+    if name in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(name) is not None:
+        return None
+    try:
+        spec = importlib.util.find_spec(name)  # a top-level name: looked up, never imported
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)[0]
+    return spec.origin if spec.origin and os.path.isabs(spec.origin) else None
 
 
 def resolve_workload(type_name: str) -> PluginRef:

@@ -24,6 +24,7 @@ from .config import (
     validation_error_line,
     where_from,
 )
+from .feasibility import check_feasible
 from .registry import PluginRef, add_plugin_paths, resolve_workload
 from .yaml_source import YamlSource
 
@@ -81,14 +82,19 @@ def _load_dict(entry: WorkloadEntry) -> dict[str, Any]:
     return {"load": entry.load.model_dump(mode="json"), "objective": (entry.objective or Objective()).model_dump(mode="json")}
 
 
-def plugin_paths_for(suite_path: str) -> list[str]:
-    """'module:Class' plugins are importable from the suite file's folder and the working dir."""
-    return [os.path.dirname(os.path.abspath(suite_path)), os.getcwd()]
+def plugin_paths_for(suite_path: str, suite: SuiteConfig) -> list[str]:
+    """The folders appended to sys.path for this suite: none when every entry names an installed (entry-point)
+    workload, so nothing beside the suite is imported; when one names 'module:Class', the suite file's folder, then
+    the working directory. Both are searched after the installed packages (docs/plugins.md)."""
+    if not any(":" in entry.type for entry in suite.workloads):
+        return []
+    folders = [os.path.dirname(os.path.abspath(suite_path)), os.getcwd()]
+    return list(dict.fromkeys(folders))
 
 
 def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSuite:
     suite, source, overrides = load_suite(path, assignments)
-    paths = plugin_paths_for(path)
+    paths = plugin_paths_for(path, suite)
     add_plugin_paths(paths)
     resolved = []
     for i, entry in enumerate(suite.workloads):
@@ -124,6 +130,7 @@ def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSu
             else:
                 resolved.append(ResolvedWorkload(i, entry, plugin, params, declaration))
     _check_crossover_steps(suite, resolved, source, overrides)
+    check_feasible(suite, resolved, source, overrides)
     return ResolvedSuite(suite, source, resolved, paths)
 
 
@@ -150,7 +157,7 @@ def _with_trace_path(entry: WorkloadEntry, suite_path: str, source: YamlSource, 
     so a missing or malformed trace is one line at validation, not a failure in the child."""
     if entry.load is None or entry.load.trace is None:
         return entry
-    from ..load.arrivals import schedule
+    from ..load.arrivals import trace_send_times
     from ..load.traces import read_trace
 
     trace = entry.load.trace
@@ -163,7 +170,7 @@ def _with_trace_path(entry: WorkloadEntry, suite_path: str, source: YamlSource, 
         raise UserError(f"{where}: workloads[{i}].load.trace: {exc}") from None
     load = entry.load.model_copy(update={"trace": trace})
     try:
-        schedule(load, table)
+        trace_send_times(load, table)  # every check `schedule` makes of the rows, without building the requests
     except ValueError as exc:
         raise UserError(f"{where}: workloads[{i}].load: {exc}") from None
     return entry.model_copy(update={"load": load})

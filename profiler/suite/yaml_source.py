@@ -1,12 +1,22 @@
 """Load YAML safely and remember where every key came from.
 
 Config errors must say file:line. `yaml.safe_load` loses positions, so we compose the node tree
-once with the safe loader (no code runs, no custom tags) and build two things from it: the plain
+once with a safe loader (no code runs, no custom tags) and build two things from it: the plain
 data, and a map from key path (('workloads', 0, 'params', 'batch_size')) to 1-based line number.
+
+The loader is bounded, because suites come from pull requests and copied run directories: a
+file (or a `--set` value) is refused in one line when it nests more than MAX_DEPTH levels, when
+its aliases expand to more than MAX_NODES values (a "billion laughs" file of 1 KiB), when an
+alias lies inside its own anchor (a recursive structure), or when one mapping repeats a key (the
+last would silently win). Counting is by node identity, so it costs time linear in the file.
+Floats follow YAML 1.2 as well as 1.1: `1e-3` is the number 0.001, not the string '1e-3'.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +24,14 @@ from typing import Any
 import yaml
 
 MAX_SUITE_BYTES = 1_000_000  # a suite is a few KiB; anything this large is not a suite file
+MAX_NODES = 20_000
+"""Values (scalars, lists, mappings, keys) once every alias is expanded. The largest suite in configs/ holds 179;
+refusing a file at this count takes well under a second (the pure-Python composer reads ~50,000 values a second)."""
+MAX_DEPTH = 64
+"""Levels of nesting, aliases expanded; a suite nests fewer than ten."""
 
 Path_ = tuple[Any, ...]
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -39,61 +55,242 @@ class YamlLoadError(ValueError):
     """The file is not readable YAML; the message already says where."""
 
 
+class YamlBoundError(Exception):
+    """Well-formed YAML the suite reader refuses (too deep, too large once expanded, recursive, a repeated key).
+
+    `line` is 1-based, `problem` says what is wrong and what to do."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
+
+class SuiteLoader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2 floats and the bounds of this module (see its docstring)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._composed = 0  # distinct nodes so far
+        self._open_anchors: set[str] = set()
+        self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (values once aliases are expanded, height)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise YamlBoundError(
+                    event.start_mark.line + 1,
+                    f"alias *{_shown(event.anchor)} lies inside its own anchor &{_shown(event.anchor)}: a recursive structure; write the value out",
+                )
+            return super().compose_node(parent, index)  # a node already composed and counted
+        if self._depth >= MAX_DEPTH:
+            raise YamlBoundError(event.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep; a suite nests a few levels")
+        self._composed += 1
+        if self._composed > MAX_NODES:  # refused as it is read: composing a megabyte of values alone takes seconds
+            raise YamlBoundError(event.start_mark.line + 1, f"more than {MAX_NODES:,} values; a suite holds a few hundred")
+        anchor = event.anchor
+        self._depth += 1
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.discard(anchor)
+        self._count(node)
+        return node
+
+    def _count(self, node: yaml.Node) -> None:
+        """Record `node`'s expanded size and height from its children's (each counted once, when composed)."""
+        if isinstance(node, yaml.ScalarNode):
+            self._size[id(node)] = (1, 1)
+            return
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicate_keys(node)
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = node.value
+        sizes = [self._size[id(child)] for child in children]
+        count = 1 + sum(s[0] for s in sizes)
+        height = 1 + max((s[1] for s in sizes), default=0)
+        line = node.start_mark.line + 1
+        if count > MAX_NODES:
+            raise YamlBoundError(
+                line,
+                f"this value expands to more than {MAX_NODES:,} values through its aliases (*name); a suite holds a few hundred: write it out",
+            )
+        if height > MAX_DEPTH:
+            raise YamlBoundError(line, f"nested more than {MAX_DEPTH} levels deep once its aliases (*name) are expanded; a suite nests a few levels")
+        self._size[id(node)] = (count, height)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A scalar its tag cannot hold (`2001-02-30`, `!!int abc`) is a marked YAML error, not a ValueError."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            tag = str(node.tag).rpartition(":")[2]
+            value = f"'{_shown(str(node.value))}'" if isinstance(node, yaml.ScalarNode) else f"this {tag}"
+            why = f" ({_shown(str(exc))})" if isinstance(exc, (ValueError, OverflowError)) else ""
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read {value} as {tag}{why}; quote it to keep it as text", node.start_mark) from None
+
+
+# YAML 1.2 (core schema) floats that YAML 1.1 reads as strings: an exponent without a dot or without a sign
+# (1e-3, 5e-324, 1E6, 2.5e3). Implicit resolvers see plain scalars only: a quoted "1e3" stays a string.
+SuiteLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _check_duplicate_keys(node: yaml.MappingNode) -> None:
+    """YamlBoundError at the second of two equal keys of one mapping; merge keys (`<<`) are not keys."""
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        first = seen.get((key_node.tag, key_node.value))
+        if first is None:
+            seen[(key_node.tag, key_node.value)] = key_node
+        else:
+            raise YamlBoundError(
+                key_node.start_mark.line + 1,
+                f"duplicate key '{_shown(key_node.value)}' (first at line {first.start_mark.line + 1}); keep one of them",
+            )
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """User text inside a message: control characters escaped, cut to `limit` characters."""
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def parse(text: str) -> tuple[Any, yaml.Node | None]:
+    """(data, root node) of one YAML document, composed once and bounded.
+
+    Raises YamlBoundError (refused by a bound), yaml.YAMLError (not YAML), never RecursionError."""
+    loader = SuiteLoader(text)
+    try:
+        node = loader.get_single_node()
+        try:
+            data = loader.construct_document(node) if node is not None else None
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a constructor's own failure, not a scalar's
+            raise yaml.YAMLError(f"cannot build the data ({_shown(str(exc))})") from None
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value as YAML, with the suite file's loader and bounds ('4' -> 4, '1e-3' -> 0.001, 'bf16' -> 'bf16').
+
+    Raises YamlBoundError or yaml.YAMLError like `parse`."""
+    return parse(text)[0]
+
+
+def _code(character: Any) -> int:
+    """The code point PyYAML's ReaderError carries (an int, or a one-character str or bytes)."""
+    return character if isinstance(character, int) else ord(character[:1] or "\0")
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+    return next((word for test, word in kinds if test(mode)), "special file")
+
+
 def read_text(path: str | Path) -> str:
-    p = Path(path)
+    """The UTF-8 text of a suite file; YamlLoadError in one line for anything else.
+
+    Only a regular file is opened (checked before opening and again on the open descriptor, opened
+    non-blocking), so a FIFO, a device such as /dev/zero or a directory is refused, never read
+    forever; at most MAX_SUITE_BYTES + 1 bytes are read."""
+    shown = _shown(str(path), 200)
     try:
-        size = p.stat().st_size
+        st = os.stat(path)
     except FileNotFoundError:
-        raise YamlLoadError(f"{path}: no such file; check the path") from None
+        raise YamlLoadError(f"{shown}: no such file; check the path") from None
     except OSError as exc:
-        raise YamlLoadError(f"{path}: cannot read ({exc.strerror})") from None
-    if p.is_dir():
-        raise YamlLoadError(f"{path}: is a directory, expected a suite YAML file")
-    if size > MAX_SUITE_BYTES:
-        raise YamlLoadError(f"{path}: {size} bytes is over the {MAX_SUITE_BYTES}-byte limit for a suite file")
+        raise YamlLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise YamlLoadError(f"{shown}: cannot read ({exc})") from None
+    _check_regular(shown, st)
     try:
-        return p.read_bytes().decode("utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
-        raise YamlLoadError(f"{path}: permission denied; make the file readable") from None
-    except UnicodeDecodeError as exc:
-        raise YamlLoadError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        raise YamlLoadError(f"{shown}: permission denied; make the file readable") from None
     except OSError as exc:
-        raise YamlLoadError(f"{path}: cannot read ({exc.strerror})") from None
+        raise YamlLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    try:
+        _check_regular(shown, os.fstat(fd))  # the same check on what was opened: the path may have changed since
+        chunks: list[bytes] = []
+        got = 0
+        while got <= MAX_SUITE_BYTES:
+            chunk = os.read(fd, MAX_SUITE_BYTES + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise YamlLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if got > MAX_SUITE_BYTES:
+        raise YamlLoadError(f"{shown}: over the {MAX_SUITE_BYTES}-byte limit for a suite file")
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlLoadError(f"{shown}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+def _check_regular(shown: str, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise YamlLoadError(f"{shown}: is a directory, expected a suite YAML file")
+    if not stat.S_ISREG(st.st_mode):
+        raise YamlLoadError(f"{shown}: is a {_kind(st.st_mode)}, not a regular file; give the suite's YAML file")
+    if st.st_size > MAX_SUITE_BYTES:
+        raise YamlLoadError(f"{shown}: {st.st_size} bytes is over the {MAX_SUITE_BYTES}-byte limit for a suite file")
 
 
 def load_yaml(path: str | Path) -> YamlSource:
-    """Read `path` with the safe loader; raise YamlLoadError with file:line on bad YAML."""
+    """Read `path` with the bounded safe loader; raise YamlLoadError with file:line on bad or refused YAML."""
     text = read_text(path)
+    shown = _shown(str(path), 200)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = parse(text)
+    except YamlBoundError as exc:
+        raise YamlLoadError(f"{shown}:{exc.line}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{shown}:{mark.line + 1}" if mark else shown
         problem = exc.problem or exc.context or "invalid YAML"
         raise YamlLoadError(f"{where}: malformed YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, most control characters)
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise YamlLoadError(f"{shown}:{line}: malformed YAML: character U+{_code(exc.character):04X} is not allowed in YAML; remove it") from None
     except yaml.YAMLError as exc:
-        raise YamlLoadError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:
-        raise YamlLoadError(f"{path}: YAML nested too deeply") from None
+        raise YamlLoadError(f"{shown}: malformed YAML: {str(exc).splitlines()[0]}") from None
     source = YamlSource(path=str(path), data=data)
     if node is not None:
-        try:
-            _collect_lines(node, (), source.lines)
-        except RecursionError:
-            raise YamlLoadError(f"{path}: YAML nested too deeply") from None
+        _collect_lines(node, source.lines)
     return source
 
 
-def _collect_lines(node: yaml.Node, prefix: Path_, out: dict[Path_, int]) -> None:
-    out.setdefault(prefix, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = getattr(key_node, "value", None)
-            child = prefix + (key,)
-            out[child] = key_node.start_mark.line + 1
-            _collect_lines(value_node, child, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[prefix + (i,)] = item.start_mark.line + 1
-            _collect_lines(item, prefix + (i,), out)
+def _collect_lines(root: yaml.Node, out: dict[Path_, int]) -> None:
+    """The line of every key path (merged keys at the line they were written); iterative, and bounded by MAX_NODES."""
+    stack: list[tuple[yaml.Node, Path_]] = [(root, ())]
+    while stack:
+        node, prefix = stack.pop()
+        out.setdefault(prefix, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            pending = []
+            for key_node, value_node in node.value:  # a key written after a merged one (<<) wins, as in the data
+                child = prefix + (getattr(key_node, "value", None),)
+                out[child] = key_node.start_mark.line + 1
+                pending.append((value_node, child))
+            stack.extend(reversed(pending))  # visited in document order, so later keys' lines win below them too
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[prefix + (i,)] = item.start_mark.line + 1
+            stack.extend((item, prefix + (i,)) for i, item in reversed(list(enumerate(node.value))))
