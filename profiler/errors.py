@@ -26,3 +26,9 @@ def one_line(text: str) -> str:
     """Control characters from user input (a key named "a\rb") are shown escaped, so an error
     message is always exactly one line."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """User text quoted inside a message: on one line (one_line), cut to `limit` characters."""
+    out = one_line(str(text))
+    return out if len(out) <= limit else out[:limit] + "..."

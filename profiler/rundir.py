@@ -27,13 +27,11 @@ A run directory may come from anywhere, so it is read defensively, in one place:
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,10 +39,12 @@ import yaml
 from pydantic import ValidationError
 
 from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_columns, measured_mask, measured_spans
+from .errors import one_line, shown
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, UnreadableFile, concat_tables, load_json, read_arrow, read_bounded, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
 from .runmodel import SCHEMA_VERSION, Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
+from .tables import TABLES
 
 RUN_JSON = "run.json"
 ENV_JSON = "env.json"
@@ -165,7 +165,7 @@ class WorkloadRun:
         out = []
         for k, info in enumerate(self.summary.repeats or []):
             path = self.path / info.dir
-            where = f"{self.path / SUMMARY_JSON}: repeats[{k}].dir {_shown(info.dir)!r}"
+            where = f"{self.path / SUMMARY_JSON}: repeats[{k}].dir {shown(info.dir)!r}"
             readable = self.readable and _inside(path, self.boundary, self.problems, where)
             summary = _read_summary(path / SUMMARY_JSON, SCHEMA_VERSION, self.problems, info.status, self.boundary) if readable else None
             if summary is None:
@@ -222,7 +222,7 @@ class Run:
         data = _read_json(self.path / SWEEPS_JSON, self.problems, missing_ok=True, root=self.path) or {}
         out = {}
         for group, v in data.items():
-            sweep = _validate(SweepGroup, v, f"{self.path / SWEEPS_JSON}: {_shown(group)}", self.problems)
+            sweep = _validate(SweepGroup, v, f"{self.path / SWEEPS_JSON}: {shown(group)}", self.problems)
             if sweep is not None:
                 out[group] = sweep
         return out
@@ -239,7 +239,7 @@ class Run:
     def all_problems(self) -> list[str]:
         """Every problem met reading the run so far, each once, in the order met, control characters escaped (a
         problem quotes names and paths from the run directory, and is printed to a terminal)."""
-        return list(dict.fromkeys(_escaped(p) for p in self.problems + [p for w in self.workloads.values() for p in w.problems]))
+        return list(dict.fromkeys(one_line(p) for p in self.problems + [p for w in self.workloads.values() for p in w.problems]))
 
 
 def repeat_dir(workdir: Path, k: int) -> Path:
@@ -280,7 +280,7 @@ def load_run(path: str | Path) -> Run:
         if w is None:
             continue
         if w.name in workloads:
-            problems.append(f"{root / RUN_JSON}: workloads[{k}] repeats the name {_shown(w.name)!r} of an earlier entry; left out")
+            problems.append(f"{root / RUN_JSON}: workloads[{k}] repeats the name {shown(w.name)!r} of an earlier entry; left out")
             continue
         workloads[w.name] = w
     entries = {e.name: e for e in reversed([_entry_of(raw) for raw in raw_entries]) if e is not None and e.name in workloads and workloads[e.name].readable}
@@ -321,14 +321,14 @@ def _workload(root: Path, k: int, raw: Any, version: int, info: RunInfo, problem
         if not isinstance(name, str) or not name:
             problems.append(f"{where}: unreadable ({_first_error(exc)}); left out")
             return None
-        problem = f"{where} ({_shown(name)}): {_first_error(exc)}; the workload is not read"
+        problem = f"{where} ({shown(name)}): {_first_error(exc)}; the workload is not read"
         status = raw.get("status") if isinstance(raw.get("status"), str) and raw["status"] in {s.value for s in Status} else Status.NOT_FINISHED
         kind = raw.get("type") if isinstance(raw.get("type"), str) else "unknown"
         summary = WorkloadSummary(name=name, type=kind, plugin="unknown", status=status, device=info.device, seed=0)
         return WorkloadRun(name, root, summary, None, [problem], root, readable=False)
     wdir = root / entry.dir
     wproblems: list[str] = []
-    if not _inside(wdir, root, wproblems, f"{where}.dir {_shown(entry.dir)!r}", unread="the workload is not read"):
+    if not _inside(wdir, root, wproblems, f"{where}.dir {shown(entry.dir)!r}", unread="the workload is not read"):
         return WorkloadRun(entry.name, wdir, _placeholder(entry, info), None, wproblems, root, readable=False)
     summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems, entry.status, root) or _placeholder(entry, info)
     error = _read_json(wdir / ERROR_JSON, wproblems, missing_ok=True, root=root)
@@ -349,7 +349,7 @@ def _read_summary(path: Path, version: int, problems: list[str], status: Status,
         try:
             data = summary_v1(data)
         except Exception as exc:  # a damaged schema-1 summary can fail its migration anywhere: name it, read the rest
-            problems.append(f"{path}: unreadable as a schema-1 summary ({type(exc).__name__}: {_shown(str(exc), 120)})")
+            problems.append(f"{path}: unreadable as a schema-1 summary ({type(exc).__name__}: {shown(str(exc), 120)})")
             return None
     return _validate(WorkloadSummary, data, path, problems, keep=("declaration",))
 
@@ -380,7 +380,7 @@ def _validate(model: Any, data: Any, where: Any, problems: list[str], keep: tupl
         problems.append(f"{where}: unreadable ({next((first[k] for k in first if k in keep or k in fields and fields[k].is_required()), whole)})")
         return None
     for key, text in first.items():
-        problems.append(f"{where}: {text}; " + (f"read as {defaults[key]!r}" if key in defaults else f"read without {_shown(key)!r}"))
+        problems.append(f"{where}: {text}; " + (f"read as {defaults[key]!r}" if key in defaults else f"read without {shown(key)!r}"))
     repaired = {k: v for k, v in data.items() if k not in first} | {k: defaults[k] for k in first if k in defaults}
     try:
         return model.model_validate(repaired)
@@ -401,25 +401,15 @@ def _first_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def _error_text(e: Any) -> str:
-    loc = ".".join(_shown(str(part), 40) for part in e["loc"])
+    loc = ".".join(shown(str(part), 40) for part in e["loc"])
     msg = str(e["msg"]).removeprefix("Value error, ")
-    return f"{loc}: {_shown(msg, 200)}" if loc else _shown(msg, 200)
+    return f"{loc}: {shown(msg, 200)}" if loc else shown(msg, 200)
 
 
 def _first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return _error_text(exc.errors()[0])
-    return f"{type(exc).__name__}: {_shown(str(exc), 120)}"
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    """User text inside a problem line: control characters escaped, cut to `limit` characters."""
-    text = _escaped(str(text))
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _escaped(text: str) -> str:
-    return text if text.isprintable() else "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return f"{type(exc).__name__}: {shown(str(exc), 120)}"
 
 
 def _json_type(value: Any) -> str:
@@ -484,7 +474,7 @@ def _read_yaml(path: Path, problems: list[str], root: Path | None = None) -> dic
         problems.append(f"{path}: unreadable ({exc})")
         return None
     except YamlBoundError as exc:
-        problems.append(f"{path}:{exc.line}: unreadable ({_shown(exc.problem, 200)})")
+        problems.append(f"{path}:{exc.line}: unreadable ({shown(exc.problem, 200)})")
         return None
     except (OSError, ValueError, yaml.YAMLError) as exc:
         problems.append(f"{path}: unreadable ({type(exc).__name__})")
@@ -522,7 +512,7 @@ def _checked_env(env: dict[str, Any], path: Path, problems: list[str]) -> dict[s
     for key, value in env.items():
         want = ENV_TYPES.get(key)
         if value is not None and want is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
-            problems.append(f"{path}: {_shown(key)} is a JSON {_json_type(value)}, expected {ENV_WORDS[want]}; read without it")
+            problems.append(f"{path}: {shown(key)} is a JSON {_json_type(value)}, expected {ENV_WORDS[want]}; read without it")
             continue
         out[key] = value
     gpus = out.get("gpus")
@@ -574,7 +564,7 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
             found.append(f"{f}: unreadable ({exc})")
             continue
         except Exception as exc:  # corrupt, truncated or not parquet: name it, keep the rest
-            found.append(f"{f}: unreadable ({type(exc).__name__}: {_shown(str(exc), 120)})")
+            found.append(f"{f}: unreadable ({type(exc).__name__}: {shown(str(exc), 120)})")
             continue
         table = spec.check(table, f, found) if spec is not None else table
         if table is not None and table.num_rows:
@@ -587,268 +577,6 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
             table = table.select([c for c in table.column_names if columns is None or c not in spec.keys or c in columns])
     problems.extend(p for p in found if p not in problems)
     return table if table is not None and table.num_rows else None
-
-
-# ---------------------------------------------------------------- the tables' columns
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """The columns a table of the run directory has as its writer gives them.
-
-    `required`: columns without which the file is not this table (a foreign file: left out whole); `not_null`: of
-    those, the ones every row has a value in (a row without one is left out); `types`: the kind of every known column
-    (int, number, bool, text, ints: a list of integers, value: any single value), which readers rely on; `keys`: what identifies a row (rows
-    repeating a key are duplicates, left out). Any other column (a plugin's own span attribute) is kept as it is."""
-
-    name: str
-    required: tuple[str, ...]
-    not_null: tuple[str, ...]
-    types: dict[str, str]
-    keys: tuple[str, ...]
-    patterns: tuple[tuple[Any, str], ...] = ()
-    fill: tuple[tuple[str, str | None], ...] = ()
-    """Columns a file may lack that readers index, added empty: (name, what that means; None: nothing, the writer may
-    leave it out)."""
-    primary: str = ""
-    """A not-null key column whose values are nearly unique in a real table (drop_duplicates)."""
-
-    def kind_of(self, column: str) -> str | None:
-        kind = self.types.get(column)
-        if kind is None:
-            kind = next((k for pattern, k in self.patterns if pattern.match(column)), None)
-        return kind
-
-    def check(self, table: pa.Table, path: Path, problems: list[str]) -> pa.Table | None:
-        """`table` with its columns of the expected kinds and its incomplete rows left out (a problem line each);
-        None when it lacks a required column."""
-        table = table.replace_schema_metadata(None)  # pandas metadata (an index column, dtypes) is not the writer's
-        table = table.drop_columns([c for c in table.column_names if c.startswith("__index_level_")])
-        missing = [c for c in self.required if c not in table.column_names]
-        if missing:
-            article = "an" if self.name[0] in "aeiou" else "a"
-            problems.append(f"{path}: not {article} {self.name} table (no column {', '.join(map(repr, missing))}); left out")
-            return None
-        for name in list(table.column_names):
-            column = table[name]
-            kind = self.kind_of(name)
-            if kind is None:
-                continue
-            converted, done = _convert(column, kind)
-            if converted is not column:
-                table = table.set_column(table.column_names.index(name), name, converted)
-            if done is not None:
-                kind_ok = converted.type == column.type
-                problems.append(f"{path}: column {_shown(name)!r}" + ("" if kind_ok else f" is {column.type}, expected {KIND_WORDS[kind]}") + f": {done}")
-        for name, why in self.fill:
-            if name not in table.column_names:
-                if why is not None:
-                    problems.append(f"{path}: no column {name!r}; {why}")
-                table = table.append_column(name, pa.nulls(table.num_rows, KIND_TYPES[self.types[name]]))
-        return self._complete_rows(table, path, problems)
-
-    def _complete_rows(self, table: pa.Table, path: Path, problems: list[str]) -> pa.Table:
-        """`table` without the rows missing a value (null, or a float NaN) in a `not_null` column."""
-        if not table.num_rows:
-            return table
-        valid = None
-        for c in self.not_null:
-            ok = pc.is_valid(table[c])
-            if pa.types.is_floating(table[c].type):
-                ok = pc.and_(ok, pc.invert(pc.is_nan(table[c])))
-            valid = ok if valid is None else pc.and_(valid, ok)
-        dropped = table.num_rows - (pc.sum(valid).as_py() or 0) if valid is not None else 0
-        if dropped:
-            problems.append(f"{path}: {dropped:,} row(s) without a value in {', '.join(self.not_null)} left out")
-            table = table.filter(pc.fill_null(valid, False))
-        return table
-
-    def drop_duplicates(self, table: pa.Table, where: Path, problems: list[str]) -> pa.Table:
-        """`table` without the rows that repeat an earlier row's key (a problem line when there are any).
-
-        Only rows sharing a value of `primary` (a timestamp or index, nearly unique in a real table) can be duplicates,
-        so the full comparison runs on those alone: a million spans cost one sort."""
-        keys = [c for c in self.keys if c in table.column_names]
-        if self.primary not in table.column_names or table.num_rows < 2:
-            return table
-        primary = table[self.primary].to_numpy()
-        ordered = np.sort(primary)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if not len(repeated):
-            return table
-        rows = np.flatnonzero(np.isin(primary, repeated))
-        sub = table.take(pa.array(rows)).select(keys)
-        duplicated = pd.DataFrame({c: sub[c].to_numpy(zero_copy_only=False) for c in keys}).duplicated().to_numpy()
-        if not duplicated.any():
-            return table
-        keep = np.ones(table.num_rows, dtype=bool)
-        keep[rows[duplicated]] = False
-        problems.append(f"{where}: {int(duplicated.sum()):,} duplicated row(s) (the same {', '.join(keys)} as an earlier row) left out")
-        return table.filter(pa.array(keep))
-
-
-KIND_WORDS = {"int": "integers", "number": "numbers", "bool": "true/false", "text": "text", "ints": "lists of integers", "value": "single values"}
-_MEMORY_BYTES = re.compile(r"^memory_\w+_bytes$")
-
-TABLES = {
-    SPANS: TableSpec(
-        "spans",
-        required=("iteration", "warmup", "phase", "start_ns", "end_ns", "units"),
-        not_null=("iteration", "warmup", "phase", "start_ns", "end_ns", "units"),
-        types={
-            "iteration": "int",
-            "warmup": "bool",
-            "phase": "text",
-            "index": "int",
-            "start_ns": "int",
-            "end_ns": "int",
-            "units": "number",
-            "device_s": "number",
-            "error": "text",
-            "repeat": "int",
-            "sequences": "number",
-            "position": "number",
-            "state_bytes": "number",
-            "deadline_ns": "int",
-            "scheduled_ns": "int",
-            "staleness_s": "number",
-            "obs_ns": "int",
-            "finished": "number",
-            "tokens": "number",
-            "dropped": "number",
-            "request_id": "value",
-            "condition": "text",
-        },
-        keys=("repeat", "iteration", "index", "phase", "start_ns", "end_ns"),
-        patterns=((_MEMORY_BYTES, "number"),),
-        fill=(("error", "read as no span raised"),),
-        primary="start_ns",
-    ),
-    SAMPLES: TableSpec(
-        "samples",
-        required=("t_ns",),
-        not_null=("t_ns",),
-        types={"t_ns": "int", "repeat": "int"},
-        keys=("repeat", "t_ns"),
-        patterns=((re.compile(r"^(?!t_ns$).*"), "number"),),
-        primary="t_ns",
-    ),
-    REQUESTS: TableSpec(
-        "requests",
-        required=("index", "measured", "status", "arrival_ns", "sent_ns", "scheduled_ns", "token_ns", "finished_ns"),
-        not_null=("index", "measured", "status"),
-        types={
-            "index": "int",
-            "measured": "bool",
-            "status": "text",
-            "arrival_ns": "int",
-            "sent_ns": "int",
-            "scheduled_ns": "int",
-            "finished_ns": "int",
-            "token_ns": "ints",
-            "input_tokens": "int",
-            "output_tokens_requested": "int",
-            "scheduled_send_s": "number",
-            "error": "text",
-            "slot_wait_s": "number",
-            "repeat": "int",
-        },
-        keys=("repeat", "index"),
-        primary="index",
-    ),
-    ENGINE: TableSpec(
-        "engine",
-        required=("t_ns",),
-        not_null=("t_ns",),
-        types={
-            "t_ns": "int",
-            "running": "number",
-            "waiting": "number",
-            "kv_bytes_used": "number",
-            "kv_bytes_total": "number",
-            "preempted": "number",
-            "repeat": "int",
-        },
-        keys=("repeat", "t_ns"),
-        primary="t_ns",
-        fill=tuple((c, None) for c in ("running", "waiting", "kv_bytes_used", "kv_bytes_total", "preempted")),  # None where not exposed
-    ),
-}
-"""The tables of a workload's directory, as their writers give them: spans (measure/spans.py, run/serve.py), samples
-(measure/sampler.py SAMPLE_SCHEMA: every column but t_ns a number), requests and engine (run/serve.py; an engine's
-stats are None, or absent, where it exposes none: plugin.py Engine.engine_stats)."""
-
-
-def _convert(column: pa.ChunkedArray, kind: str) -> tuple[pa.ChunkedArray, str | None]:
-    """(`column` as `kind`, what was done to it in words, None when nothing was: it already is that kind). A float
-    column's NaN stays (pandas reads it as missing, like null); an infinity, which no writer gives, is read as missing."""
-    t = column.type
-    if kind == "value":
-        if not pa.types.is_nested(t):
-            return column, None
-        return pa.chunked_array([pa.nulls(len(column), pa.int64())]), f"{len(column) - column.null_count:,} value(s) that are not single values read as missing"
-    if kind == "ints":
-        if (pa.types.is_list(t) or pa.types.is_large_list(t)) and (pa.types.is_integer(t.value_type) or pa.types.is_null(t.value_type)):
-            return column, None
-        return _retyped(column, pa.list_(pa.int64()), kind)
-    if pa.types.is_null(t):
-        return pa.chunked_array([pa.nulls(len(column), KIND_TYPES[kind])]), None
-    if kind == "text" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
-        return column, None
-    if kind == "bool" and pa.types.is_boolean(t):
-        return column, None
-    if (kind == "int" and pa.types.is_integer(t)) or (kind == "number" and (pa.types.is_integer(t) or pa.types.is_boolean(t))):
-        return column, None
-    if pa.types.is_floating(t) and kind in ("int", "number"):
-        infinite = pc.sum(pc.is_inf(column)).as_py() or 0
-        finite = pc.if_else(pc.is_inf(column), pa.scalar(None, t), column) if infinite else column
-        done = f"{infinite:,} infinite value(s) read as missing" if infinite else None
-        if kind == "number":
-            return finite, done
-        nan = pc.sum(pc.is_nan(finite)).as_py() or 0
-        whole = pc.if_else(pc.is_nan(finite), pa.scalar(None, t), finite) if nan else finite
-        cast = pc.cast(whole, pa.int64(), safe=False)
-        return cast, f"read as integers{f' ({infinite + nan:,} not finite: missing)' if infinite + nan else ''}"
-    return _retyped(column, KIND_TYPES[kind], kind)
-
-
-def _retyped(column: pa.ChunkedArray, target: pa.DataType, kind: str) -> tuple[pa.ChunkedArray, str]:
-    converted, lost = _try_cast(column, target)
-    return converted, f"{lost:,} value(s) that are not {KIND_WORDS[kind]} read as missing" if lost else f"read as {KIND_WORDS[kind]}"
-
-
-KIND_TYPES = {"int": pa.int64(), "number": pa.float64(), "bool": pa.bool_(), "text": pa.string(), "ints": pa.list_(pa.int64())}
-
-
-def _try_cast(column: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.ChunkedArray, int]:
-    """`column` cast to `target`; where that fails as a whole, value by value (a value that cannot be is null)."""
-    try:
-        return pc.cast(column, target), 0
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        pass
-    values = []
-    lost = 0
-    for v in column.to_pylist():
-        converted = _cast_value(v, target)
-        lost += v is not None and converted is None
-        values.append(converted)
-    return pa.chunked_array([pa.array(values, type=target)]), lost
-
-
-def _cast_value(v: Any, target: pa.DataType) -> Any:
-    try:
-        if pa.types.is_list(target):
-            return [int(x) for x in v] if isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v) else None
-        if pa.types.is_string(target):
-            return v if isinstance(v, str) else None if isinstance(v, (list, dict, bytes)) else str(v)
-        if pa.types.is_boolean(target):
-            return v if isinstance(v, bool) else {"true": True, "false": False, "1": True, "0": False}.get(str(v).strip().lower())
-        number = float(v) if not isinstance(v, (list, dict, bytes, bool)) else None
-        if number is None or not np.isfinite(number):
-            return None
-        return int(number) if pa.types.is_integer(target) else number
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _stack(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ PACKAGES = ("profiler", "reports", "workloads")
 RANK = {
     "profiler.errors": 0, "profiler.plugin": 0, "profiler.format": 0, "profiler.runmodel": 1,
     "profiler.measure": 2, "profiler.load": 2, "profiler.suite": 3, "profiler.characterize": 3,
-    "profiler.migrate": 4, "profiler.rundir": 5, "profiler.run": 6, "profiler.console": 6,
+    "profiler.migrate": 4, "profiler.tables": 4, "profiler.rundir": 5, "profiler.run": 6, "profiler.console": 6,
     "profiler.cli": 7, "profiler.__main__": 8, "profiler": 8,
 }  # fmt: skip
 
