@@ -74,3 +74,23 @@ def run_suite_text(tmp: Path, suite_text: str, *extra: str, timeout: float = 300
         assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp / "runs").iterdir()
     return result, load_run(run_dir)
+
+
+def cli_in_process(*argv: str | Path) -> tuple[int, str, str]:
+    """`python -m profiler ARGV` in this process (much faster than run_cli): (exit status, stdout, stderr). The
+    SIGINT/SIGTERM handlers `run` installs are restored afterwards."""
+    import contextlib
+    import io
+    import signal
+
+    from profiler.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in argv])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    return code, out.getvalue(), err.getvalue()

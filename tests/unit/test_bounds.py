@@ -5,17 +5,14 @@ each rule. In-process through the CLI's entry point."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import math
-import signal
 from pathlib import Path
 
 import pytest
 import yaml
 
-from profiler.cli import main
+from tests.conftest import cli_in_process
 
 MEASURE = {"warmup_iters": 0, "min_iters": 1, "min_seconds": 0, "max_seconds": 5}
 SIZES = {"input": {"fixed": 8}, "output": {"fixed": 4}}
@@ -33,15 +30,8 @@ def validate(tmp_path: Path, data: dict, *extra: str) -> tuple[int, list[str]]:
     """(exit status, non-blank stderr lines) of `validate` on `data` written as YAML."""
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    err = io.StringIO()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = main(["validate", str(path), *extra])
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
-    return code, [line for line in err.getvalue().splitlines() if line.strip()]
+    code, _, err = cli_in_process("validate", path, *extra)
+    return code, [line for line in err.splitlines() if line.strip()]
 
 
 def refused(tmp_path: Path, data: dict, *needles: str, extra: tuple[str, ...] = ()) -> str:

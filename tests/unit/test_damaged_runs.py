@@ -11,10 +11,8 @@ The bounds themselves (measure/store.py: read_bounded, load_json, read_arrow) ar
 
 from __future__ import annotations
 
-import contextlib
 import faulthandler
 import html
-import io
 import json
 import os
 import shutil
@@ -28,11 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from profiler.cli import main
 from profiler.measure import store
 from profiler.measure.store import UnreadableFile, load_json, read_arrow, read_bounded
 from profiler.rundir import load_run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli_in_process
 
 GOLDEN = ROOT / "tests" / "data" / "golden-run"
 GOLDEN_V1 = ROOT / "tests" / "data" / "golden-run-v1"
@@ -66,16 +63,9 @@ def hang_detector():
 
 def cli(*argv: str) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of profiler.cli.main in this process (signal handlers restored after)."""
-    out, err = io.StringIO(), io.StringIO()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
-    assert "Traceback" not in err.getvalue() + out.getvalue()
-    return code, out.getvalue(), err.getvalue()
+    code, out, err = cli_in_process(*argv)
+    assert "Traceback" not in err + out
+    return code, out, err
 
 
 def copy_run(src: Path, dst: Path) -> Path:

@@ -9,21 +9,18 @@ never reuses one; atomic writes refuse to rename over anything but a regular fil
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
-import signal
 import stat
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from profiler.cli import check_output_root, main
+from profiler.cli import check_output_root
 from profiler.errors import UserError
 from profiler.measure import store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli_in_process
 
 GOLDEN = ROOT / "tests" / "data" / "golden-run"
 SUITE = """\
@@ -35,17 +32,7 @@ workloads:
 """
 
 
-def cli(*argv: str | Path) -> tuple[int, str, str]:
-    """main(argv) in-process: (exit status, stdout, stderr); the SIGINT/SIGTERM handlers `run` installs are restored."""
-    out, err = io.StringIO(), io.StringIO()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
-    return code, out.getvalue(), err.getvalue()
+cli = cli_in_process
 
 
 def assert_refused(result: tuple[int, str, str], *needles: str) -> None:

@@ -9,7 +9,6 @@ import importlib
 import importlib.machinery
 import io
 import os
-import signal
 import sys
 import textwrap
 import threading
@@ -21,7 +20,7 @@ from profiler.cli import main
 from profiler.suite.config import load_suite
 from profiler.suite.resolve import resolve_suite
 from profiler.suite.yaml_source import MAX_DEPTH, MAX_NODES, parse_value
-from tests.conftest import ROOT, assert_one_line_error, run_cli
+from tests.conftest import ROOT, assert_one_line_error, cli_in_process, run_cli
 
 TOY_SUITE = """\
 name: s
@@ -34,15 +33,8 @@ workloads:
 
 def cli(*argv: str) -> tuple[int, str]:
     """`python -m profiler ARGV` in this process: (exit status, stderr)."""
-    err = io.StringIO()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = main(list(argv))
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
-    return code, err.getvalue()
+    code, _, err = cli_in_process(*argv)
+    return code, err
 
 
 def refused(code: int, err: str, *needles: str) -> str:

@@ -9,13 +9,9 @@ of a tiny plugin (one iteration) covers `run`, then `report` and `compare` of th
 
 from __future__ import annotations
 
-import contextlib
-import io
-import signal
-
 import pytest
 
-from profiler.cli import main
+from tests.conftest import cli_in_process
 
 HOSTILE = "\x1b[31m[red]x[/red]\r\u202e\n failed: forged"
 """Every kind of hostile text at once: ESC sequence, rich markup, carriage return, bidi override, a forged line."""
@@ -60,17 +56,7 @@ workloads:
 """
 
 
-def cli(*argv: str) -> tuple[int, str, str]:
-    """main(argv) in-process: (exit status, stdout, stderr); the SIGINT/SIGTERM handlers `run` installs are restored."""
-    out, err = io.StringIO(), io.StringIO()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
-    return code, out.getvalue(), err.getvalue()
+cli = cli_in_process
 
 
 def assert_safe(text: str) -> None:

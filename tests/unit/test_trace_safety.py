@@ -6,19 +6,16 @@ profiler/load/traces.py, read in-process through the CLI's entry point."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import signal
 from pathlib import Path
 
 import pytest
 import yaml
 
-from profiler.cli import main
 from profiler.errors import UserError
 from profiler.load.traces import MAX_BLOCKS, MAX_TRACE_BYTES, _read_bounded, forget_traces, read_trace
+from tests.conftest import cli_in_process
 
 AZURE = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 BURSTGPT = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
@@ -52,15 +49,8 @@ def cli(tmp_path: Path, trace: str, command: str = "validate", **load) -> tuple[
     }
     suite.write_text(yaml.safe_dump(data))
     argv = ["validate", str(suite)] if command == "validate" else ["run", str(suite), "-o", str(tmp_path / "runs"), "--device", "cpu"]
-    err = io.StringIO()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = main(argv)
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
-    return code, [line for line in err.getvalue().splitlines() if line.strip()]
+    code, _, err = cli_in_process(*argv)
+    return code, [line for line in err.splitlines() if line.strip()]
 
 
 def write(tmp_path: Path, text: str, name: str = "trace") -> str:
