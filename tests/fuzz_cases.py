@@ -570,6 +570,37 @@ def output_cases(draw: st.DrawFn) -> Case:
     )
 
 
+# ---------------------------------------------------------------- damaged run directories
+
+
+@st.composite
+def rundir_cases(draw: st.DrawFn) -> Case:
+    """A copy of the golden run with 1 to 3 damages of tests/unit/test_damaged_runs.py (JSON of the wrong type or
+    depth, FIFOs, 2 GB files, foreign or broken tables, entries leading outside): `report` exits 0 and names each
+    damaged file with the words of its problem. About a second a case (a report is built): the benchmark's class."""
+    from tests.unit.test_damaged_runs import DAMAGES, _free_file, apply_batch, copy_run
+
+    chosen = draw(st.lists(st.sampled_from(DAMAGES), min_size=1, max_size=3, unique_by=lambda d: d.id))
+    batch, used = [], set()
+    for d in chosen:
+        file = _free_file(d, used)
+        if file is not None:
+            used.add(file)
+            batch.append((d, file))
+
+    def setup(folder: Path) -> None:
+        apply_batch(copy_run(GOLDEN, folder / "run"), batch)
+
+    return Case(
+        "rundir",
+        ["report", "run", "-o", "report.html"],
+        "accept",
+        setup=setup,
+        needles=tuple(d.says for d, _ in batch) + tuple(d.named or f for d, f in batch),
+        label=", ".join(f"{d.id} at {f}" for d, f in batch),
+    )
+
+
 # ---------------------------------------------------------------- all of them
 
 CLASSES: dict[str, st.SearchStrategy[Case]] = {
@@ -582,11 +613,14 @@ CLASSES: dict[str, st.SearchStrategy[Case]] = {
     "trace": trace_cases(),
     "trace_path": trace_path_cases(),
     "output": output_cases(),
+    "rundir": rundir_cases(),
 }
-WEIGHTS = {"number": 10, "alias": 1, "anchor": 1, "duplicate": 2, "deep": 1, "text": 1, "trace": 5, "trace_path": 1, "output": 2}
+WEIGHTS = {"number": 10, "alias": 1, "anchor": 1, "duplicate": 2, "deep": 1, "text": 1, "trace": 5, "trace_path": 1, "output": 2, "rundir": 1}
+"""How often each class is drawn (numbers and traces have the most shapes). The fuzz test leaves out `rundir` (a
+report a case: tests/unit/test_damaged_runs.py covers every damage there); the benchmark draws them all."""
 
 
-def any_case() -> st.SearchStrategy[Case]:
-    """Every class, drawn in proportion to WEIGHTS (numbers and traces have the most shapes)."""
-    names = [name for name, w in WEIGHTS.items() for _ in range(w)]
+def any_case(weights: dict[str, int] | None = None) -> st.SearchStrategy[Case]:
+    """The classes drawn in proportion to `weights` (default WEIGHTS)."""
+    names = [name for name, w in (weights or WEIGHTS).items() for _ in range(w)]
     return st.sampled_from(names).flatmap(lambda name: CLASSES[name])

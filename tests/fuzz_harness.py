@@ -43,7 +43,7 @@ class Case:
     argv: list[str]  # relative paths are under the case's folder
     expect: str  # 'accept' | 'refuse'
     files: dict[str, bytes | str] = field(default_factory=dict)  # relative path -> content
-    needles: tuple[str, ...] = ()  # each must be in the one error line (refuse) or in stdout (accept)
+    needles: tuple[str, ...] = ()  # each must be in the one error line (refuse) or in the output (accept)
     secret: str | None = None  # must appear nowhere in the output
     setup: Callable[[Path], None] | None = None  # makes what files cannot (FIFOs, symlinks, run directories)
     writes_nothing: bool = True  # a refused case writes nothing under its folder except the files it was given
@@ -144,8 +144,8 @@ def _judge(case: Case, code: int | None, out: str, err: str) -> str:
     if case.expect == "accept":
         if code != 0:
             return f"exit {code}, expected 0: {err.strip()[:300]}"
-        missing = [n for n in case.needles if n not in out]
-        return f"stdout lacks {missing}" if missing else ""
+        missing = [n for n in case.needles if n not in out + err]
+        return f"the output lacks {missing}: {err.strip()[:300]}" if missing else ""
     if code != 2:
         return f"exit {code}, expected 2 (refused): {(err or out).strip()[:300]}"
     if len(lines) != 1 or not lines[0].startswith("error: "):

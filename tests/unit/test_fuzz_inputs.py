@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.fuzz_cases import NUMBER_FIELDS, REFUSE_ONLY, any_case
+from tests.fuzz_cases import NUMBER_FIELDS, REFUSE_ONLY, WEIGHTS, any_case
 from tests.fuzz_harness import run_case
 
 FOLDER = Path(tempfile.mkdtemp(prefix="fuzz-inputs-")) / "case"
 
 
 @settings(max_examples=1000, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(any_case())
+@given(any_case({**WEIGHTS, "rundir": 0}))
 def test_every_hostile_input_gets_its_stated_verdict(case):
     outcome = run_case(case, FOLDER)
     assert outcome.ok, f"{outcome.verdict}: {case.describe()}\n{outcome.why}"
