@@ -10,7 +10,7 @@ interrupted and still writes the report; a second signal exits at once. A failed
 full) is one line and exit status 1.
 
 `-o` never replaces what the profiler did not write: `report` and `compare` replace an existing file only when it
-carries the profiler's marker (measure/store.check_output_file), and `run` makes a new run directory inside a
+carries the profiler's marker (measure/outputs.check_output_file), and `run` makes a new run directory inside a
 directory (check_output_root). Text from a suite, a plugin or a run directory is printed through errors.one_line
 (plain prints) or console.plain (rich): control characters escaped, rich markup printed as written.
 """
@@ -200,7 +200,7 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
     a UserError (exit 2), raised before anything is written."""
     from reports.compare import NOT_A_REGRESSION, RULE, build_comparison, parse_condition, write_comparison
 
-    from .measure.store import check_output_file, is_profiler_compare_json, is_profiler_html
+    from .measure.outputs import check_output_file, is_profiler_compare_json, is_profiler_html
     from .rundir import load_run
 
     conditions = [parse_condition(c) for c in args.fail_if]
@@ -277,7 +277,7 @@ def cmd_schema(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from reports.html_report import write_report
 
-    from .measure.store import check_output_file, is_profiler_html
+    from .measure.outputs import check_output_file, is_profiler_html
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -367,7 +367,7 @@ def check_output_root(out: Path) -> None:
     (an output root on a bigger disk; the run directory is made inside it and nothing is replaced), or does not exist
     and its nearest existing ancestor is a writable directory. A regular file, FIFO, device, socket or dangling symlink
     is a UserError in one line."""
-    from .measure.store import file_kind
+    from .files import file_kind
 
     try:
         mode = os.stat(out).st_mode  # follows a symlink: what matters is where the run directory would be made

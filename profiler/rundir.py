@@ -40,7 +40,8 @@ from pydantic import ValidationError
 
 from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_columns, measured_mask, measured_spans
 from .errors import one_line, shown
-from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, UnreadableFile, concat_tables, load_json, read_arrow, read_bounded, to_frame
+from .files import UnreadableFile, read_bounded
+from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, load_json, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
 from .runmodel import SCHEMA_VERSION, Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary

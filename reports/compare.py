@@ -504,7 +504,8 @@ def write_comparison(c: Comparison, out: Path) -> None:
     (passed on stdout; FAILED and inconclusive on stderr). Each file is replaced only when the profiler wrote it (the
     page's generator marker; the table's shape): anything else at either path is a UserError before either is written."""
     from profiler.errors import UserError
-    from profiler.measure.store import atomic_write_text, check_output_file, is_profiler_compare_json, is_profiler_html, mark_html
+    from profiler.measure.outputs import check_output_file, is_profiler_compare_json, is_profiler_html, mark_html
+    from profiler.measure.store import atomic_write_text
 
     table = out.with_suffix(".json")
     if table == out:

@@ -17,7 +17,8 @@ import pandas as pd
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from profiler.measure.store import atomic_write_text, check_output_file, is_profiler_html, mark_html
+from profiler.measure.outputs import check_output_file, is_profiler_html, mark_html
+from profiler.measure.store import atomic_write_text
 from profiler.rundir import Run, load_run
 
 from .characteristics import Value

@@ -572,6 +572,8 @@ def output_cases(draw: st.DrawFn) -> Case:
 
 # ---------------------------------------------------------------- damaged run directories
 
+WORKLOAD_FILES = ("summary.json", "error.json", "spans.parquet", "samples.parquet", "requests.parquet", "engine.parquet")
+
 
 @st.composite
 def rundir_cases(draw: st.DrawFn) -> Case:
@@ -581,11 +583,13 @@ def rundir_cases(draw: st.DrawFn) -> Case:
     from tests.unit.test_damaged_runs import DAMAGES, _free_file, apply_batch, copy_run
 
     chosen = draw(st.lists(st.sampled_from(DAMAGES), min_size=1, max_size=3, unique_by=lambda d: d.id))
-    batch, used = [], set()
+    batch: list[tuple[Any, str]] = []
+    used: set[str] = set()
     for d in chosen:
         file = _free_file(d, used)
-        if file is not None:
-            used.add(file)
+        if file is not None:  # one damage per workload folder: a damage may copy a file another one broke
+            folder = file.rpartition("/")[0]
+            used |= {file} | ({f"{folder}/{name}" for name in WORKLOAD_FILES} if folder else set())
             batch.append((d, file))
 
     def setup(folder: Path) -> None:

@@ -30,14 +30,12 @@ header is described by its number of fields and the columns it lacks, never show
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import math
 import os
 import re
-import stat
 from collections import OrderedDict
 from pathlib import Path
 
@@ -45,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.errors import UserError, one_line
+from profiler.files import UnreadableFile, read_bounded
 
 from .arrivals import MAX_TOKENS
 
@@ -97,11 +96,7 @@ def read_trace(path: str | Path, max_bytes: int = MAX_TRACE_BYTES) -> pd.DataFra
     """
     name = os.fspath(path)
     shown = _shown_path(name)
-    fd = _open(name, shown, max_bytes)
-    try:
-        data = _read_bounded(fd, shown, max_bytes)
-    finally:
-        os.close(fd)
+    data = _read_file(name, shown, max_bytes)
     key = (shown, hashlib.blake2b(data, digest_size=16).digest())
     cached = _CACHE.get(key)
     if cached is None:
@@ -132,76 +127,15 @@ def _shown_path(name: str) -> str:
     return text if len(text) <= 200 else f"{text[:100]}...{text[-80:]} ({len(name)} characters)"
 
 
-def _open(name: str, shown: str, max_bytes: int) -> int:
-    """A read-only descriptor of the regular file `name`. Checked by stat before opening (a FIFO would block, a
-    device could act on open) and by fstat after (it could have been swapped in between)."""
+def _read_file(name: str, shown: str, max_bytes: int) -> bytes:
+    """The bytes of the trace file, read with profiler/files.py's bounds (a regular file of at most max_bytes, a FIFO
+    or a device never opened); UserError naming what is wrong otherwise."""
     try:
-        info = os.stat(name)
+        return read_bounded(name, max_bytes)
     except FileNotFoundError:
         raise UserError(f"{shown}: no such trace file; give the path of an Azure or BurstGPT CSV or a Mooncake JSONL file") from None
-    except ValueError:  # an embedded NUL
-        raise UserError(f"{shown}: the path contains a NUL character; give the path of a trace file") from None
-    except OSError as exc:
-        raise UserError(f"{shown}: {_os_problem(exc, name)}; give the path of an Azure or BurstGPT CSV or a Mooncake JSONL file") from None
-    _check_kind(info, shown, max_bytes)
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise UserError(f"{shown}: {_os_problem(exc, name)}; give a readable trace file") from None
-    try:
-        info = os.fstat(fd)
-        _check_kind(info, shown, max_bytes)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _os_problem(exc: OSError, name: str) -> str:
-    if exc.errno == errno.ENAMETOOLONG:
-        return f"the path is too long ({len(os.fsencode(name))} bytes; a file name may have 255, a path 4096)"
-    if exc.errno == errno.EACCES:
-        return "permission denied"
-    if exc.errno == errno.ENOTDIR:
-        return "a folder on the path is a file"
-    if exc.errno == errno.ELOOP:
-        return "too many levels of symbolic links"
-    return f"cannot read the trace ({one_line(exc.strerror or type(exc).__name__)})"
-
-
-def _check_kind(info: os.stat_result, shown: str, max_bytes: int) -> None:
-    mode = info.st_mode
-    if stat.S_ISDIR(mode):
-        raise UserError(f"{shown}: is a directory, not a trace file; give the path of an Azure or BurstGPT CSV or a Mooncake JSONL file")
-    if not stat.S_ISREG(mode):
-        kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
-        kind = next((name for test, name in kinds if test(mode)), "a special file")
-        raise UserError(f"{shown}: is {kind}, not a regular file; give the path of a trace file (a copy on disk)")
-    if info.st_size > max_bytes:
-        raise UserError(_too_large(shown, max_bytes, info.st_size))
-
-
-def _too_large(shown: str, max_bytes: int, size: int | None = None) -> str:
-    has = f"{size:,} bytes" if size is not None else "more bytes"
-    return f"{shown}: the trace has {has}, above the {max_bytes:,} a trace may have; cut it to the requests you replay (e.g. head -n)"
-
-
-def _read_bounded(fd: int, shown: str, max_bytes: int) -> bytes:
-    """At most max_bytes + 1 bytes of `fd`; more than max_bytes is an error (the file grew since its stat)."""
-    chunks: list[bytes] = []
-    left = max_bytes + 1
-    while left > 0:
-        try:
-            chunk = os.read(fd, min(left, 1 << 24))
-        except OSError as exc:
-            raise UserError(f"{shown}: {_os_problem(exc, shown)}; give a readable trace file") from None
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    if left <= 0:
-        raise UserError(_too_large(shown, max_bytes))
-    return b"".join(chunks)
+    except UnreadableFile as exc:
+        raise UserError(f"{shown}: {exc}; give the path of a trace file (an Azure or BurstGPT CSV or a Mooncake JSONL file; cut a large one)") from None
 
 
 def _decode(data: bytes, shown: str) -> str:

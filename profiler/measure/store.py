@@ -7,7 +7,7 @@ Layout (see docs/architecture.md):
 Every file is written under a temporary name and renamed, so a reader never sees half a file.
 A rename never goes over anything but a regular file (a directory, FIFO, device or symlink at the
 target is refused), and an output file named by the user (`-o` of report and compare) is replaced
-only when it is the profiler's own (check_output_file: its generator marker).
+only when it is the profiler's own (measure/outputs.py: its generator marker).
 Spans and samples are streamed: rows are buffered and written as numbered part files
 (`spans.part-00000.parquet`...), each complete on its own, so a crash loses at most the batch in
 memory; when the workload ends the parts are merged into one `spans.parquet`.
@@ -23,14 +23,13 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
+from ..files import UnreadableFile, file_kind, open_regular, read_bounded, size_text
 
 SPANS = "spans"
 SAMPLES = "samples"
@@ -49,20 +48,6 @@ class NotReplaceableError(FileExistsError):
 
     def __init__(self, path: str | Path, kind: str) -> None:
         super().__init__(errno.EEXIST, f"is a {kind}, not a regular file; the profiler never replaces one", str(path))
-
-
-def file_kind(mode: int) -> str:
-    """What an lstat mode is, in words: regular file, directory, symlink, FIFO, character device, block device, socket."""
-    kinds = [
-        (stat.S_ISREG, "regular file"),
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISFIFO, "FIFO"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-        (stat.S_ISSOCK, "socket"),
-    ]
-    return next((word for test, word in kinds if test(mode)), "special file")
 
 
 def refuse_non_file(path: str | Path) -> None:
@@ -125,48 +110,6 @@ MAX_JSON_DEPTH = 128
 """The deepest nesting of a run's JSON read: a summary nests 5 levels around a suite's params, which the suite reader
 bounds at 64 (profiler/suite/yaml_source.py MAX_DEPTH)."""
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-
-
-class UnreadableFile(ValueError):
-    """A file of a run refused by a bound, or not a regular file; str() says what is wrong (the caller names the file)."""
-
-
-def read_bounded(path: str | Path, limit: int) -> bytes:
-    """The bytes of the regular file at `path`, at most `limit` of them.
-
-    FileNotFoundError when it is missing; UnreadableFile when it is not a regular file (checked before opening, so a
-    device is never opened, and again on the opened descriptor, so a path swapped meanwhile is caught) or larger than
-    `limit` bytes; OSError when it cannot be read. Opened non-blocking: a FIFO can never hang the reader."""
-    st = os.stat(path)
-    size = _regular_size(st.st_mode, st.st_size, limit)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        _regular_size(st.st_mode, st.st_size, limit)
-        chunks, got = [], 0
-        while got <= limit:
-            chunk = os.read(fd, min(limit + 1 - got, max(size, 1 << 16)))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-    finally:
-        os.close(fd)
-    if got > limit:
-        raise UnreadableFile(f"over the {_size(limit)} limit for this file")
-    return b"".join(chunks)
-
-
-def _regular_size(mode: int, size: int, limit: int) -> int:
-    if not stat.S_ISREG(mode):
-        raise UnreadableFile(f"is a {file_kind(mode)}, not a regular file")
-    if size > limit:
-        raise UnreadableFile(f"{_size(size)}, over the {_size(limit)} limit for this file")
-    return size
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def load_json(path: str | Path, limit: int = MAX_JSON_BYTES, finite: bool = True) -> tuple[Any, int]:
@@ -275,104 +218,6 @@ def new_run_dir(root: str | Path, suite_name: str) -> Path:
     raise FileExistsError(errno.EEXIST, f"{RUN_DIRS_PER_SECOND} run directories named {base}[-N] already exist", str(root))
 
 
-GENERATOR = "ml-workload-profiler"
-"""The profiler's name in the marker of the files it writes where the user names them (report and compare pages)."""
-HTML_MARKER = f'<meta name="generator" content="{GENERATOR}'
-LEGACY_HTML_MARKERS = ("<title>Profiler report — ", "<title>Profiler A/B comparison</title>")
-"""Pages written before the marker existed: the titles of the report and compare templates, in their first lines."""
-MARKER_WINDOW = 4096
-"""Bytes read from the start of an existing output file to find the marker (it is in the page's <head>)."""
-
-
-def generator_meta() -> str:
-    """`<meta name="generator" content="ml-workload-profiler VERSION">`: the marker that lets a later run replace the page."""
-    from importlib import metadata
-
-    try:
-        version = metadata.version(GENERATOR)
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    return f'{HTML_MARKER} {version}">'
-
-
-def mark_html(page: str) -> str:
-    """The page with generator_meta() at the start of its <head> (after its charset, if declared there), so within
-    MARKER_WINDOW; once."""
-    if HTML_MARKER in page[:MARKER_WINDOW]:
-        return page
-    for anchor in ('<meta charset="utf-8">', "<head>"):
-        at = page.find(anchor, 0, MARKER_WINDOW)
-        if at >= 0:
-            at += len(anchor)
-            return page[:at] + "\n" + generator_meta() + page[at:]
-    return generator_meta() + "\n" + page
-
-
-def is_profiler_html(head: bytes) -> bool:
-    """The first MARKER_WINDOW bytes of a file are those of a page the profiler wrote (marker, or an older page's title)."""
-    text = head[:MARKER_WINDOW].decode("utf-8", errors="replace")
-    return HTML_MARKER in text or any(m in text for m in LEGACY_HTML_MARKERS)
-
-
-def is_profiler_compare_json(head: bytes) -> bool:
-    """The first MARKER_WINDOW bytes are those of compare's table (`[` then records whose first keys are "workload" and
-    "metric", as reports/compare.py writes them), or an empty table."""
-    text = re.sub(rb"\s+", b"", head[:MARKER_WINDOW])
-    return text == b"[]" or text.startswith(b'[{"workload":') and b'"metric":' in text
-
-
-def check_output_file(path: str | Path, ours: Callable[[bytes], bool], flag: str = "-o") -> None:
-    """UserError (one line, naming `flag` and the path; flag "" for a default path) unless `path` may be written: it
-    does not exist and its directory exists and is writable, or it is a regular file (never a symlink, wherever it
-    points) whose first MARKER_WINDOW bytes `ours` recognises as the profiler's own. A directory, FIFO, device or socket
-    is refused. Reads at most MARKER_WINDOW bytes, without blocking or following a link."""
-    path = Path(path)
-    where = f"{flag} {path}" if flag else str(path)
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        _check_directory_of(path, where)
-        return
-    except OSError as exc:
-        raise UserError(f"{where}: cannot be checked ({exc.strerror or exc}); {ANOTHER}") from None
-    if not stat.S_ISREG(mode):
-        raise UserError(f"{where}: is a {file_kind(mode)}; the profiler replaces only files it wrote: remove it or {ANOTHER}")
-    if not ours(_read_head(path, where)):
-        raise UserError(f"{where}: exists and was not written by the profiler (no '{GENERATOR}' marker); it is never replaced: remove it or {ANOTHER}")
-    _check_directory_of(path, where)
-
-
-ANOTHER = "give another output file with -o"
-
-
-def _check_directory_of(path: Path, where: str) -> None:
-    """UserError unless the directory `path` would be written into exists, is a directory and is writable."""
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        missing = "does not exist" if not parent.exists() else "is not a directory"
-        raise UserError(f"{where}: its directory {parent} {missing}; create it or {ANOTHER}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{where}: its directory {parent} is not writable; {ANOTHER}")
-
-
-def _read_head(path: Path, where: str) -> bytes:
-    """The first MARKER_WINDOW bytes of a regular file: opened without following a link or blocking (a FIFO swapped in
-    after the check is refused, not waited on). UserError when it cannot be read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise UserError(f"{where}: exists and cannot be read ({exc.strerror or exc}); {ANOTHER}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UserError(f"{where}: is a {file_kind(mode)}; the profiler replaces only files it wrote: remove it or {ANOTHER}")
-        return os.read(fd, MARKER_WINDOW)
-    except OSError as exc:
-        raise UserError(f"{where}: exists and cannot be read ({exc.strerror or exc}); {ANOTHER}") from None
-    finally:
-        os.close(fd)
-
-
 class PartWriter:
     """Buffer rows of one table and write them as numbered, complete parquet part files."""
 
@@ -445,12 +290,7 @@ def read_arrow(path: str | Path, columns: Any = None) -> pa.Table:
     once decoded (from its footer: the uncompressed sizes, at least 8 bytes per value), exceed table_memory_budget()
     is refused with UnreadableFile before anything is decoded. A truncated or foreign file raises pyarrow's error."""
     budget = table_memory_budget()
-    st = os.stat(path)
-    _regular_size(st.st_mode, st.st_size, budget)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        _regular_size(st.st_mode, st.st_size, budget)
+    with open_regular(path, budget) as f:
         parquet = pq.ParquetFile(f)
         names = parquet.schema_arrow.names
         if columns is not None:
@@ -473,7 +313,7 @@ def _check_decoded_size(meta: pq.FileMetaData, chosen: set[str] | None, budget: 
                 decoded += max(chunk.total_uncompressed_size, 8 * chunk.num_values)
     if decoded > budget:
         raise UnreadableFile(
-            f"its columns decode to {_size(decoded)}, over half this machine's memory ({_size(budget)}); read it on a machine with more memory"
+            f"its columns decode to {size_text(decoded)}, over half this machine's memory ({size_text(budget)}); read it on a machine with more memory"
         )
 
 

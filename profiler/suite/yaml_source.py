@@ -14,14 +14,15 @@ Floats follow YAML 1.2 as well as 1.1: `1e-3` is the number 0.001, not the strin
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..errors import shown
+from ..files import UnreadableFile, read_bounded
 
 MAX_SUITE_BYTES = 1_000_000  # a suite is a few KiB; anything this large is not a suite file
 MAX_NODES = 20_000
@@ -82,7 +83,7 @@ class SuiteLoader(yaml.SafeLoader):
             if event.anchor in self._open_anchors:
                 raise YamlBoundError(
                     event.start_mark.line + 1,
-                    f"alias *{_shown(event.anchor)} lies inside its own anchor &{_shown(event.anchor)}: a recursive structure; write the value out",
+                    f"alias *{shown(event.anchor)} lies inside its own anchor &{shown(event.anchor)}: a recursive structure; write the value out",
                 )
             return super().compose_node(parent, index)  # a node already composed and counted
         if self._depth >= MAX_DEPTH:
@@ -131,8 +132,8 @@ class SuiteLoader(yaml.SafeLoader):
             return super().construct_object(node, deep)
         except (ValueError, TypeError, AttributeError, OverflowError) as exc:
             tag = str(node.tag).rpartition(":")[2]
-            value = f"'{_shown(str(node.value))}'" if isinstance(node, yaml.ScalarNode) else f"this {tag}"
-            why = f" ({_shown(str(exc))})" if isinstance(exc, (ValueError, OverflowError)) else ""
+            value = f"'{shown(str(node.value))}'" if isinstance(node, yaml.ScalarNode) else f"this {tag}"
+            why = f" ({shown(str(exc))})" if isinstance(exc, (ValueError, OverflowError)) else ""
             raise yaml.constructor.ConstructorError(None, None, f"cannot read {value} as {tag}{why}; quote it to keep it as text", node.start_mark) from None
 
 
@@ -157,14 +158,8 @@ def _check_duplicate_keys(node: yaml.MappingNode) -> None:
         else:
             raise YamlBoundError(
                 key_node.start_mark.line + 1,
-                f"duplicate key '{_shown(key_node.value)}' (first at line {first.start_mark.line + 1}); keep one of them",
+                f"duplicate key '{shown(key_node.value)}' (first at line {first.start_mark.line + 1}); keep one of them",
             )
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """User text inside a message: control characters escaped, cut to `limit` characters."""
-    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def parse(text: str) -> tuple[Any, yaml.Node | None]:
@@ -177,7 +172,7 @@ def parse(text: str) -> tuple[Any, yaml.Node | None]:
         try:
             data = loader.construct_document(node) if node is not None else None
         except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a constructor's own failure, not a scalar's
-            raise yaml.YAMLError(f"cannot build the data ({_shown(str(exc))})") from None
+            raise yaml.YAMLError(f"cannot build the data ({shown(str(exc))})") from None
     finally:
         loader.dispose()
     return data, node
@@ -195,82 +190,40 @@ def _code(character: Any) -> int:
     return character if isinstance(character, int) else ord(character[:1] or "\0")
 
 
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
-    return next((word for test, word in kinds if test(mode)), "special file")
-
-
 def read_text(path: str | Path) -> str:
-    """The UTF-8 text of a suite file; YamlLoadError in one line for anything else.
-
-    Only a regular file is opened (checked before opening and again on the open descriptor, opened
-    non-blocking), so a FIFO, a device such as /dev/zero or a directory is refused, never read
-    forever; at most MAX_SUITE_BYTES + 1 bytes are read."""
-    shown = _shown(str(path), 200)
+    """The UTF-8 text of a suite file, at most MAX_SUITE_BYTES; YamlLoadError in one line for anything else (a FIFO,
+    a device such as /dev/zero or a directory is refused, never read: profiler/files.py)."""
+    where = shown(str(path), 200)
     try:
-        st = os.stat(path)
+        data = read_bounded(path, MAX_SUITE_BYTES)
     except FileNotFoundError:
-        raise YamlLoadError(f"{shown}: no such file; check the path") from None
-    except OSError as exc:
-        raise YamlLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise YamlLoadError(f"{shown}: cannot read ({exc})") from None
-    _check_regular(shown, st)
+        raise YamlLoadError(f"{where}: no such file; check the path") from None
+    except UnreadableFile as exc:
+        raise YamlLoadError(f"{where}: {exc}; give the suite's YAML file") from None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
-    except PermissionError:
-        raise YamlLoadError(f"{shown}: permission denied; make the file readable") from None
-    except OSError as exc:
-        raise YamlLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
-    try:
-        _check_regular(shown, os.fstat(fd))  # the same check on what was opened: the path may have changed since
-        chunks: list[bytes] = []
-        got = 0
-        while got <= MAX_SUITE_BYTES:
-            chunk = os.read(fd, MAX_SUITE_BYTES + 1 - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-    except OSError as exc:
-        raise YamlLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
-    if got > MAX_SUITE_BYTES:
-        raise YamlLoadError(f"{shown}: over the {MAX_SUITE_BYTES}-byte limit for a suite file")
-    try:
-        return b"".join(chunks).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise YamlLoadError(f"{shown}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-
-
-def _check_regular(shown: str, st: os.stat_result) -> None:
-    if stat.S_ISDIR(st.st_mode):
-        raise YamlLoadError(f"{shown}: is a directory, expected a suite YAML file")
-    if not stat.S_ISREG(st.st_mode):
-        raise YamlLoadError(f"{shown}: is a {_kind(st.st_mode)}, not a regular file; give the suite's YAML file")
-    if st.st_size > MAX_SUITE_BYTES:
-        raise YamlLoadError(f"{shown}: {st.st_size} bytes is over the {MAX_SUITE_BYTES}-byte limit for a suite file")
+        raise YamlLoadError(f"{where}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
 
 
 def load_yaml(path: str | Path) -> YamlSource:
     """Read `path` with the bounded safe loader; raise YamlLoadError with file:line on bad or refused YAML."""
     text = read_text(path)
-    shown = _shown(str(path), 200)
+    where = shown(str(path), 200)
     try:
         data, node = parse(text)
     except YamlBoundError as exc:
-        raise YamlLoadError(f"{shown}:{exc.line}: {exc.problem}") from None
+        raise YamlLoadError(f"{where}:{exc.line}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}" if mark else shown
+        where = f"{where}:{mark.line + 1}" if mark else where
         problem = exc.problem or exc.context or "invalid YAML"
         raise YamlLoadError(f"{where}: malformed YAML: {problem}") from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, most control characters)
         line = text.count("\n", 0, max(exc.position, 0)) + 1
-        raise YamlLoadError(f"{shown}:{line}: malformed YAML: character U+{_code(exc.character):04X} is not allowed in YAML; remove it") from None
+        raise YamlLoadError(f"{where}:{line}: malformed YAML: character U+{_code(exc.character):04X} is not allowed in YAML; remove it") from None
     except yaml.YAMLError as exc:
-        raise YamlLoadError(f"{shown}: malformed YAML: {str(exc).splitlines()[0]}") from None
+        raise YamlLoadError(f"{where}: malformed YAML: {str(exc).splitlines()[0]}") from None
     source = YamlSource(path=str(path), data=data)
     if node is not None:
         _collect_lines(node, source.lines)

@@ -26,8 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from profiler.files import UnreadableFile, read_bounded
 from profiler.measure import store
-from profiler.measure.store import UnreadableFile, load_json, read_arrow, read_bounded
+from profiler.measure.store import load_json, read_arrow
 from profiler.rundir import load_run
 from tests.conftest import ROOT, cli_in_process
 
@@ -401,7 +402,7 @@ def test_json_is_read_with_a_size_and_a_nesting_bound(tmp_path):
         read_bounded("/dev/zero", 100)
     path = tmp_path / "f.json"
     huge(path)
-    with pytest.raises(UnreadableFile, match="2 GiB, over the 64 MiB limit"):
+    with pytest.raises(UnreadableFile, match="2,147,483,648 bytes, over the 64 MiB limit"):
         load_json(path)
     path.unlink()
     os.mkfifo(path)  # opened non-blocking: refused at once, never waits for a writer

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 PACKAGES = ("profiler", "reports", "workloads")
 # profiler's rooms, lowest first: a module may import its own room and rooms of a lower rank only
 RANK = {
-    "profiler.errors": 0, "profiler.plugin": 0, "profiler.format": 0, "profiler.runmodel": 1,
+    "profiler.errors": 0, "profiler.files": 0, "profiler.plugin": 0, "profiler.format": 0, "profiler.runmodel": 1,
     "profiler.measure": 2, "profiler.load": 2, "profiler.suite": 3, "profiler.characterize": 3,
     "profiler.migrate": 4, "profiler.tables": 4, "profiler.rundir": 5, "profiler.run": 6, "profiler.console": 6,
     "profiler.cli": 7, "profiler.__main__": 8, "profiler": 8,

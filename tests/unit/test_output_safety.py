@@ -19,7 +19,7 @@ import pytest
 
 from profiler.cli import check_output_root
 from profiler.errors import UserError
-from profiler.measure import store
+from profiler.measure import outputs, store
 from tests.conftest import ROOT, cli_in_process
 
 GOLDEN = ROOT / "tests" / "data" / "golden-run"
@@ -107,8 +107,8 @@ def test_own_outputs_are_replaced_run_after_run_relative_and_absolute(run_dir, t
     monkeypatch.chdir(tmp_path)
     assert cli("report", run_dir)[0] == 0  # the default RUN_DIR/report.html
     page = (run_dir / "report.html").read_text()
-    assert '<meta name="generator" content="ml-workload-profiler' in page[: store.MARKER_WINDOW]
-    store.check_output_file(run_dir / "report.html", store.is_profiler_html)  # the next `report RUN` replaces it
+    assert '<meta name="generator" content="ml-workload-profiler' in page[: outputs.MARKER_WINDOW]
+    outputs.check_output_file(run_dir / "report.html", outputs.is_profiler_html)  # the next `report RUN` replaces it
     shutil.copy(run_dir / "report.html", tmp_path / "r.html")
     code, out, err = cli("report", run_dir, "-o", "r.html")  # a cwd-relative -o, replacing a page of its own
     assert code == 0 and "report: r.html" in out, err
@@ -116,7 +116,7 @@ def test_own_outputs_are_replaced_run_after_run_relative_and_absolute(run_dir, t
     for _ in range(2):  # the page and its table beside it
         code, out, err = cli("compare", run_dir, run_dir, "-o", "c.html")
         assert code == 0, err
-    assert store.is_profiler_html((tmp_path / "c.html").read_bytes()) and store.is_profiler_compare_json((tmp_path / "c.json").read_bytes())
+    assert outputs.is_profiler_html((tmp_path / "c.html").read_bytes()) and outputs.is_profiler_compare_json((tmp_path / "c.json").read_bytes())
 
 
 def test_pages_written_before_the_marker_are_still_replaced(tmp_path):
@@ -125,13 +125,13 @@ def test_pages_written_before_the_marker_are_still_replaced(tmp_path):
     old_compare = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Profiler A/B comparison</title>\n'
     for i, text in enumerate((old_report, old_compare)):
         (tmp_path / f"{i}.html").write_text(text + "x" * 10_000)
-        store.check_output_file(tmp_path / f"{i}.html", store.is_profiler_html)  # no error
-    (tmp_path / "late.html").write_text("x" * store.MARKER_WINDOW + old_report)  # a marker past the head is not one
+        outputs.check_output_file(tmp_path / f"{i}.html", outputs.is_profiler_html)  # no error
+    (tmp_path / "late.html").write_text("x" * outputs.MARKER_WINDOW + old_report)  # a marker past the head is not one
     with pytest.raises(UserError, match="not written by the profiler"):
-        store.check_output_file(tmp_path / "late.html", store.is_profiler_html)
+        outputs.check_output_file(tmp_path / "late.html", outputs.is_profiler_html)
     (tmp_path / "old.json").write_text('[\n {\n  "workload":"llm",\n  "metric":"e2e_s",\n  "ratio":1.0\n }\n]')
-    store.check_output_file(tmp_path / "old.json", store.is_profiler_compare_json)
-    assert store.mark_html(store.mark_html("<html><head><title>t</title>")).count(store.HTML_MARKER) == 1
+    outputs.check_output_file(tmp_path / "old.json", outputs.is_profiler_compare_json)
+    assert outputs.mark_html(outputs.mark_html("<html><head><title>t</title>")).count(outputs.HTML_MARKER) == 1
 
 
 def test_output_in_a_missing_or_unwritable_directory_is_one_line(run_dir, tmp_path, monkeypatch):

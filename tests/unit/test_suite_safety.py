@@ -290,7 +290,7 @@ def validate_in_thread(path: str) -> tuple[int, str]:
 def test_fifo_device_and_long_names_are_one_line(tmp_path):
     fifo = tmp_path / "suite.yaml"
     os.mkfifo(fifo)
-    refused(*validate_in_thread(str(fifo)), "is a named pipe (FIFO), not a regular file")
+    refused(*validate_in_thread(str(fifo)), "is a FIFO, not a regular file")
     refused(*validate_in_thread("/dev/zero"), "/dev/zero: is a character device")
-    refused(*validate_in_thread(str(tmp_path / ("a" * 5000 + ".yaml"))), "cannot read (File name too long)")
-    refused(*validate_in_thread(str(tmp_path / "a\0b.yaml")), "cannot read")
+    refused(*validate_in_thread(str(tmp_path / ("a" * 5000 + ".yaml"))), "the path is too long")
+    refused(*validate_in_thread(str(tmp_path / "a\0b.yaml")), "NUL character")
