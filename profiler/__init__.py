@@ -16,7 +16,7 @@ import sys as _sys
 def _set_aside_working_directory() -> None:
     """Remove the working directory from _sys.path: the entry `-m` put first ('' or its path), and one an empty
     PYTHONPATH component added (`PYTHONPATH=$PYTHONPATH:/x` with PYTHONPATH unset). A PYTHONPATH that names it
-    ('.' or its path) keeps it where it put it.
+    ('.' or its path) keeps it where it put it. The `profiler` console script's own entry (its bin folder) stays.
 
     In a source checkout that is not installed (the working directory holds this package) it is appended instead,
     so the checkout's `reports` and `workloads` stay importable without hiding anything installed."""
@@ -34,7 +34,17 @@ def _set_aside_working_directory() -> None:
         _sys.path.append(cwd)
 
 
-if _sys.argv[:1] == ["-m"]:  # `python -m profiler`: argv[0] is "-m" while Python locates profiler.__main__; nothing else is imported yet
+def _run_as_command() -> bool:
+    """Whether this process is the profiler itself: `python -m profiler` (argv[0] is "-m" while Python locates
+    profiler.__main__; nothing else is imported yet) or the `profiler` console script (its file is __main__ and it
+    imports profiler.cli first), not a program that imports the profiler as a library."""
+    if _sys.argv[:1] == ["-m"]:
+        return True
+    script = getattr(_sys.modules.get("__main__"), "__file__", None)
+    return bool(script) and script == _sys.argv[0] and _os.path.basename(script).partition(".")[0].removesuffix("-script") == "profiler"
+
+
+if _run_as_command():
     _set_aside_working_directory()
 
 from typing import Any  # noqa: E402

@@ -56,6 +56,13 @@ def repeats_arg(text: str) -> int:
     return int(text)
 
 
+def path_arg(text: str) -> str:
+    """A path given on the command line: never empty (an empty -o would silently mean the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return text
+
+
 def executor_arg(text: str) -> str:
     """local | ray | ray:ADDRESS (whether the cluster answers is checked when the run starts)."""
     if not re.fullmatch(r"local|ray(:\S+)?", text):
@@ -70,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every workload of a suite and write a run directory and report.html")
     run.add_argument("suite", help="suite YAML file")
-    run.add_argument("-o", "--output", default="runs", help="directory for run directories (default: runs)")
+    run.add_argument("-o", "--output", type=path_arg, default="runs", help="directory for run directories (default: runs)")
     run.add_argument("--device", type=device_arg, default=None, help="auto | cpu | cuda | cuda:N: override the suite's device")
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value, e.g. workloads.0.params.batch_size=4"
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="A/B report of two runs of the same workloads; --fail-if guards CI")
     compare.add_argument("run_a")
     compare.add_argument("run_b")
-    compare.add_argument("-o", "--output", default=None, help="output HTML (default: RUN_B/compare.html; a .json lies beside it)")
+    compare.add_argument("-o", "--output", type=path_arg, default=None, help="output HTML (default: RUN_B/compare.html; a .json lies beside it)")
     compare.add_argument(
         "--fail-if",
         dest="fail_if",
@@ -112,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="rebuild report.html from a run directory")
     report.add_argument("run_dir")
-    report.add_argument("-o", "--output", default=None, help="output file (default: RUN_DIR/report.html)")
+    report.add_argument("-o", "--output", type=path_arg, default=None, help="output file (default: RUN_DIR/report.html)")
     return parser
 
 
@@ -212,7 +219,7 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
         raise UserError(f"-o {out}: the page and its .json table would be the same file; give the page an .html name")
     flag = "-o" if args.output else ""
     check_output_file(out, is_profiler_html, flag)  # at once, before the runs are read; write_comparison checks again
-    check_output_file(out.with_suffix(".json"), is_profiler_compare_json, flag)
+    check_output_file(out.with_suffix(".json"), is_profiler_compare_json, flag, page=out)
     runs = [load_run(path) for path in (args.run_a, args.run_b)]
     comparison = build_comparison(runs[0], runs[1], conditions)
     try:

@@ -40,8 +40,8 @@ from pydantic import ValidationError
 
 from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_columns, measured_mask, measured_spans
 from .errors import one_line, shown
-from .files import UnreadableFile, read_bounded
-from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, load_json, read_arrow, to_frame
+from .files import UnreadableFile, os_problem, read_bounded
+from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
 from .runmodel import SCHEMA_VERSION, Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
@@ -256,7 +256,7 @@ def load_run(path: str | Path) -> Run:
     listed in `problems` (see the module docstring); what can be read is returned.
     """
     root = Path(path)
-    if not root.is_dir():
+    if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: not a run directory")
     problems: list[str] = []
     raw_info = _read_json(root / RUN_JSON, problems, root=root) or {}
@@ -291,13 +291,22 @@ def load_run(path: str | Path) -> Run:
 
 def _discovered(root: Path, problems: list[str]) -> list[dict[str, Any]]:
     """Entries for the directories of `root` that hold a summary.json (a run without a readable run.json); a symlink
-    leading outside the run directory is named and not followed."""
+    leading outside the run directory is named and not followed. A directory name that is not UTF-8 is the workload's
+    name with its bytes escaped (escape_surrogates), so that it can be shown and written."""
+    try:
+        children = sorted(root.iterdir())
+    except OSError as exc:
+        problems.append(f"{root}: cannot be listed ({os_problem(exc)}); no workload is read")
+        return []
     out = []
-    for p in sorted(root.iterdir()):
-        if p.is_symlink() and not _inside(p, root, problems):
+    for p in children:
+        if os.path.islink(p) and not _inside(p, root, problems):
             continue
-        if p.is_dir() and os.path.lexists(p / SUMMARY_JSON):
-            out.append({"name": p.name, "dir": p.name, "type": "unknown"})
+        if os.path.isdir(p) and os.path.lexists(p / SUMMARY_JSON):
+            name, escaped = escape_surrogates(p.name)
+            if escaped:
+                problems.append(f"{root / name}: a directory name that is not UTF-8, shown with its bytes escaped")
+            out.append({"name": name, "dir": p.name, "type": "unknown"})
     return out
 
 
@@ -337,7 +346,17 @@ def _workload(root: Path, k: int, raw: Any, version: int, info: RunInfo, problem
 
 
 def _has_table(directory: Path, name: str) -> bool:
-    return os.path.lexists(directory / f"{name}.parquet") or any(directory.glob(f"{name}.part-*.parquet"))
+    return os.path.lexists(directory / f"{name}.parquet") or bool(_parts(directory, name, []))
+
+
+def _parts(directory: Path, name: str, problems: list[str]) -> list[Path]:
+    """The part files of table `name` in `directory`, in order; [] with a problem when the directory cannot be listed
+    (a path the OS refuses: every call on a path built from the run's entries is kept from raising out of here)."""
+    try:
+        return sorted(directory.glob(f"{name}.part-*.parquet"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"{directory}: cannot be listed ({os_problem(exc) if isinstance(exc, OSError) else shown(str(exc), 120)}); its {name} are not read")
+        return []
 
 
 def _read_summary(path: Path, version: int, problems: list[str], status: Status, root: Path | None = None) -> WorkloadSummary | None:
@@ -422,8 +441,13 @@ def _inside(path: Path, root: Path | None, problems: list[str], where: Any = Non
     """True when `path` resolves (symlinks followed) inside `root` (or `root` is None); else a problem, False."""
     if root is None:
         return True
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
+    try:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(path)
+    except (OSError, ValueError) as exc:
+        why = os_problem(exc) if isinstance(exc, OSError) else "the path cannot be resolved"
+        problems.append(f"{where if where is not None else path}: cannot be resolved ({why}); {unread}")
+        return False
     if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
         return True
     problems.append(f"{where if where is not None else path}: leads outside the run directory (a symlink); {unread}")
@@ -436,7 +460,7 @@ def _read_json(path: Path, problems: list[str], missing_ok: bool = False, root: 
     if not _inside(path, root, problems):
         return None
     try:
-        data, nonfinite = load_json(path)
+        data, repairs = load_json(path)
     except FileNotFoundError:
         if not missing_ok:
             problems.append(f"{path}: missing")
@@ -445,13 +469,15 @@ def _read_json(path: Path, problems: list[str], missing_ok: bool = False, root: 
         problems.append(f"{path}: unreadable ({exc})")
         return None
     except OSError as exc:
-        problems.append(f"{path}: unreadable ({exc.strerror or type(exc).__name__})")
+        problems.append(f"{path}: unreadable ({os_problem(exc)})")
         return None
     if not isinstance(data, dict):
         problems.append(f"{path}: unreadable (a JSON {_json_type(data)} where an object is expected)")
         return None
-    if nonfinite:
-        problems.append(f"{path}: {nonfinite} value(s) that are not finite numbers (NaN, Infinity) read as missing")
+    if repairs.nonfinite:
+        problems.append(f"{path}: {repairs.nonfinite} value(s) that are not finite numbers (NaN, Infinity) read as missing")
+    if repairs.surrogates:
+        problems.append(f"{path}: {repairs.surrogates} lone surrogate(s) (a \\ud800-\\udfff escape that is no character) read as their escape text")
     return data
 
 
@@ -483,6 +509,9 @@ def _read_yaml(path: Path, problems: list[str], root: Path | None = None) -> dic
     if not isinstance(data, dict):
         problems.append(f"{path}: unreadable (a YAML {_json_type(data)} where a mapping is expected)")
         return None
+    data, escaped = escape_surrogates(data)
+    if escaped:
+        problems.append(f"{path}: {escaped} lone surrogate(s) (a \\ud800-\\udfff escape that is no character) read as their escape text")
     return data
 
 
@@ -552,10 +581,10 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
     named once, however often the table is read."""
     spec = TABLES.get(parts_of)
     boundary = path.parent if boundary is None else boundary
-    files = [path] if os.path.lexists(path) else sorted(path.parent.glob(f"{parts_of}.part-*.parquet"))
+    found: list[str] = []
+    files = [path] if os.path.lexists(path) else _parts(path.parent, parts_of, found)
     wanted = None if columns is None else list(columns) + [c for c in (spec.keys if spec else ()) if c not in columns]
     tables = []
-    found: list[str] = []
     for f in files:
         if not _inside(f, boundary, found):
             continue

@@ -15,6 +15,7 @@ READABLE_VERSIONS; version 1 (the 0.1 release, which wrote no version) is migrat
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import PurePosixPath
 from typing import Annotated, Any
@@ -29,15 +30,34 @@ READABLE_VERSIONS = (1, 2)
 SUMMARY_SCHEMA_JSON = "summary.schema.json"
 
 
+MAX_NAME_BYTES = 255
+"""The longest file or directory name a file system takes (NAME_MAX on Linux, macOS and Windows alike)."""
+MAX_DIR_BYTES = 1024
+"""The longest `dir` entry of a run read: the runner writes a slug of at most 80 characters (measure/store.py slugify),
+a sweep point's below its group's and `repeat-<k>` below that, so a real entry stays under 300 bytes; 1,024 leaves room
+for a run directory's own path within the 4,096 bytes an OS takes."""
+
+
 def inside_dir(value: str) -> str:
     """`value` when it names a directory inside the one that holds it (a relative path going down, as the runner writes
     `llm`, `rate/load.rate-2`, `repeat-1`); ValueError otherwise. A run directory is read wherever it was copied, so
     a `dir` entry must never lead a reader elsewhere: an absolute path, a `..` step or a path that stays in place is
-    refused (symlinks are checked where the directory is read, profiler/rundir.py)."""
+    refused (symlinks are checked where the directory is read, profiler/rundir.py), and so is one no OS can name: a NUL
+    byte, a character no file name can hold (a lone surrogate), a name over MAX_NAME_BYTES or a whole over MAX_DIR_BYTES
+    (in bytes of the file system's encoding)."""
     shown = repr(value if len(value) <= 60 else value[:60] + "...")
     if "\0" in value:
         raise ValueError(f"{shown} holds a NUL byte; a directory of the run is a relative path")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ValueError(f"{shown} holds a character no file name can (a lone surrogate); a directory of the run is named as the runner writes it") from None
+    if len(encoded) > MAX_DIR_BYTES:
+        raise ValueError(f"{shown} is {len(encoded):,} bytes long, over the {MAX_DIR_BYTES:,} a directory of the run may take (the runner writes a few dozen)")
     path = PurePosixPath(value)
+    longest = max((len(os.fsencode(p)) for p in path.parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise ValueError(f"{shown} holds a name of {longest:,} bytes, over the {MAX_NAME_BYTES} a file system takes")
     if path.is_absolute():
         raise ValueError(f"{shown} is an absolute path; a directory of the run is a path inside it, e.g. 'llm'")
     if ".." in path.parts:
@@ -486,8 +506,9 @@ class Loop(Model):
     warmup_iters: int
     measured_iters: int
     measure_s: float
-    stopped_at_max_seconds: bool
+    stopped_at_max_seconds: bool  # before min_iters (never under a load)
     hit_max_seconds: bool
+    timed_out_requests: int = 0  # under a load: requests not finished when max_seconds ended the run
 
 
 class SweepPoint(Model):

@@ -4,13 +4,16 @@ A run directory may come from anywhere (copied between machines, edited, half-wr
 report index columns by name and rely on their types. So each table (spans, samples, requests, engine) is checked
 once, when profiler/rundir.py reads it, against the columns and types its writer gives it (TABLES): a file without
 the columns that make it that table (a foreign file) is left out; a column of the wrong type is converted where its
-values allow, otherwise read as missing; rows missing a required value and duplicated rows are left out; each with
-one problem line naming the file. Readers downstream (characterize/, reports/) may rely on the types.
+values allow, otherwise read as missing; rows missing a required value, rows whose times no run can give (TimeRule:
+a span ending before it starts, a negative clock reading, a request longer than any run) and duplicated rows are left
+out; each with one problem line naming the file. Readers downstream (characterize/, reports/) may rely on the types and
+on every span and request lasting between 0 and MAX_SPAN_S.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,8 @@ class TableSpec:
     leave it out)."""
     primary: str = ""
     """A not-null key column whose values are nearly unique in a real table (drop_duplicates)."""
+    times: TimeRule | None = None
+    """The rule a row's times must keep (None: no times checked)."""
 
     def kind_of(self, column: str) -> str | None:
         kind = self.types.get(column)
@@ -63,6 +68,11 @@ class TableSpec:
             return None
         for name in list(table.column_names):
             column = table[name]
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column, escaped = _utf8(column)
+                if escaped:
+                    table = table.set_column(table.column_names.index(name), name, column)
+                    problems.append(f"{path}: column {shown(name)!r}: {escaped:,} value(s) that are not UTF-8 text read with their bytes escaped")
             kind = self.kind_of(name)
             if kind is None:
                 continue
@@ -93,7 +103,17 @@ class TableSpec:
         if dropped:
             problems.append(f"{path}: {dropped:,} row(s) without a value in {', '.join(self.not_null)} left out")
             table = table.filter(pc.fill_null(valid, False))
-        return table
+        return self._possible_times(table, path, problems)
+
+    def _possible_times(self, table: pa.Table, path: Path, problems: list[str]) -> pa.Table:
+        """`table` without the rows whose times break `times` (one problem line when there are any)."""
+        if self.times is None or not table.num_rows:
+            return table
+        bad = self.times.impossible(table)
+        if not bad.any():
+            return table
+        problems.append(f"{path}: {int(bad.sum()):,} row(s) with impossible times left out ({self.times.words})")
+        return table.filter(pa.array(~bad))
 
     def drop_duplicates(self, table: pa.Table, where: Path, problems: list[str]) -> pa.Table:
         """`table` without the rows that repeat an earlier row's key (a problem line when there are any).
@@ -118,6 +138,81 @@ class TableSpec:
         problems.append(f"{where}: {int(duplicated.sum()):,} duplicated row(s) (the same {', '.join(keys)} as an earlier row) left out")
         return table.filter(pa.array(keep))
 
+
+MAX_SPAN_S = 2 * 86_400
+"""The longest a span or a request of a run can last: measure.max_seconds <= 86,400 s plus hang_grace_s <= 3,600 s
+(profiler/suite/config.py: past that the child is killed as hung), with room to spare: 2 days."""
+MAX_SPAN_NS = MAX_SPAN_S * 10**9
+CLOCK_SLACK_NS = 1_000_000
+"""How far (1 ms) a request's token or finish time may lie outside its arrival..finished: the driver's arrival is a
+scheduled send time rounded to the nanosecond, and an engine may stamp its times from another reading of the same
+clock (workloads/llm_serve.py: perf_counter plus an offset); a damaged time is off by far more."""
+_NEVER = "time.monotonic_ns is never negative"
+
+
+@dataclass(frozen=True)
+class TimeRule:
+    """The times a row of a table must keep: `impossible(table)` marks (a boolean array) the rows that break it;
+    `words` says what it is in a problem line."""
+
+    impossible: Callable[[pa.Table], np.ndarray]
+    words: str
+
+
+def _ns(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the int64 values of column `name`, 0 where missing; where it has a value)."""
+    column = table[name]
+    if not column.null_count:
+        return column.to_numpy(), np.ones(len(column), dtype=bool)
+    present = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    return pc.fill_null(column, 0).to_numpy(), present
+
+
+def _impossible_spans(table: pa.Table) -> np.ndarray:
+    """A span ending before it starts, starting at a negative time, or longer than MAX_SPAN_NS (in arrow, at C speed:
+    a million spans cost milliseconds). The duration of a row that is neither (start >= 0, end >= start) cannot
+    overflow; a row that is bad already may wrap, and is bad either way."""
+    start, end = table["start_ns"], table["end_ns"]
+    bad = pc.or_(pc.or_(pc.less(start, 0), pc.less(end, start)), pc.greater(pc.subtract(end, start), MAX_SPAN_NS))
+    return pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
+
+
+def _impossible_requests(table: pa.Table) -> np.ndarray:
+    """A request with a negative time, finished before it arrived or longer than MAX_SPAN_NS after, or a token before
+    its arrival or after its finish (each by more than CLOCK_SLACK_NS); a missing time is not checked."""
+    arrival, has_arrival = _ns(table, "arrival_ns")
+    finished, has_finished = _ns(table, "finished_ns")
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for name in ("arrival_ns", "sent_ns", "scheduled_ns", "finished_ns"):
+        values, present = _ns(table, name)
+        bad |= present & (values < 0)
+    both = has_arrival & has_finished & ~bad
+    with np.errstate(over="ignore"):
+        bad |= both & ((finished < arrival - CLOCK_SLACK_NS) | (np.where(both, finished - arrival, 0) > MAX_SPAN_NS))
+    tokens = table["token_ns"]
+    if tokens.null_count < len(tokens):
+        rows = pc.list_parent_indices(tokens).to_numpy()
+        times = pc.list_flatten(tokens)
+        present = pc.is_valid(times).to_numpy(zero_copy_only=False)
+        times = pc.fill_null(times, 0).to_numpy().astype(np.int64, copy=False)
+        early = present & ((times < 0) | (has_arrival[rows] & (times < arrival[rows] - CLOCK_SLACK_NS)))
+        late = present & has_finished[rows] & (times > finished[rows] + CLOCK_SLACK_NS)
+        bad[rows[early | late]] = True
+    return bad
+
+
+def _negative_t(table: pa.Table) -> np.ndarray:
+    return pc.fill_null(pc.less(table["t_ns"], 0), False).to_numpy(zero_copy_only=False)
+
+
+_LONGEST = "the child is stopped after measure.max_seconds (<= 86,400 s) plus hang_grace_s (<= 3,600 s)"
+SPAN_TIMES = TimeRule(_impossible_spans, f"end_ns before start_ns, a negative time, or longer than 2 days: {_NEVER}, and {_LONGEST}")
+REQUEST_TIMES = TimeRule(
+    _impossible_requests,
+    f"finished_ns before arrival_ns, a token time outside arrival_ns..finished_ns, a negative time, or finished more than 2 days after "
+    f"arrival: {_NEVER}, and {_LONGEST}",
+)
+SAMPLE_TIMES = TimeRule(_negative_t, f"a negative t_ns: {_NEVER}")
 
 KIND_WORDS = {"int": "integers", "number": "numbers", "bool": "true/false", "text": "text", "ints": "lists of integers", "value": "single values"}
 _MEMORY_BYTES = re.compile(r"^memory_\w+_bytes$")
@@ -155,6 +250,7 @@ TABLES = {
         patterns=((_MEMORY_BYTES, "number"),),
         fill=(("error", "read as no span raised"),),
         primary="start_ns",
+        times=SPAN_TIMES,
     ),
     SAMPLES: TableSpec(
         "samples",
@@ -164,6 +260,7 @@ TABLES = {
         keys=("repeat", "t_ns"),
         patterns=((re.compile(r"^(?!t_ns$).*"), "number"),),
         primary="t_ns",
+        times=SAMPLE_TIMES,
     ),
     REQUESTS: TableSpec(
         "requests",
@@ -187,6 +284,7 @@ TABLES = {
         },
         keys=("repeat", "index"),
         primary="index",
+        times=REQUEST_TIMES,
     ),
     ENGINE: TableSpec(
         "engine",
@@ -203,6 +301,7 @@ TABLES = {
         },
         keys=("repeat", "t_ns"),
         primary="t_ns",
+        times=SAMPLE_TIMES,
         fill=tuple((c, None) for c in ("running", "waiting", "kv_bytes_used", "kv_bytes_total", "preempted")),  # None where not exposed
     ),
 }
@@ -242,6 +341,30 @@ def _convert(column: pa.ChunkedArray, kind: str) -> tuple[pa.ChunkedArray, str |
         cast = pc.cast(whole, pa.int64(), safe=False)
         return cast, f"read as integers{f' ({infinite + nan:,} not finite: missing)' if infinite + nan else ''}"
     return _retyped(column, KIND_TYPES[kind], kind)
+
+
+def _utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+    """(`column`, a text column, with every value that is not valid UTF-8 decoded with its bytes escaped (`\\xff`), how
+    many were). Parquet stores text as bytes a damaged file may hold anything in, and such a value cannot become a
+    Python string (a traceback wherever it is read); a valid chunk is checked once, at C speed, and kept as it is."""
+    chunks, escaped = [], 0
+    for chunk in column.chunks:
+        try:
+            chunk.validate(full=True)
+            chunks.append(chunk)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        binary = pa.large_binary() if pa.types.is_large_string(chunk.type) else pa.binary()
+        values = []
+        for raw in chunk.view(binary).to_pylist():
+            try:
+                values.append(None if raw is None else raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                values.append(raw.decode("utf-8", "backslashreplace"))
+                escaped += 1
+        chunks.append(pa.array(values, type=chunk.type))
+    return (pa.chunked_array(chunks, type=column.type), escaped) if escaped else (column, 0)
 
 
 def _retyped(column: pa.ChunkedArray, target: pa.DataType, kind: str) -> tuple[pa.ChunkedArray, str]:

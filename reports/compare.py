@@ -48,7 +48,10 @@ from profiler.rundir import Run, WorkloadRun
 from .render import render
 from .verdicts import css_class
 
-CONDITION = re.compile(r"^\s*(?P<left>.*?)\s*(?P<op>[<>])\s*(?P<threshold>[-+]?[0-9]*\.?[0-9]+)\s*$")
+CONDITION = re.compile(r"^\s*(?P<left>.*?)\s*(?P<op>[<>])\s*(?P<threshold>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$")
+RATIO_RANGE = (1e-3, 1e3)
+"""The thresholds a guard may take: a B/A ratio beyond a thousandfold either way is no guard (nothing real crosses
+it unnoticed) and usually a typo (1e10 for 1.10)."""
 METRIC_NAME = re.compile(r"^(phase:)?[A-Za-z_][\w.\-]*$")
 PHASE = "phase:"
 REQUEST_METRICS = ("e2e_s", "ttft_s", "tpot_s", "itl_s", "output_units_per_s")
@@ -101,6 +104,11 @@ def parse_condition(text: str) -> Condition:
     if not m or not METRIC_NAME.match(metric) or workload == "":
         raise UserError(f"--fail-if '{text}': expected METRIC>RATIO or WORKLOAD:METRIC<RATIO, e.g. 'e2e_s>1.10' or 'llm:phase:decode_step>1.05'")
     threshold = float(m["threshold"])
+    if threshold > 0 and not RATIO_RANGE[0] <= threshold <= RATIO_RANGE[1]:
+        raise UserError(
+            f"--fail-if '{text}': threshold {m['threshold']} is outside {RATIO_RANGE[0]:g} to {RATIO_RANGE[1]:g}, the B/A ratios a guard may take; "
+            f"give e.g. '{left}>1.10' (B more than 10% above A) or '{left}<0.90'"
+        )
     if threshold <= 0:
         always = "always be crossed" if m["op"] == ">" else "never be crossed"
         raise UserError(
@@ -501,20 +509,23 @@ def _metric_value(metric: str, value: float, unit: str) -> str:
 
 def write_comparison(c: Comparison, out: Path) -> None:
     """The page at `out` and the table of ratios beside it (`out` with .json). cli.cmd_compare prints the outcomes
-    (passed on stdout; FAILED and inconclusive on stderr). Each file is replaced only when the profiler wrote it (the
-    page's generator marker; the table's shape): anything else at either path is a UserError before either is written."""
+    (passed on stdout; FAILED and inconclusive on stderr). Each file is replaced only when the profiler wrote it
+    (measure/outputs.py: the page's generator marker, the table parsed as compare's; or, as RUN_B/compare.html and
+    .json, the default outputs in a run directory): anything else at either path is a UserError before either is
+    written. A string that cannot be written as UTF-8 (a lone surrogate the readers missed) is written as its escape."""
     from profiler.errors import UserError
     from profiler.measure.outputs import check_output_file, is_profiler_compare_json, is_profiler_html, mark_html
-    from profiler.measure.store import atomic_write_text
+    from profiler.measure.store import atomic_write_bytes
 
     table = out.with_suffix(".json")
     if table == out:
         raise UserError(f"-o {out}: the page and its .json table would be the same file; give the page an .html name")
+    flag = "" if Path(out) == Path(c.b.path) / "compare.html" else "-o"
     page = mark_html(compare_html(c))
-    check_output_file(out, is_profiler_html, "")
-    check_output_file(table, is_profiler_compare_json, "")
-    atomic_write_text(out, page)
-    atomic_write_text(table, c.table.to_json(orient="records", indent=1))
+    check_output_file(out, is_profiler_html, flag)
+    check_output_file(table, is_profiler_compare_json, flag, page=out)
+    atomic_write_bytes(out, page.encode("utf-8", "backslashreplace"))
+    atomic_write_bytes(table, c.table.to_json(orient="records", indent=1).encode("utf-8", "backslashreplace"))
 
 
 def write_compare(a: Run, b: Run, out: Path, conditions: list[Condition]) -> tuple[pd.DataFrame, list[str], list[str]]:

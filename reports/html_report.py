@@ -18,7 +18,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from profiler.measure.outputs import check_output_file, is_profiler_html, mark_html
-from profiler.measure.store import atomic_write_text
+from profiler.measure.store import atomic_write_bytes
 from profiler.rundir import Run, load_run
 
 from .characteristics import Value
@@ -42,17 +42,30 @@ class RenderedSection:
 def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
     """Build the report and write differences.csv/json into the run directory; return the
     problems found while reading the run (also shown in the report) and any section that could
-    not be built. `out` is replaced only when it is a page the profiler wrote (its generator marker): anything else
-    there (a directory, FIFO, device, symlink, a file of someone else's) is a UserError before anything is written,
-    and checked again just before the page is."""
-    check_output_file(out, is_profiler_html, "")
+    not be built. `out` is replaced only when the profiler wrote it (measure/outputs.py: its generator marker, or, as
+    RUN_DIR/report.html, the default output in a run directory): anything else there (a directory, FIFO, device,
+    symlink, a file of someone else's) is a UserError before anything is written, and checked again just before the
+    page is. A string of the run that cannot be written as UTF-8 (a lone surrogate the readers missed) is written as
+    its escape (`\\udc80`), never a traceback."""
+    flag = "" if Path(out) == Path(run_dir) / "report.html" else "-o"
+    check_output_file(out, is_profiler_html, flag)
     run = load_run(run_dir)
     ctx = build_context(run)
-    write_differences(run.path, ctx.diffs)
+    unwritten = _write_differences(run, ctx)
     page, failed = render_page(ctx)
-    check_output_file(out, is_profiler_html, "")  # nothing else took its place while the report was built
-    atomic_write_text(out, mark_html(page))
-    return ctx.problems + failed
+    check_output_file(out, is_profiler_html, flag)  # nothing else took its place while the report was built
+    atomic_write_bytes(out, mark_html(page).encode("utf-8", "backslashreplace"))
+    return ctx.problems + unwritten + failed
+
+
+def _write_differences(run: Run, ctx: ReportContext) -> list[str]:
+    """differences.csv/json into the run directory; a line saying why when they cannot be (a read-only copy of a run,
+    a directory or symlink in their place): the page, written elsewhere, has the same rows, and is not lost to them."""
+    try:
+        write_differences(run.path, ctx.diffs)
+    except OSError as exc:
+        return [f"{run.path / 'differences.csv'} and .json: not written ({exc.strerror or type(exc).__name__}); the report has the same rows"]
+    return []
 
 
 def build_html(run: Run, diffs: pd.DataFrame | None = None, chars: dict[str, dict[str, Value]] | None = None) -> str:

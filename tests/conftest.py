@@ -89,7 +89,10 @@ def cli_in_process(*argv: str | Path) -> tuple[int, str, str]:
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
+            try:
+                code = main([str(a) for a in argv])
+            except SystemExit as exc:  # argparse's own exit for a malformed command line
+                code = exc.code if isinstance(exc.code, int) else 1
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])

@@ -194,6 +194,11 @@ def build_summary(
     loop = child.get("loop") or {}
     if loop.get("stopped_at_max_seconds"):
         warnings.append(f"stopped at max_seconds after {loop.get('measured_iters')} measured iterations, before min_iters")
+    if loop.get("timed_out_requests"):
+        warnings.append(
+            f"stopped at max_seconds with {loop['timed_out_requests']:,} request(s) not finished (recorded as timed out); "
+            "raise measure.max_seconds or send fewer requests to measure them"
+        )
     warnings.extend(guarded("the declaration check", lambda: _declaration_warnings(spans, declaration)) or [])
     unavailable.update(outcome.gpu_unavailable)
     if child.get("flush_error"):

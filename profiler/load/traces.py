@@ -68,8 +68,6 @@ MAX_BLOCKS = MAX_TOKENS // BLOCK_TOKENS + 1
 INT64 = (-(2**63), 2**63 - 1)
 AZURE_RANGE = (pd.Timestamp("1677-09-22", tz="UTC"), pd.Timestamp("2262-04-11", tz="UTC"))
 """Azure dates pandas holds in nanoseconds (its datetime64[ns] range is 1677-09-21 00:12 to 2262-04-11 23:47)."""
-SHOWN_VALUE = 24
-"""At most this many characters of a field of a recognised trace are quoted in an error."""
 
 _CACHE: OrderedDict[tuple[object, ...], pd.DataFrame] = OrderedDict()
 _CACHE_SIZE = 4
@@ -213,12 +211,20 @@ def _csv_problem(message: str, header_index: int) -> str:
     return "the CSV parser could not split it into rows and fields"
 
 
+def _unparsed(raw: str) -> str:
+    """A field that did not parse, described without quoting it (a trace may be any file: its text is never echoed)."""
+    text = raw.strip()
+    if text.lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
+        return f"'{text}'"  # a word of its own, needed to say what is wrong
+    return f"text of {len(text)} character{'s' if len(text) != 1 else ''}"
+
+
 def _token_problem(value: float, raw: str | None = None) -> str | None:
     """Why `value` (a parsed number; NaN when `raw` did not parse) is not a token count, or None when it is one."""
     if math.isnan(value) and raw is not None and not raw.strip():
         return "is empty"
     if math.isnan(value) and raw is not None:
-        return f"'{one_line(raw.strip()[:SHOWN_VALUE])}' is not a number"
+        return f"is {_unparsed(raw)}, not a number"
     if not math.isfinite(value):
         return f"{value} is not a finite number"
     if value < 0 or value != math.floor(value):
@@ -282,19 +288,17 @@ def _azure_stamps(shown: str, texts: pd.Series, lines: list[int]) -> pd.Series:
         bad = ((stamps < AZURE_RANGE[0]) | (stamps > AZURE_RANGE[1])).to_numpy()
     if bad.any():
         i = int(bad.argmax())
-        value = one_line(texts.iloc[i][:SHOWN_VALUE])
         try:
-            pd.Timestamp(texts.iloc[i])
-            readable = True
+            year = pd.Timestamp(texts.iloc[i]).year
         except (ValueError, OverflowError):
-            readable = False
-        if readable:
+            year = None
+        if year is not None:
             raise UserError(
-                f"{shown}: line {lines[i]}: TIMESTAMP '{value}' is outside 1677-09-22 to 2262-04-11, the dates a trace may have (nanoseconds in int64)"
+                f"{shown}: line {lines[i]}: TIMESTAMP in year {year} is outside 1677-09-22 to 2262-04-11, the dates a trace may have (nanoseconds in int64)"
             )
         raise UserError(
-            f"{shown}: line {lines[i]}: cannot parse TIMESTAMP '{value}'; use a date and time such as '2023-11-16 18:15:46.6805900' or "
-            "'2024-05-10 00:00:00.009930+00:00'"
+            f"{shown}: line {lines[i]}: cannot parse TIMESTAMP ({_unparsed(texts.iloc[i])}); use a date and time such as '2023-11-16 18:15:46.6805900' "
+            "or '2024-05-10 00:00:00.009930+00:00'"
         )
     return stamps.astype("datetime64[ns, UTC]")
 
@@ -319,7 +323,7 @@ def _read_burstgpt(shown: str, text: str, header_index: int) -> pd.DataFrame:
     if bad.any():
         i = int(bad.argmax())
         raise UserError(
-            f"{shown}: line {lines[i]}: cannot parse Timestamp '{one_line(raw['Timestamp'].iloc[i][:SHOWN_VALUE])}'; "
+            f"{shown}: line {lines[i]}: cannot parse Timestamp ({_unparsed(raw['Timestamp'].iloc[i])}); "
             "BurstGPT timestamps are seconds from the first day's midnight, such as '5.0' or '1234.5' (finite)"
         )
     with np.errstate(over="ignore", invalid="ignore"):

@@ -24,7 +24,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -110,14 +110,27 @@ MAX_JSON_DEPTH = 128
 """The deepest nesting of a run's JSON read: a summary nests 5 levels around a suite's params, which the suite reader
 bounds at 64 (profiler/suite/yaml_source.py MAX_DEPTH)."""
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate (\\ud800-\\udfff): the only way JSON text decodes to a lone surrogate."""
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def load_json(path: str | Path, limit: int = MAX_JSON_BYTES, finite: bool = True) -> tuple[Any, int]:
-    """(the value, how many non-finite numbers were read as None) of a run's JSON file, read with read_bounded.
+class JsonRepairs(NamedTuple):
+    """What load_json changed in a file's value so that it can be used and written again: non-finite numbers read as
+    None, and lone surrogates read as their escape text."""
+
+    nonfinite: int = 0
+    surrogates: int = 0
+
+
+def load_json(path: str | Path, limit: int = MAX_JSON_BYTES, finite: bool = True) -> tuple[Any, JsonRepairs]:
+    """(the value, what was repaired: JsonRepairs) of a run's JSON file, read with read_bounded.
 
     NaN, Infinity and numbers beyond a float (1e400) are not JSON numbers a run's summaries hold (an unknown value is
-    null): with `finite`, each becomes None and is counted, so the caller can say so. FileNotFoundError when missing;
-    UnreadableFile (what is wrong, in words) when refused by a bound, not UTF-8, not JSON or nested deeper than
+    null): with `finite`, each becomes None and is counted, so the caller can say so. A lone surrogate (`"\\udc80"`, an
+    escape JSON allows that is no character) cannot be written as UTF-8 to a page, a terminal or a file: every one, in
+    a string or a key, becomes its escape text (the six characters `\\udc80`) and is counted. FileNotFoundError when
+    missing; UnreadableFile (what is wrong, in words) when refused by a bound, not UTF-8, not JSON or nested deeper than
     MAX_JSON_DEPTH."""
     data = read_bounded(path, limit)
     depth = json_depth(data)
@@ -129,7 +142,46 @@ def load_json(path: str | Path, limit: int = MAX_JSON_BYTES, finite: bool = True
         raise UnreadableFile(f"not UTF-8 text (byte {exc.start})") from None
     except ValueError as exc:
         raise UnreadableFile(f"not JSON ({str(exc)[:120]})") from None
-    return _finite(value) if finite else (value, 0)
+    value, nonfinite = _finite(value) if finite else (value, 0)
+    surrogates = 0
+    if _SURROGATE_ESCAPE.search(data):
+        value, surrogates = escape_surrogates(value)
+    return value, JsonRepairs(nonfinite, surrogates)
+
+
+def escape_surrogates(value: Any) -> tuple[Any, int]:
+    """(`value` with every lone surrogate in its strings, dict keys included, replaced by its escape text `\\udc80`, how
+    many there were). Nested lists and dicts are rebuilt iteratively (no recursion), the rest returned as they are."""
+    if isinstance(value, str):
+        return _escaped(value)
+    if not isinstance(value, (dict, list)):
+        return value, 0
+    count = 0
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        parent, key = stack.pop()
+        node = parent[key]
+        if isinstance(node, dict):
+            rebuilt = {}
+            for k, v in node.items():
+                k2, n = _escaped(k) if isinstance(k, str) else (k, 0)
+                count += n
+                rebuilt[k2] = v
+            parent[key] = rebuilt
+            stack.extend((rebuilt, k) for k, v in rebuilt.items() if isinstance(v, (str, dict, list)))
+        elif isinstance(node, list):
+            stack.extend((node, i) for i, v in enumerate(node) if isinstance(v, (str, dict, list)))
+        else:
+            parent[key], n = _escaped(node)
+            count += n
+    return root[0], count
+
+
+def _escaped(text: str) -> tuple[str, int]:
+    if not _SURROGATE.search(text):
+        return text, 0
+    return _SURROGATE.subn(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def json_depth(data: bytes) -> int:
@@ -273,13 +325,44 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -
 KNOWN_TYPES = {"device_s": pa.float64(), "error": pa.string(), "position": pa.float64(), "state_bytes": pa.float64()}
 
 
-def table_memory_budget() -> int:
-    """The most bytes one parquet file of a run may decode to: half this machine's memory (8 GiB where it is unknown).
-    A table any larger could not be analysed here with room for the report."""
+TABLE_MEMORY_SHARE = 16
+"""The share of memory (1/16) the columns read from one parquet file may decode to: see table_memory_budget."""
+UNKNOWN_MEMORY = 16 * 2**30
+"""The memory assumed where neither the machine nor its container says (a budget of 1 GiB)."""
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+"""Where a container's memory limit is (cgroup v2, v1): a limit below the machine's memory is the one that counts."""
+
+
+def memory_available() -> int:
+    """The memory this process may use, in bytes: the machine's, or its container's limit where that is lower
+    (UNKNOWN_MEMORY where neither is known)."""
+    known = []
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        known.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
+        pass
+    for path in CGROUP_LIMITS:
+        try:
+            text = read_bounded(path, 64).decode("ascii").strip()
+        except (OSError, ValueError):
+            continue
+        if text.isdigit() and int(text) > 0:
+            known.append(int(text))
+    return min(known) if known else UNKNOWN_MEMORY
+
+
+def table_memory_budget() -> int:
+    """The most bytes the columns read from one parquet file of a run may decode to (as _check_decoded_size counts
+    them): 1/TABLE_MEMORY_SHARE of memory_available().
+
+    Why a sixteenth: reading a table costs more than its decoded values. Measured with `report` (on a machine of 23.5
+    GiB) on spans.parquet files of 5.7M real spans (0.47 GiB decoded as counted here) and of 10M, 17.5M and 30M
+    identical rows (zstd, 0.4 to 1.3 MB on disk; 0.82, 1.43 and 2.46 GiB decoded), the peak RSS was about 3.2x the
+    decoded size on top of 0.2 GB (the arrow table, the checks, the pandas frame, the summary): 1.6, 2.8, 4.7 and 7.9
+    GB. At a sixteenth one table takes a fifth of the memory, leaving room for another (`compare` reads two runs, a
+    report several workloads) under half of it. A real 10-minute run (README: 5.7M spans) is read on a machine of 8 GiB.
+    UnreadableFile names the rule."""
+    return memory_available() // TABLE_MEMORY_SHARE
 
 
 def read_arrow(path: str | Path, columns: Any = None) -> pa.Table:
@@ -313,7 +396,8 @@ def _check_decoded_size(meta: pq.FileMetaData, chosen: set[str] | None, budget: 
                 decoded += max(chunk.total_uncompressed_size, 8 * chunk.num_values)
     if decoded > budget:
         raise UnreadableFile(
-            f"its columns decode to {size_text(decoded)}, over half this machine's memory ({size_text(budget)}); read it on a machine with more memory"
+            f"its columns decode to {size_text(decoded)}, over the {size_text(budget)} a table may take here (1/{TABLE_MEMORY_SHARE} of the memory: "
+            "reading, checking and summarising a table takes about 3x its decoded size); read it on a machine with more memory"
         )
 
 

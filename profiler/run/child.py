@@ -165,9 +165,9 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
     workload = None
     recorder: SpanRecorder | None = None
     try:
-        # appended after the installed packages, [] unless the suite names a module:Class plugin; a local child has them
-        # already (spawn copies the parent's sys.path), a cluster worker's does not
-        add_plugin_paths(spec.plugin_paths)
+        # [] unless the suite names a module:Class plugin: then that module, and what its own code imports, is found
+        # there after everything installed (suite/registry.py: SuiteModuleFinder), never anything else
+        add_plugin_paths(spec.plugin_paths, [spec.type])
         plugin = resolve_workload(spec.type)
         params = plugin.cls.Params.model_validate(spec.params)
         import torch
@@ -299,8 +299,9 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
         "warmup_iters": load.warmup_requests,
         "measured_iters": facts["measured_finished"],
         "measure_s": facts["wall_s"],
-        "stopped_at_max_seconds": counts.get("timed_out", 0) > 0,
+        "stopped_at_max_seconds": False,  # min_iters does not apply under a load: its requests end the run
         "hit_max_seconds": counts.get("timed_out", 0) > 0,
+        "timed_out_requests": counts.get("timed_out", 0),
     }
 
 

@@ -17,8 +17,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import UserError
 from ..measure.calibrate import calibrate_in_subprocess
 from ..measure.env import collect_env
@@ -27,6 +25,7 @@ from ..measure.store import atomic_write_json, atomic_write_text, new_run_dir
 from ..rundir import CALIBRATION_JSON, CONFIG_YAML, ENV_JSON, RUN_JSON
 from ..runmodel import SCHEMA_VERSION, SUMMARY_SCHEMA_JSON, IdlePower, RunEntry, RunError, RunInfo, RunStatus, Status, summary_json_schema
 from ..suite.resolve import ResolvedSuite
+from ..suite.yaml_source import dump
 
 ON_EACH_NODE = "measured on each cluster node that runs a point (node.json in the point's directory)"
 
@@ -63,7 +62,7 @@ class RunRecord:
         nvml = Nvml()
         config = resolved.resolved_dict()
         config["device_resolved"] = device
-        atomic_write_text(path / CONFIG_YAML, f"# resolved from {resolved.source.path}\n" + yaml.safe_dump(config, sort_keys=False))
+        atomic_write_text(path / CONFIG_YAML, f"# resolved from {resolved.source.path}\n" + dump(config))
         atomic_write_json(path / ENV_JSON, collect_env(nvml, argv))
         atomic_write_json(path / SUMMARY_SCHEMA_JSON, summary_json_schema())
         calibration = None

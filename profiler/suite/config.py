@@ -336,6 +336,10 @@ def _clean_msg(error: dict[str, Any]) -> str:
     if error["type"] not in ("value_error",) and not isinstance(value, (dict, list)):
         shown = repr(value)
         msg += f" (got {shown[:60]})"
+    if error["type"] == "bool_type" and isinstance(value, str):
+        msg += "; write true or false (YAML 1.2: yes, no, on and off are text)"
+    elif error["type"] in ("int_type", "float_type") and isinstance(value, str):
+        msg += "; write digits, 1.5e-3, 0o octal or 0x hex (YAML 1.2: 1_000, 0b11 and 1:00 are text)"
     return msg
 
 

@@ -2,19 +2,22 @@
 
 One resolver for both (lm-evaluation-harness style). Entry points are listed without importing
 them, so a plugin that fails to import breaks only itself: the error names it when it is used.
-Every class is checked against the Workload protocol when it is resolved.
+Every class is checked against the Workload protocol when it is resolved. A suite's 'module:Class'
+plugins come from its folder (and the working directory) through SuiteModuleFinder, which serves
+only the suite's own modules there, after everything installed; nothing is put on sys.path.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.machinery
-import importlib.util
 import inspect
 import os
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -38,54 +41,68 @@ def discover() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def add_plugin_paths(paths: list[str]) -> None:
-    """Make 'module:Class' plugins in these folders importable: each is appended to sys.path, so it is searched
-    after the installed packages and the profiler's own and never takes the place of one (docs/plugins.md).
-
-    Raises UserError when a folder holds a module or folder named like a package that only an import hook finds
-    (an editable install, `pip install -e`): an appended folder would still hide that one."""
-    for p in paths:
-        if p and p not in sys.path:
-            _refuse_shadowing(p)
-            sys.path.append(p)
-
-
-def _refuse_shadowing(folder: str) -> None:
-    """UserError when an entry of `folder` would hide a package served by an import hook once the folder is on sys.path.
-
-    sys.path is searched before such hooks, so even an empty folder named `reports` would be imported in place of the
-    profiler's own `reports` under an editable install; a package found on sys.path itself always wins over `folder`."""
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return  # nothing in it can be imported either
-    suffixes = tuple(importlib.machinery.all_suffixes())
-    for entry in entries:
-        full = os.path.join(folder, entry)
-        name = entry if os.path.isdir(full) else entry.partition(".")[0] if entry.endswith(suffixes) else ""
-        if not name.isidentifier():  # a package is a folder named like it, a module a file with an importable suffix
-            continue
-        hidden = _hook_served(name)
-        if hidden and os.path.realpath(hidden) != os.path.realpath(full):
-            raise UserError(
-                f"{full}: would hide the installed '{name}' ({hidden}) once {folder} is importable for a module:Class plugin; "
-                "rename or move it, or install the plugin"
-            )
+def add_plugin_paths(folders: list[str], types: list[str]) -> None:
+    """Make the 'module:Class' plugins among `types` importable from `folders` (the suite file's folder, then the
+    working directory), and nothing else from there: nothing is put on sys.path; one SuiteModuleFinder at the end of
+    sys.meta_path serves them (docs/plugins.md, "Registering the plugin"). Calling it again adds to what it serves."""
+    named = {t.partition(":")[0].partition(".")[0] for t in types if ":" in t}
+    if not folders or not named:
+        return
+    finder = next((f for f in sys.meta_path if isinstance(f, SuiteModuleFinder)), None)
+    if finder is None:
+        finder = SuiteModuleFinder()
+        sys.meta_path.append(finder)
+    finder.add([os.path.abspath(f) for f in folders if f], named)
 
 
-def _hook_served(name: str) -> str | None:
-    """Where the top-level module `name` comes from when an import hook, not a sys.path entry, provides it; else None."""
-    if name in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(name) is not None:
-        return None
-    try:
-        spec = importlib.util.find_spec(name)  # a top-level name: looked up, never imported
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return list(spec.submodule_search_locations)[0]
-    return spec.origin if spec.origin and os.path.isabs(spec.origin) else None
+_IMPORT_MACHINERY = frozenset(
+    {"importlib", "importlib.util", "importlib._bootstrap", "importlib._bootstrap_external", "_frozen_importlib", "_frozen_importlib_external"}
+)
+"""Modules whose frames carry an import out (import_module, util.find_spec, the bootstrap): the importer is below them."""
+
+
+class SuiteModuleFinder(importlib.abc.MetaPathFinder):
+    """Finds top-level modules in a suite's folders for the suite's own code only.
+
+    Last on sys.meta_path, so it is asked only for a name no installed package, PYTHONPATH entry or import hook
+    provides: nothing beside a suite can take the place of one. Even then it serves a name only when the suite names
+    it (`tiny_gru` of `tiny_gru:TinyGRU`, `my_pkg` of `my_pkg.mod:Class`) or when the code importing it lies in one of
+    the folders and belongs to a module this finder served (the plugin's helpers, at module level or in setup()).
+    An optional dependency a library probes for (`try: import dill` in torch, pytz in pandas) is never taken from
+    there. Submodules of a package it served are found through the package's `__path__`, as usual."""
+
+    def __init__(self) -> None:
+        self.folders: list[str] = []
+        self.named: set[str] = set()
+        self.served: set[str] = set()
+        """Top-level modules found in the folders: their code may import more from there."""
+
+    def add(self, folders: list[str], named: set[str]) -> None:
+        self.folders.extend(f for f in folders if f not in self.folders)
+        self.named |= named
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        """The spec of top-level module `name` from the folders, for the suite's own code; None otherwise (the import
+        then fails as it would without the suite). Submodules (`path` given) are never its business."""
+        if path is not None or "." in name or not (name in self.named or self._asked_by_suite_code()):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, self.folders)
+        if spec is not None:
+            self.served.add(name)
+        return spec
+
+    def _asked_by_suite_code(self) -> bool:
+        """Whether the frame doing this import runs code of a module this finder served, from a file in its folders."""
+        frame = sys._getframe(1).f_back  # past this and find_spec
+        while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_globals.get("__name__") in _IMPORT_MACHINERY):
+            frame = frame.f_back
+        if frame is None:
+            return False
+        module, file = frame.f_globals.get("__name__"), frame.f_globals.get("__file__")
+        if not (isinstance(module, str) and isinstance(file, str) and module.partition(".")[0] in self.served):
+            return False
+        file = os.path.abspath(file)
+        return any(file.startswith(folder.rstrip(os.sep) + os.sep) for folder in self.folders)
 
 
 def resolve_workload(type_name: str) -> PluginRef:

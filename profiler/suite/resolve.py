@@ -83,9 +83,9 @@ def _load_dict(entry: WorkloadEntry) -> dict[str, Any]:
 
 
 def plugin_paths_for(suite_path: str, suite: SuiteConfig) -> list[str]:
-    """The folders appended to sys.path for this suite: none when every entry names an installed (entry-point)
-    workload, so nothing beside the suite is imported; when one names 'module:Class', the suite file's folder, then
-    the working directory. Both are searched after the installed packages (docs/plugins.md)."""
+    """The folders this suite's 'module:Class' plugins are found in: the suite file's folder, then the working
+    directory; none when every entry names an installed (entry-point) workload. Only the modules the suite names, and
+    the modules their code imports, are found there, after everything installed (registry.add_plugin_paths)."""
     if not any(":" in entry.type for entry in suite.workloads):
         return []
     folders = [os.path.dirname(os.path.abspath(suite_path)), os.getcwd()]
@@ -95,7 +95,7 @@ def plugin_paths_for(suite_path: str, suite: SuiteConfig) -> list[str]:
 def resolve_suite(path: str, assignments: list[str] | None = None) -> ResolvedSuite:
     suite, source, overrides = load_suite(path, assignments)
     paths = plugin_paths_for(path, suite)
-    add_plugin_paths(paths)
+    add_plugin_paths(paths, [entry.type for entry in suite.workloads])
     resolved = []
     for i, entry in enumerate(suite.workloads):
         where = where_from(source, ("workloads", i, "type"), overrides)

@@ -9,7 +9,11 @@ file (or a `--set` value) is refused in one line when it nests more than MAX_DEP
 its aliases expand to more than MAX_NODES values (a "billion laughs" file of 1 KiB), when an
 alias lies inside its own anchor (a recursive structure), or when one mapping repeats a key (the
 last would silently win). Counting is by node identity, so it costs time linear in the file.
-Floats follow YAML 1.2 as well as 1.1: `1e-3` is the number 0.001, not the string '1e-3'.
+Plain scalars are typed by the YAML 1.2 core schema, never YAML 1.1's wider forms, which change values silently:
+ints are `[-+]?[0-9]+` (decimal: `010` is 10, not 8), `0o17` and `0x1F`; floats `1.5`, `1e-3` (the number 0.001, not
+the string '1e-3'), `.5`, `.inf`, `.nan`; booleans true/True/TRUE/false/False/FALSE; null `~`, null/Null/NULL or
+nothing. Everything else is text (`yes`, `on`, `1_000`, `0b11`, `1:00`), which a typed field then refuses by its type.
+An explicit tag (`!!int 0b11`) is held to the same forms. Dates (`2001-02-03`) stay YAML 1.1 timestamps.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class YamlBoundError(Exception):
 
 
 class SuiteLoader(yaml.SafeLoader):
-    """The safe loader with YAML 1.2 floats and the bounds of this module (see its docstring)."""
+    """The safe loader with the YAML 1.2 core schema's scalars and the bounds of this module (see its docstring)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -137,13 +141,73 @@ class SuiteLoader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(None, None, f"cannot read {value} as {tag}{why}; quote it to keep it as text", node.start_mark) from None
 
 
-# YAML 1.2 (core schema) floats that YAML 1.1 reads as strings: an exponent without a dot or without a sign
-# (1e-3, 5e-324, 1E6, 2.5e3). Implicit resolvers see plain scalars only: a quoted "1e3" stays a string.
-SuiteLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+CORE_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+CORE_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_CORE_TAGS = ("bool", "int", "float")
+
+
+def _core_schema(loader: type[yaml.SafeLoader]) -> None:
+    """Give `loader` the YAML 1.2 core schema's bool, int and float resolvers and constructors in place of YAML 1.1's
+    (and drop 1.1's `=` value tag); null, merge keys (`<<`) and timestamps stay. Implicit resolvers see plain scalars
+    only: a quoted "010" or "yes" stays a string."""
+    dropped = {f"tag:yaml.org,2002:{t}" for t in (*_CORE_TAGS, "value")}
+    loader.yaml_implicit_resolvers = {
+        first: kept for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items() if (kept := [r for r in resolvers if r[0] not in dropped])
+    }
+    loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile("^(?:" + "|".join(CORE_BOOL) + ")$"), list("tTfF"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:int", CORE_INT, list("-+0123456789"))  # before float: `10` is an int
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", CORE_FLOAT, list("-+.0123456789"))
+    for tag, build in zip(_CORE_TAGS, (_core_bool, _core_int, _core_float), strict=True):
+        loader.add_constructor(f"tag:yaml.org,2002:{tag}", build)
+
+
+def _core_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
+    """A YAML 1.2 boolean; ValueError for 1.1's yes/no/on/off (SuiteLoader.construct_object makes it a marked error)."""
+    value = loader.construct_scalar(node)
+    if value not in CORE_BOOL:
+        raise ValueError("a boolean is true or false")
+    return CORE_BOOL[value]
+
+
+def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    """A YAML 1.2 integer: decimal (leading zeros are decimal), 0o octal or 0x hexadecimal; ValueError otherwise."""
+    value = str(loader.construct_scalar(node))
+    if not CORE_INT.match(value):
+        raise ValueError("an integer is written [-+]digits, 0o octal or 0x hexadecimal")
+    if value[:2] in ("0o", "0x"):
+        return int(value[2:], 8 if value[1] == "o" else 16)
+    return int(value, 10)
+
+
+def _core_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    """A YAML 1.2 float (an integer's forms are floats too under an explicit `!!float`); ValueError otherwise."""
+    value = str(loader.construct_scalar(node))
+    if CORE_INT.match(value) and value[:2] not in ("0o", "0x"):
+        return float(int(value, 10))
+    if not CORE_FLOAT.match(value):
+        raise ValueError("a float is written like 1.5, 1e-3, .inf or .nan")
+    if value.lstrip("+-").lower() in (".inf", ".nan"):
+        return float(value.replace(".", "", 1))
+    return float(value)
+
+
+_core_schema(SuiteLoader)
+
+
+class SuiteDumper(yaml.SafeDumper):
+    """The safe dumper, quoting every string that YAML 1.1 or the 1.2 core schema would read as another type
+    (`'0o10'`, `'+.5'`, `'1e3'` as well as `'yes'`, `'010'`), so what it writes reads back equal with either."""
+
+
+SuiteDumper.add_implicit_resolver("tag:yaml.org,2002:int", CORE_INT, list("-+0123456789"))
+SuiteDumper.add_implicit_resolver("tag:yaml.org,2002:float", CORE_FLOAT, list("-+.0123456789"))
+
+
+def dump(data: Any) -> str:
+    """`data` (plain mappings, lists, strings, numbers, booleans, None) as YAML that SuiteLoader reads back equal, in
+    the given key order (config.resolved.yaml)."""
+    return yaml.dump(data, Dumper=SuiteDumper, sort_keys=False, allow_unicode=False)
 
 
 def _check_duplicate_keys(node: yaml.MappingNode) -> None:

@@ -91,7 +91,9 @@ def test_failed_and_timed_out_requests_are_counted_never_dropped(tmp_path):
     slow = toy_run(tmp_path / "slow", params="{token_s: 0.5}", load=f"{{pattern: constant, rate: 20, requests: 6, {SIZES}}}", max_seconds=1.5)[1]
     w = slow.workloads["toy"]
     assert w.summary.serving.status_counts.get("timed_out", 0) >= 1
-    assert w.summary.loop.stopped_at_max_seconds
+    assert w.summary.loop.hit_max_seconds and not w.summary.loop.stopped_at_max_seconds  # min_iters is not a load's
+    assert w.summary.loop.timed_out_requests == w.summary.serving.status_counts["timed_out"]
+    assert any("request(s) not finished (recorded as timed out)" in x for x in w.summary.warnings)
 
 
 def test_an_engine_that_dies_keeps_every_record_taken_and_says_which_were_lost(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from profiler.errors import UserError
 from tests.conftest import cli_in_process
 
 MEASURE = {"warmup_iters": 0, "min_iters": 1, "min_seconds": 0, "max_seconds": 5}
@@ -244,3 +245,18 @@ def test_a_set_override_is_checked_too(tmp_path):
     accepted(tmp_path, data, "--set", "measure.max_seconds=10")
     refused(tmp_path, data, "load.requests", "max_seconds (9 s)", extra=("--set", "measure.max_seconds=9"))
     refused(tmp_path, data, "measure.max_seconds", extra=("--set", "measure.max_seconds=.inf"))
+
+
+def test_fail_if_thresholds_take_exponents_and_a_stated_range():
+    from reports.compare import parse_condition
+
+    assert parse_condition("e2e_s>1.1e0").threshold == 1.1 and parse_condition("llm:tpot_s<9E-1").threshold == 0.9
+    for text in ("e2e_s>1e10", "e2e_s<1e-9", "e2e_s>0"):
+        with pytest.raises(UserError, match="0.001 to 1000|not a positive ratio"):
+            parse_condition(text)
+
+
+@pytest.mark.parametrize("argv", [["report", "x", "-o", ""], ["run", "s.yaml", "-o", " "], ["compare", "a", "b", "-o", ""]])
+def test_an_empty_output_path_is_refused(argv):
+    code, _, err = cli_in_process(*argv)
+    assert code == 2 and "is empty; give a path" in err and len(err.strip().splitlines()) == 1

@@ -140,6 +140,25 @@ def nan_every_third(column: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     return change
 
 
+def every_third(column: str, value: Callable[[pd.DataFrame], object]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Every third row's `column` replaced by `value(df)` (a column or a constant): the other rows stay readable."""
+
+    def change(df: pd.DataFrame) -> pd.DataFrame:
+        replaced = pd.Series(value(df), index=df.index) if not isinstance(value(df), pd.Series) else value(df)
+        return df.assign(**{column: df[column].where(pd.RangeIndex(len(df)) % 3 != 0, replaced)})
+
+    return change
+
+
+def not_utf8(path: Path, column: str) -> None:
+    """Every third value of text column `column` replaced by bytes that are not UTF-8 (a parquet string is bytes)."""
+    table = pq.read_table(path)
+    raw = [b"\xff\xfe" if i % 3 == 0 else v.encode() for i, v in enumerate(table[column].to_pylist())]
+    binary = pa.array(raw, pa.binary())
+    table = table.set_column(table.column_names.index(column), column, pa.Array.from_buffers(pa.string(), len(binary), binary.buffers()))
+    pq.write_table(table, path)
+
+
 def nans(data: object) -> object:
     """Every number of a JSON value made NaN (written as the non-JSON constant NaN)."""
     if isinstance(data, dict):
@@ -184,10 +203,20 @@ TABLE_DAMAGES: list[tuple[str, str, Callable[[Path], None], str]] = [
     ("spans phase lists", "spans.parquet", edit_table(lambda df: df.assign(phase=[[1, 2]] * len(df))), "column 'phase' is list"),
     ("spans truncated", "spans.parquet", truncate, "unreadable (ArrowInvalid"),
     ("spans FIFO", "spans.parquet", fifo, "is a FIFO, not a regular file"),
+    (
+        "spans ending before they start",
+        "spans.parquet",
+        edit_table(every_third("end_ns", lambda df: df["start_ns"] - 1)),
+        "row(s) with impossible times left out",
+    ),
+    ("spans ending at 2**63-1", "spans.parquet", edit_table(every_third("end_ns", lambda df: 2**63 - 1)), "row(s) with impossible times left out"),
+    ("spans starting at -2**62", "spans.parquet", edit_table(every_third("start_ns", lambda df: -(2**62))), "row(s) with impossible times left out"),
+    ("spans not UTF-8", "spans.parquet", lambda p: not_utf8(p, "phase"), "value(s) that are not UTF-8 text read with their bytes escaped"),
     ("samples not numbers", "samples.parquet", edit_table(lambda df: df.assign(proc_cpu_percent="busy")), "not numbers read as missing"),
     ("samples directory", "samples.parquet", directory, "is a directory"),
     ("samples empty file", "samples.parquet", write(b""), "unreadable"),
     ("samples duplicated", "samples.parquet", edit_table(lambda df: pd.concat([df, df])), "duplicated row(s)"),
+    ("samples before the clock began", "samples.parquet", edit_table(lambda df: df.assign(t_ns=-df["t_ns"])), "a negative t_ns"),
     ("requests that are spans", "requests.parquet", copy_from("spans.parquet"), "not a requests table"),
     ("engine that is spans", "engine.parquet", copy_from("spans.parquet"), "not an engine table"),
 ]
@@ -413,8 +442,8 @@ def test_json_is_read_with_a_size_and_a_nesting_bound(tmp_path):
     with pytest.raises(UnreadableFile, match="nested 100,000 levels deep, over the 128-level limit"):
         load_json(path)
     path.write_text(json.dumps({"a": "[[[[{{{{", "b": [[1.5, float("nan")], {"c": float("inf")}], "d": 1e400}).replace("Infinity", "1e400"))
-    value, nonfinite = load_json(path)  # brackets inside strings are not nesting; NaN, Infinity and 1e400 are not numbers
-    assert value == {"a": "[[[[{{{{", "b": [[1.5, None], {"c": None}], "d": None} and nonfinite == 3
+    value, repairs = load_json(path)  # brackets inside strings are not nesting; NaN, Infinity and 1e400 are not numbers
+    assert value == {"a": "[[[[{{{{", "b": [[1.5, None], {"c": None}], "d": None} and repairs == (3, 0)
     assert store.read_json(tmp_path / "missing.json") is None
 
 
@@ -423,8 +452,8 @@ def test_parquet_is_read_with_a_size_bound(tmp_path, monkeypatch):
         read_arrow("/dev/zero")
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"x": pa.array([0] * 100_000, pa.int64())}), path)  # compresses to a few KiB
-    monkeypatch.setattr(store, "table_memory_budget", lambda: 500_000)
-    with pytest.raises(UnreadableFile, match="its columns decode to .*, over half this machine's memory"):
+    monkeypatch.setattr(store, "memory_available", lambda: 16 * 500_000)
+    with pytest.raises(UnreadableFile, match=r"its columns decode to .*, over the 500,000 bytes a table may take here \(1/16 of the memory"):
         read_arrow(path)
     assert read_arrow(path, ["y"]).num_columns == 0  # only the columns read count
 
@@ -494,3 +523,201 @@ def test_a_damaged_run_json_is_named_and_its_workloads_found_by_their_directorie
         assert set(run.workloads) == set(WORKLOADS) and not run.workloads["llm"].measured.empty, shape
     code, out, err = cli("report", run_dir, "-o", tmp_path / "report.html")  # the last shape, through the command
     assert code == 0 and f"warning: {run_dir / 'run.json'}: unreadable (not JSON" in err
+
+
+# ---------------------------------------------------------------- names no OS can take, text no codec can write
+
+
+def set_entry(run_dir: Path, name: str, **fields: object) -> None:
+    info = json.loads((run_dir / "run.json").read_text())
+    next(e for e in info["workloads"] if e["name"] == name).update(fields)
+    (run_dir / "run.json").write_text(json.dumps(info))
+
+
+def test_dir_entries_no_os_can_name_are_refused_and_the_rest_reported(tmp_path):
+    """A workload `dir` of a 256-byte name or a 6,000-byte path, and a repeat's dir of 300 bytes: each refused by name
+    (runmodel.inside_dir), the rest of the run reported by report and by compare either way round, exit 0."""
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    set_entry(run_dir, "mamba", dir="D" * 256)
+    set_entry(run_dir, "diffusion", dir="/".join(["x"] * 3000))
+    edit_json(lambda d: d.update(repeats=[{"repeat": 1, "dir": "R" * 300, "status": "ok"}]))(run_dir / "vla" / "summary.json")
+    code, out, err = cli("report", run_dir, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    assert "workloads[1] (mamba): dir: 'DDDD" in err and "holds a name of 256 bytes, over the 255 a file system takes" in err
+    assert "workloads[2] (diffusion): dir: 'x/x/x" in err and "is 5,999 bytes long, over the 1,024" in err
+    assert f"{run_dir / 'vla' / 'summary.json'}: repeats.0.dir: " in err and "holds a name of 300 bytes" in err
+    assert "w-0-" in (tmp_path / "r.html").read_text()  # llm, untouched, is reported
+    for pair, side in (((GOLDEN, run_dir), "B"), ((run_dir, GOLDEN), "A")):
+        code, out, err = cli("compare", *pair, "-o", tmp_path / f"c{side}.html")
+        assert code == 0 and f"note: run {side}: {run_dir / 'run.json'}: workloads[1] (mamba)" in out, err
+        assert "llm e2e_s" in out
+
+
+def test_inside_dir_refuses_what_no_os_can_name():
+    from profiler.runmodel import inside_dir
+
+    for value, says in [("D" * 256, "a name of 256 bytes"), ("é" * 128, "a name of 256 bytes"), ("a/" * 600, "over the 1,024"), ("\ud800x", "lone surrogate")]:
+        with pytest.raises(ValueError, match=says):
+            inside_dir(value)
+    assert inside_dir("D" * 255) == "D" * 255 and inside_dir("rate/load.rate-2/repeat-1") == "rate/load.rate-2/repeat-1"
+
+
+def test_os_errors_listing_or_resolving_a_run_stay_inside_the_reader_mocked_glob_and_realpath(tmp_path, monkeypatch):
+    """Mocks Path.glob and os.path.realpath to raise OSError (a path the OS refuses, an I/O error): each is a problem
+    line naming the path, never an exception out of the reader."""
+    import errno
+    import pathlib
+
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    (run_dir / "llm" / "spans.parquet").rename(run_dir / "llm" / "spans.part-000000.parquet")  # read by listing its parts
+    monkeypatch.setattr(pathlib.Path, "glob", lambda self, pattern: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error")))
+    w = load_run(run_dir).workloads["llm"]
+    assert w.measured.empty and w.spans.empty
+    assert f"{run_dir / 'llm'}: cannot be listed (cannot be read (Input/output error)); its spans are not read" in w.problems
+    monkeypatch.undo()
+    real = os.path.realpath
+    monkeypatch.setattr(os.path, "realpath", lambda p: (_ for _ in ()).throw(OSError(errno.ENAMETOOLONG, "x")) if "mamba" in str(p) else real(p))
+    run = load_run(run_dir)
+    assert not run.workloads["mamba"].readable and not run.workloads["vla"].measured.empty
+    assert "workloads[1].dir 'mamba': cannot be resolved (the path is too long" in "\n".join(run.all_problems())
+
+
+def test_lone_surrogates_are_shown_escaped_everywhere(tmp_path):
+    r"""A lone surrogate (the JSON escape \udc80) in run.json's entries, a summary's strings and keys, env.json and the
+    resolved config: read as its escape text with a warning per file; the page, the terminal, differences.csv/json and
+    compare's table carry it escaped; no traceback."""
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    text = (run_dir / "run.json").read_text()
+    text = text.replace('"dir": "mamba"', '"dir": "\\udc80toy"', 1).replace('"name": "vla"', '"name": "v\\udc81la"', 1)
+    (run_dir / "run.json").write_text(text)
+    summary = json.loads((run_dir / "llm" / "summary.json").read_text())
+    summary["declaration"]["output_unit"] = "SURROGATE"
+    summary["unavailable"] = {"KEY": "SURROGATE"}
+    (run_dir / "llm" / "summary.json").write_text(json.dumps(summary).replace("SURROGATE", "tok\\udc82").replace("KEY", "k\\udfff"))
+    (run_dir / "env.json").write_text((run_dir / "env.json").read_text().replace('"hostname": "', '"hostname": "\\ud800', 1))
+    config = run_dir / "config.resolved.yaml"
+    config.write_text(config.read_text().replace("\nname: golden\n", '\nname: "golden\\udc83"\n', 1))
+    code, out, err = cli("report", run_dir, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    for f in ("run.json", "llm/summary.json", "env.json", "config.resolved.yaml"):
+        assert f"warning: {run_dir / f}: " in err and "lone surrogate(s)" in err, f
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")  # strict UTF-8: nothing unencodable was written
+    assert "v\\udc81la" in page and "tok\\udc82" in page
+    assert "v\\udc81la" in (run_dir / "differences.csv").read_text(encoding="utf-8")
+    code, out, err = cli("compare", run_dir, run_dir, "-o", tmp_path / "c.html")  # the run against itself: vla compared
+    assert code == 0, err
+    assert "v\\udc81la e2e_s" in out and "v\\udc81la" in (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert any(r["workload"] == "v\\udc81la" for r in json.loads((tmp_path / "c.json").read_text(encoding="utf-8")))
+
+
+def test_a_directory_name_that_is_not_utf8_is_shown_escaped(tmp_path):
+    """A run without run.json whose workload directory's name is not UTF-8: found, its name shown escaped."""
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    (run_dir / "run.json").unlink()
+    os.rename(run_dir / "mamba", os.path.join(os.fsencode(run_dir), b"m\xffmba"))
+    run = load_run(run_dir)
+    assert "m\\udcffmba" in run.workloads and not run.workloads["m\\udcffmba"].measured.empty
+    code, out, err = cli("report", run_dir, "-o", tmp_path / "r.html")
+    assert code == 0 and "m\\udcffmba: a directory name that is not UTF-8" in err and "m\\udcffmba" in (tmp_path / "r.html").read_text()
+
+
+# ---------------------------------------------------------------- times no run can give
+
+
+def test_impossible_span_times_leave_compare_s_ratios_sane(tmp_path):
+    """Spans ending before they start, ending at 2**63-1, starting at -2**62 (every third row): left out with a line,
+    and compare's ratios are those of the rows left (the golden run against itself: near 1), not -246 or 2e12."""
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    damage = {"llm": ("end_ns", lambda df: df["start_ns"] - 5), "mamba": ("end_ns", lambda df: 2**63 - 1), "diffusion": ("start_ns", lambda df: -(2**62))}
+    for name, (column, value) in damage.items():
+        edit_table(every_third(column, value))(run_dir / name / "spans.parquet")
+    code, out, err = cli("compare", GOLDEN, run_dir, "-o", tmp_path / "c.html")
+    assert code == 0, err
+    for name in damage:
+        assert f"note: run B: {run_dir / name / 'spans.parquet'}: " in out and "row(s) with impossible times left out" in out
+    ratios = [float(line.split("B/A ")[1].split()[0]) for line in out.splitlines() if " B/A " in line]
+    assert ratios and all(0.5 < r < 2 for r in ratios), out
+
+
+def test_impossible_request_and_engine_times_are_left_out(tmp_path):
+    """requests.parquet rows finished before arriving, with a token outside arrival..finished (beyond the 1 ms slack),
+    lasting 2**62 ns, or arriving at a negative time; an engine sample at a negative t_ns: left out, one line each;
+    a request within the slack, and a not-sent request without times, kept."""
+    from profiler.rundir import WorkloadRun
+    from profiler.runmodel import Status, WorkloadSummary
+
+    ms = 1_000_000
+    rows = [  # (arrival, finished, tokens): kept, kept (a token 0.5 ms early), then each damage
+        (10 * ms, 20 * ms, [12 * ms, 20 * ms]),
+        (10 * ms, 20 * ms, [int(9.5 * ms), 20 * ms]),
+        (10 * ms, 5 * ms, [5 * ms]),
+        (10 * ms, 20 * ms, [8 * ms, 20 * ms]),
+        (10 * ms, 20 * ms, [12 * ms, 25 * ms]),
+        (10 * ms, 2**62, [12 * ms]),
+        (-ms, 20 * ms, [12 * ms]),
+        (None, None, None),
+    ]
+    n = len(rows)
+    table = pa.table(
+        {
+            "index": pa.array(range(n), pa.int64()),
+            "measured": [True] * n,
+            "status": ["finished"] * (n - 1) + ["not_sent"],
+            "arrival_ns": pa.array([r[0] for r in rows], pa.int64()),
+            "sent_ns": pa.array([r[0] for r in rows], pa.int64()),
+            "scheduled_ns": pa.array([None] * n, pa.int64()),
+            "token_ns": pa.array([r[2] for r in rows], pa.list_(pa.int64())),
+            "finished_ns": pa.array([r[1] for r in rows], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "requests.parquet")
+    pq.write_table(pa.table({"t_ns": pa.array([-5, 1, 2], pa.int64()), "running": [1.0, 2.0, 3.0]}), tmp_path / "engine.parquet")
+    summary = WorkloadSummary(name="w", type="t", plugin="p", status=Status.OK, device="cpu", seed=0)
+    w = WorkloadRun("w", tmp_path, summary, None)
+    assert w.requests["index"].tolist() == [0, 1, 7] and w.engine["t_ns"].tolist() == [1, 2]
+    said = "\n".join(w.problems)
+    assert f"{tmp_path / 'requests.parquet'}: 5 row(s) with impossible times left out (finished_ns before arrival_ns" in said
+    assert f"{tmp_path / 'engine.parquet'}: 1 row(s) with impossible times left out (a negative t_ns" in said
+
+
+# ---------------------------------------------------------------- the decoded-size bound
+
+
+def test_the_table_budget_is_a_sixteenth_of_the_memory_a_container_may_use_mocked_sysconf_and_cgroup(monkeypatch, tmp_path):
+    """Mocks os.sysconf (a 64 GiB machine) and the cgroup limit files (a 4 GiB container)."""
+    monkeypatch.setattr(store.os, "sysconf", lambda name: {"SC_PHYS_PAGES": 16 * 2**20, "SC_PAGE_SIZE": 4096}[name])
+    monkeypatch.setattr(store, "CGROUP_LIMITS", (str(tmp_path / "none"),))
+    assert store.table_memory_budget() == 4 * 2**30  # 64 GiB / 16
+    (tmp_path / "memory.max").write_text("4294967296\n")
+    (tmp_path / "v1").write_text("9223372036854771712\n")  # cgroup v1's "no limit"
+    monkeypatch.setattr(store, "CGROUP_LIMITS", (str(tmp_path / "memory.max"), str(tmp_path / "v1")))
+    assert store.table_memory_budget() == 2**28  # 4 GiB / 16
+    (tmp_path / "memory.max").write_text("max\n")
+    assert store.table_memory_budget() == 4 * 2**30
+
+
+def test_a_table_over_the_budget_is_one_problem_line(tmp_path, monkeypatch):
+    """Mocks memory_available (a small machine): spans that compress well (the golden llm's, 200 identical copies, as
+    a hostile file of 30M identical rows) but decode past the budget are refused with one line naming the file and the rule."""
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    path = run_dir / "llm" / "spans.parquet"
+    spans = pq.read_table(path).to_pandas()
+    pq.write_table(pa.Table.from_pandas(pd.concat([spans] * 200), preserve_index=False), path, compression="zstd")
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(store, "memory_available", lambda: 16 * 100_000)
+    w = load_run(run_dir).workloads["llm"]
+    assert w.measured.empty
+    said = [p for p in w.problems if str(path) in p]
+    assert (
+        len(said) == 1 and said[0].startswith(f"{path}: unreadable (its columns decode to ") and "over the 100,000 bytes a table may take here (1/16" in said[0]
+    )
+
+
+def test_differences_that_cannot_be_written_into_the_run_are_one_warning(tmp_path):
+    """differences.csv a directory in the run (as in a hostile copy): the report is written to -o all the same, with a
+    warning naming the file, instead of an error blaming the page."""
+    run_dir = copy_run(GOLDEN, tmp_path / "run")
+    (run_dir / "differences.csv").mkdir()
+    code, out, err = cli("report", run_dir, "-o", tmp_path / "r.html")
+    assert code == 0 and (tmp_path / "r.html").exists(), err
+    assert f"warning: {run_dir / 'differences.csv'} and .json: not written (is a directory, not a regular file" in err

@@ -1,7 +1,8 @@
 """`-o` of run, report and compare never replaces what the profiler did not write.
 
 An existing output is replaced only when it is a regular file carrying the profiler's marker (a page's generator
-meta, or an older page's title; compare's table by its shape). A FIFO, a symlink (to anywhere), a directory, a
+meta at the start of its head; compare's table parsed as one), or, without -o, a regular file where the profiler puts
+its default outputs in a run directory (older releases wrote no marker). A FIFO, a symlink (to anywhere), a directory, a
 foreign file and a character device (os.devnull, only ever with the refusal expected) are refused in one line, exit 2,
 before anything is written. `run -o DIR` makes a new run directory inside DIR (a symlink to a directory included) and
 never reuses one; atomic writes refuse to rename over anything but a regular file.
@@ -9,6 +10,7 @@ never reuses one; atomic writes refuse to rename over anything but a regular fil
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -119,19 +121,81 @@ def test_own_outputs_are_replaced_run_after_run_relative_and_absolute(run_dir, t
     assert outputs.is_profiler_html((tmp_path / "c.html").read_bytes()) and outputs.is_profiler_compare_json((tmp_path / "c.json").read_bytes())
 
 
-def test_pages_written_before_the_marker_are_still_replaced(tmp_path):
-    """Older releases wrote no generator meta: their report and compare titles mark them as the profiler's."""
-    old_report = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Profiler report — s</title>\n'
-    old_compare = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Profiler A/B comparison</title>\n'
-    for i, text in enumerate((old_report, old_compare)):
-        (tmp_path / f"{i}.html").write_text(text + "x" * 10_000)
-        outputs.check_output_file(tmp_path / f"{i}.html", outputs.is_profiler_html)  # no error
-    (tmp_path / "late.html").write_text("x" * outputs.MARKER_WINDOW + old_report)  # a marker past the head is not one
-    with pytest.raises(UserError, match="not written by the profiler"):
-        outputs.check_output_file(tmp_path / "late.html", outputs.is_profiler_html)
-    (tmp_path / "old.json").write_text('[\n {\n  "workload":"llm",\n  "metric":"e2e_s",\n  "ratio":1.0\n }\n]')
-    outputs.check_output_file(tmp_path / "old.json", outputs.is_profiler_compare_json)
+OLD_REPORT = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Profiler report — s</title>\n'
+OLD_COMPARE = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Profiler A/B comparison</title>\n'
+"""The heads of pages written before the marker existed (the report and compare templates' titles)."""
+
+
+def test_pages_written_before_the_marker_are_replaced_only_as_a_run_s_default_output(run_dir, tmp_path):
+    """Older releases wrote no generator meta: their RUN/report.html, RUN_B/compare.html and compare.json (even `[]`)
+    are replaced where the profiler put them (a directory with run.json, no -o); the same files named by -o are not."""
+    (run_dir / "report.html").write_text(OLD_REPORT + "x" * 10_000)
+    (run_dir / "compare.html").write_text(OLD_COMPARE + "x" * 10_000)
+    (run_dir / "compare.json").write_text("[]")
+    shutil.copy(run_dir / "report.html", tmp_path / "old.html")
+    assert_refused(cli("report", run_dir, "-o", tmp_path / "old.html"), "-o", "was not written by the profiler")
+    assert (tmp_path / "old.html").read_text().startswith(OLD_REPORT)
+    assert cli("report", run_dir)[0] == 0 and outputs.is_profiler_html((run_dir / "report.html").read_bytes())
+    assert cli("compare", run_dir, run_dir)[0] == 0 and outputs.is_profiler_html((run_dir / "compare.html").read_bytes())
+    assert outputs.is_profiler_compare_json((run_dir / "compare.json").read_bytes())
+    (tmp_path / "no-run").mkdir()
+    (tmp_path / "no-run" / "report.html").write_text(OLD_REPORT)  # a default path, but no run directory around it
+    with pytest.raises(UserError, match="was not written by the profiler"):
+        outputs.check_output_file(tmp_path / "no-run" / "report.html", outputs.is_profiler_html, "")
+    (tmp_path / "no-run" / "run.json").symlink_to(run_dir / "run.json")  # a symlinked run.json makes no run directory
+    with pytest.raises(UserError, match="was not written by the profiler"):
+        outputs.check_output_file(tmp_path / "no-run" / "report.html", outputs.is_profiler_html, "")
+
+
+def test_the_marker_counts_only_at_the_start_of_the_head(run_dir, tmp_path):
+    """A copy of the compare template (its legacy title), notes quoting the title or the whole marker, a page with the
+    marker after its title or past the first 4 KiB: refused by -o and left as they were. The marker where mark_html
+    puts it, after a BOM or with CRLF line ends, is the profiler's."""
+    marker = outputs.generator_meta()
+    foreign = {
+        "template.html": (ROOT / "reports" / "templates" / "compare.html.j2").read_text(),
+        "notes.md": "# notes\n<title>Profiler A/B comparison</title>\n",
+        "quoted.md": f"# how the profiler marks pages\n{marker}\n",
+        "late.html": OLD_REPORT.replace("</title>\n", f"</title>\n{marker}\n"),
+        "far.html": "<head>" + " " * outputs.MARKER_WINDOW + marker,
+        "body.html": f"<html><head><title>t</title></head><body>{marker}</body></html>",
+    }
+    for name, text in foreign.items():
+        (tmp_path / name).write_text(text)
+        assert_refused(cli("report", run_dir, "-o", tmp_path / name), str(tmp_path / name), "was not written by the profiler")
+        assert (tmp_path / name).read_text() == text, name
+    ours = {
+        "marked.html": outputs.mark_html(OLD_REPORT),
+        "bom.html": "\ufeff" + outputs.mark_html(OLD_COMPARE).replace("\n", "\r\n"),
+        "bare.html": outputs.mark_html("<p>no head</p>"),
+    }
+    for name, text in ours.items():
+        (tmp_path / name).write_text(text, newline="")
+        outputs.check_output_file(tmp_path / name, outputs.is_profiler_html)  # no error
     assert outputs.mark_html(outputs.mark_html("<html><head><title>t</title>")).count(outputs.HTML_MARKER) == 1
+
+
+def test_compare_s_table_beside_an_explicit_page_is_replaced_only_when_it_parses_as_one(run_dir, tmp_path):
+    """`compare A B -o data.html` beside a user's data.json: `[]`, foreign records or records with a foreign column
+    are refused (nothing written); compare's own records, of today or of an older release, are replaced; `[]` only
+    beside a page that carries the marker (compare wrote both)."""
+    record = {"workload": "llm", "metric": "e2e_s", "a_median": 1.0, "b_median": 1.0, "ratio": 1.0, "ci_low": 0.9, "ci_high": 1.1}
+    for text in ("[]", '[{"a": 1}]', json.dumps([record | {"mine": 1}]), json.dumps([record, 5]), "[" * 10 + "]" * 10):
+        (tmp_path / "data.json").write_text(text)
+        assert_refused(cli("compare", run_dir, run_dir, "-o", tmp_path / "data.html"), "data.json", "was not written by the profiler")
+        assert (tmp_path / "data.json").read_text() == text and not (tmp_path / "data.html").exists()
+    for records in ([record], [record | {"basis": "b", "verdict": "v", "why": None}] * 2000):  # an older release's; a big one
+        (tmp_path / "data.json").write_text(json.dumps(records, indent=1))
+        outputs.check_output_file(tmp_path / "data.json", outputs.is_profiler_compare_json)  # no error
+    from reports.compare import COLUMNS
+
+    assert set(COLUMNS) == outputs.COMPARE_COLUMNS | outputs.COMPARE_OPTIONAL  # the recogniser knows compare's columns
+    (tmp_path / "data.json").write_text("[]")
+    (tmp_path / "data.html").write_text("<html><head><title>mine</title>")
+    with pytest.raises(UserError, match="data.json: exists and was not written by the profiler"):
+        outputs.check_output_file(tmp_path / "data.json", outputs.is_profiler_compare_json, page=tmp_path / "data.html")
+    (tmp_path / "data.html").write_text(outputs.mark_html("<html><head><title>compare</title>"))
+    outputs.check_output_file(tmp_path / "data.json", outputs.is_profiler_compare_json, page=tmp_path / "data.html")  # no error
 
 
 def test_output_in_a_missing_or_unwritable_directory_is_one_line(run_dir, tmp_path, monkeypatch):

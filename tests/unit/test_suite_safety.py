@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.machinery
+import importlib.metadata
+import importlib.util
 import io
 import os
+import re
+import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from profiler.cli import main
 from profiler.suite.config import load_suite
 from profiler.suite.resolve import resolve_suite
-from profiler.suite.yaml_source import MAX_DEPTH, MAX_NODES, parse_value
-from tests.conftest import ROOT, assert_one_line_error, cli_in_process, run_cli
+from profiler.suite.yaml_source import MAX_DEPTH, MAX_NODES, dump, parse_value
+from tests.conftest import ROOT, cli_in_process, run_cli
 
 TOY_SUITE = """\
 name: s
@@ -109,7 +113,9 @@ class MyWorkload:
         self.p = params
 
     def setup(self, ctx):
-        ctx.declare(output_unit="unit")
+        import safety_setup_helper  # a helper imported only here, in the child
+
+        ctx.declare(output_unit=safety_setup_helper.OUTPUT_UNIT)
 
     def run_once(self, mark):
         for _ in range(self.p.steps):
@@ -121,38 +127,102 @@ class MyWorkload:
 '''
 
 
-def test_module_class_plugin_imports_its_helper_and_its_folder_comes_last(tmp_path, monkeypatch):
-    folder, cwd = tmp_path / "suite", tmp_path / "cwd"
-    cwd.mkdir()
-    plant(folder, "colorsys.py")  # a standard module imported only below: the installed one must win
+def module_class_suite(folder: Path) -> Path:
+    """A module:Class plugin (a helper imported at module level, another in setup()) and a plugin package with
+    submodules (a top-level helper of its own), beside a suite that names both."""
     (folder / "safety_plugin.py").write_text(PLUGIN)
     (folder / "safety_helper.py").write_text("STEPS = 3\n")
-    (folder / "suite.yaml").write_text(TOY_SUITE + "  - {name: mine, type: 'safety_plugin:MyWorkload'}\n")
+    (folder / "safety_setup_helper.py").write_text("OUTPUT_UNIT = 'unit'\n")
+    package = folder / "safety_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import parts\n")
+    (package / "parts.py").write_text("import safety_pkg_helper\n\nSTEPS = safety_pkg_helper.STEPS\n")
+    (package / "work.py").write_text(
+        "from safety_plugin import MyWorkload\n\nfrom .parts import STEPS\n\n\nclass PkgWorkload(MyWorkload):\n"
+        "    class Params(MyWorkload.Params):\n        steps: int = STEPS\n"
+    )
+    (folder / "safety_pkg_helper.py").write_text("STEPS = 2\n")
+    suite = folder / "suite.yaml"
+    suite.write_text(TOY_SUITE + "  - {name: mine, type: 'safety_plugin:MyWorkload'}\n  - {name: pkg, type: 'safety_pkg.work:PkgWorkload'}\n")
+    return suite
+
+
+OPTIONAL = ("dill.py", "pytz.py", "cuda.py", "org.py", "torchcomms.py", "triton.py", "numexpr.py", "workloads/__init__.py", "reports/__init__.py")
+"""Modules torch and pandas try when present (`try: import dill`), and the profiler's own packages."""
+
+
+@pytest.fixture
+def own_imports(monkeypatch):
+    """sys.meta_path and sys.path as they were after the test, and the test's plugin modules forgotten."""
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in [n for n in sys.modules if n.startswith("safety_")]:
+        del sys.modules[name]
+
+
+def test_module_class_plugin_and_its_helpers_import_but_nothing_else_beside_it(tmp_path, monkeypatch, own_imports):
+    folder, cwd = tmp_path / "suite", tmp_path / "cwd"
+    cwd.mkdir()
+    plant(folder, "colorsys.py", "planted_probe.py")  # colorsys: a standard module imported only below
+    plant(cwd, "planted_probe_cwd.py")
+    suite = module_class_suite(folder)
     monkeypatch.chdir(cwd)
-    for name in ("safety_plugin", "safety_helper", "colorsys"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    resolved = resolve_suite(str(folder / "suite.yaml"))
-    assert resolved.workloads[1].params.steps == 3
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    before = list(sys.path)
+    resolved = resolve_suite(str(suite))
+    assert [w.params.steps for w in resolved.workloads[1:]] == [3, 2]
     assert resolved.plugin_paths == [str(folder), str(cwd)]
-    assert sys.path[-2:] == resolved.plugin_paths  # appended, suite folder first, after everything installed
-    assert Path(importlib.import_module("colorsys").__file__).parent != folder
-    assert markers(folder) == []
-    for name in ("safety_plugin", "safety_helper"):
-        sys.modules.pop(name, None)
+    assert sys.path == before  # nothing put on sys.path
+    assert Path(importlib.import_module("colorsys").__file__).parent != folder  # the installed one wins
+    for name in ("planted_probe", "planted_probe_cwd"):  # code outside the folders (this test) finds nothing there
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
+        assert importlib.util.find_spec(name) is None
+    assert Path(sys.modules["safety_helper"].__file__).parent == folder
+    assert markers(folder) == markers(cwd) == []
 
 
-def test_folder_that_would_hide_an_editable_install_is_refused(tmp_path):
-    """Under `pip install -e`, an import hook finds `reports`: even an appended folder named `reports` would hide it."""
-    elsewhere = [p for p in sys.path if os.path.realpath(p or ".") != str(ROOT)]
-    if importlib.machinery.PathFinder.find_spec("reports", elsewhere) is not None:
-        pytest.skip("reports is installed on sys.path (not editable): nothing beside a suite can hide it")
-    (tmp_path / "safety_plugin.py").write_text(PLUGIN)
-    (tmp_path / "safety_helper.py").write_text("STEPS = 3\n")
-    (tmp_path / "reports").mkdir()  # an output folder, say
-    (tmp_path / "suite.yaml").write_text(TOY_SUITE + "  - {name: mine, type: 'safety_plugin:MyWorkload'}\n")
-    result = run_cli("validate", "suite.yaml", cwd=tmp_path, env={"PYTHONPATH": ""})
-    assert_one_line_error(result, "reports", "would hide the installed 'reports'")
+def test_module_class_suite_runs_its_helpers_and_nothing_a_library_probes_for(tmp_path):
+    """Real processes: `validate` (pandas tries pytz, numexpr) and a run (the child's torch tries dill, triton, ...),
+    with those lying beside the suite and in the working directory, and a `reports/` and `workloads/` there too."""
+    folder, cwd = tmp_path / "suite", tmp_path / "cwd"
+    cwd.mkdir()
+    plant(folder, *OPTIONAL)
+    plant(cwd, *OPTIONAL)
+    suite = module_class_suite(folder)
+    env = {"PYTHONPATH": ""} if _installed() else None  # then an import hook (an editable install) may find reports/
+    validated = run_cli("validate", suite, cwd=cwd, env=env)
+    assert validated.returncode == 0, validated.stderr
+    one = folder / "one.yaml"  # one child (each imports torch): the package plugin, whose base class is the module
+    one.write_text(TOY_SUITE.replace("type: toy, params: {steps: 1, first_s: 0, step_s: 0}", "type: 'safety_pkg.work:PkgWorkload'"))
+    ran = run_cli("run", one, "-o", tmp_path / "runs", "--no-report", cwd=cwd, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert markers(folder) == markers(cwd) == []
+
+
+def _installed() -> bool:
+    """Whether the profiler is installed (pip install, editable or not), so it imports without this checkout on PYTHONPATH."""
+    try:
+        importlib.metadata.distribution("ml-workload-profiler")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_console_script_takes_the_working_directory_off_an_empty_pythonpath_component(tmp_path):
+    """The `profiler` command as pip writes it, with `PYTHONPATH=:ROOT` (an empty component puts the working directory
+    on sys.path at startup): a yaml.py there is not imported. pyproject.toml declares the command."""
+    plant(tmp_path, "yaml.py", "pydantic.py")
+    (tmp_path / "suite.yaml").write_text(TOY_SUITE)
+    script = tmp_path / "bin" / "profiler"
+    script.parent.mkdir()
+    script.write_text("import re\nimport sys\nfrom profiler.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep + str(ROOT)}
+    result = subprocess.run([sys.executable, str(script), "validate", "suite.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert markers(tmp_path) == []
+    assert re.search(r'^\[project\.scripts\]\n(?:#.*\n)*profiler = "profiler\.cli:main"$', (ROOT / "pyproject.toml").read_text(), re.M)
 
 
 # ---------------------------------------------------------------- hostile YAML
@@ -240,8 +310,62 @@ def test_yaml_1_2_floats_and_quoted_strings(tmp_path):
     params = resolved.workloads[0].params
     assert resolved.suite.name == "1e3"
     assert (params.first_s, params.step_s, params.step_growth_s) == (0.001, 0.001, 0.0005)
-    assert [parse_value(v) for v in ("5e-324", "1E6", "+2.5e3", ".5e1", "1.0e+3", "1_000", "1.5")] == [5e-324, 1e6, 2500.0, 5.0, 1000.0, 1000, 1.5]
+    assert [parse_value(v) for v in ("5e-324", "1E6", "+2.5e3", ".5e1", "1.0e+3", "+.5", "1.5")] == [5e-324, 1e6, 2500.0, 5.0, 1000.0, 0.5, 1.5]
     assert [parse_value(v) for v in ("'1e3'", '"1e-3"', "1e3x", "e3", "1e")] == ["1e3", "1e-3", "1e3x", "e3", "1e"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        *[("010", 10), ("-010", -10), ("0777", 777), ("+5", 5), ("0o10", 8), ("0x1F", 31), ("!!int 010", 10)],  # YAML 1.1: 8, 511
+        *[("1_000", "1_000"), ("0b11", "0b11"), ("1:00", "1:00"), ("0X1F", "0X1F"), ("0o9", "0o9")],  # 1.1: 1000, 3, 60, 31
+        *[("1_0.5", "1_0.5"), ("1:30.5", "1:30.5"), (".inf", float("inf")), ("-.Inf", float("-inf")), ("!!float 5", 5.0)],
+        *[("true", True), ("True", True), ("TRUE", True), ("false", False), ("False", False), ("FALSE", False)],
+        *[("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"), ("Y", "Y"), ("tRUE", "tRUE"), ("=", "=")],  # 1.1: booleans
+        *[("~", None), ("null", None), ("Null", None), ("NULL", None), ("", None), ("nULL", "nULL"), ("'010'", "010"), ('"yes"', "yes")],
+    ],
+)
+def test_yaml_1_2_core_schema_ints_booleans_and_null(text, value):
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_yaml_1_1_forms_in_a_suite_and_in_set_are_refused_by_type(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(TOY_SUITE.replace("steps: 1,", "steps: 010,"))
+    assert resolve_suite(str(suite)).workloads[0].params.steps == 10
+    refused(*cli("validate", str(suite), "--set", "workloads.0.params.steps=1:00"), "--set workloads.0.params.steps=1:00", "valid integer")
+    refused(*cli("validate", str(suite), "--set", "workloads.0.params.steps=1_000"), "workloads[0].params.steps", "valid integer", "'1_000'")
+    refused(*cli("validate", str(suite), "--set", "measure.count_work=on"), "measure.count_work", "valid boolean", "'on'")
+    suite.write_text(TOY_SUITE.replace("count_work: false", "count_work: yes"))
+    refused(*cli("validate", str(suite)), "suite.yaml:3: measure.count_work", "valid boolean", "'yes'")
+    suite.write_text(TOY_SUITE.replace("steps: 1,", "steps: !!int 0b11,"))
+    refused(*cli("validate", str(suite)), "suite.yaml:5: malformed YAML: cannot read '0b11' as int", "0o octal or 0x hexadecimal")
+
+
+def test_dump_quotes_what_either_yaml_would_type():
+    data = {"s": ["0o10", "+.5", "1e3", "yes", "010", "1_000", "on", "x", "=", ""], "n": [1, 1.5, True, None, float("inf")]}
+    text = dump(data)
+    assert parse_value(text) == data and yaml.safe_load(text) == data
+
+
+# ---------------------------------------------------------------- `list` shows every numeric parameter's range
+
+
+def test_list_rows_give_every_numeric_range():
+    from profiler.suite.catalog import describe_params
+    from workloads.toy import ToyWorkload
+
+    rows = {row["name"]: row for row in describe_params(ToyWorkload.Params)}
+    assert rows["steps"]["range"] == "0 to 1,000,000" and rows["steps"]["help"].endswith("Range: 0 to 1,000,000.")
+    assert rows["state_bytes_per_step"]["help"].endswith("Range: 0 to 1,099,511,627,776 (2^40).")
+    assert rows["first_s"]["range"] == "0 to 60" and "Range" not in rows["first_s"]["help"]  # its help states it already
+    from workloads.multimodal_stream import MultimodalStream
+
+    rows = {row["name"]: row for row in describe_params(MultimodalStream.Params)}
+    assert rows["camera_resolution"]["range"] == "each 1 to 8,192"
+    assert rows["context.sink_tokens"]["help"].endswith("Range: 0 to 10,000.")
+    numeric = [row for row in rows.values() if re.match(r"(int|float)( \| None)?$|list\[Annotated\[(int|float)", row["type"])]
+    assert numeric and all(row["range"] not in ("", "any") for row in numeric)
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,7 @@ def test_an_unknown_header_is_described_never_quoted(tmp_path):
     assert SECRET not in line
 
 
-def test_other_errors_quote_no_more_than_a_short_value_of_a_recognised_column(tmp_path):
+def test_other_errors_never_quote_a_field_of_the_file(tmp_path):
     for text, needle in [
         (azure(f"2023-11-16 18:15:46,7,5,{SECRET}"), "more fields than the header"),
         (azure("2023-11-16 18:15:46,7,5", f"2023-11-16 18:15:47,7,5,{SECRET},x"), "line 3 has 5 fields, the header 3"),
@@ -199,9 +199,14 @@ def test_other_errors_quote_no_more_than_a_short_value_of_a_recognised_column(tm
         assert SECRET not in line, line
     (tmp_path / "binary").write_bytes(b"\xff\xfe" + SECRET.encode())
     assert SECRET not in assert_refused(tmp_path, str(tmp_path / "binary"), "not UTF-8")
-    long_value = "A" * 200
-    line = assert_refused(tmp_path, write(tmp_path, azure(f"2023-11-16 18:15:46,{long_value},5")), "ContextTokens", "not a number")
-    assert "A" * 24 in line and "A" * 25 not in line
+    for text, needle in [
+        (azure(f"2023-11-16 18:15:46,{SECRET},5"), "ContextTokens is text of 20 characters, not a number"),
+        (azure(f"{SECRET},7,5"), "cannot parse TIMESTAMP (text of 20 characters)"),
+        (burstgpt((SECRET, "7")), "cannot parse Timestamp (text of 20 characters)"),
+        (azure("9999-01-01 00:00:00,7,5"), "TIMESTAMP in year 9999 is outside"),
+    ]:
+        line = assert_refused(tmp_path, write(tmp_path, text), needle)
+        assert SECRET not in line, line
 
 
 def test_a_trace_rewritten_in_place_is_parsed_again_not_served_from_the_kept_table(tmp_path):
