@@ -27,7 +27,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import EXIT_USAGE, UserError, one_line
 
@@ -405,7 +405,7 @@ def _check_ancestor(out: Path) -> None:
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
 
-    from .console import ProgressListener, differences_table, plain, summary_notes, summary_table
+    from .console import ProgressListener, plain
     from .run.device import resolve_device
     from .run.runner import SuiteRunner
     from .run.supervisor import SilentListener
@@ -446,6 +446,27 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 f"error: the profiler itself failed ({type(exc).__name__}: {str(exc)[:200]}); this is a bug: the traceback is in "
                 f"{run_dir / 'run.json'}; everything measured before it is kept and reported"
             )
+    try:
+        code = _close_run(args, run_dir, resolved.suite.seed, console, interrupted)
+    except Interrupted:  # the run is settled on disk (run.json says how it ended): only the report is missing
+        print(
+            one_line(
+                f"interrupted while the report was written: the run itself is kept in {run_dir} (its run.json says how it ended); "
+                f"write its report with: python -m profiler report {run_dir}"
+            ),
+            file=sys.stderr,
+        )
+        return 128 + (_SIGNAL_RECEIVED[-1] if _SIGNAL_RECEIVED else signal.SIGINT)
+    if failure:
+        print(failure, file=sys.stderr)
+        return code if code is not None else 1
+    return code if code is not None else 0
+
+
+def _close_run(args: argparse.Namespace, run_dir: Path, seed: int, console: Any, interrupted: bool) -> int | None:
+    """The summary table, the report (or differences.json) and the closing lines of a run; its exit status, or None
+    when the caller decides (a profiler failure)."""
+    from .console import differences_table, plain, summary_notes, summary_table
     from .rundir import load_run
 
     run = load_run(run_dir)
@@ -456,7 +477,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.no_report:
         from reports.differences import differences, write_differences
 
-        write_differences(run_dir, differences(run, seed=resolved.suite.seed))
+        write_differences(run_dir, differences(run, seed=seed))
     else:
         from reports.html_report import write_report
 
@@ -470,14 +491,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if interrupted:
         console.print("interrupted: the run directory is marked interrupted; what was measured is kept")
         return 128 + (_SIGNAL_RECEIVED[0] if _SIGNAL_RECEIVED else signal.SIGINT)
-    if failure:
-        print(failure, file=sys.stderr)
-        return 1
     failed = [w for w in run.workloads.values() if w.status != "ok"]
     for w in failed:  # one line each on stderr: a CI log shows why the run exits 1
         where = f" in {w.summary.error.phase}: {w.summary.error.reason}" if w.summary.error else ""
-        print(one_line(f"failed: {w.name}: {w.status}{where} (everything measured is kept: {w.path})"), file=sys.stderr)
-    return 1 if failed else 0
+        output = f"; its stderr: {w.path / 'stderr.log'}" if (w.path / "stderr.log").is_file() else ""
+        print(one_line(f"failed: {w.name}: {w.status}{where} (everything measured is kept: {w.path}{output})"), file=sys.stderr)
+    return 1 if failed else None
 
 
 COMMANDS = {

@@ -27,12 +27,14 @@ A run directory may come from anywhere, so it is read defensively, in one place:
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
@@ -44,7 +46,7 @@ from .files import UnreadableFile, os_problem, read_bounded
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
-from .runmodel import SCHEMA_VERSION, Calibration, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
+from .runmodel import SCHEMA_VERSION, Calibration, ErrorInfo, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
 from .tables import TABLES
 
 RUN_JSON = "run.json"
@@ -61,7 +63,7 @@ defaults filled in and its sweeps written out, a few hundred bytes per point."""
 MISSING_WHY = {
     Status.PENDING: "the run stopped before this workload started",
     Status.RUNNING: "the workload was running when its profiler stopped",
-    Status.NOT_FINISHED: "the profiler failed while this workload ran",
+    Status.NOT_FINISHED: "the profiler failed or was cut off while this workload ran",
 }
 
 
@@ -340,7 +342,8 @@ def _workload(root: Path, k: int, raw: Any, version: int, info: RunInfo, problem
     wproblems: list[str] = []
     if not _inside(wdir, root, wproblems, f"{where}.dir {shown(entry.dir)!r}", unread="the workload is not read"):
         return WorkloadRun(entry.name, wdir, _placeholder(entry, info), None, wproblems, root, readable=False)
-    summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems, entry.status, root) or _placeholder(entry, info)
+    status = Status.NOT_FINISHED if entry.status == Status.RUNNING and profiler_process(info) == "gone" else entry.status
+    summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems, status, root) or _placeholder(entry, info)
     error = _read_json(wdir / ERROR_JSON, wproblems, missing_ok=True, root=root)
     return WorkloadRun(entry.name, wdir, summary, error, wproblems, root)
 
@@ -375,8 +378,31 @@ def _read_summary(path: Path, version: int, problems: list[str], status: Status,
 
 
 def _placeholder(entry: RunEntry, info: RunInfo) -> WorkloadSummary:
-    """A workload without a readable summary: its entry's status, nothing measured."""
+    """A workload without a readable summary: its entry's status, nothing measured. One left `running` by a profiler
+    that is gone was cut off: not finished, with that reason."""
+    if entry.status == Status.RUNNING and profiler_process(info) == "gone":
+        error = ErrorInfo(phase="unknown", reason=CUT_OFF.format(pid=info.profiler_pid))
+        return WorkloadSummary(name=entry.name, type=entry.type, plugin="unknown", status=Status.NOT_FINISHED, device=info.device, seed=0, error=error)
     return WorkloadSummary(name=entry.name, type=entry.type, plugin="unknown", status=entry.status, device=info.device, seed=0)
+
+
+CUT_OFF = (
+    "cut off: its profiler (pid {pid}) stopped while it ran without closing the run (killed, e.g. by SIGKILL or the "
+    "out-of-memory killer, or the machine stopped); what it wrote before is kept"
+)
+
+
+def profiler_process(info: RunInfo) -> str:
+    """Whether the profiler that wrote a run is still running: "alive", "gone", or "unknown" (another host, or no pid
+    recorded). A pid now running something else (reused) is gone."""
+    pid, host = info.profiler_pid, info.host
+    if pid is None or host != socket.gethostname():
+        return "unknown"
+    try:
+        alive = "profiler" in " ".join(psutil.Process(int(pid)).cmdline())
+    except (psutil.Error, ValueError, OverflowError):
+        alive = False
+    return "alive" if alive else "gone"
 
 
 def _validate(model: Any, data: Any, where: Any, problems: list[str], keep: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> Any:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +131,17 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated("terminated by the parent (SIGTERM)")
 
 
+def _forked_copy() -> None:
+    """In a copy of the child made by the workload's own os.fork: signals back to their defaults, so that stopping the
+    copy (run/processes.py: end_group) ends it rather than running the child's cleanup, which would write its record
+    over the child's own."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(signum, signal.SIG_DFL)
+        except ValueError:  # forked from another thread than the main one: the handlers stay, and so does the risk
+            pass
+
+
 def _restore_spawn_env() -> None:
     """Put back the environment variables the supervisor changed only to start this process (supervisor.py,
     spawn_without_working_directory), so the workload's own processes see the user's environment."""
@@ -141,11 +155,19 @@ def _restore_spawn_env() -> None:
             os.environ[name] = value
 
 
-def child_entry(spec: ChildSpec, queue: Any) -> None:
-    """Spawn target. SIGTERM becomes an exception, so a workload stopped from outside still
-    flushes its spans and records where it was; only SIGKILL (or a hang inside native code that
-    outlasts the parent's grace) loses the last batch."""
+def child_entry(spec: ChildSpec, queue: Any, output: dict[str, Any] | None = None) -> None:
+    """Spawn target. The child leaves the parent's process group and dies with the parent (run/processes.py); its
+    stdout and stderr go to the parent's capped files (`output`, run/output.py). SIGTERM becomes an exception, so a
+    workload stopped from outside still flushes its spans and records where it was; only SIGKILL (or a hang inside
+    native code that outlasts the parent's grace) loses the last batch."""
+    from .output import redirect_into
+    from .processes import enter_own_group
+
+    enter_own_group()
+    if output is not None:
+        redirect_into(output)
     signal.signal(signal.SIGTERM, _raise_terminated)
+    os.register_at_fork(after_in_child=_forked_copy)
     _restore_spawn_env()
     # Library warnings (e.g. one per fallback kernel) would flood the progress display; workloads
     # that need them capture them in setup and report them through ctx.warn.
@@ -206,6 +228,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
         state.fail(exc)
     finally:
+        if os.getpid() != state.info["pid"]:  # a copy made by the workload's own fork: the record is the child's alone
+            os._exit(1)
         if recorder is not None:
             _flush_quietly(recorder, state.info)
         if workload is not None:
@@ -217,11 +241,12 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         state.close()
         if isinstance(recorder, CudaSpanRecorder):
             state.info["phase_memory"] = recorder.phase_memory
-        _write_quietly(workdir / CHILD_JSON, state.info)
-        if state.error is not None:
-            _write_quietly(workdir / ERROR_JSON, state.error)
-        # also through the queue: on a full disk the files above may be missing, the parent still knows
-        state.report("done", ok=state.error is None, error=state.error, info=state.info)
+        with _stop_held():
+            _write_quietly(workdir / CHILD_JSON, state.info)
+            if state.error is not None:
+                _write_quietly(workdir / ERROR_JSON, state.error)
+            # also through the queue: on a full disk the files above may be missing, the parent still knows
+            state.report("done", ok=state.error is None, error=state.error, info=state.info)
     return 0 if state.error is None else 1
 
 
@@ -342,6 +367,22 @@ def describe_error(stage: str, exc: BaseException) -> dict[str, Any]:
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         reason = f"out of memory: {reason}"
     return {"phase": stage, "reason": reason.splitlines()[0][:500], "type": type(exc).__name__, "traceback": format_exception(exc)}
+
+
+@contextmanager
+def _stop_held() -> Iterator[None]:
+    """SIGTERM held while the child writes its record: a stop that arrives then (the parent stopping a child that is
+    already ending) is dropped, so child.json is never cut short. SIGKILL, 5 s after SIGTERM, still ends it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # discards one that arrived meanwhile
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _write_quietly(path: Path, obj: dict[str, Any]) -> None:

@@ -57,6 +57,7 @@ def finish_workload(
         error = settle_error(workdir, watch)
     if watch.sampler_error:
         problems.append(watch.sampler_error)
+    problems.extend(process_problems(watch))
     outcome = workload_outcome(
         w,
         device,
@@ -160,6 +161,20 @@ def settle_error(workdir: Path, watch: ChildWatch) -> dict[str, Any] | None:
         error["reason"] = f"{watch.killed_reason}; {error['reason']}"
         atomic_write_json(workdir / ERROR_JSON, error)
     return error
+
+
+def process_problems(watch: ChildWatch) -> list[str]:
+    """What the workload's processes left: its own processes stopped after it ended, output cut at its cap."""
+    problems = []
+    if watch.left_behind:
+        problems.append(
+            f"{len(watch.left_behind)} process(es) the workload started were still running after it ended and were stopped "
+            f"(nothing else is measured beside them): {'; '.join(watch.left_behind[:5])}" + (" ..." if len(watch.left_behind) > 5 else "")
+        )
+    problems.extend(p for p in (record.problem() for record in watch.output) if p)
+    if watch.output_error:
+        problems.append(watch.output_error)
+    return problems
 
 
 def read_frame_or_empty(path: Path) -> pd.DataFrame:

@@ -26,6 +26,8 @@ from ..measure.sampler import SAMPLE_SCHEMA, ProcessSampler
 from ..measure.store import SAMPLES, PartWriter
 from ..suite.config import MeasureConfig
 from .child import ChildSpec, child_entry
+from .output import OutputCapture, StreamRecord
+from .processes import end_group, signals_blocked
 
 GPU_READINGS = (*GPU_COLUMNS, "gpu_other_processes")
 """The sampler's GPU columns and the count of other processes on the GPU (contention): each has a reason when unavailable."""
@@ -68,6 +70,11 @@ class ChildWatch:
     exitcode: int | None = None
     sampler_error: str | None = None
     wall_s: float = 0.0
+    left_behind: list[str] = field(default_factory=list)
+    """The workload's own processes still running after its child ended, which the supervisor stopped (run/processes.py)."""
+    output: list[StreamRecord] = field(default_factory=list)
+    """What the workload wrote to stdout and stderr (run/output.py: kept in stdout.log and stderr.log)."""
+    output_error: str | None = None
 
     def limit_s(self, measure: MeasureConfig) -> tuple[float, str]:
         """How long the current stage may go without progress, and the setting that says so."""
@@ -76,18 +83,27 @@ class ChildWatch:
         return measure.max_seconds + measure.hang_grace_s, "max_seconds + hang_grace_s"
 
     def exit_reason(self) -> str | None:
-        """Why the child failed when it recorded no error itself (killed, hung, crashed), else None."""
+        """Why the child failed when it recorded no error itself (killed, hung, crashed, or ended without reporting its
+        end: its last act is to report it, run/child.py: child_main), else None."""
         if self.killed_reason:
             return self.killed_reason
-        if self.exitcode == 0:
-            return None
         if self.exitcode is None:
             return "the child did not exit"
         if self.exitcode < 0:
             sig = signal.Signals(-self.exitcode).name
-            return f"killed by {sig}" + (" (possibly the kernel's out-of-memory killer)" if sig == "SIGKILL" else "")
+            return f"killed by {sig} in phase '{self.stage}'" + (" (possibly the kernel's out-of-memory killer)" if sig == "SIGKILL" else "")
+        if not self.done:
+            return (
+                f"the child exited with status {self.exitcode} in phase '{self.stage}' without reporting its end (os._exit, or a "
+                "library ending the process); what it wrote before is kept"
+            )
+        if self.exitcode == 0:
+            return None
         return f"the child exited with status {self.exitcode} without recording an error"
 
+
+SAMPLE_FLUSH_S = 1.0
+"""The sampler's rows reach disk at least this often: a profiler killed with SIGKILL loses at most this much of them."""
 
 SPAWN_ENV_MARK = "PROFILER_SPAWN_ENV"
 """Set while a child starts: the environment variables the supervisor changed, as JSON {name: value or null}."""
@@ -119,13 +135,13 @@ def spawn_without_working_directory() -> Iterator[None]:
 class ChildSupervisor:
     """Runs one ChildSpec in a spawned process with the sampler on its pid; returns its ChildWatch."""
 
-    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener, sample_flush_s: float | None = None) -> None:
+    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener, sample_flush_s: float = SAMPLE_FLUSH_S) -> None:
         self.nvml = nvml
         self.device = device
         self.measure = measure
         self.listener = listener
         self.sample_flush_s = sample_flush_s
-        """Write the sampler's rows every this many seconds (a cluster worker ships parts as they come); None: in 8192-row parts."""
+        """Write the sampler's rows at least every this many seconds (a cluster worker ships parts as they come)."""
 
     def run(self, spec: ChildSpec) -> ChildWatch:
         """Spawn, watch until the child exits or is stopped, then stop the sampler. A Ctrl-C stops
@@ -133,26 +149,36 @@ class ChildSupervisor:
         measured loop had completed); the caller re-raises it after saving."""
         watch = ChildWatch(spec.name, gpu_unavailable=self._gpu_unavailable_default())
         ctx = mp.get_context("spawn")
-        with spawn_without_working_directory():
-            queue = ctx.Queue()  # may start multiprocessing's resource tracker, a `python -c` process too
-            proc = ctx.Process(target=child_entry, args=(spec, queue), name=f"profiler-{Path(spec.workdir).name}")
-            proc.start()
-        if spec.cores:  # pinned before the sampler reads its cores: contention is measured on the cores it was given
-            os.sched_setaffinity(proc.pid, spec.cores)
-        writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
-        sampler = ProcessSampler(proc.pid, self.measure.sample_hz, writer, flush_every_s=self.sample_flush_s)
-        sampler.start()
+        output = OutputCapture(Path(spec.workdir))
+        proc = sampler = None
         try:
+            # SIGINT held while the child starts: until it has its own process group a terminal's Ctrl-C would reach it
+            with spawn_without_working_directory(), signals_blocked():
+                queue = ctx.Queue()  # may start multiprocessing's resource tracker, a `python -c` process too
+                proc = ctx.Process(target=child_entry, args=(spec, queue, output.child_ends), name=f"profiler-{Path(spec.workdir).name}")
+                proc.start()
+            output.started()
+            if spec.cores:  # pinned before the sampler reads its cores: contention is measured on the cores it was given
+                os.sched_setaffinity(proc.pid, spec.cores)
+            writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
+            sampler = ProcessSampler(proc.pid, self.measure.sample_hz, writer, flush_every_s=self.sample_flush_s)
+            sampler.start()
             self._watch(proc, queue, sampler, watch)
         except KeyboardInterrupt:
             watch.interrupted = True
             watch.killed_reason = f"interrupted by the user during phase '{watch.stage}'"
-            _stop(proc)
+            if proc is not None:
+                _stop(proc)
         finally:
-            proc.join(timeout=10)
-            sampler.stop()
-        watch.exitcode = proc.exitcode
-        watch.sampler_error = sampler.error
+            if proc is not None:
+                proc.join(timeout=10)
+                watch.left_behind = end_group(proc.pid)
+            if sampler is not None:
+                sampler.stop()
+            watch.output = output.finish()
+            watch.output_error = output.error
+        watch.exitcode = proc.exitcode if proc is not None else None
+        watch.sampler_error = sampler.error if sampler is not None else None
         watch.wall_s = time.monotonic() - watch.started
         return watch
 

@@ -4,12 +4,10 @@ profiler that may have died)."""
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime
 from typing import Any
 
-import psutil
-
+from profiler.rundir import profiler_process
 from profiler.runmodel import CONTENTION_RULE, ErrorInfo, RunInfo, RunStatus, Status
 
 from ..context import ReportContext
@@ -77,19 +75,16 @@ def run_alert(info: RunInfo) -> dict[str, Any] | None:
 
 
 def running_note(info: RunInfo) -> str:
-    """What a run.json still saying `running` means: in progress, or a profiler that died."""
-    pid, host = info.profiler_pid, info.host
-    if pid is None or host != socket.gethostname():
+    """What a run.json still saying `running` means: in progress, or a profiler that died (cut off)."""
+    state = profiler_process(info)
+    if state == "unknown":
+        host = info.host
         return f"The run says running: it is in progress{f' on {host}' if host else ''}, or its profiler process died without closing it."
-    try:
-        alive = "profiler" in " ".join(psutil.Process(int(pid)).cmdline())  # a reused pid runs something else
-    except (psutil.Error, ValueError):
-        alive = False
-    if alive:
-        return f"The run is in progress (profiler pid {pid}): this report shows what was measured so far."
+    if state == "alive":
+        return f"The run is in progress (profiler pid {info.profiler_pid}): this report shows what was measured so far."
     return (
-        f"The run never finished: its profiler process (pid {pid}) is gone without closing it (killed, e.g. by SIGKILL or "
-        "the out-of-memory killer, or the machine stopped). What was measured is shown."
+        f"The run was cut off: its profiler process (pid {info.profiler_pid}) is gone without closing it (killed, e.g. by SIGKILL "
+        "or the out-of-memory killer, or the machine stopped). What was measured before is shown."
     )
 
 

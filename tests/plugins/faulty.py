@@ -23,8 +23,10 @@ class Faulty:
 
     class Params(BaseParams):
         fail_in: Literal["setup", "run_once", "teardown", "nowhere"] = "run_once"
-        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full"] = "raise"
+        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full", "exit", "orphan", "flood"] = "raise"
         ok_iters: int = Field(3, ge=0)
+        exit_status: int = Field(0, ge=0, le=255)
+        flood_bytes: int = Field(20_000_000, ge=0)
         step_s: float = Field(0.01, ge=0)
 
     def __init__(self, params: Faulty.Params) -> None:
@@ -47,6 +49,23 @@ class Faulty:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
             self.p = self.p.model_copy(update={"fail_in": "nowhere"})  # then carry on as if nothing happened
+            return
+        if self.p.mode == "exit":  # ends the process without unwinding: no finally, no child.json
+            os._exit(self.p.exit_status)
+        if self.p.mode in ("orphan", "flood"):
+            if self.p.mode == "orphan":  # a process of its own, left running; and a forked copy of itself, asleep
+                import subprocess
+
+                subprocess.Popen(["sleep", "600"])
+                if os.fork() == 0:
+                    time.sleep(600)
+                    os._exit(0)
+            else:
+                line = b"x" * 999 + b"\n"
+                for _ in range(self.p.flood_bytes // len(line)):
+                    os.write(1, line)
+                print("the last line of the flood", flush=True)
+            self.p = self.p.model_copy(update={"fail_in": "nowhere"})
             return
         while True:  # hang
             time.sleep(0.05)
