@@ -144,7 +144,7 @@ def test_the_profiler_killed_takes_its_children_and_report_says_cut_off(tmp_path
     assert "The run was cut off" in page and "was running when its profiler stopped" not in page
 
 
-SHORT = SUITE.split("workloads:")[0].replace("child-faults", "short") + 'workloads:\n  - {name: toy, type: toy, params: {steps: 3}}\n'
+SHORT = SUITE.split("workloads:")[0].replace("child-faults", "short") + "workloads:\n  - {name: toy, type: toy, params: {steps: 3}}\n"
 
 
 def test_ctrl_c_to_the_whole_group_loses_no_child_record(tmp_path):
