@@ -203,8 +203,8 @@ def build_summary(
     unavailable.update(outcome.gpu_unavailable)
     if child.get("flush_error"):
         problems.append(
-            f"spans could not be written ({child['flush_error']}): the batch held in memory at the failure "
-            "(at most about one second of spans) is lost; every earlier batch is on disk"
+            f"spans could not be written as a part at the end ({child['flush_error']}): each iteration's spans went to "
+            "spans.journal as it ended, and the run read back what the journal holds (the line on spans.journal says how many)"
         )
 
     summary.operator_mix, why = guarded("the operator mix analysis", lambda: _opmix(passes, summary, child)) or (None, "its analysis failed (see problems)")
@@ -333,7 +333,8 @@ def contention(samples: pd.DataFrame, stages: list[Stage], child: dict[str, Any]
     out.gpu_other_processes_max = int(gpu.max()) if not gpu.empty else None
     reasons = []
     if out.other_cpu_cores_median >= CONTENDED_CORES:
-        reasons.append(f"other processes used {out.other_cpu_cores_median:.2f} of its {len(out.cores) or '?'} cores (median)")
+        cores = f"its {len(out.cores)} cores" if out.cores else "the cores it ran on"
+        reasons.append(f"other processes used {out.other_cpu_cores_median:.2f} of {cores} (median)")
     if (out.steal_cores_median or 0.0) >= CONTENDED_STEAL_CORES:
         reasons.append(f"the hypervisor stole {out.steal_cores_median:.2f} of a core (median)")
     if out.gpu_other_processes_max:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .progress import note_span_end
+
 PREFIX = "phase::"
 CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
     ("attention", re.compile(r"scaled_dot_product|flash_attention|efficient_attention|_attention|softmax")),
@@ -68,6 +70,7 @@ class TraceSpan:
 
     def __exit__(self, *exc: Any) -> bool:
         self._rf.__exit__(*exc)
+        note_span_end()
         return False
 
 

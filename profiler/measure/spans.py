@@ -19,6 +19,7 @@ import traceback
 from typing import Any
 
 from ..plugin import ITERATION  # the reserved phase: the runner's span around each run_once
+from .progress import SpanClock
 from .store import PartWriter
 
 _now = time.monotonic_ns
@@ -113,6 +114,8 @@ class SpanRecorder:
         self.resolve_device_times()
         ordered = sorted(self.closed, key=lambda s: s.start_ns)  # index = order of start
         rows = [self._row(s, i) for i, s in enumerate(ordered)]
+        if ordered:
+            SpanClock.last_end_ns = max(SpanClock.last_end_ns, max(s.end_ns for s in ordered))
         self.closed.clear()
         self.writer.extend(rows)
         if self.writer.full or time.monotonic() - self._last_flush >= self.flush_every_s:
@@ -121,6 +124,14 @@ class SpanRecorder:
     def flush(self) -> None:
         self.writer.flush()
         self._last_flush = time.monotonic()
+
+    def last_span_end_ns(self) -> int:
+        """The newest span end, the current iteration's included (read from another thread: SpanWatch), 0 if none."""
+        try:
+            current = self.closed[-1].end_ns if self.closed else 0
+        except IndexError:  # cleared meanwhile by end_iteration
+            current = 0
+        return max(SpanClock.last_end_ns, current)
 
     def resolve_device_times(self) -> None:
         """CPU spans have no device time."""

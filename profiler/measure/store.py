@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..files import UnreadableFile, file_kind, open_regular, read_bounded, size_text
+from .journal import Journal, journal_path, read_frames
 
 SPANS = "spans"
 SAMPLES = "samples"
@@ -271,21 +272,33 @@ def new_run_dir(root: str | Path, suite_name: str) -> Path:
 
 
 class PartWriter:
-    """Buffer rows of one table and write them as numbered, complete parquet part files."""
+    """Buffer rows of one table and write them as numbered, complete parquet part files. With `journal`, each batch
+    given to `extend` is also appended to a journal file at once (measure/journal.py), so that a process that dies
+    loses none of it; `close` removes the journal once every row is in a part."""
 
-    def __init__(self, directory: str | Path, name: str, max_rows: int = 8192, schema: pa.Schema | None = None) -> None:
+    def __init__(self, directory: str | Path, name: str, max_rows: int = 8192, schema: pa.Schema | None = None, journal: bool = False) -> None:
         self.directory = Path(directory)
         self.schema = schema
         self.name = name
         self.max_rows = max_rows
         self.rows: list[dict[str, Any]] = []
         self.parts_written = len(list(self.directory.glob(f"{name}.part-*.parquet")))
+        self.journal = Journal(journal_path(self.directory, name)) if journal else None
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
 
     def extend(self, rows: list[dict[str, Any]]) -> None:
         self.rows.extend(rows)
+        if self.journal is not None and rows:
+            self.journal.append(self.parts_written, rows)
+
+    def close(self) -> None:
+        """Flush, then remove the journal (it holds nothing a part does not)."""
+        self.flush()
+        if self.journal is not None:
+            self.journal.close(remove=True)
+            self.journal = None
 
     @property
     def full(self) -> bool:
@@ -298,6 +311,25 @@ class PartWriter:
         atomic_write_table(self.directory / f"{self.name}.part-{self.parts_written:06d}.parquet", table)
         self.parts_written += 1
         self.rows = []
+        if self.journal is not None:
+            self.journal.empty()
+
+
+def recover_journal(directory: Path, name: str, schema: pa.Schema | None = None) -> int:
+    """After a child ended: the rows its journal of table `name` still holds (those no part holds) as one more part;
+    the journal is removed. Returns the rows recovered (0 when there was no journal or it held nothing new)."""
+    path = journal_path(Path(directory), name)
+    if not path.exists():
+        return 0
+    existing = {int(p.name.split(".part-")[1].split(".")[0]) for p in Path(directory).glob(f"{name}.part-*.parquet")}
+    rows = [row for tag, frame in read_frames(path) if tag not in existing for row in frame]
+    if rows:
+        writer = PartWriter(directory, name, schema=schema)
+        writer.parts_written = max(existing, default=-1) + 1
+        writer.extend(rows)
+        writer.flush()
+    path.unlink()
+    return len(rows)
 
 
 def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.Table:

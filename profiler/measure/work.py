@@ -29,6 +29,8 @@ import threading
 import time
 from typing import Any
 
+from .progress import note_span_end
+
 NO_TRAFFIC = {
     "view",
     "_unsafe_view",
@@ -121,6 +123,7 @@ class CountingSpan:
         return self
 
     def __exit__(self, *exc: Any) -> bool:
+        note_span_end()
         if not self.counted:
             self.recorder.other_thread_phases.add(self.phase)
             self.recorder.other_thread_event(opened=False)

@@ -90,6 +90,29 @@ class Reporter:
             self.queue.put({"kind": kind, "t": time.monotonic(), **data})
 
 
+SPAN_WATCH_S = 2.0
+"""How often (at most) the child tells the parent that spans have ended since it last did (the parent's hang watch)."""
+
+
+class SpanWatch(threading.Thread):
+    """Every SPAN_WATCH_S: the newest span end (the measured loop's recorder, or the counting and traced passes'), sent
+    to the parent as a `spans` message when it moved. A daemon thread asleep between looks: it costs the measured
+    process one wake-up every two seconds."""
+
+    def __init__(self, recorder: SpanRecorder, report: Reporter, every_s: float = SPAN_WATCH_S) -> None:
+        super().__init__(name="profiler-span-watch", daemon=True)
+        self.recorder, self.report, self.every_s = recorder, report, every_s
+
+    def run(self) -> None:
+        sent = 0
+        while True:
+            time.sleep(self.every_s)
+            last = self.recorder.last_span_end_ns()
+            if last > sent:
+                self.report("spans", last_end_ns=last)
+                sent = last
+
+
 class ChildState:
     """The child's one record of where it is: the current stage, every stage's start and end
     (time.monotonic_ns, the sampler's clock), the info stored in child.json, and the error."""
@@ -200,7 +223,9 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
         torch.set_num_threads(min(spec.threads, len(cores)) if spec.threads else len(cores))
         state.info.update(cpu_affinity=cores, torch_threads=torch.get_num_threads())
-        recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS), state)
+        recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS, journal=True), state)  # each iteration's spans on disk as it ends
+        if queue is not None:  # at least four looks within the shortest hang limit
+            SpanWatch(recorder, state.report, min(SPAN_WATCH_S, (spec.measure["max_seconds"] + spec.measure["hang_grace_s"]) / 4)).start()
 
         state.enter("setup")
         ctx = SetupContextImpl(spec.device, spec.seed, str(workdir))
@@ -398,5 +423,6 @@ def _flush_quietly(recorder: SpanRecorder, info: dict[str, Any]) -> None:
         if recorder.closed:
             recorder.end_iteration()
         recorder.flush()
-    except Exception as exc:  # the error is what matters; report that spans were lost
+        recorder.writer.close()
+    except BaseException as exc:  # the error is what matters (a MemoryError too): the journal keeps the rows for the parent
         info["flush_error"] = f"{type(exc).__name__}: {exc}"

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..load.objective import Objective
-from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json
+from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json, recover_journal
 from ..rundir import SUMMARY_JSON, read_measured
 from ..runmodel import Placement, Status, SweepPoint, WorkloadSummary
 from ..suite.config import MeasureConfig, SuiteConfig
@@ -41,6 +41,15 @@ def finish_workload(
     problems: list[str] = []
     if node is not None:
         atomic_write_json(workdir / NODE_JSON, asdict(node))
+    try:
+        recovered = recover_journal(workdir, SPANS)
+    except Exception as exc:
+        recovered = 0
+        problems.append(f"{SPANS}.journal: unreadable ({type(exc).__name__}: {exc}); the spans it held are lost")
+    if recovered:
+        problems.append(f"{recovered} span(s) read back from the child's journal: it ended before writing them as a part")
+    if w.entry.load is not None:
+        problems.extend(recovered_requests(workdir))
     for name in (SPANS, SAMPLES):
         try:
             merge_parts(workdir, name)
@@ -161,6 +170,22 @@ def settle_error(workdir: Path, watch: ChildWatch) -> dict[str, Any] | None:
         error["reason"] = f"{watch.killed_reason}; {error['reason']}"
         atomic_write_json(workdir / ERROR_JSON, error)
     return error
+
+
+def recovered_requests(workdir: Path) -> list[str]:
+    """The requests of a load whose child died, read back from its journal (run/serve.py: recover_requests)."""
+    from .serve import recover_requests
+
+    try:
+        n = recover_requests(workdir)
+    except Exception as exc:
+        return [f"{REQUESTS}.journal: unreadable ({type(exc).__name__}: {exc}); the requests it held are lost"]
+    if not n:
+        return []
+    return [
+        f"the child ended during its load: {n} ended request(s) read back from its journal (written about once a second); "
+        "requests still in flight or not yet sent then are not recorded"
+    ]
 
 
 def process_problems(watch: ChildWatch) -> list[str]:

@@ -37,6 +37,7 @@ from typing import Any
 
 from ..load.arrivals import LoadConfig, Request, capped_sizes, failed_trace_rows, fit_to_positions, gap_stats, schedule
 from ..load.sender import send_all
+from ..measure.journal import Journal, journal_path, read_frames
 from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
 
@@ -239,6 +240,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
     }
     if not closed and len(requests) > 1:
         facts["scheduled_gaps"] = gap_stats([r.send_s for r in requests])
+    journal = RecordJournal(workdir, request_spans)
     sampler = _Sampler(engine, float(measure.get("sample_hz", 20.0)))
     sampler.start()
     sender = threading.Thread(target=send, name="load-sender", daemon=True)
@@ -275,9 +277,11 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
                     finished_ns=rec.get("finished_ns") or (tokens[-1] if tokens else None),
                 )
                 ended += 1
+                journal.ended(stored)
                 if closed:
                     slots.release()
                 progress(ended, len(requests))
+            journal.write_due()
     except BaseException as exc:
         failure = exc
     finally:
@@ -296,6 +300,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
         facts["engine_sampler_error"] = sampler.error
         with _sigterm_deferred():
             _write(workdir, list(records.values()), list(sampler.rows), request_spans)
+            journal.close()
         if failure is None:
             for rec in records.values():
                 if rec["status"] == "timed_out":
@@ -308,6 +313,51 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
     if failure is not None:
         raise failure
     return facts
+
+
+JOURNAL_EVERY_S = 1.0
+"""Ended requests reach the journal at least this often: a child that dies during a load loses at most about this
+much of them."""
+
+
+class RecordJournal:
+    """The requests that ended, appended to requests.journal about once a second by the collecting thread (never inside
+    an engine's timed work), so that a child that dies mid-load keeps them (measure/journal.py; `recover_requests`).
+    The frame tag says whether the requests' spans are written from them (1) or by the workload itself (0)."""
+
+    def __init__(self, workdir: Path, with_spans: bool) -> None:
+        self.journal = Journal(journal_path(workdir, REQUESTS))
+        self.tag = int(with_spans)
+        self.pending: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def ended(self, record: dict[str, Any]) -> None:
+        self.pending.append(record)
+
+    def write_due(self) -> None:
+        if self.pending and time.monotonic() - self.last >= JOURNAL_EVERY_S:
+            self.journal.append(self.tag, [dict(r) for r in self.pending])
+            self.pending.clear()
+            self.last = time.monotonic()
+
+    def close(self) -> None:
+        """Every record is in requests.parquet: the journal goes."""
+        self.journal.close(remove=True)
+
+
+def recover_requests(workdir: Path) -> int:
+    """After a child that died during its load: requests.parquet (and, where the driver writes them, the requests'
+    spans) from the requests its journal holds; the journal is removed. Returns the requests read back (0: none, or
+    the child wrote requests.parquet itself). The requests in flight or not yet sent when it died are not known."""
+    path = journal_path(workdir, REQUESTS)
+    if not path.exists():
+        return 0
+    frames = read_frames(path)
+    records = list({r["index"]: r for _, frame in frames for r in frame}.values())
+    if records and not (workdir / f"{REQUESTS}.parquet").exists():
+        _write(workdir, records, [], with_spans=bool(frames[0][0]))
+    path.unlink()
+    return len(records) if records else 0
 
 
 @contextmanager

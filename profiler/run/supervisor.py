@@ -67,6 +67,8 @@ class ChildWatch:
     gpu_unavailable: dict[str, str] = field(default_factory=dict)
     done: dict[str, Any] = field(default_factory=dict)
     """The child's last message ("done"): its error and info."""
+    last_span_end_ns: int | None = None
+    """time.monotonic_ns of the newest span end the child reported (a `spans` message: run/child.py, SpanWatch)."""
     exitcode: int | None = None
     sampler_error: str | None = None
     wall_s: float = 0.0
@@ -81,6 +83,12 @@ class ChildWatch:
         if self.stage in SETUP_STAGES:
             return measure.setup_timeout_s, "setup_timeout_s"
         return measure.max_seconds + measure.hang_grace_s, "max_seconds + hang_grace_s"
+
+    def last_span(self) -> str:
+        """When the child's last span ended, in words, for a hang verdict."""
+        if not self.last_span_end_ns:
+            return "no span had ended"
+        return f"the last span ended {(time.monotonic_ns() - self.last_span_end_ns) / 1e9:.0f} s before"
 
     def exit_reason(self) -> str | None:
         """Why the child failed when it recorded no error itself (killed, hung, crashed, or ended without reporting its
@@ -196,7 +204,9 @@ class ChildSupervisor:
                 return
             limit, setting = watch.limit_s(self.measure)
             if time.monotonic() - watch.last_progress > limit:
-                watch.killed_reason = f"hung: no progress for {limit:.0f} s in phase '{watch.stage}' (limit: {setting}); the child was killed"
+                watch.killed_reason = (
+                    f"hung: no progress for {limit:.0f} s in phase '{watch.stage}' (limit: {setting}; {watch.last_span()}); the child was killed"
+                )
                 _stop(proc)
                 return
 
@@ -210,6 +220,8 @@ class ChildSupervisor:
             self.listener.iteration(watch.name, msg["done"], msg["warmup"])
         elif kind == "gpu":
             watch.gpu_unavailable = self._attach_gpu(msg["uuid"], sampler)
+        elif kind == "spans":
+            watch.last_span_end_ns = max(watch.last_span_end_ns or 0, int(msg["last_end_ns"]))
         elif kind == "done":
             watch.stage = "done"
             watch.done = msg

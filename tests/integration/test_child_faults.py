@@ -178,3 +178,56 @@ def test_ctrl_c_while_the_report_is_written_says_what_is_kept(tmp_path, monkeypa
     assert "nothing was measured" not in err
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
     assert run_cli("report", run_dir).returncode == 0
+
+
+SERVING = """\
+name: serving-death
+device: cpu
+measure: {warmup_iters: 0, min_iters: 1, min_seconds: 0, max_seconds: 120, count_work: false, trace_ops: false}
+workloads:
+  - name: toy
+    type: toy_serve
+    params: {token_s: 0.05}
+    load: {pattern: constant, rate: 10, requests: 400, sizes: {input: {fixed: 4}, output: {fixed: 5}}}
+"""
+
+
+def test_a_child_killed_during_a_load_keeps_the_requests_that_ended(tmp_path):
+    proc, run_dir = start(tmp_path, SERVING, "toy")
+    deadline = time.monotonic() + 60
+    child = None
+    while child is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        child = next((p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())), None)
+    time.sleep(8)  # it imports torch and serves: some requests end, and reach the journal within a second
+    child.kill()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    requests = pd.read_parquet(run_dir / "toy" / "requests.parquet")
+    assert (requests["status"] == "finished").sum() >= 5
+    summary = json.loads((run_dir / "toy" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "killed by SIGKILL" in summary["error"]["reason"]
+    assert any("read back from its journal" in p for p in summary["problems"])
+    assert not (run_dir / "toy" / "requests.journal").exists()
+
+
+SLOW = f"""\
+name: slow-iterations
+device: cpu
+measure: {{warmup_iters: 0, min_iters: 1, min_seconds: 0, max_seconds: 0.5, hang_grace_s: 1, count_work: false, trace_ops: false}}
+workloads:
+  - {{name: slow, type: "{FAULTY}", params: {{fail_in: nowhere, steps: 60, step_s: 0.1}}}}
+  - {{name: hang, type: "{FAULTY}", params: {{mode: hang, ok_iters: 0, steps: 2, step_s: 0.1}}}}
+"""
+
+
+def test_a_workload_that_keeps_marking_spans_is_never_killed_as_hung(tmp_path):
+    """One 6 s iteration of spans every 0.1 s, under a hang limit of 1.5 s (max_seconds + hang_grace_s): it runs to its end.
+    One that stops marking spans is killed, and the verdict says when its last span ended."""
+    result, run = run_suite_text(tmp_path, SLOW, timeout=180, expect_ok=False)
+    slow, hang = run.workloads["slow"], run.workloads["hang"]
+    assert slow.status == "ok", slow.summary.error
+    assert len(slow.measured[slow.measured["phase"] == "step"]) == 60
+    assert hang.status == "failed"
+    verdict = r"hung: no progress for 2 s in phase 'measure' \(limit: max_seconds \+ hang_grace_s; the last span ended \d+ s before\)"
+    assert re.search(verdict, hang.summary.error.reason)

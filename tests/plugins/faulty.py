@@ -28,6 +28,7 @@ class Faulty:
         exit_status: int = Field(0, ge=0, le=255)
         flood_bytes: int = Field(20_000_000, ge=0)
         step_s: float = Field(0.01, ge=0)
+        steps: int = Field(5, ge=1)
 
     def __init__(self, params: Faulty.Params) -> None:
         self.p = params
@@ -77,7 +78,7 @@ class Faulty:
 
     def run_once(self, mark) -> None:
         self.calls += 1
-        for k in range(5):
+        for k in range(self.p.steps):
             with mark("step", units=1, position=k):
                 busy_wait(self.p.step_s)
         if self.p.fail_in == "run_once" and self.calls > self.p.ok_iters:
