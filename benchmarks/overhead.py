@@ -100,7 +100,7 @@ def measure_variant(variant, args, workload, torch, tmp):
 
     model, ids = workload.model, workload.input_ids
     cache_kw = cache_argument(type(model))
-    recorder = make_recorder(variant, PartWriter(tmp, SPANS), torch)  # default batching and flush
+    recorder = make_recorder(variant, PartWriter(tmp, SPANS, journal=True), torch)  # as the child writes: journal, batching, flush
     bare_tokens, bare_wall, prof_wall = [], [], []
     with torch.inference_mode():
         for _ in range(3):  # warm both paths

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, argv)
     except UserError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -179,7 +179,7 @@ def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
         print(json.dumps(result))
         return 0
     cal = Calibration.model_validate(result)
-    key = result.get("key") if isinstance(result.get("key"), dict) else {}
+    key: dict[str, Any] = result["key"] if isinstance(result.get("key"), dict) else {}
 
     def spread(s: CeilingSpread | None, unit: str) -> str:
         if s is None:
@@ -361,7 +361,7 @@ def with_executor(resolved: ResolvedSuite, text: str) -> ResolvedSuite:
     kind, _, address = text.partition(":")
     try:
         if kind == "local":
-            executor = ExecutorConfig()
+            executor = ExecutorConfig.model_validate({})
         else:
             executor = ExecutorConfig.model_validate({**resolved.suite.executor.model_dump(), "kind": "ray", "address": address or None})
     except ValidationError as exc:

@@ -109,8 +109,8 @@ class ProcStatReader:
         if now is None or now["state"] == "Z":
             return None
         last, self.last = self.last, now
-        dt = now["t"] - last["t"]
-        if dt <= 0:
+        dt = now["t"] - last["t"] if last is not None else 0.0
+        if last is None or dt <= 0:  # the first reading (opening could not read one), or two at once
             return {"proc_cpu_percent": 0.0, "proc_rss_bytes": now["rss"], "sys_cpu_percent": 0.0}
         tick_s = 1.0 / self.TICKS
         proc_cores = (now["proc_ticks"] - last["proc_ticks"]) * tick_s / dt

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any
+from typing import Any, cast
 
 from ..plugin import ITERATION  # the reserved phase: the runner's span around each run_once
 from .progress import SpanClock
@@ -192,15 +192,16 @@ class CudaSpanRecorder(SpanRecorder):
         cuda.reset_peak_memory_stats()
 
     def resolve_device_times(self) -> None:
-        if not self.closed:
+        spans = cast("list[CudaSpan]", self.closed)  # this recorder makes CudaSpans only
+        if not spans:
             return
-        self.closed[-1].end_event.synchronize()  # the last span ends last: one sync per iteration
-        for span in self.closed:
+        spans[-1].end_event.synchronize()  # the last span ends last: one sync per iteration
+        for span in spans:
             span.device_s = span.start_event.elapsed_time(span.end_event) / 1e3
             self._event_pool.extend((span.start_event, span.end_event))
 
     def device_time_s(self, span: Span) -> float | None:
-        return span.device_s
+        return cast(CudaSpan, span).device_s
 
     def end_iteration(self) -> None:
         self.close_phase_memory()

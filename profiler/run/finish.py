@@ -97,7 +97,7 @@ def workload_outcome(w: ResolvedWorkload, device: str, seed: int, **fields: Any)
         seed=seed,
         sweep=SweepPoint(group=w.sweep_group, point=w.sweep_point or {}) if w.sweep_group else None,
         load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
-        objective=(w.entry.objective or Objective()) if w.entry.load else None,
+        objective=(w.entry.objective or Objective.model_validate({})) if w.entry.load else None,
         **fields,
     )
 

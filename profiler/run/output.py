@@ -11,6 +11,7 @@ kept; a file exists only when its stream carried something.
 
 from __future__ import annotations
 
+import io
 import os
 import selectors
 import sys
@@ -140,5 +141,5 @@ def redirect_into(ends: dict[str, Connection]) -> None:
         os.dup2(conn.fileno(), fd)
         conn.close()
     for stream in (sys.stdout, sys.stderr):
-        if stream is not None and hasattr(stream, "reconfigure"):
+        if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)

@@ -143,6 +143,7 @@ def run_point(spec: ChildSpec, measure: dict[str, Any], index: int, relay: Any, 
     run, which tags its relay events), `policy` (how points are placed, in words), `pin` (hold and pin the granted
     cores: points do not share cores). The node's ceilings are measured apart, before the points (calibrate_node)."""
     import ray
+    import ray.exceptions
 
     workdir = Path(tempfile.mkdtemp(prefix="profiler-point-"))
     listener = RelayListener(relay, index)

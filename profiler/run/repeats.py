@@ -169,8 +169,8 @@ def _pool_table(workdir: Path, name: str, repeats: list[int], offset_iterations:
             continue
         if offset_iterations and "iteration" in table.column_names and table.num_rows:
             column = table["iteration"]
-            table = table.set_column(table.column_names.index("iteration"), "iteration", pc.add(column, pa.scalar(offset, column.type)))
-            offset = int(pc.max(table["iteration"]).as_py()) + 1
+            table = table.set_column(table.column_names.index("iteration"), "iteration", pc.add(column, pa.scalar(offset, column.type)))  # pyright: ignore[reportAttributeAccessIssue] (generated at import)
+            offset = int(pc.max(table["iteration"]).as_py()) + 1  # pyright: ignore[reportAttributeAccessIssue] (generated at import)
         tables.append(table.append_column("repeat", pa.array([k] * table.num_rows, pa.int32())))
     if tables:
         atomic_write_table(workdir / f"{name}.parquet", pa.concat_tables(tables, promote_options="permissive"))

@@ -257,7 +257,8 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
             if time.monotonic() >= deadline:
                 break
             for rec in engine.collect(COLLECT_TIMEOUT_S):
-                stored = records.get(_index(rec))
+                index = _index(rec)
+                stored = records.get(index) if index is not None else None
                 if stored is None:
                     facts["bad_records"].append(f"a record for request {rec.get('index')!r}, which was never sent")
                     continue

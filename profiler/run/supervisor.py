@@ -166,6 +166,7 @@ class ChildSupervisor:
                 proc = ctx.Process(target=child_entry, args=(spec, queue, output.child_ends), name=f"profiler-{Path(spec.workdir).name}")
                 proc.start()
             output.started()
+            assert proc.pid is not None  # set by start()
             if spec.cores:  # pinned before the sampler reads its cores: contention is measured on the cores it was given
                 os.sched_setaffinity(proc.pid, spec.cores)
             writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
@@ -178,7 +179,7 @@ class ChildSupervisor:
             if proc is not None:
                 _stop(proc)
         finally:
-            if proc is not None:
+            if proc is not None and proc.pid is not None:
                 proc.join(timeout=10)
                 watch.left_behind = end_group(proc.pid)
             if sampler is not None:
@@ -230,7 +231,7 @@ class ChildSupervisor:
     def _attach_gpu(self, uuid: str, sampler: ProcessSampler) -> dict[str, str]:
         """Sample the GPU the child chose; the readings this GPU cannot give, with NVML's reasons."""
         if not self.nvml.ok:
-            return dict.fromkeys(GPU_READINGS, self.nvml.reason)
+            return dict.fromkeys(GPU_READINGS, self.nvml.reason or "NVML is unavailable")
         try:
             reader = self.nvml.open(uuid)
         except Exception as exc:

@@ -33,6 +33,7 @@ workloads:
   - {{name: exit3, type: "{FAULTY}", params: {{mode: exit, exit_status: 3, ok_iters: 2}}}}
   - {{name: orphan, type: "{FAULTY}", params: {{mode: orphan, ok_iters: 1}}}}
   - {{name: flood, type: "{FAULTY}", params: {{mode: flood, ok_iters: 1}}}}
+  - {{name: memory, type: "{FAULTY}", params: {{mode: memory, ok_iters: 3}}}}
 """
 
 
@@ -50,6 +51,14 @@ def test_a_child_that_exits_without_reporting_its_end_is_a_failure(fault_run, na
     assert f"exited with status {status} in phase 'measure' without reporting its end" in w.summary.error.reason
     assert any(line.startswith(f"failed: {name}: failed in measure") for line in result.stderr.splitlines())
     assert not (w.path / "child.json").exists()
+
+
+def test_a_memory_error_keeps_every_completed_iteration(fault_run):
+    _, run = fault_run
+    w = run.workloads["memory"]
+    assert w.status == "failed" and w.summary.error.reason.startswith("out of memory: MemoryError")
+    steps = w.spans[w.spans["phase"] == "step"]
+    assert set(steps["iteration"]) >= {0, 1, 2, 3}  # the warmup and the 3 measured iterations before the fault
 
 
 def test_the_workloads_own_processes_end_with_it_and_are_named(fault_run):

@@ -23,7 +23,7 @@ class Faulty:
 
     class Params(BaseParams):
         fail_in: Literal["setup", "run_once", "teardown", "nowhere"] = "run_once"
-        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full", "exit", "orphan", "flood"] = "raise"
+        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full", "exit", "orphan", "flood", "memory"] = "raise"
         ok_iters: int = Field(3, ge=0)
         exit_status: int = Field(0, ge=0, le=255)
         flood_bytes: int = Field(20_000_000, ge=0)
@@ -51,6 +51,12 @@ class Faulty:
             resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
             self.p = self.p.model_copy(update={"fail_in": "nowhere"})  # then carry on as if nothing happened
             return
+        if self.p.mode == "memory":  # a real MemoryError: the address space capped just above what is mapped now
+            import psutil
+
+            limit = psutil.Process().memory_info().vms + 256 * 2**20
+            resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+            self.hold = bytearray(4 * 2**30)
         if self.p.mode == "exit":  # ends the process without unwinding: no finally, no child.json
             os._exit(self.p.exit_status)
         if self.p.mode in ("orphan", "flood"):
