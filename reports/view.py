@@ -81,11 +81,15 @@ class WorkloadView:
         m, step = self.measured, self.declaration.step
         if step is None or m.empty or "position" not in m:
             return pd.DataFrame()
-        rows = (m["phase"] == step) & m["position"].notna()
-        out = pd.DataFrame({"position": m.loc[rows, "position"].astype(float), "latency_s": (m.loc[rows, "end_ns"] - m.loc[rows, "start_ns"]) / NS})
+        rows = ((m["phase"] == step) & m["position"].notna()).to_numpy(dtype=bool)
+        latency = m["end_ns"].to_numpy()[rows] - m["start_ns"].to_numpy()[rows]
+        out = {"position": m["position"].to_numpy(dtype=float)[rows], "latency_s": latency / NS}
+        del latency  # each column is taken as an array of the step's rows: the measured frame is never copied whole
         if "state_bytes" in m:
-            out["state_bytes_per_sequence"] = m.loc[rows, "state_bytes"].astype(float) / sequences_of(m.loc[rows])
-        return out
+            per_sequence = m["state_bytes"].to_numpy(dtype=float)[rows]
+            per_sequence /= sequences_of(m, rows).to_numpy(dtype=float)
+            out["state_bytes_per_sequence"] = per_sequence
+        return pd.DataFrame(out, index=m.index[rows], copy=False)
 
     @cached_property
     def request_metrics(self) -> dict[str, np.ndarray]:

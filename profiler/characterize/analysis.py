@@ -89,13 +89,15 @@ def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.
     return spans if keep.all() else spans.loc[keep]
 
 
-def sequences_of(m: pd.DataFrame) -> pd.Series:
-    """How many sequences each span delivers for: its `sequences` attribute; where it has none,
-    one token to each of `units` sequences (a decode step of a batch, the 0.1 reading)."""
-    units = m["units"].astype(float).clip(lower=1.0)
+def sequences_of(m: pd.DataFrame, rows: pd.Series | None = None) -> pd.Series:
+    """How many sequences each span (of `rows`, a boolean mask; None: every span) delivers for: its `sequences`
+    attribute; where it has none, one token to each of `units` sequences (a decode step of a batch, the 0.1 reading).
+    Only those two columns are read: a million spans are never copied whole for them."""
+    units = (m["units"] if rows is None else m.loc[rows, "units"]).astype(float).clip(lower=1.0)
     if "sequences" not in m:
         return units
-    return m["sequences"].astype(float).fillna(units).clip(lower=1.0)
+    sequences = m["sequences"] if rows is None else m.loc[rows, "sequences"]
+    return sequences.astype(float).fillna(units).clip(lower=1.0)
 
 
 def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), request: str = ITERATION, keyed_only: bool = False) -> dict[str, np.ndarray]:
@@ -132,9 +134,7 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), reque
     else:
         it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
     e2e = (it["end_ns"] - it["start_ns"]) / NS
-    d = m.loc[delivering, keys + ["end_ns"]].assign(units=m.loc[delivering, "units"].astype(float))
-    d["per_sequence"] = d["units"] / sequences_of(m.loc[delivering])  # tokens each sequence receives in this delivery
-    d = d.sort_values(keys + ["end_ns"])
+    d = _deliveries(m, delivering, keys)
     by_req = d.groupby(keys)
     first_end = by_req["end_ns"].min()
     tokens = by_req["per_sequence"].sum()  # output tokens per sequence in the request
@@ -145,10 +145,7 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), reque
         tpot = ((by_req["end_ns"].max().reindex(ttft.index) - first_end.reindex(ttft.index)) / NS / (n - 1))[n > 1]
     else:
         tpot = ((e2e.reindex(ttft.index) - ttft) / (n - 1))[n > 1]
-    gap = by_req["end_ns"].diff() / NS  # NaN for each request's first delivery
-    later = gap.notna()
-    k = d.loc[later, "per_sequence"].to_numpy(dtype=float)
-    itl = np.repeat(gap[later].to_numpy(dtype=float) / np.maximum(k, 1e-12), np.maximum(np.rint(k).astype(np.int64), 1))
+    itl = _inter_token(by_req["end_ns"].diff().to_numpy(dtype=float), d["per_sequence"].to_numpy(dtype=float))
     rate = (units.reindex(e2e.index) / e2e).dropna()
     return {
         "e2e_s": e2e.to_numpy(dtype=float),
@@ -157,6 +154,29 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), reque
         "itl_s": itl,
         "output_units_per_s": rate.to_numpy(dtype=float),
     }
+
+
+def _deliveries(m: pd.DataFrame, delivering: pd.Series, keys: list[str]) -> pd.DataFrame:
+    """The delivering spans as `keys`, end_ns, units (float) and per_sequence (the tokens each sequence receives in the
+    delivery), sorted by request and end. Only those columns are copied, once, never the whole measured frame."""
+    columns = keys + ["end_ns", "units"] + (["sequences"] if "sequences" in m else [])
+    d = m.loc[delivering, columns].sort_values(keys + ["end_ns"], ignore_index=True)
+    d["units"] = d["units"].astype(float)
+    d["per_sequence"] = d["units"] / sequences_of(d)
+    return d.drop(columns="sequences") if "sequences" in d else d
+
+
+def _inter_token(gap_ns: np.ndarray, per_sequence: np.ndarray) -> np.ndarray:
+    """ITL samples (seconds): each delivery's gap since its request's previous one (`gap_ns`, NaN for a request's first
+    delivery) as k gaps of gap / k, where k is the tokens each sequence received in it (`per_sequence`)."""
+    later = ~np.isnan(gap_ns)
+    gaps, k = gap_ns[later], per_sequence[later]
+    gaps /= NS  # in place: a million deliveries are not copied once per operation
+    counts = np.rint(k).astype(np.int64)
+    np.maximum(counts, 1, out=counts)
+    gaps /= np.maximum(k, 1e-12, out=k)
+    del k
+    return np.repeat(gaps, counts)
 
 
 def request_latencies(spans: pd.DataFrame, phase: str = ITERATION) -> np.ndarray:

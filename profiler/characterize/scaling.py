@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .analysis import NS, measured_spans, request_metrics, sequences_of
@@ -25,26 +26,40 @@ from .stats import linear_fit, ratio_ci
 
 
 def position_fits(spans: pd.DataFrame) -> dict[str, Any]:
+    """Per phase (in name order) whose measured spans carry `position`: the least-squares lines of latency and of
+    state bytes per sequence against position (PositionFits' fields), where there are at least 3 positions."""
     m = measured_spans(spans)
     if m.empty or "position" not in m:
         return {}
-    columns = ["phase", "start_ns", "end_ns", "position", "units"] + [c for c in ("state_bytes", "sequences") if c in m]
-    m = m.loc[m["position"].notna(), columns]
+    positioned = m["position"].notna().to_numpy(dtype=bool)
     out: dict[str, Any] = {}
-    for phase, g in m.groupby("phase"):
-        entry: dict[str, Any] = {}
-        position = g["position"].to_numpy(dtype=float)
-        latency = linear_fit(position, ((g["end_ns"] - g["start_ns"]) / NS).to_numpy(dtype=float))
-        if latency:
-            entry["latency_s_per_position"] = latency
-        if "state_bytes" in g and g["state_bytes"].notna().any():
-            per_sequence = g["state_bytes"].astype(float) / sequences_of(g)
-            state = linear_fit(position, per_sequence.to_numpy(dtype=float))  # linear_fit drops spans without state_bytes
-            if state:
-                entry["state_bytes_per_position"] = state
+    for phase, rows in m.groupby("phase").indices.items():  # in name order (groupby sorts), each phase's row positions
+        entry = _phase_fits(m, rows[positioned[rows]])
         if entry:
             out[str(phase)] = entry
     return out
+
+
+def _phase_fits(m: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    """The fits of the spans at `rows` (positions in `m`, all carrying `position`), each column taken as an array of
+    those rows: a million spans are not copied as a frame, nor once more per phase."""
+    entry: dict[str, Any] = {}
+    if not rows.size:
+        return entry
+    position = m["position"].to_numpy(dtype=float)[rows]
+    latency = linear_fit(position, (m["end_ns"].to_numpy()[rows] - m["start_ns"].to_numpy()[rows]) / NS)
+    if latency:
+        entry["latency_s_per_position"] = latency
+    if "state_bytes" in m:
+        per_sequence = m["state_bytes"].to_numpy(dtype=float)[rows]
+        if not np.isnan(per_sequence).all():
+            mask = np.zeros(len(m), dtype=bool)
+            mask[rows] = True
+            per_sequence /= sequences_of(m, mask).to_numpy(dtype=float)
+            state = linear_fit(position, per_sequence)  # linear_fit drops spans without state_bytes
+            if state:
+                entry["state_bytes_per_position"] = state
+    return entry
 
 
 def batch_fits(points: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:

@@ -149,18 +149,23 @@ def ratio_between_repeats(w: Sequence[float], b: Sequence[float]) -> dict[str, A
 
 
 def linear_fit(x: Any, y: Any) -> dict[str, Any] | None:
-    """Least-squares line with r^2; None with fewer than 3 distinct x."""
+    """Least-squares line with r^2; None with fewer than 3 distinct x. A million points are copied only where some are
+    not finite, and the sums of squares take one array between them."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
+    if not keep.all():
+        x, y = x[keep], y[keep]
     if np.unique(x).size < 3:
         return None
     slope = ols_slope(x, y)
     intercept = y.mean() - slope * x.mean()
-    residual = y - (slope * x + intercept)
-    total = ((y - y.mean()) ** 2).sum()
-    r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
+    work = y - y.mean()
+    total = np.square(work, out=work).sum()
+    np.multiply(x, slope, out=work)
+    work += intercept
+    np.subtract(y, work, out=work)  # the residuals
+    r2 = 1.0 - np.square(work, out=work).sum() / total if total > 0 else 1.0
     return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": int(x.size)}
 
 
