@@ -54,7 +54,7 @@ def test_suite_goes_on_and_exits_1_with_one_line_per_failure(fault_run):
         ("raise-teardown", "teardown", "RuntimeError: planted failure"),
         ("oom", "measure", "out of memory"),
         ("killed", "measure", "killed by SIGKILL"),
-        ("hang", "measure", "hung"),
+        ("hang", "measure", "hung: no progress for 4 s in phase 'measure' (limit: max_seconds + hang_grace_s; the last span ended"),
     ],
 )
 def test_failure_records_phase_reason_traceback(fault_run, name, phase, reason):
