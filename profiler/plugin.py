@@ -432,7 +432,7 @@ def is_engine(workload: Any) -> bool:
 REQUIRED_METHODS = ("setup", "run_once", "teardown")
 
 
-def declaration_of(cls: type, params: Params) -> Declaration:
+def declaration_of(cls: type, params: BaseModel) -> Declaration:
     """The workload class's declaration for these params (`Declaration()` when it has none).
 
     Raises ValueError or TypeError with a one-line reason when the plugin's declaration is

@@ -9,6 +9,7 @@ becomes one line: file:line, key path, what is wrong, and the closest valid key 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
@@ -311,12 +312,12 @@ UNION_TAG = re.compile(r"^[\w-]+\[.*\]$")
 """pydantic's name for one branch of a union or a validator wrapper in an error's loc: `function-after[...]`, `literal['x']`."""
 
 
-def _without_union_tags(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _without_union_tags(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Errors with union-branch tags dropped from their locs, one per place. A value that failed every branch of a
     union (a size given as a mapping that is wrong, where `from_trace` is the other branch) is reported by the branch
     that takes its type, not once per branch."""
 
-    def branch(e: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    def branch(e: Mapping[str, Any]) -> tuple[tuple[Any, ...], str] | None:
         for i, part in enumerate(e["loc"]):
             if isinstance(part, str) and UNION_TAG.match(part):
                 return tuple(e["loc"][:i]), part
