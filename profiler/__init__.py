@@ -1,6 +1,6 @@
 """Workload-characterization profiler for ML inference.
 
-Public API: the Workload contract (`Params`, `Declaration`, `Trait`, `Resources`, `StateLayer`,
+Public API: the Workload contract (`Params`, `OneOf`, `Declaration`, `Trait`, `Resources`, `StateLayer`,
 `Mark`, `SetupContext`, `Workload`, `QoE`) for plugin authors, `arrival_schedule` for a workload
 that draws its own requests by the load layer's arrival processes, and `load_run` for anyone analysing a run
 directory (its summaries are the typed objects of profiler.runmodel). Importing this package does
@@ -49,11 +49,12 @@ if _run_as_command():
 
 from typing import Any  # noqa: E402
 
-from .plugin import Declaration, Mark, Params, QoE, Resources, SetupContext, StateLayer, Trait, Workload  # noqa: E402
+from .plugin import Declaration, Mark, OneOf, Params, QoE, Resources, SetupContext, StateLayer, Trait, Workload  # noqa: E402
 
 __all__ = [
     "Declaration",
     "Mark",
+    "OneOf",
     "Params",
     "QoE",
     "Resources",

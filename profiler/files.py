@@ -12,10 +12,10 @@ the open descriptor (a path swapped in between is caught); it is opened non-bloc
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
 
 _FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -44,7 +44,7 @@ def size_text(n: int) -> str:
     return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
-def open_regular(path: str | Path, limit: int) -> BinaryIO:
+def open_regular(path: str | Path, limit: int) -> io.FileIO:
     """The regular file at `path`, opened for reading (binary, unbuffered; close it). FileNotFoundError when it is
     missing; UnreadableFile when it is not a regular file, is larger than `limit` bytes, or cannot be opened."""
     _check(_stat(path), limit)
@@ -59,7 +59,7 @@ def open_regular(path: str | Path, limit: int) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
-    return os.fdopen(fd, "rb", buffering=0)
+    return io.FileIO(fd, "rb")
 
 
 def read_bounded(path: str | Path, limit: int) -> bytes:

@@ -8,13 +8,13 @@ Storage stays SI (seconds, bytes, FLOP/s, fractions); only display converts.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 DASH = "—"
 SHARE_UNITS = ("of peak", "of bandwidth", "of ticks", "of phase time", "of iteration")
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

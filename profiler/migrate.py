@@ -134,7 +134,7 @@ def _v1_main_phase(s: dict[str, Any]) -> str | None:
     leaves = {p: e.get("flops", 0) for p, e in work.items() if p != ITERATION and p in phases and e.get("flops")}
     if not leaves:
         return None
-    ordered = sorted(leaves, key=leaves.get, reverse=True)
+    ordered = sorted(leaves, key=lambda p: leaves[p], reverse=True)
     if len(ordered) > 1 and leaves[ordered[0]] >= sum(leaves[p] for p in ordered[1:]) * 0.99:
         return ordered[1]
     return ordered[0]

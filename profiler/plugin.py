@@ -14,10 +14,12 @@ light. Workload modules must follow the same rule at import time (import torch i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_serializer, field_validator, model_validator
+from pydantic_core import CoreSchema, core_schema
 
 ITERATION = "iteration"
 """The reserved phase: the runner's span around each `run_once` (one iteration)."""
@@ -31,6 +33,30 @@ class Params(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class OneOf:
+    """A `str` parameter that takes one of a table's names (a preset): `Annotated[str, OneOf(PRESETS)]`.
+
+        preset: Annotated[str, OneOf(LLM_PRESETS)] | None = Field(None, description="...")
+
+    Validated, rejected ("Input should be 'a' or 'b'") and shown in the JSON Schema (`enum`) exactly as
+    `Literal[...]` of the names would be, and listed by `python -m profiler list` as that Literal. A type checker
+    sees a `str`: a Literal built from a table's keys at import time is not a type it can read.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+
+    def literal(self) -> Any:
+        """`Literal[names]`, the type this stands for."""
+        return Literal[self.names]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.literal_schema(list(self.names))
+
+    def __repr__(self) -> str:
+        return f"OneOf({self.names!r})"
 
 
 class Trait(str, Enum):
@@ -67,10 +93,10 @@ class QoE(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     expected_ttft_s: float = Field(
-        1.0, ge=1e-4, le=3600, allow_inf_nan=False, description="When the reader expects the first token, from arrival, 0.0001 to 3,600 s."
+        default=1.0, ge=1e-4, le=3600, allow_inf_nan=False, description="When the reader expects the first token, from arrival, 0.0001 to 3,600 s."
     )
     tokens_per_s: float = Field(
-        4.8, ge=0.01, le=100_000, allow_inf_nan=False, description="Reader's speed, 0.01 to 100,000 tokens/s: reading about 4.8, listening about 3.3."
+        default=4.8, ge=0.01, le=100_000, allow_inf_nan=False, description="Reader's speed, 0.01 to 100,000 tokens/s: reading about 4.8, listening about 3.3."
     )
 
     def stated(self) -> str:
@@ -86,10 +112,10 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    cpu_cores: int = Field(1, ge=1, le=4096, description="CPU cores the workload keeps busy (threads that run at the same time).")
-    gpus: int = Field(1, ge=0, le=64, description="GPUs it needs when the suite runs on CUDA (0: it never uses one). Ignored on the CPU.")
-    memory_bytes: int | None = Field(None, ge=0, description="Host memory it needs at its peak, in bytes; None when unknown.")
-    gpu_memory_bytes: int | None = Field(None, ge=0, description="Device memory it needs at its peak, in bytes; None when unknown.")
+    cpu_cores: int = Field(default=1, ge=1, le=4096, description="CPU cores the workload keeps busy (threads that run at the same time).")
+    gpus: int = Field(default=1, ge=0, le=64, description="GPUs it needs when the suite runs on CUDA (0: it never uses one). Ignored on the CPU.")
+    memory_bytes: int | None = Field(default=None, ge=0, description="Host memory it needs at its peak, in bytes; None when unknown.")
+    gpu_memory_bytes: int | None = Field(default=None, ge=0, description="Device memory it needs at its peak, in bytes; None when unknown.")
 
 
 class Declaration(BaseModel):
@@ -131,23 +157,28 @@ class Declaration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    output_unit: str = Field("unit", min_length=1, max_length=40, description="What one output unit is: 'token', 'image', 'action'.")
-    request: str = Field(ITERATION, min_length=1, max_length=200, description="The phase whose span is one request.")
-    step: str | None = Field(None, min_length=1, max_length=200, description="The repeated phase compared with one decode step.")
-    deliveries: tuple[str, ...] = Field((), description="Phases whose spans deliver output units; empty: any span with units > 0.")
-    inference: str | None = Field(None, min_length=1, max_length=200, description="The observation-to-output phase of a control loop.")
-    breakdown: tuple[str, ...] = Field((), description="Phases that split an iteration into its stages, in order (top-level spans).")
-    objective: str | None = Field(None, min_length=1, max_length=200, description="What the workload is judged by, where it is not a request's latency.")
+    output_unit: str = Field(default="unit", min_length=1, max_length=40, description="What one output unit is: 'token', 'image', 'action'.")
+    request: str = Field(default=ITERATION, min_length=1, max_length=200, description="The phase whose span is one request.")
+    step: str | None = Field(default=None, min_length=1, max_length=200, description="The repeated phase compared with one decode step.")
+    deliveries: tuple[str, ...] = Field(default=(), description="Phases whose spans deliver output units; empty: any span with units > 0.")
+    inference: str | None = Field(default=None, min_length=1, max_length=200, description="The observation-to-output phase of a control loop.")
+    breakdown: tuple[str, ...] = Field(default=(), description="Phases that split an iteration into its stages, in order (top-level spans).")
+    objective: str | None = Field(
+        default=None, min_length=1, max_length=200, description="What the workload is judged by, where it is not a request's latency."
+    )
     presentation: str | None = Field(
-        None, min_length=1, max_length=200, description="The phase whose first span per request ends the time to first output as perceived (speech synthesis)."
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The phase whose first span per request ends the time to first output as perceived (speech synthesis).",
     )
-    qoe: QoE | None = Field(None, description="The reader or listener a request's stream is judged by (Andes QoE), outside a load: block.")
-    streams: tuple[str, ...] = Field((), description="The workload's own concurrent streams, run alone and together (span attribute `condition`).")
+    qoe: QoE | None = Field(default=None, description="The reader or listener a request's stream is judged by (Andes QoE), outside a load: block.")
+    streams: tuple[str, ...] = Field(default=(), description="The workload's own concurrent streams, run alone and together (span attribute `condition`).")
     position_unit: str | None = Field(
-        None, min_length=1, max_length=60, description="What `position` on step spans counts: 'token of context', 'denoising step'."
+        default=None, min_length=1, max_length=60, description="What `position` on step spans counts: 'token of context', 'denoising step'."
     )
-    state: str | None = Field(None, max_length=300, description="What the per-request state is: 'KV cache', 'SSM conv + ssm state', 'latent'.")
-    traits: frozenset[Trait] = Field(frozenset(), description="What kind of workload this is (see Trait).")
+    state: str | None = Field(default=None, max_length=300, description="What the per-request state is: 'KV cache', 'SSM conv + ssm state', 'latent'.")
+    traits: frozenset[Trait] = Field(default=frozenset(), description="What kind of workload this is (see Trait).")
     resources: Resources = Field(default_factory=Resources, description="What one run needs (see Resources).")
 
     @field_validator("traits", mode="before")
@@ -324,6 +355,7 @@ class Workload(Protocol):
         `Declaration()` (the iteration is the request; no step), and the report says which
         comparisons that leaves out.
         """
+        ...
 
     def setup(self, ctx: SetupContext) -> None:
         """Untimed: build or load the model, make inputs, compile, declare facts via `ctx.declare`."""
@@ -380,11 +412,13 @@ class Engine(Protocol):
         (the engine took it out of its queue; None if never); `token_ns` (every output token's time,
         as the engine produced it: per token, never per chunk); `finished_ns`. Raises when the engine
         itself died (the driver keeps every record taken so far and marks the rest lost)."""
+        ...
 
     def engine_stats(self) -> dict[str, float | None]:
         """A sample of the engine's scheduler, safe to call from another thread: `running`, `waiting`
         (requests), `kv_bytes_used`, `kv_bytes_total` (pages held x bytes per page), `preempted`
         (requests swapped out or offloaded now); None where the engine does not expose one."""
+        ...
 
     def cancel(self, index: int) -> None:
         """Stop working on a request that timed out (best effort)."""
@@ -398,7 +432,7 @@ def is_engine(workload: Any) -> bool:
 REQUIRED_METHODS = ("setup", "run_once", "teardown")
 
 
-def declaration_of(cls: type, params: Params) -> Declaration:
+def declaration_of(cls: type, params: BaseModel) -> Declaration:
     """The workload class's declaration for these params (`Declaration()` when it has none).
 
     Raises ValueError or TypeError with a one-line reason when the plugin's declaration is

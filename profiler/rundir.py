@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import psutil
@@ -105,22 +105,22 @@ class WorkloadRun:
         reads: what reports use. Read on its own, so that a million spans are held once."""
         if self._measured is None:
             self._read_measured()
-        return self._measured
+        return cast(pd.DataFrame, self._measured)  # set by _read_measured
 
     @property
     def iterations(self) -> pd.DataFrame:
         """The `iteration` spans, warmup included: where each iteration began and ended."""
         if self._iterations is None:
             self._read_measured()
-        return self._iterations
+        return cast(pd.DataFrame, self._iterations)  # set by _read_measured
 
     def _read_measured(self) -> None:
         if not self.readable:
             self._measured, self._iterations = pd.DataFrame(), pd.DataFrame()
             return
         if "spans" in self.__dict__:  # already read in full: filter that rather than read again
-            spans = self.spans[measured_columns(self.spans.columns)]
-            self._iterations = spans.loc[spans["phase"] == ITERATION] if not spans.empty else spans
+            spans = cast(pd.DataFrame, self.spans[measured_columns(self.spans.columns)])
+            self._iterations = cast(pd.DataFrame, spans.loc[spans["phase"] == ITERATION]) if not spans.empty else spans
             self._measured, total = measured_spans(spans), len(spans)
         else:
             self._measured, self._iterations, total = read_measured(self.path / f"{SPANS}.parquet", self.problems, self.boundary)
@@ -334,8 +334,8 @@ def _workload(root: Path, k: int, raw: Any, version: int, info: RunInfo, problem
             problems.append(f"{where}: unreadable ({_first_error(exc)}); left out")
             return None
         problem = f"{where} ({shown(name)}): {_first_error(exc)}; the workload is not read"
-        status = raw.get("status") if isinstance(raw.get("status"), str) and raw["status"] in {s.value for s in Status} else Status.NOT_FINISHED
-        kind = raw.get("type") if isinstance(raw.get("type"), str) else "unknown"
+        status = Status(raw["status"]) if isinstance(raw.get("status"), str) and raw["status"] in {s.value for s in Status} else Status.NOT_FINISHED
+        kind = raw["type"] if isinstance(raw.get("type"), str) else "unknown"
         summary = WorkloadSummary(name=name, type=kind, plugin="unknown", status=status, device=info.device, seed=0)
         return WorkloadRun(name, root, summary, None, [problem], root, readable=False)
     wdir = root / entry.dir
@@ -590,7 +590,7 @@ def read_measured(path: str | Path, problems: list[str] | None = None, boundary:
     if table is None:
         return pd.DataFrame(), pd.DataFrame(), 0
     total = table.num_rows
-    iterations = to_frame(table.filter(pc.equal(table["phase"], ITERATION)))
+    iterations = to_frame(table.filter(pc.equal(table["phase"], ITERATION)))  # pyright: ignore[reportAttributeAccessIssue] (generated at import)
     keep = measured_mask(table.select([c for c in MEASURED_RULE_COLUMNS if c in table.column_names]).to_pandas())
     table = table.filter(pa.array(keep.to_numpy(dtype=bool)))
     return to_frame(table), iterations, total

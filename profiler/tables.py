@@ -21,10 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 
 from .errors import shown
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS
+
+pc: Any = _pc
+"""pyarrow.compute, whose kernels (pc.less, pc.sum, ...) are made at import: no type checker sees them."""
 
 
 @dataclass(frozen=True)
@@ -358,8 +361,11 @@ def _utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
         binary = pa.large_binary() if pa.types.is_large_string(chunk.type) else pa.binary()
         values = []
         for raw in chunk.view(binary).to_pylist():
+            if raw is None:
+                values.append(None)
+                continue
             try:
-                values.append(None if raw is None else raw.decode("utf-8"))
+                values.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 values.append(raw.decode("utf-8", "backslashreplace"))
                 escaped += 1

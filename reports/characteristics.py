@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import pandas as pd
 
 from profiler.characterize.stats import ols_slope
 
@@ -154,9 +155,9 @@ def _slope(view: WorkloadView, column: str, unit: str, what: str) -> Value:
     g, step = view.positioned, view.declaration.step
     if g.empty:
         return Value(None, unit, why=f"the step phase '{step}' carries no `position`", position_unit=position_unit)
-    if column not in g or g[column].isna().all():
+    if column not in g or bool(g[column].isna().all()):
         return Value(None, unit, why=f"the step phase '{step}' carries no `{what}`", position_unit=position_unit)
-    if g["position"].nunique() < 3:
+    if cast(pd.Series, g["position"]).nunique() < 3:
         return Value(None, unit, why=f"{what} at fewer than 3 positions of the step phase '{step}'", position_unit=position_unit)
     x, y = g["position"].to_numpy(dtype=float), g[column].to_numpy(dtype=float)
     known = ~np.isnan(y)

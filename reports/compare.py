@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -525,7 +525,7 @@ def write_comparison(c: Comparison, out: Path) -> None:
     check_output_file(out, is_profiler_html, flag)
     check_output_file(table, is_profiler_compare_json, flag, page=out)
     atomic_write_bytes(out, page.encode("utf-8", "backslashreplace"))
-    atomic_write_bytes(table, c.table.to_json(orient="records", indent=1).encode("utf-8", "backslashreplace"))
+    atomic_write_bytes(table, cast(str, c.table.to_json(orient="records", indent=1)).encode("utf-8", "backslashreplace"))
 
 
 def write_compare(a: Run, b: Run, out: Path, conditions: list[Condition]) -> tuple[pd.DataFrame, list[str], list[str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -406,4 +406,4 @@ def write_differences(run_dir: Path, diffs: pd.DataFrame) -> None:
     from profiler.measure.store import atomic_write_text
 
     atomic_write_text(run_dir / "differences.csv", diffs.to_csv(index=False))
-    atomic_write_text(run_dir / "differences.json", diffs.to_json(orient="records", indent=1))
+    atomic_write_text(run_dir / "differences.json", cast(str, diffs.to_json(orient="records", indent=1)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from profiler.characterize.analysis import missed_deadlines
 from profiler.runmodel import Stage
 
 MAX_POINTS = 4000
-LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2))
+LAYOUT: dict[str, Any] = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2))
 COLOURS = qualitative.Plotly
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "triangle-down", "pentagon", "hexagon", "star-triangle-up", "hourglass")
 
@@ -90,10 +90,10 @@ def latency_vs_position(tables: dict[str, pd.DataFrame], unit: str, colours: dic
 
 def state_vs_position(tables: dict[str, pd.DataFrame], unit: str, colours: dict[str, str] | None = None) -> go.Figure | None:
     """State alive after each step per position, in the binary prefix that suits the largest state."""
-    with_state = {n: t.sort_values("position") for n, t in tables.items() if not t.empty and "state_bytes" in t and t["state_bytes"].notna().any()}
+    with_state = {n: t.sort_values("position") for n, t in tables.items() if not t.empty and "state_bytes" in t and bool(t["state_bytes"].notna().any())}
     if not with_state:
         return None
-    scale, prefix = byte_scale(max(float(t["state_bytes"].max()) for t in with_state.values()))
+    scale, prefix = byte_scale(max(float(cast(pd.Series, t["state_bytes"]).max()) for t in with_state.values()))
     fig = go.Figure()
     for name, t in with_state.items():
         c = _colour(colours, name)
@@ -194,11 +194,11 @@ def sampler_timeline(name: str, samples: pd.DataFrame, bands: list[Band], cores:
     if samples.empty or "t_ns" not in samples:
         return None, False
     has_cpu = any(c in samples and samples[c].notna().any() for c in ("proc_cpu_percent", "sys_cpu_percent"))
-    rows = [r for r in SERIES if r[0] in samples and samples[r[0]].notna().any()]
+    rows = [r for r in SERIES if r[0] in samples and bool(samples[r[0]].notna().any())]
     titles = (["CPU (cores busy)"] if has_cpu else []) + [r[1] for r in rows]
     if not titles:
         return None, False
-    t0 = min([int(samples["t_ns"].min())] + [b.start_ns for b in bands])
+    t0 = min([int(cast(pd.Series, samples["t_ns"]).min())] + [b.start_ns for b in bands])
     fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.05)
     x_all = ((samples["t_ns"] - t0) / 1e9).to_numpy()
     reduced = False
@@ -235,17 +235,22 @@ def _series_title(col: str) -> str:
 
 def _cpu_row(fig: go.Figure, samples: pd.DataFrame, x_all: np.ndarray, cores: int | None) -> bool:
     reduced = False
-    if "proc_cpu_percent" in samples and samples["proc_cpu_percent"].notna().any():
+    if "proc_cpu_percent" in samples and bool(samples["proc_cpu_percent"].notna().any()):
         x, y, r = minmax_downsample(x_all, samples["proc_cpu_percent"].to_numpy(dtype=float) / 100)
         reduced |= r
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="workload process", line=dict(width=1.4, color=COLOURS[0])), row=1, col=1)
-    if cores and "sys_cpu_percent" in samples and samples["sys_cpu_percent"].notna().any():
+    if cores and "sys_cpu_percent" in samples and bool(samples["sys_cpu_percent"].notna().any()):
         x, y, r = minmax_downsample(x_all, samples["sys_cpu_percent"].to_numpy(dtype=float) / 100 * cores)
         reduced |= r
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="whole system", line=dict(width=1.2, color=COLOURS[1], dash="dot")), row=1, col=1)
     if cores:
         fig.add_hline(
-            y=cores, line=dict(color="grey", dash="dash", width=1), annotation_text=f"{cores} logical cores", annotation_position="bottom right", row=1, col=1
+            y=cores,
+            line=dict(color="grey", dash="dash", width=1),
+            annotation_text=f"{cores} logical cores",
+            annotation_position="bottom right",
+            row=1,  # pyright: ignore[reportArgumentType]  plotly documents row and col as "int or 'all'"; pyright reads str from the default
+            col=1,  # pyright: ignore[reportArgumentType]  (the same)
         )
     return reduced
 
@@ -274,7 +279,7 @@ def tick_lateness(spans_by_workload: dict[str, pd.DataFrame], colours: dict[str,
             continue
         t0 = ticks.groupby("iteration")["start_ns"].transform("min")
         dropped = (ticks["dropped"] == 1) if "dropped" in ticks else pd.Series(False, index=ticks.index)
-        if dropped.any():  # a skipped input has no lateness: drawn at its deadline
+        if bool(dropped.any()):  # a skipped input has no lateness: drawn at its deadline
             d = ticks.loc[dropped]
             fig.add_trace(
                 go.Scatter(

@@ -16,7 +16,7 @@ sweep, colours by workload): never the run directory, the report context or the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -103,7 +103,7 @@ def request_timeline(s: Served, colour: str | None = None) -> go.Figure | None:
     seconds from the first measured arrival; requests that did not finish drawn apart, by end state; the
     engine's running and waiting requests and its KV occupancy beneath, on the same axis."""
     m = s.measured
-    if m.empty or m["arrival_ns"].notna().sum() == 0:
+    if m.empty or cast(pd.Series, m["arrival_ns"]).notna().sum() == 0:
         return None
     m = m.loc[m["arrival_ns"].notna()].sort_values("arrival_ns").head(MAX_BARS)
     t0 = float(m["arrival_ns"].min())
@@ -223,10 +223,10 @@ def _engine_rows(fig: go.Figure, s: Served, engine: pd.DataFrame, t0: float, has
         e = engine
     x = ((e["t_ns"].astype(float) - t0) / NS).to_numpy()
     for col, name, style in (("running", "running (batch)", dict(color=colour or figures.COLOURS[0])), ("waiting", "waiting", dict(color="grey", dash="dot"))):
-        if col in e and e[col].notna().any():
+        if col in e and bool(e[col].notna().any()):
             xs, ys, _ = figures.minmax_downsample(x, e[col].to_numpy(dtype=float))
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", line=style, name=f"engine: {name}"), row=2, col=1)
-    if "preempted" in e and (e["preempted"].fillna(0) > 0).any():
+    if "preempted" in e and bool((e["preempted"].fillna(0) > 0).any()):
         xs, ys, _ = figures.minmax_downsample(x, e["preempted"].to_numpy(dtype=float))
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", line=dict(color="crimson"), name="engine: preempted"), row=2, col=1)
     fig.update_yaxes(title_text="requests", title_font=dict(size=11), rangemode="tozero", row=2, col=1)
@@ -234,7 +234,7 @@ def _engine_rows(fig: go.Figure, s: Served, engine: pd.DataFrame, t0: float, has
         occ = (e["kv_bytes_used"].astype(float) / e["kv_bytes_total"].astype(float) * 100).to_numpy()
         xs, ys, _ = figures.minmax_downsample(x, occ)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", line=dict(color="purple"), name="KV occupancy (% of the cache)"), row=3, col=1)
-        total = float(e["kv_bytes_total"].max())
+        total = float(cast(pd.Series, e["kv_bytes_total"]).max())
         fig.update_yaxes(title_text=f"KV % of {nbytes(total)}", title_font=dict(size=11), rangemode="tozero", row=3, col=1)
 
 
@@ -319,7 +319,7 @@ def slo_ecdf(pool: list[Served], column: str, word: str, colours: dict[str, str]
 
 
 def _hover(c: SweepCurve) -> list[str]:
-    return [f"{label(p.name)}: load.rate {sig(float(p.point[RATE_KEY]))} req/s, offered {sig(r)} req/s" for p, r in zip(c.points, c.rates, strict=True)]
+    return [f"{label(p.name)}: load.rate {sig(float((p.point or {})[RATE_KEY]))} req/s, offered {sig(r)} req/s" for p, r in zip(c.points, c.rates, strict=True)]
 
 
 def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
@@ -349,7 +349,13 @@ def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
             )
         limit = c.slo_values.get(field)
         if limit is not None:
-            fig.add_hline(y=limit * 1e3, line=dict(color="crimson", dash="dash"), annotation_text=f"SLO {duration(limit)}", row=1, col=col)
+            fig.add_hline(
+                y=limit * 1e3,
+                line=dict(color="crimson", dash="dash"),
+                annotation_text=f"SLO {duration(limit)}",
+                row=1,  # pyright: ignore[reportArgumentType]  plotly documents row and col as "int or 'all'"; pyright reads str from the default
+                col=col,  # pyright: ignore[reportArgumentType]  (the same)
+            )
     if c.knee.get("rate") is not None:
         fig.add_trace(
             go.Scatter(

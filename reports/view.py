@@ -15,7 +15,7 @@ import pandas as pd
 
 from profiler.characterize.analysis import NS, position_table, request_latencies, request_metrics, sequences_of
 from profiler.plugin import Declaration
-from profiler.rundir import WorkloadRun
+from profiler.rundir import Run, WorkloadRun
 from profiler.runmodel import OperatorMix, PhaseMix, PhaseWork, SweepGroup, Work, WorkloadSummary
 
 
@@ -131,7 +131,7 @@ class WorkloadView:
         return self.operator_mix.phases.get(self.main_phase) if self.operator_mix else None
 
 
-def workload_views(run: object) -> dict[str, WorkloadView]:
-    """A view of every workload of a `profiler.rundir.Run`, in run order."""
-    sweeps = run.sweeps  # type: ignore[attr-defined]
-    return {name: WorkloadView(w, sweeps) for name, w in run.workloads.items()}  # type: ignore[attr-defined]
+def workload_views(run: Run) -> dict[str, WorkloadView]:
+    """A view of every workload of a run, in run order."""
+    sweeps = run.sweeps
+    return {name: WorkloadView(w, sweeps) for name, w in run.workloads.items()}

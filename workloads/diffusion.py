@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from profiler.plugin import Declaration, Mark, SetupContext, StateLayer, Trait
+from profiler.plugin import Declaration, Mark, OneOf, SetupContext, StateLayer, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import parameter_facts, resolve_dtype
@@ -60,7 +60,7 @@ class Diffusion:
     """Diffusion image generation: text encode, N denoise steps (CFG doubles the batch), VAE decode."""
 
     class Params(BaseParams):
-        preset: Literal[tuple(DIFFUSION_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(DIFFUSION_PRESETS)] | None = Field(
             None, description=f"Published architecture, random weights: {', '.join(DIFFUSION_PRESETS)}. Default sd-tiny unless `pretrained` is set."
         )
         pretrained: str | None = Field(

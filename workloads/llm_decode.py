@@ -12,11 +12,11 @@ token per sequence (vLLM, SOSP'23, section 3). The summary checks one against th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from profiler.plugin import Declaration, Mark, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, OneOf, SetupContext, Trait
 
 from .decode_loop import attention_facts, build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
@@ -30,7 +30,7 @@ class LLMDecode:
     class Params(DecodeParams):
         DEFAULT_PRESET = "llama-tiny"
 
-        preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(LLM_PRESETS)] | None = Field(
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set."
         )
         attn_implementation: Literal["auto", "sdpa", "eager"] = Field(

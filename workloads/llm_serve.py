@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from profiler.plugin import Declaration, Mark, ServedRequest, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, OneOf, ServedRequest, SetupContext, Trait
 
 from .decode_loop import attention_facts, build_causal_lm, parameter_facts, resolve_dtype
 from .llm_presets import LLM_PRESETS, build_config
@@ -47,7 +47,7 @@ class LLMServe:
             "transformers",
             description="Serving engine: transformers (continuous batching, paged KV cache). vLLM: the workload type vllm_serve, the same interface.",
         )
-        preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(LLM_PRESETS)] | None = Field(
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default llama-tiny unless `pretrained` is set."
         )
         scheduler: Literal["fifo", "prefill_first"] = Field(

@@ -23,11 +23,11 @@ import importlib.util
 import json
 import logging
 import os
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from profiler.plugin import Declaration, Mark, SetupContext, StateLayer, Trait
+from profiler.plugin import Declaration, Mark, OneOf, SetupContext, StateLayer, Trait
 
 from .decode_loop import build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
 from .mamba_presets import (
@@ -97,7 +97,7 @@ class Mamba:
     class Params(DecodeParams):
         DEFAULT_PRESET = "mamba-tiny"
 
-        preset: Literal[tuple(MAMBA_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(MAMBA_PRESETS)] | None = Field(
             None, description=f"Published architecture, random weights: {', '.join(MAMBA_PRESETS)}. Default mamba-tiny unless `pretrained` is set."
         )
         compile: bool = Field(

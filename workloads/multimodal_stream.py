@@ -39,12 +39,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from profiler import arrival_schedule, check_load
-from profiler.plugin import Declaration, Mark, QoE, Resources, SetupContext, StateLayer, Trait
+from profiler.plugin import Declaration, Mark, OneOf, QoE, Resources, SetupContext, StateLayer, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import cache_argument, parameter_facts, resolve_dtype
@@ -120,7 +120,7 @@ class MultimodalStream:
     """Camera frames at fps and voice queries by an arrival process, on one device (see the module docstring)."""
 
     class Params(BaseParams):
-        preset: Literal[tuple(STREAM_PRESETS)] = Field("glasses-tiny", description=f"Model shapes: {preset_help()}.")  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(STREAM_PRESETS)] = Field("glasses-tiny", description=f"Model shapes: {preset_help()}.")
         fps: float = Field(2.0, ge=0.01, le=240, allow_inf_nan=False, description="Camera frames per second, 0.01 to 240 (streaming video LLMs sample 1-2).")
         tokens_per_frame: int | None = Field(None, ge=1, le=4096, description="Visual tokens per frame; default: the preset's.")
         camera_resolution: list[Pixels] = Field(

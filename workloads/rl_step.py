@@ -42,11 +42,11 @@ import copy
 import json
 import math
 import os
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from profiler.plugin import Declaration, Mark, Resources, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, OneOf, Resources, SetupContext, Trait
 
 from .decode_loop import build_causal_lm, parameter_facts, resolve_dtype
 from .grpo import group_advantages, grpo_loss, pack, response_logprobs, stand_in_reward
@@ -83,7 +83,7 @@ class RLStep:
     class Params(ModelParams):
         DEFAULT_PRESET = "qwen-tiny"
 
-        preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(LLM_PRESETS)] | None = Field(
             None, description=f"Published architecture, random weights: {', '.join(LLM_PRESETS)}. Default qwen-tiny unless `pretrained` is set."
         )
         group_size: int = Field(4, ge=1, le=1024, description="G: responses sampled per prompt (DeepSeekMath 64, R1-Zero and DAPO 16).")

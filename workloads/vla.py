@@ -28,11 +28,11 @@ import threading
 import time
 from collections import deque
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from profiler.plugin import Declaration, Mark, Resources, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, OneOf, Resources, SetupContext, Trait
 from profiler.plugin import Params as BaseParams
 
 from .decode_loop import compile_mode, parameter_facts, resolve_dtype
@@ -68,7 +68,7 @@ class VLA:
     """VLA control loop: perceive every tick, infer an action chunk every replan_every ticks (sync or async)."""
 
     class Params(BaseParams):
-        preset: Literal[tuple(VLA_PRESETS)] = Field("vla-tiny", description=f"Policy shapes: {', '.join(VLA_PRESETS)}.")  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(VLA_PRESETS)] = Field("vla-tiny", description=f"Policy shapes: {', '.join(VLA_PRESETS)}.")
         head: Literal["discrete", "flow"] | None = Field(None, description="Action head; default: the preset's (openvla-7b discrete, pi0/smolvla flow).")
         cameras: int | None = Field(None, ge=1, le=3, description="Camera images per observation; default: the preset's.")
         camera_resolution: list[Pixels] = Field(

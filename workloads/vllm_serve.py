@@ -33,11 +33,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from profiler.plugin import Declaration, Mark, ServedRequest, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, OneOf, ServedRequest, SetupContext, Trait
 
 from .llm_presets import LLM_PRESETS, build_config
 from .params import ModelParams
@@ -88,7 +88,7 @@ class VLLMServe:
     class Params(ModelParams):
         DEFAULT_PRESET = "llama-tiny"
 
-        preset: Literal[tuple(LLM_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        preset: Annotated[str, OneOf(LLM_PRESETS)] | None = Field(
             None, description=f"Published architecture, random weights (saved to a directory vLLM loads): {', '.join(LLM_PRESETS)}."
         )
         max_num_seqs: int = Field(16, ge=1, le=65536, description="vLLM max_num_seqs: requests running at once.")

@@ -23,7 +23,7 @@ imports torch: a run directory can be analysed on any laptop.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,7 @@ def measured_mask(spans: pd.DataFrame) -> pd.Series:
     """True for the spans of measured iterations that completed without an error (reads only
     MEASURED_RULE_COLUMNS)."""
     failed = spans.loc[spans["error"].notna(), "iteration"].unique()
-    return ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed)
+    return cast(pd.Series, ~spans["warmup"].astype(bool) & ~spans["iteration"].isin(failed))
 
 
 def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
@@ -89,14 +89,14 @@ def measured_spans(spans: pd.DataFrame, columns: list[str] | None = None) -> pd.
     return spans if keep.all() else spans.loc[keep]
 
 
-def sequences_of(m: pd.DataFrame, rows: pd.Series | None = None) -> pd.Series:
+def sequences_of(m: pd.DataFrame, rows: pd.Series | np.ndarray | None = None) -> pd.Series:
     """How many sequences each span (of `rows`, a boolean mask; None: every span) delivers for: its `sequences`
     attribute; where it has none, one token to each of `units` sequences (a decode step of a batch, the 0.1 reading).
     Only those two columns are read: a million spans are never copied whole for them."""
-    units = (m["units"] if rows is None else m.loc[rows, "units"]).astype(float).clip(lower=1.0)
+    units = cast(pd.Series, m["units"] if rows is None else m.loc[rows, "units"]).astype(float).clip(lower=1.0)
     if "sequences" not in m:
         return units
-    sequences = m["sequences"] if rows is None else m.loc[rows, "sequences"]
+    sequences = cast(pd.Series, m["sequences"] if rows is None else m.loc[rows, "sequences"])
     return sequences.astype(float).fillna(units).clip(lower=1.0)
 
 
@@ -133,18 +133,19 @@ def request_metrics(spans: pd.DataFrame, deliveries: tuple[str, ...] = (), reque
         delivering &= m["request_id"].notna()
     else:
         it = m.loc[m["phase"] == ITERATION, ["iteration", "start_ns", "end_ns"]].set_index("iteration")
-    e2e = (it["end_ns"] - it["start_ns"]) / NS
-    d = _deliveries(m, delivering, keys)
+    e2e = cast(pd.Series, (it["end_ns"] - it["start_ns"]) / NS)
+    d = _deliveries(m, cast(pd.Series, delivering), keys)
     by_req = d.groupby(keys)
-    first_end = by_req["end_ns"].min()
-    tokens = by_req["per_sequence"].sum()  # output tokens per sequence in the request
-    units = by_req["units"].sum()
+    first_end = cast(pd.Series, by_req["end_ns"].min())
+    tokens = cast(pd.Series, by_req["per_sequence"].sum())  # output tokens per sequence in the request
+    units = cast(pd.Series, by_req["units"].sum())
     ttft = ((first_end - it["start_ns"].reindex(first_end.index)) / NS).dropna()
     n = tokens.reindex(ttft.index)
     if keyed:
-        tpot = ((by_req["end_ns"].max().reindex(ttft.index) - first_end.reindex(ttft.index)) / NS / (n - 1))[n > 1]
+        last_end = cast(pd.Series, by_req["end_ns"].max())
+        tpot = cast(pd.Series, ((last_end.reindex(ttft.index) - first_end.reindex(ttft.index)) / NS / (n - 1))[n > 1])
     else:
-        tpot = ((e2e.reindex(ttft.index) - ttft) / (n - 1))[n > 1]
+        tpot = cast(pd.Series, ((e2e.reindex(ttft.index) - ttft) / (n - 1))[n > 1])
     itl = _inter_token(by_req["end_ns"].diff().to_numpy(dtype=float), d["per_sequence"].to_numpy(dtype=float))
     rate = (units.reindex(e2e.index) / e2e).dropna()
     return {
@@ -227,15 +228,15 @@ def deadline_metrics(spans: pd.DataFrame, inference: str | None = ANY_PHASE) -> 
     out: dict[str, np.ndarray] = {}
     if m.empty:
         return out
-    if "deadline_ns" in m and m["deadline_ns"].notna().any():
+    if "deadline_ns" in m and bool(m["deadline_ns"].notna().any()):
         d = m.loc[m["deadline_ns"].notna()]
         missed = missed_deadlines(d)
         taken = timed_spans(d)  # a skipped input has no lateness of its own
         out["lateness_s"] = ((taken["end_ns"] - taken["deadline_ns"]) / NS).to_numpy(dtype=float)
-        out["deadline_miss_rate"] = missed.groupby(d["iteration"]).mean().to_numpy(dtype=float)
+        out["deadline_miss_rate"] = cast(pd.Series, missed.groupby(d["iteration"]).mean()).to_numpy(dtype=float)
         if "dropped" in d and d["dropped"].notna().any():
             out["drop_rate"] = (d["dropped"] == 1).groupby(d["iteration"]).mean().to_numpy(dtype=float)
-    if "scheduled_ns" in m and m["scheduled_ns"].notna().any():
+    if "scheduled_ns" in m and bool(m["scheduled_ns"].notna().any()):
         ticks = m.loc[m["scheduled_ns"].notna()].sort_values(["iteration", "start_ns"])
         intervals = ticks.groupby("iteration")["start_ns"].diff().dropna() / NS
         out["tick_interval_s"] = intervals.to_numpy(dtype=float)
@@ -243,9 +244,9 @@ def deadline_metrics(spans: pd.DataFrame, inference: str | None = ANY_PHASE) -> 
         span_s = (g.max() - g.min()) / NS
         rate = ((g.size() - 1) / span_s).replace([np.inf], np.nan).dropna()
         out["control_rate_hz"] = rate.to_numpy(dtype=float)
-    if "staleness_s" in m and m["staleness_s"].notna().any():
+    if "staleness_s" in m and bool(m["staleness_s"].notna().any()):
         out["staleness_s"] = m["staleness_s"].dropna().to_numpy(dtype=float)
-    if inference is not None and "obs_ns" in m and m["obs_ns"].notna().any():
+    if inference is not None and "obs_ns" in m and bool(m["obs_ns"].notna().any()):
         o = m.loc[m["obs_ns"].notna() & ((m["phase"] == inference) if inference != ANY_PHASE else True)]
         if not o.empty:
             out["obs_to_output_s"] = ((o["end_ns"] - o["obs_ns"]) / NS).to_numpy(dtype=float)
@@ -258,13 +259,13 @@ def missed_deadlines(d: pd.DataFrame) -> pd.Series:
     delivered = d["units"] > 0
     if "dropped" in d:  # a periodic input that carries `dropped` was taken in (0) or skipped (1)
         delivered = delivered.where(d["dropped"].isna(), d["dropped"] == 0)
-    return ~delivered | (d["end_ns"] > d["deadline_ns"])
+    return cast(pd.Series, ~delivered | (d["end_ns"] > d["deadline_ns"]))
 
 
 def timed_spans(spans: pd.DataFrame) -> pd.DataFrame:
     """The spans that have a latency: all but skipped periodic inputs (`dropped=1`, zero-length markers of a frame that
     was never taken)."""
-    if "dropped" not in spans or not (spans["dropped"] == 1).any():
+    if "dropped" not in spans or not bool((spans["dropped"] == 1).any()):
         return spans
     return spans.loc[spans["dropped"] != 1]
 
@@ -275,10 +276,10 @@ def phase_shares(spans: pd.DataFrame) -> dict[str, float]:
     if m.empty:
         return {}
     dur = (m["end_ns"] - m["start_ns"]) / NS
-    total = dur[m["phase"] == ITERATION].sum()
+    total = cast(pd.Series, dur[m["phase"] == ITERATION]).sum()
     if not total:
         return {}
-    return {str(k): float(v / total) for k, v in dur.groupby(m["phase"]).sum().items() if k != ITERATION}
+    return {str(k): float(v / total) for k, v in cast(pd.Series, dur.groupby(m["phase"]).sum()).items() if k != ITERATION}
 
 
 def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
@@ -299,9 +300,9 @@ def phase_stats(spans: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]
     for phase, group in slim.groupby("phase", sort=False):
         entry: dict[str, Any] = {
             "latency_s": describe(group["latency_s"], seed),
-            "units_per_span": float(group["units"].mean()),
+            "units_per_span": float(cast(pd.Series, group["units"]).mean()),
         }
-        if group["device_s"].notna().any():
+        if bool(group["device_s"].notna().any()):
             entry["device_s"] = describe(group["device_s"], seed)
         out[str(phase)] = entry
     return out
@@ -324,7 +325,7 @@ def phase_noise(spans: pd.DataFrame) -> dict[str, float]:
     slim = pd.DataFrame({"phase": m["phase"], "step": step, "latency_s": (m["end_ns"] - m["start_ns"]) / NS})
     grouped = slim.groupby(["phase", "step"])["latency_s"]
     ratio = ((grouped.quantile(0.75) - grouped.quantile(0.25)) / grouped.median()).where(grouped.size() >= 4)
-    return {str(k): float(v) for k, v in ratio.groupby(level="phase").median().dropna().items()}
+    return {str(k): float(v) for k, v in cast(pd.Series, ratio.groupby(level="phase").median()).dropna().items()}
 
 
 def phase_table(spans: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -369,7 +370,7 @@ def position_table(spans: pd.DataFrame, phase: str | None = None) -> pd.DataFram
             skeys, smedian, _ = group_medians(position[known], state[known])
             table["state_bytes"] = pd.Series(smedian, index=skeys).reindex(keys).to_numpy()
         tables.append(table)
-    return pd.concat(tables, ignore_index=True)[[c for c in columns if c in tables[0]]] if tables else pd.DataFrame(columns=columns)
+    return cast(pd.DataFrame, pd.concat(tables, ignore_index=True)[[c for c in columns if c in tables[0]]]) if tables else pd.DataFrame(columns=columns)
 
 
 def group_medians(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

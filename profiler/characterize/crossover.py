@@ -220,4 +220,4 @@ def latency_point(name: str, context: float, summary: WorkloadSummary | None, mi
         why = summary.unavailable.get("tpot_s") or "no request delivered more than one token"
         return LatencyPoint(context, unreachable=f"no TPOT: {why}", name=name)
     contended = summary.contention.contended if summary.contention else None
-    return LatencyPoint(context, stats.median, tuple(stats.ci95_median), stats.count, None, contended, name)
+    return LatencyPoint(context, stats.median, stats.ci95_median, stats.count, None, contended, name)

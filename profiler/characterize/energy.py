@@ -25,7 +25,7 @@ from .analysis import ITERATION, NS, measured_spans
 
 def energy_summary(spans: pd.DataFrame, samples: pd.DataFrame, idle_power_w: float | None) -> tuple[dict[str, Any], str | None]:
     """(energy facts, None) or ({}, reason unavailable)."""
-    if samples.empty or "gpu_energy_j" not in samples or samples["gpu_energy_j"].isna().all():
+    if samples.empty or "gpu_energy_j" not in samples or bool(samples["gpu_energy_j"].isna().all()):
         return {}, "no NVML energy counter readings (no NVIDIA GPU, or the driver does not expose total energy)"
     m = measured_spans(spans)
     if m.empty:

@@ -29,7 +29,7 @@ Definitions (metrics.md):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -64,10 +64,10 @@ def work_by_phase(
     bandwidth = (calibration or {}).get("copy_bytes_per_s")
     out: dict[str, Any] = {}
     for phase, g in work.groupby("phase", sort=False):
-        counted = float(g["flops_counted"].median())
-        analytic = float(g["analytic_flops"].median()) if "analytic_flops" in g else 0.0
+        counted = float(cast(pd.Series, g["flops_counted"]).median())
+        analytic = float(cast(pd.Series, g["analytic_flops"]).median()) if "analytic_flops" in g else 0.0
         flops = counted + analytic
-        moved = float(g["bytes_moved"].median())
+        moved = float(cast(pd.Series, g["bytes_moved"]).median())
         entry: dict[str, Any] = {
             "spans_counted": int(len(g)),
             "flops_counted": counted,

@@ -16,7 +16,7 @@ Times are integer nanoseconds on time.monotonic_ns (CLOCK_MONOTONIC); outputs ar
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,7 @@ def meets_slo(table: pd.DataFrame, slo: Any) -> pd.Series:
     """True per request when it finished and meets every SLO given (`slo`: ttft_s, tpot_s, e2e_s, None = not judged).
 
     A request with one output token has no TPOT; it is judged on the others."""
-    ok = table["status"] == FINISHED
+    ok = cast(pd.Series, table["status"] == FINISHED)
     if slo.ttft_s is not None:
         ok &= table["ttft_s"] <= slo.ttft_s
     if slo.tpot_s is not None:
@@ -236,7 +236,10 @@ def serving_summary(
         sender={k: v for k, v in (facts.get("sender") or {}).items()},
         long_requests=facts.get("long_requests"),
         sizes_capped=dict(facts.get("sizes_capped") or {}),
-        **stats,
+        queue_s=stats["queue_s"],
+        ttft_s=stats["ttft_s"],
+        tpot_s=stats["tpot_s"],
+        e2e_s=stats["e2e_s"],
     )
     out.itl_by_context, out.kv_by_context, out.context_unavailable = context_growth(table, done, engine, workload_facts or {})
     bounds = measured_window_ns(table)
@@ -271,20 +274,20 @@ def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame
     else:
         gaps["running"], running_from = running_at_gaps(table, engine, gaps["end_ns"].to_numpy())
         binned = itl_by_context(gaps)
-        bins = [ContextBin(**{k: (None if k == "running_p50" and pd.isna(v) else v) for k, v in row.items()}) for row in binned.to_dict("records")]
+        bins = [ContextBin.model_validate({k: (None if k == "running_p50" and pd.isna(v) else v) for k, v in row.items()}) for row in binned.to_dict("records")]
         full = [i for i, b in enumerate(bins) if b.gaps >= MIN_BIN_GAPS]
         itl = ITLByContext(
             bin_tokens=int(binned["context_hi"].iloc[0] - binned["context_lo"].iloc[0]),
             bins=bins,
             gaps=int(len(gaps)),
-            max_context_tokens=int(gaps["context_tokens"].max()),
+            max_context_tokens=int(cast(pd.Series, gaps["context_tokens"]).max()),
             running_from=running_from,
         )
         if len(full) >= 2:
             first, last = bins[full[0]], bins[full[-1]]
             itl.from_bin, itl.to_bin = full[0], full[-1]
             itl.growth = last.itl_p50_s / first.itl_p50_s if first.itl_p50_s > 0 else None
-            running = [bins[i].running_p50 for i in full if bins[i].running_p50 is not None]
+            running = [r for i in full if (r := bins[i].running_p50) is not None]
             if running:
                 itl.running_min, itl.running_max = float(min(running)), float(max(running))
                 itl.batch_changed = bool(itl.running_min > 0 and itl.running_max / itl.running_min >= BATCH_CHANGE)
@@ -297,7 +300,7 @@ def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame
                 raise ValueError(reason)
             fit = fit_kv_growth(held)
         except ValueError as exc:
-            lost = "token_ns" in table and not table["token_ns"].map(lambda x: x is not None and len(x) > 0).all()
+            lost = "token_ns" in table and not bool(table["token_ns"].map(lambda x: x is not None and len(x) > 0).all())
             why["kv_by_context"] = str(exc) + (
                 "; samples after the first sent request whose token times were not recorded (timed out, lost or failed) are left out" if lost else ""
             )
@@ -307,7 +310,7 @@ def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame
             page = workload_facts.get("page_size_tokens")
             kv = KVByContext(
                 **fit,
-                running_mean=float(held["running"].mean()) if held["running"].notna().any() else None,
+                running_mean=float(cast(pd.Series, held["running"]).mean()) if bool(held["running"].notna().any()) else None,
                 declared_bytes_per_token=declared,
                 slope_over_declared=fit["slope_bytes_per_token"] / declared if declared else None,
                 page_tokens=int(page) if isinstance(page, int) else None,
@@ -383,7 +386,7 @@ def running_at_gaps(table: pd.DataFrame, engine: pd.DataFrame | None, t_ns: np.n
     `running` at its last sample at or before each time ("engine samples"; NaN before its first sample), else,
     without engine samples, running_at over the request records ("request records", which miss requests whose
     records were never returned: timed out or lost)."""
-    if engine is not None and not engine.empty and "running" in engine and engine["running"].notna().any():
+    if engine is not None and not engine.empty and "running" in engine and bool(engine["running"].notna().any()):
         e = engine.loc[engine["running"].notna()].sort_values("t_ns")
         at = np.searchsorted(e["t_ns"].to_numpy(dtype=np.int64), np.asarray(t_ns, dtype=np.int64), side="right") - 1
         running = e["running"].to_numpy(dtype=float)
@@ -434,7 +437,8 @@ def itl_by_context(gaps: pd.DataFrame, width: int | None = None, bins: int = ITL
         raise ValueError(f"itl_by_context needs a bin width >= 1 token (got {width})")
     keyed = gaps.assign(bin=context // width)
     out = []
-    for k, group in keyed.groupby("bin", sort=True):
+    for key, group in keyed.groupby("bin", sort=True):
+        k = cast(int, key)
         itl = group["itl_s"].to_numpy(dtype=float)
         known = group["running"].dropna() if "running" in group else pd.Series(dtype=float)
         running = float(np.median(known)) if len(known) else np.nan
@@ -452,7 +456,7 @@ def itl_by_context(gaps: pd.DataFrame, width: int | None = None, bins: int = ITL
     return pd.DataFrame(out, columns=columns)
 
 
-def kv_tokens_held(requests: pd.DataFrame, engine: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+def kv_tokens_held(requests: pd.DataFrame, engine: pd.DataFrame | None) -> tuple[pd.DataFrame, str | None]:
     """The tokens of context the engine holds at each of its samples, beside the KV bytes it reports.
 
     A request holds its prompt from when the engine scheduled it, then one more token per token delivered:
@@ -462,7 +466,7 @@ def kv_tokens_held(requests: pd.DataFrame, engine: pd.DataFrame) -> tuple[pd.Dat
     lost, failed) are left out: what it held is unknown. Returns (DataFrame t_ns, tokens_held, kv_bytes_used,
     running, one row per kept sample with a KV reading; None) or (empty DataFrame, the reason)."""
     empty = pd.DataFrame({"t_ns": [], "tokens_held": [], "kv_bytes_used": [], "running": []})
-    if engine is None or engine.empty or "kv_bytes_used" not in engine or not engine["kv_bytes_used"].notna().any():
+    if engine is None or engine.empty or "kv_bytes_used" not in engine or not bool(engine["kv_bytes_used"].notna().any()):
         return empty, "the engine reports no KV bytes used"
     e = engine.loc[engine["kv_bytes_used"].notna()].sort_values("t_ns")
     t = e["t_ns"].to_numpy(dtype=np.int64)
@@ -484,7 +488,7 @@ def kv_tokens_held(requests: pd.DataFrame, engine: pd.DataFrame) -> tuple[pd.Dat
     return pd.DataFrame({"t_ns": t, "tokens_held": held, "kv_bytes_used": e["kv_bytes_used"].to_numpy(dtype=float), "running": running}), None
 
 
-def fit_kv_growth(held: pd.DataFrame) -> dict[str, float]:
+def fit_kv_growth(held: pd.DataFrame) -> dict[str, Any]:
     """Least-squares line kv_bytes_used = slope * tokens_held + intercept over the samples of kv_tokens_held.
 
     The slope is the measured KV bytes per token of context; with a paged cache each running request holds whole

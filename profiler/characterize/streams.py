@@ -130,7 +130,8 @@ def _verdict(lo: float, hi: float) -> str:
 def interference(spans: pd.DataFrame, conditions: pd.Series, seed: int, contended: bool) -> list[Interference]:
     """Per phase that ran in more than one condition: latency together / alone (see the module docstring)."""
     s = timed_spans(spans)
-    s = s.loc[s["phase"] != ITERATION].assign(cond=s["iteration"].map(conditions))
+    cond = s["iteration"].map(conditions)  # pyright: ignore[reportArgumentType]  pandas types map() for a function only
+    s = s.loc[s["phase"] != ITERATION].assign(cond=cond)
     s = s.loc[s["cond"].notna()]
     order = list(dict.fromkeys(conditions.tolist()))
     out = []
@@ -154,7 +155,8 @@ def interference(spans: pd.DataFrame, conditions: pd.Series, seed: int, contende
                 item.verdict = "inconclusive: measured under contention (see the run's contention)"
             else:
                 item.verdict = _verdict(*r["ci95"])
-            with_drops = spans.loc[spans["phase"] == phase].assign(cond=spans["iteration"].map(conditions))
+            cond = spans["iteration"].map(conditions)  # pyright: ignore[reportArgumentType]  pandas types map() for a function only
+            with_drops = spans.loc[spans["phase"] == phase].assign(cond=cond)
             if "deadline_ns" in with_drops and with_drops["deadline_ns"].notna().any():
                 item.miss_rate_alone = _miss_rate(with_drops.loc[with_drops["cond"] == alone])
                 item.miss_rate_together = _miss_rate(with_drops.loc[with_drops["cond"] == together])
@@ -173,7 +175,7 @@ def energy_by_condition(
     spans: pd.DataFrame, samples: pd.DataFrame, conditions: pd.Series, request: str
 ) -> tuple[dict[str, dict[str, float | None]], str | None]:
     """({condition: {average_power_w, energy_per_request_j}}, None) or ({}, why unavailable)."""
-    if samples.empty or "gpu_energy_j" not in samples or samples["gpu_energy_j"].isna().all():
+    if samples.empty or "gpu_energy_j" not in samples or bool(samples["gpu_energy_j"].isna().all()):
         return {}, "no NVML energy counter readings (no NVIDIA GPU, or the driver does not expose total energy)"
     s = samples.loc[samples["gpu_energy_j"].notna()].sort_values("t_ns")
     t, e = s["t_ns"].to_numpy(dtype=float), s["gpu_energy_j"].to_numpy(dtype=float)
@@ -222,7 +224,7 @@ def streams_summary(spans: pd.DataFrame, samples: pd.DataFrame, declaration: Dec
     """The Streams block. `per_condition(spans) -> (RequestMetrics, Deadlines | None, {phase: Stats})` builds one
     condition's figures from its spans (summary.py passes its own builders, so the definitions are the workload's)."""
     out = Streams(streams=list(declaration.streams))
-    if spans.empty or "condition" not in spans or spans["condition"].isna().all():
+    if spans.empty or "condition" not in spans or bool(spans["condition"].isna().all()):
         return out
     conditions = condition_of_iterations(spans)
     energy, why = energy_by_condition(spans, samples, conditions, declaration.request)

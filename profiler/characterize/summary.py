@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -153,27 +153,29 @@ def build_summary(
     # under a load, in a synchronous batch whose composition is drawn anew each iteration (an RL rollout), or across the
     # conditions of a workload's own streams (alone and together), request sizes, batch composition and co-location vary
     # by design: their spread is measured, not noise
-    drawn = outcome.load is not None or ("finished" in spans and spans["finished"].notna().any()) or bool(declaration.streams)
+    drawn = outcome.load is not None or ("finished" in spans and bool(spans["finished"].notna().any())) or bool(declaration.streams)
     request_warnings = [] if drawn else warnings
     summary.metrics = guarded("the request metrics", lambda: _request_metrics(spans, declaration, seed, unavailable, request_warnings)) or RequestMetrics()
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed, declaration.inference))
     # under a load a phase's spread is what is measured (batch composition, queueing), not noise
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if drawn else warnings, unavailable, outcome.device)) or {}
-    if outcome.load is not None:
+    load = outcome.load
+    if load is not None:
         if requests is None or requests.empty:
             unavailable["serving"] = "no request records (requests.parquet): the workload failed before its load started"
         else:
             summary.serving = guarded(
                 "the serving metrics",
-                lambda: serving_summary(requests, engine, child.get("serve") or {}, outcome.load, outcome.objective, seed, child.get("facts") or {}),
+                lambda: serving_summary(requests, engine, child.get("serve") or {}, load, outcome.objective, seed, child.get("facts") or {}),
             )
             warnings.extend(serving_warnings(summary.serving, child.get("serve") or {}))
     summary.memory = _memory(samples, child, unavailable)
     summary.memory.by_kind = guarded("the memory by kind", lambda: memory_by_kind(spans)) or {}
     if declaration.breakdown:
         summary.breakdown = guarded("the stage breakdown", lambda: _breakdown(spans, declaration.breakdown, seed)) or {}
-    if declaration.step is not None:
-        summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, declaration.step, seed))
+    step = declaration.step
+    if step is not None:
+        summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, step, seed))
     warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
     if declaration.streams:
@@ -183,8 +185,9 @@ def build_summary(
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
     if child.get("state_layers"):
         summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers([StateLayer(**x) for x in child["state_layers"]]))
-    if summary.declared_state is not None and declaration.step is not None:
-        summary.state_check = guarded("the state check", lambda: check_state(spans, declaration.step, summary.declared_state))
+    declared = summary.declared_state
+    if declared is not None and step is not None:
+        summary.state_check = guarded("the state check", lambda: check_state(spans, step, declared))
         if summary.state_check is not None and summary.state_check.first_mismatch:
             c = summary.state_check
             warnings.append(
@@ -236,7 +239,7 @@ def _batch_tail(spans: pd.DataFrame, step: str, seed: int) -> BatchTail | None:
         return None
     fields = ("requests", "batch_s", "tail_s", "tail_share", "p90_tail_share", "occupancy", "tail_occupancy", "tail_steps")
     stats = {f: Stats(**describe(t[f].dropna().astype(float), seed)) for f in fields}
-    return BatchTail(iterations=len(t), peak_sequences=float(t["peak_sequences"].max()), **stats)
+    return BatchTail(iterations=len(t), peak_sequences=float(cast(pd.Series, t["peak_sequences"]).max()), **stats)
 
 
 def _request_metrics(spans: pd.DataFrame, declaration: Declaration, seed: int, unavailable: dict[str, str], warnings: list[str]) -> RequestMetrics:
@@ -277,9 +280,9 @@ def _deadlines(spans: pd.DataFrame, seed: int, inference: str | None) -> Deadlin
     samples = deadline_metrics(spans, inference)
     if not samples:
         return None
-    fields = {DEADLINE_FIELDS[k]: Stats(**describe(v, seed)) for k, v in samples.items()}
-    interval = fields.get("tick_interval_s")
-    if interval is not None and interval.count:
+    fields: dict[str, Any] = {DEADLINE_FIELDS[k]: Stats(**describe(v, seed)) for k, v in samples.items()}
+    interval: Stats | None = fields.get("tick_interval_s")
+    if interval is not None and interval.count and interval.p99 is not None and interval.median is not None:
         fields["jitter_p99_minus_p50_s"] = interval.p99 - interval.median
     return Deadlines(**fields)
 
@@ -298,8 +301,8 @@ def _phases(spans: pd.DataFrame, seed: int, warnings: list[str], unavailable: di
 
 def _memory(samples: pd.DataFrame, child: dict[str, Any], unavailable: dict[str, str]) -> Memory:
     memory = Memory()
-    if not samples.empty and "proc_rss_bytes" in samples and samples["proc_rss_bytes"].notna().any():
-        memory.peak_rss_bytes = int(samples["proc_rss_bytes"].max())
+    if not samples.empty and "proc_rss_bytes" in samples and bool(samples["proc_rss_bytes"].notna().any()):
+        memory.peak_rss_bytes = int(cast(pd.Series, samples["proc_rss_bytes"]).max())
     else:
         unavailable["peak_rss_bytes"] = "no sampler rows (the workload ended before the first sample)"
     if child.get("phase_memory"):
@@ -321,12 +324,12 @@ def contention(samples: pd.DataFrame, stages: list[Stage], child: dict[str, Any]
     if window is not None and not samples.empty and "t_ns" in samples:
         end = window.end_ns if window.end_ns is not None else samples["t_ns"].max()  # interrupted while measuring
         rows = samples.loc[(samples["t_ns"] >= window.start_ns) & (samples["t_ns"] <= end)]
-    other = rows["other_cpu_cores"].dropna() if "other_cpu_cores" in rows else pd.Series(dtype=float)
+    other = cast(pd.Series, rows["other_cpu_cores"]).dropna() if "other_cpu_cores" in rows else pd.Series(dtype=float)
     if other.empty:
         out.summary = "not measured: no sampler rows with per-core CPU counters in the measured window"
         return out
-    steal = rows["steal_cores"].dropna() if "steal_cores" in rows else pd.Series(dtype=float)
-    gpu = rows["gpu_other_processes"].dropna() if "gpu_other_processes" in rows else pd.Series(dtype=float)
+    steal = cast(pd.Series, rows["steal_cores"]).dropna() if "steal_cores" in rows else pd.Series(dtype=float)
+    gpu = cast(pd.Series, rows["gpu_other_processes"]).dropna() if "gpu_other_processes" in rows else pd.Series(dtype=float)
     out.samples = int(len(other))
     out.other_cpu_cores_median, out.other_cpu_cores_p90 = float(other.median()), float(other.quantile(0.9))
     out.steal_cores_median = float(steal.median()) if not steal.empty else None

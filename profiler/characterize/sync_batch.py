@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -102,9 +102,9 @@ def stage_shares(spans: pd.DataFrame, stages: tuple[str, ...]) -> pd.DataFrame:
     an iteration has share 0 there (it did not run), `other` = 1 - the stages' sum."""
     if spans.empty or not stages:
         return pd.DataFrame(columns=[*stages, OTHER])
-    dur = (spans["end_ns"] - spans["start_ns"]) / NS
-    whole = dur[spans["phase"] == ITERATION].groupby(spans["iteration"]).sum()
-    parts = dur[spans["phase"].isin(stages)].groupby([spans["iteration"], spans["phase"]]).sum().unstack(fill_value=0.0)
+    dur = cast(pd.Series, (spans["end_ns"] - spans["start_ns"]) / NS)
+    whole = dur.loc[spans["phase"] == ITERATION].groupby(spans["iteration"]).sum()
+    parts = dur.loc[spans["phase"].isin(stages)].groupby([spans["iteration"], spans["phase"]]).sum().unstack(fill_value=0.0)
     table = parts.reindex(index=whole.index, columns=list(stages), fill_value=0.0).fillna(0.0).div(whole, axis=0)
     table[OTHER] = 1.0 - table[list(stages)].sum(axis=1)
     return table
@@ -130,8 +130,8 @@ def memory_by_kind(spans: pd.DataFrame) -> dict[str, int]:
     for column in spans.columns:
         match = MEMORY_ATTR.match(str(column))
         if match:
-            values = pd.to_numeric(spans[column], errors="coerce")
-            values = values[values >= 0]
+            values = cast(pd.Series, pd.to_numeric(spans[column], errors="coerce"))
+            values = values.loc[values >= 0]
             if len(values):
                 out[match["kind"]] = int(values.max())
     return out
@@ -142,7 +142,7 @@ def attribute_warnings(spans: pd.DataFrame, stages: tuple[str, ...], step: str |
     requests finishing at a step than it held, and declared stages that overlap (their shares then sum above 1)."""
     out = []
     for column in [c for c in spans.columns if MEMORY_ATTR.match(str(c))] + [c for c in ("tokens", "finished", "sequences") if c in spans]:
-        negative = int((pd.to_numeric(spans[column], errors="coerce") < 0).sum())
+        negative = int((cast(pd.Series, pd.to_numeric(spans[column], errors="coerce")) < 0).sum())
         if negative:
             out.append(f"span attribute `{column}` is negative on {negative} measured span(s): those values are left out")
     if step is not None and {"finished", "sequences"} <= set(spans.columns):
@@ -152,9 +152,10 @@ def attribute_warnings(spans: pd.DataFrame, stages: tuple[str, ...], step: str |
             out.append(f"{over} '{step}' span(s) report more requests `finished` than `sequences` in the batch: the tail counts them as given")
     if stages:
         shares = stage_shares(spans, stages)
-        if not shares.empty and float(shares[OTHER].min()) < -0.01:
+        lowest = float(cast(pd.Series, shares[OTHER]).min()) if not shares.empty else 0.0
+        if lowest < -0.01:
             out.append(
-                f"the declared breakdown's stages overlap ({', '.join(stages)}: their time sums to {1 - float(shares[OTHER].min()):.0%} of an iteration); "
+                f"the declared breakdown's stages overlap ({', '.join(stages)}: their time sums to {1 - lowest:.0%} of an iteration); "
                 "name only top-level phases in Declaration.breakdown"
             )
     return out

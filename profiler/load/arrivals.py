@@ -54,9 +54,9 @@ machine), stated with the run.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -339,7 +339,7 @@ def _trace_rows(config: LoadConfig, trace: pd.DataFrame) -> tuple[np.ndarray, pd
         send, rows = send[: config.requests], rows.iloc[: config.requests]
     elif config.duration_s is not None:
         keep = send <= config.duration_s
-        send, rows = send[keep], rows[keep]
+        send, rows = send[keep], cast("pd.DataFrame", rows[keep])
     return send, rows.reset_index(drop=True)
 
 
@@ -348,13 +348,13 @@ def failed_trace_rows(config: LoadConfig, trace: pd.DataFrame | None) -> int:
     records them), when the output sizes come from the trace. 0 without a trace."""
     if trace is None or not (config.sizes is None or config.sizes.output == "from_trace"):
         return 0
-    return int((trace["output_tokens"] == 0).sum())
+    return int(cast("pd.Series", trace["output_tokens"] == 0).sum())
 
 
 def _blocks(value: object) -> list[int] | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return [int(b) for b in value]  # type: ignore[attr-defined]
+    return [int(b) for b in cast(Iterable[Any], value)]  # a list or an array of block hashes
 
 
 def schedule(config: LoadConfig, trace: pd.DataFrame | None = None, allow_empty: bool = False) -> list[Request]:

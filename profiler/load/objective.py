@@ -28,12 +28,14 @@ class SLO(_Strict):
     """Latency objectives per request, in seconds; a request meets the SLO when it meets every one given."""
 
     ttft_s: float | None = Field(
-        0.25, ge=MIN_SLO_S, le=86_400, description="Time to first token from arrival, at most, 0.0001 to 86,400 s (DistServe chatbot: 0.25 s)."
+        default=0.25, ge=MIN_SLO_S, le=86_400, description="Time to first token from arrival, at most, 0.0001 to 86,400 s (DistServe chatbot: 0.25 s)."
     )
     tpot_s: float | None = Field(
-        0.1, ge=MIN_SLO_S, le=86_400, description="Time per output token after the first, at most, 0.0001 to 86,400 s (DistServe chatbot: 0.1 s)."
+        default=0.1, ge=MIN_SLO_S, le=86_400, description="Time per output token after the first, at most, 0.0001 to 86,400 s (DistServe chatbot: 0.1 s)."
     )
-    e2e_s: float | None = Field(None, ge=MIN_SLO_S, le=86_400, description="End-to-end latency from arrival, at most, 0.0001 to 86,400 s (none by default).")
+    e2e_s: float | None = Field(
+        default=None, ge=MIN_SLO_S, le=86_400, description="End-to-end latency from arrival, at most, 0.0001 to 86,400 s (none by default)."
+    )
 
     def stated(self) -> str:
         parts = [f"{name} <= {getattr(self, f'{name}_s'):g} s" for name in ("ttft", "tpot", "e2e") if getattr(self, f"{name}_s") is not None]
@@ -44,5 +46,7 @@ class Objective(_Strict):
     """How each request of a load run is judged."""
 
     slo: SLO = Field(default_factory=SLO, description="Per-request SLOs; goodput counts the requests that meet all of them.")
-    attainment_target: float = Field(0.9, ge=0.01, le=1, description="SLO attainment a rate must reach to count as sustained, 0.01 to 1 (DistServe: 90%).")
+    attainment_target: float = Field(
+        default=0.9, ge=0.01, le=1, description="SLO attainment a rate must reach to count as sustained, 0.01 to 1 (DistServe: 90%)."
+    )
     qoe: QoE = Field(default_factory=QoE, description="The reader's expected timeline (Andes).")

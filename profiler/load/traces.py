@@ -38,6 +38,7 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -236,7 +237,7 @@ def _token_problem(value: float, raw: str | None = None) -> str | None:
 
 def _tokens(shown: str, values: pd.Series, lines: list[int], column: str) -> pd.Series:
     """Token counts as int64; one that is not a whole number 0..MAX_TOKENS is an error on its line."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    numbers = cast(pd.Series, pd.to_numeric(values, errors="coerce")).astype("float64").to_numpy()
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(numbers) | (numbers < 0) | (numbers != np.floor(numbers)) | (numbers > MAX_TOKENS)
     if bad.any():
@@ -311,14 +312,14 @@ def _read_azure(shown: str, text: str, header_index: int) -> pd.DataFrame:
         _check_span(shown, (micro - micro.iloc[0]).dt.total_seconds().to_numpy(), lines, "dates")
     arrival = (stamps - stamps.iloc[0]).dt.total_seconds() if len(stamps) else pd.Series([], dtype="float64")
     _check_order(shown, arrival, lines)
-    inputs = _tokens(shown, raw["ContextTokens"], lines, "ContextTokens")
-    outputs = _tokens(shown, raw["GeneratedTokens"], lines, "GeneratedTokens")
+    inputs = _tokens(shown, cast(pd.Series, raw["ContextTokens"]), lines, "ContextTokens")
+    outputs = _tokens(shown, cast(pd.Series, raw["GeneratedTokens"]), lines, "GeneratedTokens")
     return _table(arrival, inputs, outputs)
 
 
 def _read_burstgpt(shown: str, text: str, header_index: int) -> pd.DataFrame:
     raw, lines = _read_csv(shown, text, header_index)
-    seconds = pd.to_numeric(raw["Timestamp"], errors="coerce").astype("float64")
+    seconds = cast(pd.Series, pd.to_numeric(raw["Timestamp"], errors="coerce")).astype("float64")
     bad = ~np.isfinite(seconds.to_numpy())
     if bad.any():
         i = int(bad.argmax())
@@ -330,8 +331,8 @@ def _read_burstgpt(shown: str, text: str, header_index: int) -> pd.DataFrame:
         arrival = seconds - seconds.iloc[0] if len(seconds) else seconds
     _check_span(shown, arrival.to_numpy(), lines, "seconds")
     _check_order(shown, arrival, lines)
-    inputs = _tokens(shown, raw["Request tokens"], lines, "Request tokens")
-    outputs = _tokens(shown, raw["Response tokens"], lines, "Response tokens")
+    inputs = _tokens(shown, cast(pd.Series, raw["Request tokens"]), lines, "Request tokens")
+    outputs = _tokens(shown, cast(pd.Series, raw["Response tokens"]), lines, "Response tokens")
     return _table(arrival, inputs, outputs)
 
 

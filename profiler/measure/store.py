@@ -16,6 +16,7 @@ memory; when the workload ends the parts are merged into one `spans.parquet`.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import math
 import os
@@ -24,7 +25,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -416,7 +417,7 @@ def read_arrow(path: str | Path, columns: Any = None) -> pa.Table:
         return parquet.read(columns=columns)
 
 
-def _read_into_arrow(f: BinaryIO) -> pa.Buffer:
+def _read_into_arrow(f: io.FileIO) -> pa.Buffer:
     """The bytes of an open regular file (its size checked by open_regular) in one arrow buffer, read once: parquet
     read through a Python file object comes as a Python bytes object per column chunk, and a million spans' chunks
     leave tens of MiB in the C heap after they are freed. A file that shrank since its stat gives fewer bytes (then

@@ -7,6 +7,8 @@ does not hide the others.
 from __future__ import annotations
 
 import copy
+import functools
+import operator
 import re
 import types
 import typing
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ..errors import UserError
-from ..plugin import declaration_of
+from ..plugin import OneOf, declaration_of
 from .config import SuiteConfig
 from .registry import PluginRef, discover, resolve_workload
 
@@ -39,7 +41,7 @@ def describe_params(model: type[BaseModel], prefix: str = "", defaults: BaseMode
     already states both bounds."""
     rows = []
     for name, field in model.model_fields.items():
-        annotation = field.annotation
+        annotation = _as_literal(field.annotation, field.metadata)
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         type_text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
         bounds = param_range(field)
@@ -63,6 +65,22 @@ def describe_params(model: type[BaseModel], prefix: str = "", defaults: BaseMode
             default = None if field.is_required() else field.get_default(call_default_factory=True)
             rows.extend(describe_params(annotation, f"{prefix}{name}.", default if isinstance(default, BaseModel) else None))
     return rows
+
+
+def _as_literal(annotation: Any, metadata: list[Any]) -> Any:
+    """The annotation with each `Annotated[str, OneOf(names)]` in it shown as the `Literal[names]` it validates as."""
+    one_of = next((m for m in metadata if isinstance(m, OneOf)), None)
+    if one_of is not None:
+        return one_of.literal()
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        return _as_literal(base, extra)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        shown = tuple(_as_literal(a, []) for a in args)
+        return functools.reduce(operator.or_, shown) if shown != args else annotation
+    return annotation
 
 
 Bound = tuple[float | None, bool, float | None, bool]

@@ -9,6 +9,7 @@ becomes one line: file:line, key path, what is wrong, and the closest valid key 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
@@ -37,41 +38,44 @@ class StrictModel(BaseModel):
 class MeasureConfig(StrictModel):
     """How long and how often to measure (MLPerf-style: both min_iters and min_seconds)."""
 
-    warmup_iters: int = Field(2, ge=0, le=100_000, description="Iterations run first, stored tagged as warmup, excluded from statistics.")
-    min_iters: int = Field(5, ge=1, le=10_000_000, description="Measured iterations at least.")
-    min_seconds: float = Field(2.0, ge=0, le=86_400, allow_inf_nan=False, description="Measured seconds at least, 0 to 86,400.")
+    warmup_iters: int = Field(default=2, ge=0, le=100_000, description="Iterations run first, stored tagged as warmup, excluded from statistics.")
+    min_iters: int = Field(default=5, ge=1, le=10_000_000, description="Measured iterations at least.")
+    min_seconds: float = Field(default=2.0, ge=0, le=86_400, allow_inf_nan=False, description="Measured seconds at least, 0 to 86,400.")
     max_seconds: float = Field(
-        120.0,
+        default=120.0,
         ge=0.1,
         le=86_400,
         allow_inf_nan=False,
         description="Measurement stops here even if min_iters is not reached (a warning is recorded), 0.1 to 86,400 s (a day).",
     )
     sample_hz: float = Field(
-        20.0,
+        default=20.0,
         ge=0.01,
         le=1000,
         allow_inf_nan=False,
         description="Rate of the parent's psutil/NVML sampler, 0.01 to 1000 Hz (one sample per 1/sample_hz s, which must fit in max_seconds).",
     )
     setup_timeout_s: float = Field(
-        900.0,
+        default=900.0,
         ge=1,
         le=86_400,
         allow_inf_nan=False,
         description="A setup (model build, load) that takes longer is a failure, 1 to 86,400 s (starting the child alone takes about a second).",
     )
     hang_grace_s: float = Field(
-        30.0,
+        default=30.0,
         ge=1,
         le=3600,
         allow_inf_nan=False,
         description="A workload still running this long after max_seconds is killed as hung, 1 to 3600 s (a child takes up to a second to stop).",
     )
-    count_work: bool = Field(True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
-    trace_ops: bool = Field(True, description="After measuring, run one traced iteration (torch.profiler) for the operator mix and trace.json.")
+    count_work: bool = Field(default=True, description="After measuring, run one untimed iteration counting FLOPs and bytes per phase.")
+    trace_ops: bool = Field(default=True, description="After measuring, run one traced iteration (torch.profiler) for the operator mix and trace.json.")
     repeats: int = Field(
-        1, ge=1, le=50, description="Run the whole suite this many times, workloads interleaved; with 2 or more, verdicts use the between-repeat variation."
+        default=1,
+        ge=1,
+        le=50,
+        description="Run the whole suite this many times, workloads interleaved; with 2 or more, verdicts use the between-repeat variation.",
     )
 
     @model_validator(mode="after")
@@ -143,16 +147,18 @@ class ExecutorConfig(StrictModel):
     directory. In YAML, `executor: ray` or `executor: "ray:ADDRESS"` is short for the mapping.
     """
 
-    kind: Literal["local", "ray"] = Field("local", description="local: child processes here, one at a time; ray: Ray tasks on a cluster.")
+    kind: Literal["local", "ray"] = Field(default="local", description="local: child processes here, one at a time; ray: Ray tasks on a cluster.")
     address: str | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=500,
         description="ray: the cluster to join (auto: the one `ray start` runs here; host:port; ray://host:10001); none: start a local one for the run.",
     )
-    num_cpus: int | None = Field(None, ge=1, le=65_536, description="ray, when it starts a local cluster: its CPU count (default: this machine's).")
-    cpu_share: int = Field(1, ge=1, le=64, description="ray: points that may share one CPU core at a time (1: never; more makes their measurements contended).")
-    gpu_share: int = Field(1, ge=1, le=64, description="ray: points that may share one GPU at a time (1: never; Ray's fractional GPUs).")
+    num_cpus: int | None = Field(default=None, ge=1, le=65_536, description="ray, when it starts a local cluster: its CPU count (default: this machine's).")
+    cpu_share: int = Field(
+        default=1, ge=1, le=64, description="ray: points that may share one CPU core at a time (1: never; more makes their measurements contended)."
+    )
+    gpu_share: int = Field(default=1, ge=1, le=64, description="ray: points that may share one GPU at a time (1: never; Ray's fractional GPUs).")
 
     @model_validator(mode="before")
     @classmethod
@@ -306,12 +312,12 @@ UNION_TAG = re.compile(r"^[\w-]+\[.*\]$")
 """pydantic's name for one branch of a union or a validator wrapper in an error's loc: `function-after[...]`, `literal['x']`."""
 
 
-def _without_union_tags(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _without_union_tags(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Errors with union-branch tags dropped from their locs, one per place. A value that failed every branch of a
     union (a size given as a mapping that is wrong, where `from_trace` is the other branch) is reported by the branch
     that takes its type, not once per branch."""
 
-    def branch(e: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    def branch(e: Mapping[str, Any]) -> tuple[tuple[Any, ...], str] | None:
         for i, part in enumerate(e["loc"]):
             if isinstance(part, str) and UNION_TAG.match(part):
                 return tuple(e["loc"][:i]), part

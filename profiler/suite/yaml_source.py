@@ -81,7 +81,7 @@ class SuiteLoader(yaml.SafeLoader):
         self._open_anchors: set[str] = set()
         self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (values once aliases are expanded, height)
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in self._open_anchors:
@@ -104,6 +104,7 @@ class SuiteLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
             self._open_anchors.discard(anchor)
+        assert node is not None  # PyYAML composes a node here or raises
         self._count(node)
         return node
 
@@ -162,7 +163,7 @@ def _core_schema(loader: type[yaml.SafeLoader]) -> None:
         loader.add_constructor(f"tag:yaml.org,2002:{tag}", build)
 
 
-def _core_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
+def _core_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
     """A YAML 1.2 boolean; ValueError for 1.1's yes/no/on/off (SuiteLoader.construct_object makes it a marked error)."""
     value = loader.construct_scalar(node)
     if value not in CORE_BOOL:
@@ -170,7 +171,7 @@ def _core_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
     return CORE_BOOL[value]
 
 
-def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+def _core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     """A YAML 1.2 integer: decimal (leading zeros are decimal), 0o octal or 0x hexadecimal; ValueError otherwise."""
     value = str(loader.construct_scalar(node))
     if not CORE_INT.match(value):
@@ -180,7 +181,7 @@ def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
     return int(value, 10)
 
 
-def _core_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+def _core_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     """A YAML 1.2 float (an integer's forms are floats too under an explicit `!!float`); ValueError otherwise."""
     value = str(loader.construct_scalar(node))
     if CORE_INT.match(value) and value[:2] not in ("0o", "0x"):

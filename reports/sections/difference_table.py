@@ -18,7 +18,11 @@ from .findings import number
 @register_section(anchor="differences", title="Differences from the baseline", order=30, template="differences.html.j2")
 def build(ctx: ReportContext) -> dict[str, Any]:
     title = f"Differences from the baseline ({ctx.baseline})" if ctx.baseline else "Differences from the baseline"
-    others = sorted({b for b in ctx.diffs.get("baseline", []) if isinstance(b, str) and b != ctx.baseline}) if not ctx.diffs.empty else []
+    others = (
+        sorted({b for b in (ctx.diffs["baseline"] if "baseline" in ctx.diffs else []) if isinstance(b, str) and b != ctx.baseline})
+        if not ctx.diffs.empty
+        else []
+    )
     if others:
         title += f"; request pattern and objective against {', '.join(others)}"
     if ctx.diffs.empty:

@@ -4,7 +4,7 @@ sampler timeline with the child's stages shaded."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -37,7 +37,7 @@ def build(ctx: ReportContext) -> dict[str, Any]:
     timelines, reduced = [], False
     for name, view in ctx.views.items():
         samples = view.run.samples
-        last = int(samples["t_ns"].max()) if not samples.empty and "t_ns" in samples else 0
+        last = int(cast(pd.Series, samples["t_ns"]).max()) if not samples.empty and "t_ns" in samples else 0
         bands = figures.stage_bands(view.summary.stages, last) if view.summary.stages else figures.iteration_bands(view.run.iterations)
         fig, r = figures.sampler_timeline(name, samples, bands, cores if isinstance(cores, int) else None)
         reduced |= r

@@ -69,7 +69,7 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
     for name, view in ctx.views.items():
         if view.summary.serving is None:
             if _has_load(ctx, name):
-                missing[name] = f"no serving record: the workload {view.status} before its requests were summarised"
+                missing[name] = f"no serving record: the workload {view.run.status} before its requests were summarised"
             continue
         served[name] = served_workload(ctx, name, view.run)
         problems += [p for p in view.run.problems if p not in ctx.problems]  # read here first: not yet listed with the others
@@ -303,7 +303,7 @@ def _sender(s: Served) -> Cell:
         return unavailable("the load generator recorded no sends")
     title = f"achieved − scheduled send time, p50 {duration(v.sender.get('p50_s'))}; the sender's CPU: {percent(v.sender.get('cpu_share'))} of a core"
     m = s.measured
-    if not m.empty and m["sent_ns"].notna().any():
+    if not m.empty and bool(m["sent_ns"].notna().any()):
         late = ((m["sent_ns"] - m["arrival_ns"]) / NS).dropna().to_numpy(dtype=float)
         title += f"; recorded sent − arrival over measured requests: p50 {duration(float(np.median(late)))}, max {duration(float(late.max()))}"
     return Cell(duration(p99), sub=f"max {duration(worst)}", title=title)
@@ -415,7 +415,9 @@ def context_sentences(s: Served, contended: str | None = None) -> list[str]:
         text = f"{s.name}: ITL against context unavailable: {v.context_unavailable.get('itl_by_context', 'not computed by this version')}"
     if kv is not None:
         declared = (
-            f" (declared {nbytes(kv.declared_bytes_per_token)}: measured ÷ declared {sig(kv.slope_over_declared)})" if kv.declared_bytes_per_token else ""
+            f" (declared {nbytes(kv.declared_bytes_per_token)}: measured ÷ declared {sig(kv.slope_over_declared)})"
+            if kv.declared_bytes_per_token and kv.slope_over_declared is not None
+            else ""
         )
         pages = (
             f"; pages of {kv.page_tokens} tokens leave up to {kv.page_tokens - 1} tokens of slack per request, which lifts the line by "
@@ -430,7 +432,7 @@ def context_sentences(s: Served, contended: str | None = None) -> list[str]:
     lines.append(text)
     if itl is not None and contended:
         lines.append(f"{s.name}: measured under contention ({contended}): ITL against context there follows the other processes' load too; no claim.")
-    if itl is not None and itl.batch_changed:
+    if itl is not None and itl.batch_changed and itl.running_min is not None and itl.running_max is not None:
         lines.append(
             f"{s.name}: the running batch changed across the context bins (median {sig(itl.running_min)} to {sig(itl.running_max)}, "
             f"{itl.running_from}; ≥ {BATCH_CHANGE:g}×): ITL against context there mixes the context's cost with the batch's."
@@ -501,7 +503,7 @@ def sweep_curve(points: list[Served]) -> SweepCurve:
 
 
 def _sweep_cells(group: str, c: SweepCurve) -> list[Cell]:
-    configured = ", ".join(sig(float(p.point[RATE_KEY])) for p in c.points)
+    configured = ", ".join(sig(float((p.point or {})[RATE_KEY])) for p in c.points)  # every point has one (_sweeps)
     offered = Cell(", ".join(sig(r) for r in c.rates) + " req/s", cls="l", sub=f"load.rate {configured}", title=c.axis)
     if c.knee.get("rate") is not None:
         knee_cell = Cell(rate(c.knee["rate"], "req"), sub=f"p90 TTFT {duration(c.knee['latency'])}", title=c.knee["basis"])

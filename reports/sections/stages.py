@@ -105,7 +105,7 @@ def _stage_figure(views: dict[str, WorkloadView], colours: dict[str, str]) -> go
     stages = list(dict.fromkeys(s for v in views.values() for s in v.summary.breakdown))
     names = [label(n) for n in views]
     for stage in stages:
-        shares = [(v.summary.breakdown.get(stage).share.median or 0.0) if stage in v.summary.breakdown else 0.0 for v in views.values()]
+        shares = [(v.summary.breakdown[stage].share.median or 0.0) if stage in v.summary.breakdown else 0.0 for v in views.values()]
         fig.add_bar(
             y=names, x=[100 * s for s in shares], name=label(stage), orientation="h", hovertemplate="%{y}: %{x:.1f}%<extra>" + label(stage) + "</extra>"
         )
@@ -130,6 +130,7 @@ def _tail_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table:
     rows = []
     for name, v in views.items():
         t = v.summary.batch_tail
+        assert t is not None  # the views with a tail only
         rows.append(
             Row(
                 [
@@ -150,6 +151,7 @@ def _tail_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table:
 
 def _tail_sentence(name: str, v: WorkloadView) -> str:
     t = v.summary.batch_tail
+    assert t is not None  # the views with a tail only
     few = " With fewer than 3 iterations the interval is not a claim." if t.iterations < 3 else ""
     n = f"{t.requests.median:.0f}" if t.requests.median is not None else "its"
     share, occupancy = t.tail_share.median, t.tail_occupancy.median

@@ -11,9 +11,10 @@ workload declares streams.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from profiler.characterize.streams import condition_of_iterations, first_output_s
@@ -87,7 +88,8 @@ def _frames_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table |
             d = c.deadlines
             if d is None or d.miss_rate is None:
                 continue
-            due = int((m["deadline_ns"].notna() & m["iteration"].map(conditions).eq(cond)).sum())
+            in_condition = m["iteration"].map(conditions).eq(cond)  # pyright: ignore[reportArgumentType]  pandas types map() for a function only
+            due = int(cast(pd.Series, m["deadline_ns"].notna() & in_condition).sum())
             late = d.lateness_s
             rows.append(
                 Row(
@@ -125,7 +127,7 @@ def _queries_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table 
                 continue
             within = "—"
             if decl.presentation and conditions is not None:
-                part = v.measured.loc[v.measured["iteration"].map(conditions).eq(cond)]
+                part = v.measured.loc[v.measured["iteration"].map(conditions).eq(cond)]  # pyright: ignore[reportArgumentType]  pandas types map() for a function only
                 first = first_output_s(part, decl.request, decl.presentation)
                 within = f"{percent(float(np.mean(first <= TURN_GAP_S)))} of {first.size}" if first.size else "—"
             rows.append(
@@ -247,7 +249,7 @@ def _kv_sentence(name: str, v: WorkloadView) -> str | None:
         return None
     policy = f.get("context_policy")
     bound = f.get("context_bound_bytes")
-    held = v.measured["state_bytes"].max() if "state_bytes" in v.measured and v.measured["state_bytes"].notna().any() else None
+    held = float(cast(pd.Series, v.measured["state_bytes"]).max()) if "state_bytes" in v.measured and bool(v.measured["state_bytes"].notna().any()) else None
     text = (
         f"{name}: {f.get('tokens_per_frame')} visual tokens per frame at {f.get('fps', 0):g} fps add {nbytes(growth)} of KV cache per minute without a bound."
     )

@@ -255,6 +255,25 @@ def test_failed_and_timed_out_requests_are_counted_and_drawn_apart(real_run, tmp
     assert "ttft &lt;= 0.25 s, tpot &lt;= 0.1 s" in fig.layout.title.text  # escaped for plotly, shown as <=
 
 
+def test_a_workload_under_a_load_that_failed_before_its_summary_gets_a_row_that_says_so(real_run, tmp_path):
+    import yaml
+
+    run_dir = copy_run(real_run, tmp_path)
+    shutil.copytree(run_dir / "serve", run_dir / "down")
+    data = json.loads((run_dir / "down" / "summary.json").read_text())
+    data.update(name="down", status="failed", error={"phase": "setup", "reason": "RuntimeError: planted"}, serving=None)
+    (run_dir / "down" / "summary.json").write_text(json.dumps(data))
+    info = json.loads((run_dir / "run.json").read_text())
+    info["workloads"].append({"name": "down", "dir": "down", "type": "llm_serve", "status": "failed"})
+    (run_dir / "run.json").write_text(json.dumps(info))
+    config = yaml.safe_load((run_dir / "config.resolved.yaml").read_text())
+    config["workloads"].append({**config["workloads"][0], "name": "down"})
+    (run_dir / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    for table in ("outcome", "latency"):  # a row of its own in both tables, its status in words
+        (row,) = [r for r in section(run_dir)[table].rows if r.cells and r.cells[0].text == "down"]
+        assert row.cells[1].title == "no serving record: the workload failed before its requests were summarised"
+
+
 def test_values_the_run_could_not_measure_are_unavailable_with_a_reason(real_run, tmp_path):
     run_dir = copy_run(real_run, tmp_path)
     edit_summary(run_dir / "serve", arrival_cv=None, arrival_cv_ci95=None, kv_occupancy_max=None, kv_bytes_total=None, sender={})
