@@ -50,8 +50,8 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
 
 def test_a_full_disk_in_the_child_mid_run_is_recorded_and_the_suite_goes_on(tmp_path):
     """The workload's own writes start failing mid-run (RLIMIT_FSIZE 0, set inside the child by
-    the test plugin): its error and info reach the parent through the queue, the spans flushed
-    before stay, the loss of the batch in memory is stated, and the next workload runs."""
+    the test plugin): its error (naming the write that failed) and info reach the parent through the queue, every
+    completed iteration's spans are kept (the journal, read back by the parent), and the next workload runs."""
     suite = SUITE.replace(
         "{name: toy, type: toy, params: {steps: 5}}",
         '{name: full, type: "tests.plugins.faulty:Faulty", params: {mode: disk_full, ok_iters: 40}}\n  - {name: after, type: toy, params: {steps: 3}}',
@@ -59,9 +59,9 @@ def test_a_full_disk_in_the_child_mid_run_is_recorded_and_the_suite_goes_on(tmp_
     _, run = run_suite_text(tmp_path, suite, expect_ok=False)
     full = run.workloads["full"].summary
     assert full.status == "failed" and full.error.phase == "measure"
-    assert "File too large" in full.error.reason
-    assert any("is lost" in p and "File too large" in p for p in full.problems)
-    assert 0 < full.span_count < 60 * 6  # the batches flushed before the fault, not the whole run
+    assert "File too large" in full.error.reason and "spans.journal" in full.error.reason
+    assert any("could not be written as a part" in p and "File too large" in p for p in full.problems)
+    assert 40 * 6 <= full.span_count < 60 * 6  # every iteration before the fault (5 steps + the iteration span), not the whole run
     assert run.workloads["after"].summary.status == "ok"
     page = (run.path / "report.html").read_text()
     assert "File too large" in page
