@@ -32,6 +32,11 @@ PACKAGES = (
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+THREADING_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
+"""The user's threading settings as the profiler found them (each child gets OMP_WAIT_POLICY=PASSIVE unless set here:
+run/supervisor.py; its child.json says which was in force)."""
+
+
 def collect_env(nvml: Nvml, argv: list[str]) -> dict[str, Any]:
     env: dict[str, Any] = {
         "command_line": argv,
@@ -44,6 +49,7 @@ def collect_env(nvml: Nvml, argv: list[str]) -> dict[str, Any]:
         "cpu_cores_physical": psutil.cpu_count(logical=False),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_total_bytes": psutil.virtual_memory().total,
+        "threading_env": {name: os.environ.get(name) for name in THREADING_ENV},
         "packages": {name: _version(name) for name in PACKAGES},
         "git": git_revision(),
     }

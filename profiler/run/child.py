@@ -222,7 +222,9 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         # never from whichever cores look idle: one per core, recorded with the mask
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
         torch.set_num_threads(min(spec.threads, len(cores)) if spec.threads else len(cores))
-        state.info.update(cpu_affinity=cores, torch_threads=torch.get_num_threads())
+        policy = os.environ.get("OMP_WAIT_POLICY")
+        by = "the profiler's default (run/supervisor.py: OMP_WAIT_POLICY)" if os.environ.pop("PROFILER_OMP_DEFAULT", None) else "the user's environment"
+        state.info.update(cpu_affinity=cores, torch_threads=torch.get_num_threads(), omp_wait_policy=f"{policy} ({by})" if policy else "unset")
         recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS, journal=True), state)  # each iteration's spans on disk as it ends
         if queue is not None:  # at least four looks within the shortest hang limit
             SpanWatch(recorder, state.report, min(SPAN_WATCH_S, (spec.measure["max_seconds"] + spec.measure["hang_grace_s"]) / 4)).start()

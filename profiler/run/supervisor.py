@@ -113,6 +113,14 @@ class ChildWatch:
 SAMPLE_FLUSH_S = 1.0
 """The sampler's rows reach disk at least this often: a profiler killed with SIGKILL loses at most this much of them."""
 
+OMP_WAIT_POLICY = "PASSIVE"
+"""The OpenMP wait policy a child gets unless the user's environment sets one. torch's CPU work runs on OpenMP threads
+that spin-wait between parallel regions by default; when another process holds one of the child's cores, a region
+waits for a thread that is not running. Measured with benchmarks/omp_policy.py (llama-tiny decode, 2 cores, one
+core held by a busy loop): 2 threads took 24.6 ms a token unset and 24.7 ACTIVE against 12.6 PASSIVE; quiet, 13.4,
+12.6 and 13.1 ms. PASSIVE keeps a contended measurement near the quiet one at a cost within the noise when quiet;
+the run records the policy in force (child.json `omp_wait_policy`, env.json `threading_env`)."""
+
 SPAWN_ENV_MARK = "PROFILER_SPAWN_ENV"
 """Set while a child starts: the environment variables the supervisor changed, as JSON {name: value or null}."""
 
@@ -126,6 +134,9 @@ def spawn_without_working_directory() -> Iterator[None]:
     the child puts the user's values back first thing (child.child_entry), so a workload's own processes see them."""
     saved = {name: os.environ.get(name) for name in ("PYTHONSAFEPATH", "PYTHONPATH")}
     os.environ["PYTHONSAFEPATH"] = "1"
+    if "OMP_WAIT_POLICY" not in os.environ:  # read once, when the child's OpenMP runtime starts; the child keeps it
+        os.environ["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
+        os.environ["PROFILER_OMP_DEFAULT"] = "1"
     if saved["PYTHONPATH"] is not None:
         os.environ["PYTHONPATH"] = os.pathsep.join(part for part in saved["PYTHONPATH"].split(os.pathsep) if part)
     os.environ[SPAWN_ENV_MARK] = json.dumps(saved)
@@ -133,6 +144,8 @@ def spawn_without_working_directory() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(SPAWN_ENV_MARK, None)
+        if os.environ.pop("PROFILER_OMP_DEFAULT", None):
+            os.environ.pop("OMP_WAIT_POLICY", None)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

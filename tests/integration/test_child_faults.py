@@ -52,6 +52,8 @@ def test_a_child_that_exits_without_reporting_its_end_is_a_failure(fault_run, na
     assert f"exited with status {status} in phase 'measure' without reporting its end" in w.summary.error.reason
     assert any(line.startswith(f"failed: {name}: failed in measure") for line in result.stderr.splitlines())
     assert not (w.path / "child.json").exists()
+    # the warmup and the 2 measured iterations before the one it died in (from its parts or, written since, its journal)
+    assert set(w.spans.loc[w.spans["phase"] == "step", "iteration"]) == {0, 1, 2}
 
 
 def test_a_memory_error_keeps_every_completed_iteration(fault_run):
