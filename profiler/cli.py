@@ -308,6 +308,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 _SIGNAL_RECEIVED: list[int] = []
+_AT_ONCE: list[Any] = []
+"""What a second signal does before leaving at once (the run's record marks itself interrupted and says so)."""
 
 
 SAME_INTERRUPTION_S = 0.2
@@ -322,6 +324,11 @@ def _on_signal(signum: int, frame: object) -> None:
     def again(*_: object) -> None:
         # a second Ctrl-C or SIGTERM a moment later leaves at once; every file on disk is already complete (atomic writes)
         if time.monotonic() - first >= SAME_INTERRUPTION_S:
+            for leave in _AT_ONCE:
+                try:
+                    leave()
+                except Exception:  # leaving at once must not fail: run.json then says running, report says cut off
+                    pass
             os._exit(128 + signum)
 
     signal.signal(signal.SIGINT, again)
@@ -429,6 +436,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         device = resolve_device(args.device or resolved.suite.device)
     runner = SuiteRunner(resolved, args.output, device, ["python", "-m", "profiler", *argv], executor=executor)
     run_dir = runner.prepare()
+    _AT_ONCE[:] = [lambda: _stop_at_once(runner, run_dir)]
     console = Console(stderr=False, emoji=False)  # a name like ":fire:" prints as written
     console.print(plain(f"run directory: {run_dir}  (device: {device}; executor: {resolved.suite.executor.describe()})"), highlight=False)
     interrupted = False
@@ -461,6 +469,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(failure, file=sys.stderr)
         return code if code is not None else 1
     return code if code is not None else 0
+
+
+def _stop_at_once(runner: Any, run_dir: Path) -> None:
+    runner.record.stopped_at_once()
+    print(
+        one_line(
+            f"interrupted again: stopped at once; {run_dir} is marked interrupted and keeps what was written (the spans of "
+            f"every iteration that ended); report it with: python -m profiler report {run_dir}"
+        ),
+        file=sys.stderr,
+    )
 
 
 def _close_run(args: argparse.Namespace, run_dir: Path, seed: int, console: Any, interrupted: bool) -> int | None:

@@ -43,7 +43,8 @@ from pydantic import ValidationError
 from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_columns, measured_mask, measured_spans
 from .errors import one_line, shown
 from .files import UnreadableFile, os_problem, read_bounded
-from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, to_frame
+from .measure.journal import journal_path, read_frames
+from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, rows_to_table, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
 from .runmodel import SCHEMA_VERSION, Calibration, ErrorInfo, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
@@ -64,6 +65,7 @@ MISSING_WHY = {
     Status.PENDING: "the run stopped before this workload started",
     Status.RUNNING: "the workload was running when its profiler stopped",
     Status.NOT_FINISHED: "the profiler failed or was cut off while this workload ran",
+    Status.INTERRUPTED: "the run was stopped at once (a second Ctrl-C or SIGTERM) before its summary was written",
 }
 
 
@@ -625,6 +627,11 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
         table = spec.check(table, f, found) if spec is not None else table
         if table is not None and table.num_rows:
             tables.append(table)
+    if not os.path.lexists(path):  # a run cut off before its rows were merged: its journal holds the newest ones
+        journal = _journal_table(path.parent, parts_of, files, found, boundary)
+        journal = spec.check(journal, journal_path(path.parent, parts_of), found) if spec is not None and journal is not None else journal
+        if journal is not None and journal.num_rows:
+            tables.append(journal.select([c for c in journal.column_names if wanted is None or c in wanted]))
     table = None
     if tables:
         table = tables[0] if len(tables) == 1 else concat_tables(tables)
@@ -633,6 +640,35 @@ def _read_arrow(path: Path, problems: list[str], parts_of: str, columns: Any = N
             table = table.select([c for c in table.column_names if columns is None or c not in spec.keys or c in columns])
     problems.extend(p for p in found if p not in problems)
     return table if table is not None and table.num_rows else None
+
+
+MAX_JOURNAL_BYTES = 256 * 2**20
+"""The largest journal read: a child empties it at every part (about once a second), so a real one is far smaller."""
+
+
+def _journal_table(directory: Path, name: str, parts: list[Path], found: list[str], boundary: Path) -> pa.Table | None:
+    """The rows of table `name`'s journal (measure/journal.py) that no part holds, as a table; None when there is no
+    journal or it holds nothing new. Read bounded, with the restricted unpickler; a problem says how many rows came
+    from it."""
+    path = journal_path(directory, name)
+    if not os.path.lexists(path) or not _inside(path, boundary, found):
+        return None
+    try:
+        data = read_bounded(path, MAX_JOURNAL_BYTES)
+    except (UnreadableFile, OSError) as exc:
+        found.append(f"{path}: unreadable ({exc if isinstance(exc, UnreadableFile) else os_problem(exc)})")
+        return None
+    written = {p.name.split(".part-")[1].split(".")[0] for p in parts}
+    rows = [row for tag, frame in read_frames(data, found, str(path)) if f"{tag:06d}" not in written for row in frame]
+    if not rows:
+        return None
+    try:
+        table = rows_to_table(rows)
+    except Exception as exc:
+        found.append(f"{path}: unreadable ({type(exc).__name__}: {shown(str(exc), 120)})")
+        return None
+    found.append(f"{path}: {len(rows):,} row(s) read from the journal of a run cut off before writing them as a part")
+    return table
 
 
 def _stack(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

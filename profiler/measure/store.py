@@ -323,7 +323,7 @@ def recover_journal(directory: Path, name: str, schema: pa.Schema | None = None)
     if not path.exists():
         return 0
     existing = {int(p.name.split(".part-")[1].split(".")[0]) for p in Path(directory).glob(f"{name}.part-*.parquet")}
-    rows = [row for tag, frame in read_frames(path) if tag not in existing for row in frame]
+    rows = [row for tag, frame in read_frames(path.read_bytes()) if tag not in existing for row in frame]
     if rows:
         writer = PartWriter(directory, name, schema=schema)
         writer.parts_written = max(existing, default=-1) + 1

@@ -113,6 +113,41 @@ class SpanWatch(threading.Thread):
                 sent = last
 
 
+STAGE_FILE = ".stage"
+
+
+class StageFile:
+    """The child's current stage, in a file of its directory rewritten at each change (a few per run, never inside a
+    timed span). A message through the queue can be lost when the child dies a moment later (the queue's feeder thread
+    dies with it): the parent then reads the stage here (run/supervisor.py: ChildSupervisor.run) and removes it."""
+
+    def __init__(self, workdir: Path) -> None:
+        try:
+            self.fd: int | None = os.open(workdir / STAGE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError:
+            self.fd = None  # the stage then comes from the queue alone
+
+    def write(self, stage: str) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, stage.encode(), 0)
+        except OSError:
+            pass
+
+
+def read_stage(workdir: Path) -> str | None:
+    """The stage a child last wrote (StageFile), removing the file; None when there is none."""
+    path = workdir / STAGE_FILE
+    try:
+        stage = path.read_bytes()[:64].decode("utf-8", "replace").strip()
+        path.unlink()
+    except OSError:
+        return None
+    return stage or None
+
+
 class ChildState:
     """The child's one record of where it is: the current stage, every stage's start and end
     (time.monotonic_ns, the sampler's clock), the info stored in child.json, and the error."""
@@ -123,6 +158,7 @@ class ChildState:
         self.stages: list[dict[str, Any]] = [{"name": "import", "start_ns": time.monotonic_ns(), "end_ns": None}]
         self.info: dict[str, Any] = {"pid": os.getpid(), "seed": spec.seed, "device": spec.device, "stages": self.stages}
         self.error: dict[str, Any] | None = None
+        self.stage_file = StageFile(Path(spec.workdir))
 
     def enter(self, stage: str, total: int | None = None) -> None:
         """Close the current stage and start `stage`; tell the parent (with the iteration total, if any)."""
@@ -131,6 +167,7 @@ class ChildState:
         self.stages.append({"name": stage, "start_ns": now, "end_ns": None})
         self.stage = stage
         self.report("phase", phase=stage, total=total)
+        self.stage_file.write(stage)
 
     def close(self) -> None:
         if self.stages[-1]["end_ns"] is None:
@@ -200,7 +237,23 @@ def child_entry(spec: ChildSpec, queue: Any, output: dict[str, Any] | None = Non
     # kineto (torch.profiler) prints a line at every trace start and stop; its failures are
     # detected from the trace itself (opmix.no_kernels). KINETO_LOG_LEVEL=2 shows them again.
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-    raise SystemExit(child_main(spec, queue))
+    code = child_main(spec, queue)
+    _leave(queue, code)
+
+
+def _leave(queue: Any, code: int) -> None:
+    """End the child once its record is sent, without the interpreter's shutdown: that joins every non-daemon thread
+    and multiprocessing child the workload left, and would hang until the parent killed it as hung. What it left is
+    ended and named by the parent (run/processes.py: end_group)."""
+    queue.close()
+    queue.join_thread()  # the "done" message is in the pipe
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def child_main(spec: ChildSpec, queue: Any = None) -> int:

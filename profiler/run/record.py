@@ -111,6 +111,16 @@ class RunRecord:
         self.write()
         self.nvml.shutdown()
 
+    def stopped_at_once(self) -> None:
+        """A second Ctrl-C or SIGTERM: the profiler leaves without settling its workloads. run.json says so (the run
+        and what was running are interrupted), so that `report` does not take it for a profiler that was killed."""
+        for entry in self.entries:
+            if entry.status == Status.RUNNING:
+                entry.status = Status.INTERRUPTED
+        self.info.status = RunStatus.INTERRUPTED
+        self.info.finished_utc = _now()
+        self.write()
+
     def write(self) -> None:
         atomic_write_json(self.path / RUN_JSON, self.info.model_dump(mode="json", exclude_none=True))
 

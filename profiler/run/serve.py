@@ -353,7 +353,7 @@ def recover_requests(workdir: Path) -> int:
     path = journal_path(workdir, REQUESTS)
     if not path.exists():
         return 0
-    frames = read_frames(path)
+    frames = read_frames(path.read_bytes())
     records = list({r["index"]: r for _, frame in frames for r in frame}.values())
     if records and not (workdir / f"{REQUESTS}.parquet").exists():
         _write(workdir, records, [], with_spans=bool(frames[0][0]))

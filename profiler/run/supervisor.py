@@ -25,7 +25,7 @@ from ..measure.nvml import GPU_COLUMNS, Nvml
 from ..measure.sampler import SAMPLE_SCHEMA, ProcessSampler
 from ..measure.store import SAMPLES, PartWriter
 from ..suite.config import MeasureConfig
-from .child import ChildSpec, child_entry
+from .child import ChildSpec, child_entry, read_stage
 from .output import OutputCapture, StreamRecord
 from .processes import end_group, signals_blocked
 
@@ -195,6 +195,9 @@ class ChildSupervisor:
             if proc is not None and proc.pid is not None:
                 proc.join(timeout=10)
                 watch.left_behind = end_group(proc.pid)
+            stage = read_stage(Path(spec.workdir))
+            if stage and not watch.done:  # it died before the queue delivered its last stage
+                watch.stage = stage
             if sampler is not None:
                 sampler.stop()
             watch.output = output.finish()

@@ -35,6 +35,8 @@ workloads:
   - {{name: flood, type: "{FAULTY}", params: {{mode: flood, ok_iters: 1}}}}
   - {{name: memory, type: "{FAULTY}", params: {{mode: memory, ok_iters: 3}}}}
   - {{name: slow, type: "{FAULTY}", params: {{fail_in: nowhere, steps: 30, step_s: 0.1}}}}
+  - {{name: linger, type: "{FAULTY}", params: {{mode: linger, ok_iters: 1}}}}
+  - {{name: exit-in-teardown, type: "{FAULTY}", params: {{mode: exit, fail_in: teardown}}}}
 """
 
 
@@ -52,8 +54,26 @@ def test_a_child_that_exits_without_reporting_its_end_is_a_failure(fault_run, na
     assert f"exited with status {status} in phase 'measure' without reporting its end" in w.summary.error.reason
     assert any(line.startswith(f"failed: {name}: failed in measure") for line in result.stderr.splitlines())
     assert not (w.path / "child.json").exists()
-    # the warmup and the 2 measured iterations before the one it died in (from its parts or, written since, its journal)
-    assert set(w.spans.loc[w.spans["phase"] == "step", "iteration"]) == {0, 1, 2}
+    # the warmup and the measured iteration before the one it died in (from its parts or, written since, its journal)
+    assert set(w.spans.loc[w.spans["phase"] == "step", "iteration"]) == {0, 1}
+
+
+def test_a_child_that_dies_in_teardown_is_failed_in_teardown(fault_run):
+    """Its last stage change may die in the queue's feeder thread with it: the stage file says where it was."""
+    _, run = fault_run
+    w = run.workloads["exit-in-teardown"]
+    assert w.status == "failed" and w.summary.error.phase == "teardown"
+    assert "in phase 'teardown' without reporting its end" in w.summary.error.reason
+    assert not (w.path / ".stage").exists()
+
+
+def test_threads_and_processes_left_running_do_not_hold_the_child(fault_run):
+    """A non-daemon thread and a multiprocessing child would make the interpreter wait at exit: the child leaves without
+    waiting (no "hung"), and the process is stopped and named."""
+    _, run = fault_run
+    w = run.workloads["linger"]
+    assert w.status == "ok", w.summary.error
+    assert any("were still running after it ended and were stopped" in p for p in w.summary.problems)
 
 
 def test_a_memory_error_keeps_every_completed_iteration(fault_run):

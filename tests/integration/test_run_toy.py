@@ -38,14 +38,25 @@ def test_run_directory_layout(toy_run):
     assert "state_bytes_per_step: 4096" in resolved and "warmup_iters: 2" in resolved
 
 
+def matches_truth(run, measured: float, truth: float, rel: float, abs: float) -> None:
+    """A busy wait's measured time against its truth: equal within the tolerance when the run was quiet; when the
+    profiler measured other processes on the workload's cores (the tests run on two workers, CI's machine has two
+    cores), it says its timing verdicts are inconclusive, and a preempted busy wait can only be longer."""
+    contention = run.workloads["toy"].summary.contention
+    if contention.contended:
+        assert measured >= truth * (1 - rel) - abs, contention.summary
+    else:
+        assert measured == pytest.approx(truth, rel=rel, abs=abs), contention.summary
+
+
 def test_phase_timings_match_the_busy_waits(toy_run):
     _, run = toy_run
     phases = run.workloads["toy"].summary.phases
-    assert phases["first"].latency_s.median == pytest.approx(0.02, rel=0.05, abs=3e-4)
+    matches_truth(run, phases["first"].latency_s.median, 0.02, rel=0.05, abs=3e-4)
     spans = run.workloads["toy"].spans.query("phase == 'step' and not warmup")
     per_position = spans.assign(lat=(spans.end_ns - spans.start_ns) / 1e9).groupby("position")["lat"].median()
     for position, latency in per_position.items():
-        assert latency == pytest.approx(0.004 + 0.001 * (position - 1), rel=0.05, abs=3e-4)
+        matches_truth(run, latency, 0.004 + 0.001 * (position - 1), rel=0.05, abs=3e-4)
 
 
 def test_loop_rules_and_warmup_exclusion(toy_run):
@@ -63,9 +74,9 @@ def test_loop_rules_and_warmup_exclusion(toy_run):
 def test_request_metrics_and_state(toy_run):
     _, run = toy_run
     m = run.workloads["toy"].summary.metrics
-    assert m.ttft_s.median == pytest.approx(0.02, rel=0.05, abs=5e-4)
+    matches_truth(run, m.ttft_s.median, 0.02, rel=0.05, abs=5e-4)
     expected_tpot = sum(0.004 + 0.001 * k for k in range(6)) / 6
-    assert m.tpot_s.median == pytest.approx(expected_tpot, rel=0.05, abs=5e-4)
+    matches_truth(run, m.tpot_s.median, expected_tpot, rel=0.05, abs=5e-4)
     steps = run.workloads["toy"].spans.query("phase == 'step'")
     assert (steps["state_bytes"] == 4096 * steps["position"]).all()
 
@@ -76,7 +87,8 @@ def test_sampler_and_unavailable_gpu(toy_run):
     samples = run.workloads["toy"].samples
     assert len(samples) > 10 and samples["proc_rss_bytes"].min() > 0
     assert s.sample_hz_achieved > 25
-    assert samples["proc_cpu_percent"].median() > 50  # busy-waiting: one core busy
+    if not s.contention.contended:  # busy-waiting: one core busy (less of one when other processes take turns on it)
+        assert samples["proc_cpu_percent"].median() > 50, s.contention.summary
     for column in ("gpu_kernel_active_percent", "gpu_power_w", "gpu_energy_j"):
         assert samples[column].isna().all()  # never zero standing for unknown
         assert s.unavailable[column]

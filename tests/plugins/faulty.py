@@ -23,7 +23,7 @@ class Faulty:
 
     class Params(BaseParams):
         fail_in: Literal["setup", "run_once", "teardown", "nowhere"] = "run_once"
-        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full", "exit", "orphan", "flood", "memory"] = "raise"
+        mode: Literal["raise", "oom", "kill", "kill_parent", "hang", "disk_full", "exit", "orphan", "flood", "memory", "linger"] = "raise"
         ok_iters: int = Field(3, ge=0)
         exit_status: int = Field(0, ge=0, le=255)
         flood_bytes: int = Field(20_000_000, ge=0)
@@ -59,6 +59,14 @@ class Faulty:
             self.hold = bytearray(4 * 2**30)
         if self.p.mode == "exit":  # ends the process without unwinding: no finally, no child.json
             os._exit(self.p.exit_status)
+        if self.p.mode == "linger":  # a non-daemon thread and a multiprocessing child the interpreter would wait for at exit
+            import multiprocessing
+            import threading
+
+            threading.Thread(target=time.sleep, args=(600,)).start()
+            multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,)).start()
+            self.p = self.p.model_copy(update={"fail_in": "nowhere"})
+            return
         if self.p.mode in ("orphan", "flood"):
             if self.p.mode == "orphan":  # a process of its own, left running; and a forked copy of itself, asleep
                 import subprocess
