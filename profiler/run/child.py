@@ -27,6 +27,7 @@ from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
 from ..plugin import is_engine
 from ..suite.registry import add_plugin_paths, resolve_workload
+from .wire import ChildDone, GpuChosen, IterationDone, Message, SpansEnded, StageEntered
 
 CHILD_JSON = "child.json"
 WORK = "work"
@@ -80,14 +81,14 @@ class SetupContextImpl:
 
 
 class Reporter:
-    """Progress messages to the parent; a missing queue (in-process use) is fine."""
+    """Messages to the parent (run/wire.py); a missing queue (in-process use) is fine."""
 
     def __init__(self, queue: Any) -> None:
         self.queue = queue
 
-    def __call__(self, kind: str, **data: Any) -> None:
+    def __call__(self, message: Message) -> None:
         if self.queue is not None:
-            self.queue.put({"kind": kind, "t": time.monotonic(), **data})
+            self.queue.put(message)
 
 
 SPAN_WATCH_S = 2.0
@@ -109,7 +110,7 @@ class SpanWatch(threading.Thread):
             time.sleep(self.every_s)
             last = self.recorder.last_span_end_ns()
             if last > sent:
-                self.report("spans", last_end_ns=last)
+                self.report(SpansEnded(last))
                 sent = last
 
 
@@ -166,7 +167,7 @@ class ChildState:
         self.stages[-1]["end_ns"] = now
         self.stages.append({"name": stage, "start_ns": now, "end_ns": None})
         self.stage = stage
-        self.report("phase", phase=stage, total=total)
+        self.report(StageEntered(stage, total))
         self.stage_file.write(stage)
 
     def close(self) -> None:
@@ -326,7 +327,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
             if state.error is not None:
                 _write_quietly(workdir / ERROR_JSON, state.error)
             # also through the queue: on a full disk the files above may be missing, the parent still knows
-            state.report("done", ok=state.error is None, error=state.error, info=state.info)
+            state.report(ChildDone(ok=state.error is None, error=state.error, info=state.info))
     return 0 if state.error is None else 1
 
 
@@ -338,7 +339,7 @@ def _recorder(torch: Any, device: str, writer: PartWriter, state: ChildState) ->
     torch.cuda.set_device(dev.index if dev.index is not None else torch.cuda.current_device())
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     state.info.update(gpu_uuid=str(props.uuid), gpu_name=props.name)
-    state.report("gpu", uuid=str(props.uuid))
+    state.report(GpuChosen(str(props.uuid)))
     return CudaSpanRecorder(writer, torch)
 
 
@@ -347,7 +348,7 @@ def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], sta
     state.enter("warmup", total=measure["warmup_iters"])
     for i in range(measure["warmup_iters"]):
         recorder.run_iteration(workload, i, warmup=True)
-        state.report("iter", warmup=True, done=i + 1)
+        state.report(IterationDone(i + 1, warmup=True))
     state.enter("measure", total=measure["min_iters"])
     start = time.monotonic()
     n = 0
@@ -361,7 +362,7 @@ def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], sta
             break
         recorder.run_iteration(workload, measure["warmup_iters"] + n, warmup=False)
         n += 1
-        state.report("iter", warmup=False, done=n)
+        state.report(IterationDone(n, warmup=False))
     return {
         "warmup_iters": measure["warmup_iters"],
         "measured_iters": n,
@@ -395,7 +396,7 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
     state.enter("measure", total=None)
 
     def progress(done: int, total: int) -> None:
-        state.report("iter", warmup=False, done=done, total=total)
+        state.report(IterationDone(done, warmup=False, total=total))
 
     facts = serve(engine, load, trace, spec.measure, Path(spec.workdir), progress, request_spans=engine is workload)
     state.info["serve"] = facts

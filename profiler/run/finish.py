@@ -55,7 +55,7 @@ def finish_workload(
             merge_parts(workdir, name)
         except Exception as exc:
             problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
-    child = read_json(workdir / CHILD_JSON) or watch.done.get("info") or {"device": device}
+    child = read_json(workdir / CHILD_JSON) or (watch.done.info if watch.done else None) or {"device": device}
     late = late_interruption(workdir, watch, child, measure.count_work, measure.trace_ops)
     if late is not None:
         (workdir / ERROR_JSON).unlink(missing_ok=True)  # the child's record of the stop is not a failure: the reason is stated below
@@ -140,7 +140,7 @@ class LateInterruption:
 def late_interruption(workdir: Path, watch: ChildWatch, child: dict[str, Any], count_work: bool, trace_ops: bool) -> LateInterruption | None:
     """None unless the user interrupted this workload after its measured loop completed (watch.measured, or a `loop`
     in child.json) and the child recorded no error but the interruption itself; else which untimed passes it stopped."""
-    error = read_json(workdir / ERROR_JSON) or watch.done.get("error")
+    error = read_json(workdir / ERROR_JSON) or (watch.done.error if watch.done else None)
     if not watch.interrupted or not (watch.measured or child.get("loop")) or (error and error.get("type") not in INTERRUPTIONS):
         return None
     stage = (error or {}).get("phase") or watch.stage
@@ -159,8 +159,8 @@ def settle_error(workdir: Path, watch: ChildWatch) -> dict[str, Any] | None:
     """error.json as it should stand: the child's own, else the one that came through the queue,
     else the parent's reason (killed, hung, a signal); the parent's reason is prefixed when both exist."""
     error = read_json(workdir / ERROR_JSON)
-    if error is None and watch.done.get("error"):  # the child could not write it (a full disk)
-        error = watch.done["error"]
+    if error is None and watch.done is not None and watch.done.error:  # the child could not write it (a full disk)
+        error = watch.done.error
         atomic_write_json(workdir / ERROR_JSON, error)
     reason = watch.exit_reason()
     if error is None and reason:
@@ -199,6 +199,8 @@ def process_problems(watch: ChildWatch) -> list[str]:
     problems.extend(p for p in (record.problem() for record in watch.output) if p)
     if watch.output_error:
         problems.append(watch.output_error)
+    if watch.wire_problem:
+        problems.append(watch.wire_problem)
     return problems
 
 

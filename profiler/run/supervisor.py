@@ -28,6 +28,7 @@ from ..suite.config import MeasureConfig
 from .child import ChildSpec, child_entry, read_stage
 from .output import OutputCapture, StreamRecord
 from .processes import end_group, signals_blocked
+from .wire import ChildDone, GpuChosen, IterationDone, SpansEnded, StageEntered
 
 GPU_READINGS = (*GPU_COLUMNS, "gpu_other_processes")
 """The sampler's GPU columns and the count of other processes on the GPU (contention): each has a reason when unavailable."""
@@ -65,8 +66,10 @@ class ChildWatch:
     killed_reason: str | None = None
     interrupted: bool = False
     gpu_unavailable: dict[str, str] = field(default_factory=dict)
-    done: dict[str, Any] = field(default_factory=dict)
-    """The child's last message ("done"): its error and info."""
+    done: ChildDone | None = None
+    """The child's last message: its error and info (None: it never sent it)."""
+    wire_problem: str | None = None
+    """A message that was not one of run/wire.py's kinds, named once."""
     last_span_end_ns: int | None = None
     """time.monotonic_ns of the newest span end the child reported (a `spans` message: run/child.py, SpanWatch)."""
     exitcode: int | None = None
@@ -227,22 +230,24 @@ class ChildSupervisor:
                 _stop(proc)
                 return
 
-    def _handle(self, msg: dict[str, Any], sampler: ProcessSampler, watch: ChildWatch) -> None:
-        kind = msg.get("kind")
-        if kind == "phase":
-            watch.stage = msg["phase"]
+    def _handle(self, msg: object, sampler: ProcessSampler, watch: ChildWatch) -> None:
+        """One message of the child (run/wire.py), by its class; anything else is named once in the watch's problems."""
+        if isinstance(msg, StageEntered):
+            watch.stage = msg.stage
             watch.measured = watch.measured or watch.stage in AFTER_MEASURE_STAGES
-            self.listener.phase(watch.name, watch.stage, msg.get("total"))
-        elif kind == "iter":
-            self.listener.iteration(watch.name, msg["done"], msg["warmup"])
-        elif kind == "gpu":
-            watch.gpu_unavailable = self._attach_gpu(msg["uuid"], sampler)
-        elif kind == "spans":
-            watch.last_span_end_ns = max(watch.last_span_end_ns or 0, int(msg["last_end_ns"]))
-        elif kind == "done":
+            self.listener.phase(watch.name, watch.stage, msg.total)
+        elif isinstance(msg, IterationDone):
+            self.listener.iteration(watch.name, msg.done, msg.warmup)
+        elif isinstance(msg, GpuChosen):
+            watch.gpu_unavailable = self._attach_gpu(msg.uuid, sampler)
+        elif isinstance(msg, SpansEnded):
+            watch.last_span_end_ns = max(watch.last_span_end_ns or 0, msg.last_end_ns)
+        elif isinstance(msg, ChildDone):
             watch.stage = "done"
             watch.done = msg
-            watch.measured = watch.measured or bool((msg.get("info") or {}).get("loop"))
+            watch.measured = watch.measured or bool(msg.info.get("loop"))
+        elif not watch.wire_problem:
+            watch.wire_problem = f"the child sent a message of an unknown kind ({type(msg).__name__}); it was left out"
 
     def _attach_gpu(self, uuid: str, sampler: ProcessSampler) -> dict[str, str]:
         """Sample the GPU the child chose; the readings this GPU cannot give, with NVML's reasons."""

@@ -1,0 +1,71 @@
+"""The messages a child sends its supervisor through the queue: one typed class per kind.
+
+Why: the child and its parent are two processes of one run, and the queue between them carried dicts read through
+string keys (`msg["phase"]`, `msg.get("info")`): a renamed key was a silent None. Each message is now a frozen
+dataclass (pickled across the queue as one), and the supervisor dispatches on its class; anything else arriving is
+counted as a problem, never guessed at (run/supervisor.py: ChildSupervisor._handle). `t` is time.monotonic() in the
+child when the message was made (the sampler's clock).
+
+Still plain dicts (the next step of typing this wire): `Done.info` and `Done.error`, which are child.json and
+error.json as the child writes them, and the load driver's request records and facts inside `info["serve"]`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class StageEntered:
+    """The child entered `stage` (import, setup, warmup, measure, count_work, trace_ops, teardown)."""
+
+    stage: str
+    total: int | None = None
+    """The iterations the stage will run, where known (warmup, the measured loop's min_iters)."""
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class IterationDone:
+    """`done` iterations (or, under a load, requests) of the current stage have ended."""
+
+    done: int
+    warmup: bool
+    total: int | None = None
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class GpuChosen:
+    """The child runs on the GPU with this NVML UUID: the sampler starts reading it."""
+
+    uuid: str
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class SpansEnded:
+    """Spans have ended since the last such message; the newest ended at `last_end_ns` (time.monotonic_ns)."""
+
+    last_end_ns: int
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ChildDone:
+    """The child's last message: whether it succeeded, its error (error.json's content) and info (child.json's)."""
+
+    ok: bool
+    error: dict[str, Any] | None
+    info: dict[str, Any]
+    t: float = field(default_factory=_now)
+
+
+Message = StageEntered | IterationDone | GpuChosen | SpansEnded | ChildDone
+MESSAGES = (StageEntered, IterationDone, GpuChosen, SpansEnded, ChildDone)
