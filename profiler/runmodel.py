@@ -525,6 +525,44 @@ class Stage(Model):
     end_ns: int | None = None
 
 
+CHILD_SCHEMA_VERSION = 1
+
+
+class ChildRecord(Model):
+    """child.json: what a workload's child process reported of itself (run/child.py writes it as it ends; the run
+    validates it once, in run/finish.py, and everything after reads these fields). Its load driver facts (`serve`) are
+    still a mapping (profiler/run/serve.py: the next step of typing the wire)."""
+
+    schema_version: int = CHILD_SCHEMA_VERSION
+    pid: int | None = None
+    seed: int | None = None
+    device: str | None = None
+    stages: list[Stage] = Field(default_factory=list)
+    cpu_affinity: list[int] = Field(default_factory=list)
+    """The cores of its CPU affinity mask."""
+    torch_threads: int | None = None
+    omp_wait_policy: str | None = None
+    """OMP_WAIT_POLICY in force and where it came from (run/supervisor.py: OMP_WAIT_POLICY)."""
+    setup_s: float | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    state_layers: list[StateLayer] | None = None
+    loop: Loop | None = None
+    serve: dict[str, Any] | None = None
+    """Under a `load:` block, the load driver's facts (run/serve.py: serve)."""
+    serve_engine: str | None = None
+    work_error: str | None = None
+    opmix_error: str | None = None
+    work_uncounted_phases: list[str] = Field(default_factory=list)
+    work_partial_phases: list[str] = Field(default_factory=list)
+    phase_memory: dict[str, DevicePeak] | None = None
+    """On CUDA, the allocator's peak bytes per phase."""
+    gpu_uuid: str | None = None
+    gpu_name: str | None = None
+    flush_error: str | None = None
+    """Why its spans could not be written as a part at the end (the journal then holds them)."""
+
+
 class RepeatInfo(Model):
     """One repeat of a workload run with measure.repeats > 1 (profiler/run/repeats.py)."""
 

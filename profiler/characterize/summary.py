@@ -15,17 +15,17 @@ from typing import Any, cast
 
 import pandas as pd
 
-from ..plugin import ITERATION, Declaration, StateLayer
+from ..plugin import ITERATION, Declaration
 from ..runmodel import (
     CONTENDED_CORES,
     CONTENDED_STEAL_CORES,
     BatchTail,
+    ChildRecord,
     Contention,
     Deadlines,
     DeclaredState,
     Energy,
     ErrorInfo,
-    Loop,
     Memory,
     OperatorMix,
     PhaseStats,
@@ -77,8 +77,8 @@ class WorkloadOutcome:
     seed: int
     status: Status
     error: dict[str, Any] | None
-    child: dict[str, Any]
-    """child.json (or the info that came through the queue): facts, warnings, loop, stages, pass errors."""
+    child: ChildRecord
+    """child.json (or the info that came through the queue), validated: facts, warnings, loop, stages, pass errors."""
     wall_s: float
     sweep: SweepPoint | None = None
     gpu_unavailable: dict[str, str] = field(default_factory=dict)
@@ -118,7 +118,7 @@ def build_summary(
     declaration = outcome.declaration
     problems = list(outcome.problems)
     unavailable: dict[str, str] = {}
-    warnings: list[str] = list(child.get("warnings", []))
+    warnings: list[str] = list(child.warnings)
     spans = measured_spans(spans, measured_columns(spans.columns)) if not spans.empty else spans
     summary = WorkloadSummary(
         name=outcome.name,
@@ -130,16 +130,16 @@ def build_summary(
         seed=outcome.seed,
         params=outcome.params,
         declaration=outcome.declaration,
-        facts=child.get("facts", {}),
-        setup_s=child.get("setup_s"),
-        loop=Loop(**child["loop"]) if child.get("loop") else None,
+        facts=child.facts,
+        setup_s=child.setup_s,
+        loop=child.loop,
         wall_s=outcome.wall_s,
         placement=outcome.placement,
         sweep=outcome.sweep,
         span_count=span_count,
         sample_count=int(len(samples)),
         sample_hz_achieved=_achieved_rate(samples),
-        stages=[Stage(**s) for s in child.get("stages", [])],
+        stages=list(child.stages),
     )
     seed = outcome.seed
 
@@ -166,9 +166,9 @@ def build_summary(
         else:
             summary.serving = guarded(
                 "the serving metrics",
-                lambda: serving_summary(requests, engine, child.get("serve") or {}, load, outcome.objective, seed, child.get("facts") or {}),
+                lambda: serving_summary(requests, engine, child.serve or {}, load, outcome.objective, seed, child.facts),
             )
-            warnings.extend(serving_warnings(summary.serving, child.get("serve") or {}))
+            warnings.extend(serving_warnings(summary.serving, child.serve or {}))
     summary.memory = _memory(samples, child, unavailable)
     summary.memory.by_kind = guarded("the memory by kind", lambda: memory_by_kind(spans)) or {}
     if declaration.breakdown:
@@ -183,8 +183,9 @@ def build_summary(
         summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
         warnings.extend(stream_warnings(summary.streams) if summary.streams else [])
     summary.scaling = guarded("the growth fits", lambda: {p: PositionFits(**f) for p, f in position_fits(spans).items()}) or {}
-    if child.get("state_layers"):
-        summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers([StateLayer(**x) for x in child["state_layers"]]))
+    layers = child.state_layers
+    if layers:
+        summary.declared_state = guarded("the declared state", lambda: DeclaredState.from_layers(layers))
     declared = summary.declared_state
     if declared is not None and step is not None:
         summary.state_check = guarded("the state check", lambda: check_state(spans, step, declared))
@@ -194,19 +195,19 @@ def build_summary(
                 f"declared state growth differs from the measured on {c.steps_compared - c.steps_matching} of {c.steps_compared} steps "
                 f"(first: {c.first_mismatch})"
             )
-    loop = child.get("loop") or {}
-    if loop.get("stopped_at_max_seconds"):
-        warnings.append(f"stopped at max_seconds after {loop.get('measured_iters')} measured iterations, before min_iters")
-    if loop.get("timed_out_requests"):
+    loop = child.loop
+    if loop is not None and loop.stopped_at_max_seconds:
+        warnings.append(f"stopped at max_seconds after {loop.measured_iters} measured iterations, before min_iters")
+    if loop is not None and loop.timed_out_requests:
         warnings.append(
-            f"stopped at max_seconds with {loop['timed_out_requests']:,} request(s) not finished (recorded as timed out); "
+            f"stopped at max_seconds with {loop.timed_out_requests:,} request(s) not finished (recorded as timed out); "
             "raise measure.max_seconds or send fewer requests to measure them"
         )
     warnings.extend(guarded("the declaration check", lambda: _declaration_warnings(spans, declaration)) or [])
     unavailable.update(outcome.gpu_unavailable)
-    if child.get("flush_error"):
+    if child.flush_error:
         problems.append(
-            f"spans could not be written as a part at the end ({child['flush_error']}): each iteration's spans went to "
+            f"spans could not be written as a part at the end ({child.flush_error}): each iteration's spans went to "
             "spans.journal as it ended, and the run read back what the journal holds (the line on spans.journal says how many)"
         )
 
@@ -299,23 +300,23 @@ def _phases(spans: pd.DataFrame, seed: int, warnings: list[str], unavailable: di
     return {p: PhaseStats(**e) for p, e in phases.items()}
 
 
-def _memory(samples: pd.DataFrame, child: dict[str, Any], unavailable: dict[str, str]) -> Memory:
+def _memory(samples: pd.DataFrame, child: ChildRecord, unavailable: dict[str, str]) -> Memory:
     memory = Memory()
     if not samples.empty and "proc_rss_bytes" in samples and bool(samples["proc_rss_bytes"].notna().any()):
         memory.peak_rss_bytes = int(cast(pd.Series, samples["proc_rss_bytes"]).max())
     else:
         unavailable["peak_rss_bytes"] = "no sampler rows (the workload ended before the first sample)"
-    if child.get("phase_memory"):
-        memory = Memory(peak_rss_bytes=memory.peak_rss_bytes, device_peak_by_phase=child["phase_memory"])
+    if child.phase_memory:
+        memory = Memory(peak_rss_bytes=memory.peak_rss_bytes, device_peak_by_phase=child.phase_memory)
     else:
         unavailable["device_peak_by_phase"] = "torch.cuda allocator statistics exist only on CUDA"
     return memory
 
 
-def contention(samples: pd.DataFrame, stages: list[Stage], child: dict[str, Any]) -> Contention:
+def contention(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord) -> Contention:
     """Contention over the measured window (the `measure` stage; every row when stages are missing):
     see runmodel.Contention for the rule."""
-    out = Contention(cores=list(child.get("cpu_affinity") or []), torch_threads=child.get("torch_threads"))
+    out = Contention(cores=list(child.cpu_affinity), torch_threads=child.torch_threads)
     window = next((s for s in stages if s.name == "measure"), None)
     if stages and window is None:
         out.summary = "not measured: the workload stopped before its measured window"
@@ -392,11 +393,11 @@ def _declaration_warnings(spans: pd.DataFrame, declaration: Declaration) -> list
     return out
 
 
-def _work(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tuple[Work | None, str | None]:
+def _work(passes: Passes, summary: WorkloadSummary, child: ChildRecord) -> tuple[Work | None, str | None]:
     if not passes.count_work:
         return None, "measure.count_work is off"
     if passes.work is None or passes.work.empty:
-        return None, child.get("work_error") or "the workload ended before the counting pass"
+        return None, child.work_error or "the workload ended before the counting pass"
     phases = {p: e.model_dump() for p, e in summary.phases.items()}
     dtype = summary.facts.get("dtype")
     overhead = overhead_shares(summary.operator_mix.model_dump() if summary.operator_mix else None, summary.device.startswith("cuda"))
@@ -404,9 +405,9 @@ def _work(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tu
     table = work_by_phase(passes.work, phases, passes.calibration, dtype, overhead, contended)
     work = Work(phases=table, bound_rule=BOUND_RULE, mfu_unavailable=_why_no_peak(passes.calibration, dtype))
     why = None if passes.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
-    for phase in child.get("work_uncounted_phases", []):
+    for phase in child.work_uncounted_phases:
         work.uncounted_phases[phase] = "its spans ran only on other threads; the counters (torch dispatch modes) see one thread"
-    for phase in child.get("work_partial_phases", []):
+    for phase in child.work_partial_phases:
         work.partial_phases[phase] = "other threads ran spans meanwhile (e.g. async inference); counted here: this thread's work only"
     for phase in summary.phases:
         if phase != ITERATION and phase not in work.phases and phase not in work.uncounted_phases:
@@ -431,11 +432,11 @@ def _energy(spans: pd.DataFrame, samples: pd.DataFrame, passes: Passes) -> tuple
     return (Energy(**energy) if energy else None), why
 
 
-def _opmix(passes: Passes, summary: WorkloadSummary, child: dict[str, Any]) -> tuple[OperatorMix | None, str | None]:
+def _opmix(passes: Passes, summary: WorkloadSummary, child: ChildRecord) -> tuple[OperatorMix | None, str | None]:
     if not passes.trace_ops:
         return None, "measure.trace_ops is off"
     if not passes.opmix:
-        return None, child.get("opmix_error") or "the workload ended before the traced pass"
+        return None, child.opmix_error or "the workload ended before the traced pass"
     mix = OperatorMix(**passes.opmix)
     e2e = summary.metrics.e2e_s.median if summary.metrics.e2e_s else None
     if e2e:
@@ -454,7 +455,7 @@ def _achieved_rate(samples: pd.DataFrame) -> float | None:
 
 def summarize(spans: pd.DataFrame, samples: pd.DataFrame, child: dict[str, Any], declaration: Declaration | None = None, seed: int = 0) -> WorkloadSummary:
     """The summary of spans and samples alone (no passes, no plugin): for notebooks, tests and
-    benchmarks that have a span table but no child process. `child` as in child.json."""
+    benchmarks that have a span table but no child process. `child` as in child.json (keys of ChildRecord; a `name`)."""
     outcome = WorkloadOutcome(
         name=child.get("name", "workload"),
         type="unknown",
@@ -465,7 +466,7 @@ def summarize(spans: pd.DataFrame, samples: pd.DataFrame, child: dict[str, Any],
         seed=seed,
         status=Status.OK,
         error=None,
-        child=child,
+        child=ChildRecord.model_validate({k: v for k, v in child.items() if k in ChildRecord.model_fields}),
         wall_s=0.0,
     )
     return build_summary(outcome, spans, samples, len(spans), Passes(count_work=False, trace_ops=False))

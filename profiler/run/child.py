@@ -26,6 +26,7 @@ from typing import Any
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
 from ..plugin import is_engine
+from ..runmodel import CHILD_SCHEMA_VERSION
 from ..suite.registry import add_plugin_paths, resolve_workload
 from .wire import ChildDone, GpuChosen, IterationDone, Message, SpansEnded, StageEntered
 
@@ -157,7 +158,13 @@ class ChildState:
         self.report = report
         self.stage = "import"
         self.stages: list[dict[str, Any]] = [{"name": "import", "start_ns": time.monotonic_ns(), "end_ns": None}]
-        self.info: dict[str, Any] = {"pid": os.getpid(), "seed": spec.seed, "device": spec.device, "stages": self.stages}
+        self.info: dict[str, Any] = {
+            "schema_version": CHILD_SCHEMA_VERSION,
+            "pid": os.getpid(),
+            "seed": spec.seed,
+            "device": spec.device,
+            "stages": self.stages,
+        }
         self.error: dict[str, Any] | None = None
         self.stage_file = StageFile(Path(spec.workdir))
 

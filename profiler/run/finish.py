@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..load.objective import Objective
 from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json, recover_journal
 from ..rundir import SUMMARY_JSON, read_measured
-from ..runmodel import Placement, Status, SweepPoint, WorkloadSummary
+from ..runmodel import ChildRecord, Placement, Status, SweepPoint, WorkloadSummary
 from ..suite.config import MeasureConfig, SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK
@@ -55,11 +56,11 @@ def finish_workload(
             merge_parts(workdir, name)
         except Exception as exc:
             problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
-    child = read_json(workdir / CHILD_JSON) or (watch.done.info if watch.done else None) or {"device": device}
+    child = child_record(read_json(workdir / CHILD_JSON) or (watch.done.info if watch.done else None) or {"device": device}, problems)
     late = late_interruption(workdir, watch, child, measure.count_work, measure.trace_ops)
     if late is not None:
         (workdir / ERROR_JSON).unlink(missing_ok=True)  # the child's record of the stop is not a failure: the reason is stated below
-        child = {**child, **late.pass_errors}
+        child = child.model_copy(update=late.pass_errors)
         problems.extend(late.problems)
         error = None
     else:
@@ -137,11 +138,24 @@ class LateInterruption:
     """child.json's `work_error` / `opmix_error` for the untimed passes it stopped: the reason each is unavailable."""
 
 
-def late_interruption(workdir: Path, watch: ChildWatch, child: dict[str, Any], count_work: bool, trace_ops: bool) -> LateInterruption | None:
+def child_record(raw: dict[str, Any], problems: list[str]) -> ChildRecord:
+    """child.json (or the same info through the queue) validated once, here; what does not validate is named and
+    the record keeps its device alone (a profiler bug: the child writes it itself)."""
+    try:
+        return ChildRecord.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        problems.append(f"{CHILD_JSON}: {where}: {first['msg']} (a profiler bug); the child's facts, loop and stages are not read")
+        device = raw.get("device")
+        return ChildRecord(device=device if isinstance(device, str) else None)
+
+
+def late_interruption(workdir: Path, watch: ChildWatch, child: ChildRecord, count_work: bool, trace_ops: bool) -> LateInterruption | None:
     """None unless the user interrupted this workload after its measured loop completed (watch.measured, or a `loop`
     in child.json) and the child recorded no error but the interruption itself; else which untimed passes it stopped."""
     error = read_json(workdir / ERROR_JSON) or (watch.done.error if watch.done else None)
-    if not watch.interrupted or not (watch.measured or child.get("loop")) or (error and error.get("type") not in INTERRUPTIONS):
+    if not watch.interrupted or not (watch.measured or child.loop) or (error and error.get("type") not in INTERRUPTIONS):
         return None
     stage = (error or {}).get("phase") or watch.stage
     why = f"interrupted by the user during '{stage}', after the measured loop completed"

@@ -33,7 +33,7 @@ from ..runmodel import Contention, Loop, RepeatInfo, Status, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
-from .finish import NODE_JSON, summarize_directory, workload_outcome
+from .finish import NODE_JSON, child_record, summarize_directory, workload_outcome
 from .record import RunRecord
 
 COPIED_FROM_FIRST = (CHILD_JSON, f"{WORK}.parquet", OPMIX_JSON, TRACE_FILE, NODE_JSON)
@@ -74,7 +74,7 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: dict[int, WorkloadSum
         suite.seed,
         status=Status.OK if ok else last.status,
         error=None if ok or last.error is None else {"phase": last.error.phase, "reason": last.error.reason},
-        child=(read_json(workdir / CHILD_JSON) if first is not None else None) or {"device": record.info.device},
+        child=child_record((read_json(workdir / CHILD_JSON) if first is not None else None) or {"device": record.info.device}, problems),
         wall_s=sum(s.wall_s or 0.0 for s in done.values()),
         gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},
         problems=problems,

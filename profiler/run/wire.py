@@ -6,8 +6,9 @@ dataclass (pickled across the queue as one), and the supervisor dispatches on it
 counted as a problem, never guessed at (run/supervisor.py: ChildSupervisor._handle). `t` is time.monotonic() in the
 child when the message was made (the sampler's clock).
 
-Still plain dicts (the next step of typing this wire): `Done.info` and `Done.error`, which are child.json and
-error.json as the child writes them, and the load driver's request records and facts inside `info["serve"]`.
+`ChildDone.info` is child.json as the child writes it: the run validates it once, as runmodel.ChildRecord
+(run/finish.py: child_record), and reads only that. Still plain dicts (the next step of typing this wire):
+`ChildDone.error` (error.json), and the load driver's request records and facts (`ChildRecord.serve`).
 """
 
 from __future__ import annotations

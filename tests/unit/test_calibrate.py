@@ -23,7 +23,7 @@ from profiler.measure import calibrate
 from profiler.measure.calibrate import CACHE_FORMAT, MAX_AGE_ENV, STABLE_MEDIAN_WITHIN, UTC_FORMAT, ContentionMeter, is_stable, repeat_until_stable
 from profiler.measure.sampler import ProcStatReader
 from profiler.plugin import Declaration
-from profiler.runmodel import CONTENDED_CORES, Calibration, Status, Work
+from profiler.runmodel import CONTENDED_CORES, Calibration, ChildRecord, Status, Work
 
 # ---------------------------------------------------------------- repeated trials, on a fake timer
 
@@ -439,7 +439,7 @@ def test_a_phase_that_beats_a_ceiling_has_no_utilization_but_a_reason():
         seed=0,
         status=Status.OK,
         error=None,
-        child={"facts": {"dtype": "float32"}},
+        child=ChildRecord(facts={"dtype": "float32"}),
         wall_s=1.0,
     )
     summary = build_summary(outcome, spans(), pd.DataFrame(), 12, Passes(count_work=True, trace_ops=False, work=work, calibration=ceilings))
