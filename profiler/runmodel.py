@@ -528,10 +528,35 @@ class Stage(Model):
 CHILD_SCHEMA_VERSION = 1
 
 
+class LoadFacts(Model):
+    """What the load driver (run/serve.py: serve) knows of one load run beyond its request records, in child.json's
+    `serve`. Times: `start_ns`, `end_ns` time.monotonic_ns; `wall_s` from the first send to the end of collection."""
+
+    pattern: str = "unknown"
+    requests: int = 0
+    measured_requests: int = 0
+    long_requests: dict[str, Any] | None = None
+    """Requests fitted to the model's positions (load/arrivals.py: fit_to_positions): touched, policy, factor, max_positions."""
+    sizes_capped: dict[str, int] = Field(default_factory=dict)
+    """Requests whose drawn sizes were capped, per size (load/arrivals.py: capped_sizes)."""
+    prefix_share: float | None = None
+    start_ns: int | None = None
+    bad_records: list[str] = Field(default_factory=list)
+    """Records the engine returned that the driver could not take, in words."""
+    trace_failed_rows_skipped: int = 0
+    sender: dict[str, float | None] | None = None
+    """The open-loop sender's achieved-vs-scheduled error (load/sender.py: SendReport.accuracy); None for a closed loop."""
+    scheduled_gaps: dict[str, float] | None = None
+    wall_s: float | None = None
+    end_ns: int | None = None
+    status_counts: dict[str, int] = Field(default_factory=dict)
+    measured_finished: int = 0
+    engine_sampler_error: str | None = None
+
+
 class ChildRecord(Model):
     """child.json: what a workload's child process reported of itself (run/child.py writes it as it ends; the run
-    validates it once, in run/finish.py, and everything after reads these fields). Its load driver facts (`serve`) are
-    still a mapping (profiler/run/serve.py: the next step of typing the wire)."""
+    validates it once, in run/finish.py, and everything after reads these fields)."""
 
     schema_version: int = CHILD_SCHEMA_VERSION
     pid: int | None = None
@@ -548,7 +573,7 @@ class ChildRecord(Model):
     warnings: list[str] = Field(default_factory=list)
     state_layers: list[StateLayer] | None = None
     loop: Loop | None = None
-    serve: dict[str, Any] | None = None
+    serve: LoadFacts | None = None
     """Under a `load:` block, the load driver's facts (run/serve.py: serve)."""
     serve_engine: str | None = None
     work_error: str | None = None

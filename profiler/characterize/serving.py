@@ -21,6 +21,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from ..runmodel import LoadFacts
+
 NS = 1e9
 FINISHED = "finished"
 
@@ -178,7 +180,7 @@ def cv_interval(gaps: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple
 def serving_summary(
     requests: pd.DataFrame,
     engine: pd.DataFrame | None,
-    facts: dict[str, Any],
+    facts: LoadFacts,
     load: dict[str, Any],
     objective: Any,
     seed: int = 0,
@@ -232,10 +234,10 @@ def serving_summary(
         goodput_rps=float(ok.sum()) / window if window else None,
         qoe=Stats(**describe(qoe, seed)),
         qoe_at_least_0_9=float(np.mean(np.asarray(qoe) >= 0.9)) if qoe else None,
-        prefix_share=facts.get("prefix_share"),
-        sender={k: v for k, v in (facts.get("sender") or {}).items()},
-        long_requests=facts.get("long_requests"),
-        sizes_capped=dict(facts.get("sizes_capped") or {}),
+        prefix_share=facts.prefix_share,
+        sender=dict(facts.sender or {}),
+        long_requests=facts.long_requests,
+        sizes_capped=dict(facts.sizes_capped),
         queue_s=stats["queue_s"],
         ttft_s=stats["ttft_s"],
         tpot_s=stats["tpot_s"],
@@ -322,7 +324,7 @@ KEEPS_UP = 0.9
 """Below this share of the offered rate served, the engine is called overloaded."""
 
 
-def serving_warnings(serving: Any, facts: dict[str, Any]) -> list[str]:
+def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
     """What a reader must see beside a load run's figures: an overloaded engine, requests changed to fit the model,
     trace rows skipped, records an engine got wrong."""
     out = []
@@ -331,14 +333,14 @@ def serving_warnings(serving: Any, facts: dict[str, Any]) -> list[str]:
             f"overloaded: offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s: the queue grew through the run, "
             "so its latencies depend on how long the run was"
         )
-    fitted = facts.get("long_requests") or {}
+    fitted = facts.long_requests or {}
     if fitted.get("touched"):
         how = f"scaled by {fitted['factor']:.3g}" if fitted.get("policy") == "scale" else "clipped"
         policy = fitted["policy"]
         out.append(f"{fitted['touched']} requests longer than the model's {fitted['max_positions']} positions were {how} (load.long_requests: {policy})")
-    if facts.get("trace_failed_rows_skipped"):
-        out.append(f"{facts['trace_failed_rows_skipped']} trace rows with 0 output tokens (requests that failed in production) were skipped")
-    for bad in facts.get("bad_records") or []:
+    if facts.trace_failed_rows_skipped:
+        out.append(f"{facts.trace_failed_rows_skipped} trace rows with 0 output tokens (requests that failed in production) were skipped")
+    for bad in facts.bad_records:
         out.append(f"the engine returned a bad record: {bad}")
     return out
 

@@ -26,6 +26,7 @@ from ..runmodel import (
     DeclaredState,
     Energy,
     ErrorInfo,
+    LoadFacts,
     Memory,
     OperatorMix,
     PhaseStats,
@@ -160,15 +161,16 @@ def build_summary(
     # under a load a phase's spread is what is measured (batch composition, queueing), not noise
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if drawn else warnings, unavailable, outcome.device)) or {}
     load = outcome.load
+    facts = child.serve or LoadFacts()  # none when the child died during its load: its records were read back
     if load is not None:
         if requests is None or requests.empty:
             unavailable["serving"] = "no request records (requests.parquet): the workload failed before its load started"
         else:
             summary.serving = guarded(
                 "the serving metrics",
-                lambda: serving_summary(requests, engine, child.serve or {}, load, outcome.objective, seed, child.facts),
+                lambda: serving_summary(requests, engine, facts, load, outcome.objective, seed, child.facts),
             )
-            warnings.extend(serving_warnings(summary.serving, child.serve or {}))
+            warnings.extend(serving_warnings(summary.serving, facts))
     summary.memory = _memory(samples, child, unavailable)
     summary.memory.by_kind = guarded("the memory by kind", lambda: memory_by_kind(spans)) or {}
     if declaration.breakdown:

@@ -406,12 +406,12 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
         state.report(IterationDone(done, warmup=False, total=total))
 
     facts = serve(engine, load, trace, spec.measure, Path(spec.workdir), progress, request_spans=engine is workload)
-    state.info["serve"] = facts
-    counts = facts["status_counts"]
+    state.info["serve"] = facts.model_dump(mode="json")
+    counts = facts.status_counts
     return {
         "warmup_iters": load.warmup_requests,
-        "measured_iters": facts["measured_finished"],
-        "measure_s": facts["wall_s"],
+        "measured_iters": facts.measured_finished,
+        "measure_s": facts.wall_s,
         "stopped_at_max_seconds": False,  # min_iters does not apply under a load: its requests end the run
         "hit_max_seconds": counts.get("timed_out", 0) > 0,
         "timed_out_requests": counts.get("timed_out", 0),

@@ -40,6 +40,7 @@ from ..load.sender import send_all
 from ..measure.journal import Journal, journal_path, read_frames
 from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
+from ..runmodel import LoadFacts
 
 COLLECT_TIMEOUT_S = 0.05
 MOONCAKE_BLOCK_TOKENS = 512
@@ -161,7 +162,7 @@ class SequentialEngine:
         """Nothing to stop: a request still waiting is never started once the driver stops collecting."""
 
 
-def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Any, request_spans: bool = True) -> dict[str, Any]:
+def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Any, request_spans: bool = True) -> LoadFacts:
     """Run the load against `engine`; write requests.parquet, engine.parquet and spans; return the run's facts.
 
     progress(done, total): called as requests end. request_spans: write each request's spans (False when
@@ -313,7 +314,7 @@ def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], wo
         sampler.join(timeout=1)
     if failure is not None:
         raise failure
-    return facts
+    return LoadFacts.model_validate(facts)
 
 
 JOURNAL_EVERY_S = 1.0

@@ -8,7 +8,8 @@ child when the message was made (the sampler's clock).
 
 `ChildDone.info` is child.json as the child writes it: the run validates it once, as runmodel.ChildRecord
 (run/finish.py: child_record), and reads only that. Still plain dicts (the next step of typing this wire):
-`ChildDone.error` (error.json), and the load driver's request records and facts (`ChildRecord.serve`).
+`ChildDone.error` (error.json) and the load driver's per-request records (requests.parquet's rows); its facts are
+runmodel.LoadFacts (`ChildRecord.serve`).
 """
 
 from __future__ import annotations
