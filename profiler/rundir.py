@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from .characterize.analysis import MEASURED_COLUMNS, MEASURED_RULE_COLUMNS, measured_columns, measured_mask, measured_spans
 from .errors import one_line, shown
 from .files import UnreadableFile, os_problem, read_bounded
-from .measure.journal import journal_path, read_frames
+from .measure.journal import journal_path, unwritten_rows
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, rows_to_table, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
@@ -658,8 +658,7 @@ def _journal_table(directory: Path, name: str, parts: list[Path], found: list[st
     except (UnreadableFile, OSError) as exc:
         found.append(f"{path}: unreadable ({exc if isinstance(exc, UnreadableFile) else os_problem(exc)})")
         return None
-    written = {p.name.split(".part-")[1].split(".")[0] for p in parts}
-    rows = [row for tag, frame in read_frames(data, found, str(path)) if f"{tag:06d}" not in written for row in frame]
+    rows = unwritten_rows(data, parts, found, str(path))
     if not rows:
         return None
     try:

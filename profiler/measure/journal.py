@@ -92,5 +92,12 @@ def read_frames(data: bytes, problems: list[str] | None = None, where: str = "jo
     return frames
 
 
+def unwritten_rows(data: bytes, parts: list[Path], problems: list[str] | None = None, where: str = "journal") -> list[dict[str, Any]]:
+    """The rows of a journal's frames whose part (its tag) is not among `parts` (the part files of the same table):
+    those a part does not hold already."""
+    written = {int(p.name.split(".part-")[1].split(".")[0]) for p in parts}
+    return [row for tag, frame in read_frames(data, problems, where) if tag not in written for row in frame]
+
+
 def journal_path(directory: Path, name: str) -> Path:
     return Path(directory) / f"{name}{SUFFIX}"

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..files import UnreadableFile, file_kind, open_regular, read_bounded, size_text
-from .journal import Journal, journal_path, read_frames
+from .journal import Journal, journal_path, unwritten_rows
 
 SPANS = "spans"
 SAMPLES = "samples"
@@ -322,11 +322,11 @@ def recover_journal(directory: Path, name: str, schema: pa.Schema | None = None)
     path = journal_path(Path(directory), name)
     if not path.exists():
         return 0
-    existing = {int(p.name.split(".part-")[1].split(".")[0]) for p in Path(directory).glob(f"{name}.part-*.parquet")}
-    rows = [row for tag, frame in read_frames(path.read_bytes()) if tag not in existing for row in frame]
+    parts = sorted(Path(directory).glob(f"{name}.part-*.parquet"))
+    rows = unwritten_rows(path.read_bytes(), parts)
     if rows:
         writer = PartWriter(directory, name, schema=schema)
-        writer.parts_written = max(existing, default=-1) + 1
+        writer.parts_written = max((int(p.name.split(".part-")[1].split(".")[0]) for p in parts), default=-1) + 1
         writer.extend(rows)
         writer.flush()
     path.unlink()

@@ -212,7 +212,7 @@ def _forked_copy() -> None:
 
 def _restore_spawn_env() -> None:
     """Put back the environment variables the supervisor changed only to start this process (supervisor.py,
-    spawn_without_working_directory), so the workload's own processes see the user's environment."""
+    spawn_environment), so the workload's own processes see the user's environment."""
     import json
 
     saved = json.loads(os.environ.pop("PROFILER_SPAWN_ENV", "{}"))

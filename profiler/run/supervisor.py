@@ -129,8 +129,10 @@ SPAWN_ENV_MARK = "PROFILER_SPAWN_ENV"
 
 
 @contextmanager
-def spawn_without_working_directory() -> Iterator[None]:
-    """The environment while children start, without the working directory on their sys.path. A spawned interpreter
+def spawn_environment() -> Iterator[None]:
+    """The environment while children start: without the working directory on their sys.path, and with the OpenMP wait
+    policy the profiler chose (OMP_WAIT_POLICY above) unless the user set one; that one the child keeps (it marks where
+    it came from with PROFILER_OMP_DEFAULT), the others it puts back. A spawned interpreter
     runs `python -c ...` with the working directory on sys.path (first, and again for each empty PYTHONPATH component)
     until multiprocessing hands it this process's sys.path; in that window it imports multiprocessing, pickle, threading
     and more, so a pickle.py lying there would run. PYTHONSAFEPATH=1 and PYTHONPATH without empty components close it;
@@ -177,7 +179,7 @@ class ChildSupervisor:
         proc = sampler = None
         try:
             # SIGINT held while the child starts: until it has its own process group a terminal's Ctrl-C would reach it
-            with spawn_without_working_directory(), signals_blocked():
+            with spawn_environment(), signals_blocked():
                 queue = ctx.Queue()  # may start multiprocessing's resource tracker, a `python -c` process too
                 proc = ctx.Process(target=child_entry, args=(spec, queue, output.child_ends), name=f"profiler-{Path(spec.workdir).name}")
                 proc.start()
