@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from profiler.load.arrivals import LoadConfig
+from profiler.loadconfig import LoadConfig
 from profiler.plugin import ServedRequest
 from profiler.run.child import SetupContextImpl
 from profiler.run.serve import serve

@@ -71,11 +71,11 @@ __all__ = [
 def check_load(load: dict[str, Any]) -> None:
     """Validate a `load:` mapping as `arrival_schedule` takes it, without drawing it (a workload's Params validator).
 
-    Raises ValueError with one line, "key.path: reason", for the first problem (profiler/load/arrivals.py: LoadConfig).
+    Raises ValueError with one line, "key.path: reason", for the first problem (profiler/loadconfig.py: LoadConfig).
     """
     from pydantic import ValidationError
 
-    from .load.arrivals import LoadConfig
+    from .loadconfig import LoadConfig
 
     try:
         LoadConfig.model_validate(load)
@@ -86,7 +86,7 @@ def check_load(load: dict[str, Any]) -> None:
 
 
 def arrival_schedule(load: dict[str, Any]) -> list[Any]:
-    """The requests a `load:` block draws (profiler/load/arrivals.py: LoadConfig, `schedule`), in send order.
+    """The requests a `load:` block draws (profiler/loadconfig.py: LoadConfig; profiler/load/arrivals.py: `schedule`), in send order.
 
     For a workload that generates its own requests inside an iteration (voice queries during a
     camera stream) by the same arrival processes and size distributions as a served load. `load`:
@@ -95,7 +95,8 @@ def arrival_schedule(load: dict[str, Any]) -> list[Any]:
     start, `input_tokens`, `output_tokens`); [] when no arrival falls within duration_s.
     Raises pydantic.ValidationError for an invalid block, ValueError for pattern trace or closed.
     """
-    from .load.arrivals import LoadConfig, schedule
+    from .load.arrivals import schedule
+    from .loadconfig import LoadConfig
 
     config = LoadConfig.model_validate(load)
     if config.pattern in ("trace", "closed"):

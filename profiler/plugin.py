@@ -88,7 +88,7 @@ class Trait(str, Enum):
 
 class QoE(BaseModel):
     """Andes' quality of experience: the expected token timeline a reader or listener consumes (a load's
-    objective, profiler/load/objective.py, or a workload's own declared listener, Declaration.qoe)."""
+    objective, profiler/loadconfig.py: Objective, or a workload's own declared listener, Declaration.qoe)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 

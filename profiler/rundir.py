@@ -47,7 +47,7 @@ from .measure.journal import journal_path, unwritten_rows
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, rows_to_table, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
-from .runmodel import SCHEMA_VERSION, Calibration, ErrorInfo, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
+from .runmodel import SCHEMA_VERSION, Calibration, ErrorInfo, ResolvedSuite, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
 from .tables import TABLES
 
 RUN_JSON = "run.json"
@@ -199,7 +199,7 @@ class Run:
     path: Path
     info: RunInfo
     env: dict[str, Any]
-    config: dict[str, Any]
+    config: ResolvedSuite
     workloads: dict[str, WorkloadRun]
     problems: list[str] = field(default_factory=list)
 
@@ -268,7 +268,8 @@ def load_run(path: str | Path) -> Run:
     if version == 1:
         raw_info = run_info_v1(raw_info)
     env = _checked_env(_read_json(root / ENV_JSON, problems, root=root) or {}, root / ENV_JSON, problems)
-    config = _read_yaml(root / CONFIG_YAML, problems, root) or {}
+    raw_config = _read_yaml(root / CONFIG_YAML, problems, root)
+    config = (_validate(ResolvedSuite, raw_config, root / CONFIG_YAML, problems) if raw_config is not None else None) or ResolvedSuite()
     raw_entries = raw_info.pop("workloads", None)
     if raw_entries is not None and not isinstance(raw_entries, list):
         problems.append(f"{root / RUN_JSON}: workloads is a JSON {_json_type(raw_entries)}, expected a list; read the directories that hold a summary")

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .format import si
+from .loadconfig import LoadConfig, Objective
 from .plugin import Declaration, Resources, StateLayer
 
 SCHEMA_VERSION = 2
@@ -657,7 +658,7 @@ class Serving(Model):
     """A workload under a `load:`: its request pattern and how its requests fared against the objective
     (profiler/characterize/serving.py has every definition). Latencies run from each request's arrival."""
 
-    load: dict[str, Any]
+    load: LoadConfig
     """The `load:` block as run (pattern, rate or trace, sizes, seed...)."""
     slo: str
     """The SLOs stated, e.g. 'ttft <= 0.25 s, tpot <= 0.1 s'."""
@@ -855,6 +856,37 @@ class RunInfo(Model):
     """ray: the cluster the points ran on (address, nodes, resources), as Ray reported it when the run started."""
     workloads: list[RunEntry] = Field(default_factory=list)
     error: RunError | None = None
+
+
+class ResolvedEntry(BaseModel):
+    """One workload (or sweep point) of config.resolved.yaml, as a report reads it: its name, type, validated params,
+    and under a load its `load:` and `objective:` blocks. Other keys (sweep, ...) are not read and are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    type: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    load: LoadConfig | None = None
+    objective: Objective | None = None
+
+
+class ResolvedSuite(BaseModel):
+    """config.resolved.yaml (run/record.py writes the suite as validated, with the device it resolved to): what a
+    report reads of it, typed. `measure`, `executor` and the rest are in run.json and the summaries and are ignored
+    here. A run directory without the file (or with one that is damaged) reads as the defaults, with a problem."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    seed: int = 0
+    """The suite's seed (torch, every generator, and the bootstrap intervals of the differences)."""
+    device_resolved: str | None = None
+    workloads: list[ResolvedEntry] = Field(default_factory=list)
+
+    def entry(self, name: str) -> ResolvedEntry | None:
+        """The entry named `name` (a sweep point is an entry of its own); None when there is none."""
+        return next((e for e in self.workloads if e.name == name), None)
 
 
 def summary_json_schema() -> dict[str, Any]:

@@ -370,12 +370,12 @@ def arrival_burstiness(view: WorkloadView) -> Value:
         return Value("all at once: synchronous batches", "", basis=basis, family="synchronous batch")
     if serving is None:
         return Value(None, "", why=NO_LOAD)
-    if serving.load.get("pattern") == "closed":
+    if serving.load.pattern == "closed":
         return Value("closed loop", "", basis="each request is sent when one ends", family="closed loop")
     lo, hi = serving.arrival_cv_ci95 or (None, None)
     if lo is None or hi is None or serving.arrival_cv is None:
         return Value(None, "", why="fewer than 3 measured sends")
-    basis = f"CV of the achieved gaps {serving.arrival_cv:.2f} [{lo:.2f}, {hi:.2f}] ({serving.load.get('pattern')})"
+    basis = f"CV of the achieved gaps {serving.arrival_cv:.2f} [{lo:.2f}, {hi:.2f}] ({serving.load.pattern})"
     if lo > 1:
         return Value("bursty (CV > 1)", "", basis=basis, family=OPEN)
     if hi < 1:
@@ -470,7 +470,7 @@ def arrival_processes(view: WorkloadView) -> Value:
         detail = " and ".join(parts) or ", ".join(streams)
         return Value(f"{len(streams)} at once: {detail}", basis="the workload's declared streams", family="several streams")
     if serving is not None:
-        return Value(f"one: {serving.load.get('pattern')}", basis="the load block's arrival process", family="one stream")
+        return Value(f"one: {serving.load.pattern}", basis="the load block's arrival process", family="one stream")
     if view.summary.batch_tail is not None:
         return Value("one: synchronous batches", basis="every request of an iteration starts together", family="one stream")
     return Value(None, "", why=NO_LOAD)

@@ -74,8 +74,7 @@ def build_context(run: Run, diffs: pd.DataFrame | None = None, chars: dict[str, 
 
 def run_seed(run: Run) -> int:
     """The suite's seed (the bootstrap intervals of the differences are seeded with it)."""
-    seed = run.config.get("seed") if isinstance(run.config, dict) else None
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+    return run.config.seed
 
 
 def _slug(name: str) -> str:

@@ -33,8 +33,7 @@ import yaml
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from profiler.load.arrivals import Distribution, LoadConfig, LogNormal
-from profiler.load.objective import SLO, Objective
+from profiler.loadconfig import SLO, Distribution, LoadConfig, LogNormal, Objective
 from profiler.plugin import QoE
 from profiler.suite.config import MeasureConfig
 from tests.fuzz_harness import Case

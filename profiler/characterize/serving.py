@@ -21,6 +21,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from ..loadconfig import LoadConfig, Objective
 from ..runmodel import LoadFacts
 
 NS = 1e9
@@ -181,8 +182,8 @@ def serving_summary(
     requests: pd.DataFrame,
     engine: pd.DataFrame | None,
     facts: LoadFacts,
-    load: dict[str, Any],
-    objective: Any,
+    load: LoadConfig,
+    objective: Objective,
     seed: int = 0,
     workload_facts: dict[str, Any] | None = None,
 ) -> Any:
@@ -201,7 +202,7 @@ def serving_summary(
     offered = cv = cv_ci = None
     if sent.size > 2 and sent[-1] > sent[0]:
         offered = float((sent.size - 1) / (sent[-1] - sent[0]))
-        if load.get("pattern") != "closed":
+        if load.pattern != "closed":
             gaps = np.diff(sent)
             cv = float(gaps.std(ddof=1) / gaps.mean()) if gaps.mean() > 0 else None
             cv_ci = cv_interval(gaps, seed)

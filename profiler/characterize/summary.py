@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from ..loadconfig import LoadConfig, Objective
 from ..plugin import ITERATION, Declaration
 from ..runmodel import (
     CONTENDED_CORES,
@@ -84,10 +85,10 @@ class WorkloadOutcome:
     sweep: SweepPoint | None = None
     gpu_unavailable: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    load: dict[str, Any] | None = None
+    load: LoadConfig | None = None
     """The `load:` block it served (None: the measured loop)."""
-    objective: Any = None
-    """The profiler.load.objective.Objective its requests are judged by (under a load)."""
+    objective: Objective | None = None
+    """The `objective:` its requests are judged by (under a load)."""
     placement: Any = None
     """profiler.runmodel.Placement: where it ran."""
 
@@ -160,7 +161,7 @@ def build_summary(
     summary.deadlines = guarded("the deadline metrics", lambda: _deadlines(spans, seed, declaration.inference))
     # under a load a phase's spread is what is measured (batch composition, queueing), not noise
     summary.phases = guarded("the phase statistics", lambda: _phases(spans, seed, [] if drawn else warnings, unavailable, outcome.device)) or {}
-    load = outcome.load
+    load, objective = outcome.load, outcome.objective or Objective()
     facts = child.serve or LoadFacts()  # none when the child died during its load: its records were read back
     if load is not None:
         if requests is None or requests.empty:
@@ -168,7 +169,7 @@ def build_summary(
         else:
             summary.serving = guarded(
                 "the serving metrics",
-                lambda: serving_summary(requests, engine, facts, load, outcome.objective, seed, child.facts),
+                lambda: serving_summary(requests, engine, facts, load, objective, seed, child.facts),
             )
             warnings.extend(serving_warnings(summary.serving, facts))
     summary.memory = _memory(samples, child, unavailable)

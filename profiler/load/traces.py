@@ -46,7 +46,7 @@ import pandas as pd
 from profiler.errors import UserError, one_line
 from profiler.files import UnreadableFile, read_bounded
 
-from .arrivals import MAX_TOKENS
+from ..loadconfig import MAX_TOKENS
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 BURSTGPT_COLUMNS = ("Timestamp", "Session ID", "Elapsed time", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")

@@ -388,8 +388,8 @@ UNDER_LOAD_NO_WORK = (
 def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: SpanRecorder, plugin: Any, params: Any) -> dict[str, Any]:
     """The `load:` run in place of the measured loop (profiler/run/serve.py); returns the loop record. A workload
     without an engine serves the requests in arrival order, in batches of its batch_size (SequentialEngine)."""
-    from ..load.arrivals import LoadConfig
     from ..load.traces import read_trace
+    from ..loadconfig import LoadConfig
     from ..plugin import declaration_of
     from .serve import SequentialEngine, serve
 

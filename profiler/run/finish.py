@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..characterize.summary import Passes, WorkloadOutcome, build_summary
-from ..load.objective import Objective
+from ..loadconfig import Objective
 from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json, recover_journal
 from ..rundir import SUMMARY_JSON, read_measured
 from ..runmodel import ChildRecord, Placement, Status, SweepPoint, WorkloadSummary
@@ -97,7 +97,7 @@ def workload_outcome(w: ResolvedWorkload, device: str, seed: int, **fields: Any)
         device=device,
         seed=seed,
         sweep=SweepPoint(group=w.sweep_group, point=w.sweep_point or {}) if w.sweep_group else None,
-        load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
+        load=w.entry.load,
         objective=(w.entry.objective or Objective.model_validate({})) if w.entry.load else None,
         **fields,
     )

@@ -35,8 +35,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..load.arrivals import LoadConfig, Request, capped_sizes, failed_trace_rows, fit_to_positions, gap_stats, schedule
+from ..load.arrivals import Request, capped_sizes, failed_trace_rows, fit_to_positions, gap_stats, schedule
 from ..load.sender import send_all
+from ..loadconfig import LoadConfig
 from ..measure.journal import Journal, journal_path, read_frames
 from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest

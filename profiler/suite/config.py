@@ -23,8 +23,7 @@ from pydantic import (
 )
 
 from ..errors import UserError, suggest
-from ..load.arrivals import LoadConfig
-from ..load.objective import Objective
+from ..loadconfig import LoadConfig, Objective
 from .yaml_source import YamlBoundError, YamlLoadError, YamlSource, load_yaml, parse_value
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"

@@ -32,7 +32,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..errors import UserError
-from ..load.arrivals import LoadConfig, trace_send_times
+from ..load.arrivals import trace_send_times
+from ..loadconfig import LoadConfig
 from .config import MeasureConfig, SuiteConfig, WorkloadEntry, where_from
 from .yaml_source import YamlSource
 

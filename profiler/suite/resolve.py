@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
-from ..load.arrivals import LoadConfig
-from ..load.objective import Objective
+from ..loadconfig import LoadConfig, Objective
 from ..plugin import Declaration, declaration_of
 from .config import (
     SuiteConfig,

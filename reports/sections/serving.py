@@ -33,6 +33,7 @@ import pandas as pd
 
 from profiler.characterize.serving import BATCH_CHANGE, FINISHED, NS, andes_qoe, interpolate_max_rate, knee, kv_tokens_held, meets_slo, per_request
 from profiler.format import count, duration, nbytes, percent, rate, sig
+from profiler.loadconfig import Distribution, LoadConfig
 from profiler.runmodel import Serving, Stats
 
 from ..context import ReportContext
@@ -156,18 +157,10 @@ class _SLO:
     e2e_s: float | None = None
 
 
-def _entry(ctx: ReportContext, name: str) -> dict[str, Any] | None:
-    """The workload's entry of config.resolved.yaml (sweep points are entries of their own)."""
-    entries = ctx.run.config.get("workloads") if isinstance(ctx.run.config, dict) else None
-    for entry in entries or []:
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return entry
-    return None
-
-
 def _has_load(ctx: ReportContext, name: str) -> bool:
-    entry = _entry(ctx, name)
-    return bool(entry and entry.get("load"))
+    """Whether config.resolved.yaml gives the workload (or sweep point) a `load:` block."""
+    entry = ctx.run.config.entry(name)
+    return entry is not None and entry.load is not None
 
 
 def _qoe_parameters(ctx: ReportContext, name: str, s: Serving) -> tuple[float, float] | None:
@@ -176,11 +169,9 @@ def _qoe_parameters(ctx: ReportContext, name: str, s: Serving) -> tuple[float, f
     stored = _qoe_pair(s.qoe_values.get("expected_ttft_s"), s.qoe_values.get("tokens_per_s"))
     if stored is not None:
         return stored
-    entry = _entry(ctx, name) or {}
-    qoe = ((entry.get("objective") or {}) if isinstance(entry.get("objective"), dict) else {}).get("qoe") or {}
-    configured = _qoe_pair(qoe.get("expected_ttft_s"), qoe.get("tokens_per_s"))
-    if configured is not None:
-        return configured
+    entry = ctx.run.config.entry(name)
+    if entry is not None and entry.objective is not None:
+        return entry.objective.qoe.expected_ttft_s, entry.objective.qoe.tokens_per_s
     m = re.fullmatch(r"expected TTFT ([0-9.eE+-]+) s, ([0-9.eE+-]+) tokens/s", s.qoe_stated.strip())
     try:
         return (float(m.group(1)), float(m.group(2))) if m else None
@@ -206,21 +197,20 @@ def _missing_row(ctx: ReportContext, name: str, why: str, width: int) -> Row:
     return Row([Cell(name, cls="l", href=ctx.anchor(name)), unavailable(why, colspan=width - 1, show_why=True)])
 
 
-def _pattern(load: dict[str, Any]) -> Cell:
-    p = load.get("pattern")
-    r = load.get("rate")
+def _pattern(load: LoadConfig) -> Cell:
+    p = load.pattern
     if p == "trace":
-        trace = str(load.get("trace") or "")
+        trace = load.trace or ""
         scales = []
-        if load.get("time_scale", 1) != 1:
-            scales.append(f"times ÷ {sig(load['time_scale'])}")
-        if load.get("token_scale", 1) != 1:
-            scales.append(f"tokens × {sig(load['token_scale'])}")
+        if load.time_scale != 1:
+            scales.append(f"times ÷ {sig(load.time_scale)}")
+        if load.token_scale != 1:
+            scales.append(f"tokens × {sig(load.token_scale)}")
         return Cell(f"trace {Path(trace).name}", cls="l", sub=" · ".join(scales) or None, title=trace)
     if p == "closed":
-        return Cell(f"closed loop · {count(load.get('concurrency'))} in flight", cls="l", sub="each request sent when one ends")
-    text = f"{p} · {rate(r, 'req')}" if isinstance(r, (int, float)) else str(p)
-    sub = f"gamma shape k {sig(load['burstiness'])}" if p == "gamma" and load.get("burstiness") else None
+        return Cell(f"closed loop · {count(load.concurrency)} in flight", cls="l", sub="each request sent when one ends")
+    text = f"{p} · {rate(load.rate, 'req')}" if load.rate is not None else p
+    sub = f"gamma shape k {sig(load.burstiness)}" if p == "gamma" and load.burstiness else None
     return Cell(text, cls="l", sub=sub)
 
 
@@ -234,7 +224,7 @@ def _status_counts(s: Served) -> tuple[int, dict[str, int], str]:
 
 def _outcome_cells(ctx: ReportContext, s: Served) -> list[Cell]:
     v = s.serving
-    closed = v.load.get("pattern") == "closed"
+    closed = v.load.pattern == "closed"
     if v.arrival_cv is not None:
         ci = getattr(v, "arrival_cv_ci95", None)
         interval = f"[{sig(ci[0])}, {sig(ci[1])}]" if ci else None
@@ -296,7 +286,7 @@ def _outcome_cells(ctx: ReportContext, s: Served) -> list[Cell]:
 
 def _sender(s: Served) -> Cell:
     v = s.serving
-    if v.load.get("pattern") == "closed":
+    if v.load.pattern == "closed":
         return unavailable("a closed loop sends when a request ends: there is no schedule to miss")
     p99, worst = v.sender.get("p99_s"), v.sender.get("max_s")
     if p99 is None:
@@ -437,12 +427,13 @@ def context_sentences(s: Served, contended: str | None = None) -> list[str]:
             f"{s.name}: the running batch changed across the context bins (median {sig(itl.running_min)} to {sig(itl.running_max)}, "
             f"{itl.running_from}; ≥ {BATCH_CHANGE:g}×): ITL against context there mixes the context's cost with the batch's."
         )
-    sizes = v.load.get("sizes") if isinstance(v.load.get("sizes"), dict) else {}
     for side, capped in v.sizes_capped.items():
-        spec = ((sizes or {}).get(side) or {}).get("lognormal") or {}
-        stated = f"lognormal median {sig(spec['median'])}, sigma {sig(spec['sigma'])}, " if {"median", "sigma"} <= set(spec) else ""
+        size = getattr(v.load.sizes, side, None) if side in ("input", "output") else None
+        spec = size.lognormal if isinstance(size, Distribution) else None
+        stated = f"lognormal median {sig(spec.median)}, sigma {sig(spec.sigma)}, " if spec else ""
         lines.append(
-            f"{s.name}: {side} lengths {stated}capped at {count(spec.get('max'))} tokens: {capped} of {v.requests} requests drawn above the cap were set to it."
+            f"{s.name}: {side} lengths {stated}capped at {count(spec.max if spec else None)} tokens: {capped} of {v.requests} requests drawn above the cap "
+            "were set to it."
         )
     return lines
 

@@ -61,7 +61,7 @@ def test_the_plugin_runs_next_to_the_baseline(documented):
     gru = run.workloads["gru"]
     assert gru.status == "ok" and run.workloads["llm"].status == "ok"
     spans = gru.measured
-    p = plugin_class(tmp, plugin_file).Params(**run.config["workloads"][1]["params"])
+    p = plugin_class(tmp, plugin_file).Params(**run.config.workloads[1].params)
     decode = spans.loc[spans["phase"] == "decode"]
     assert sorted(set(decode["position"])) == list(range(p.prompt_len + 1, p.prompt_len + p.gen_len))
     assert set(decode["state_bytes"]) == {p.batch_size * p.hidden * 4}  # constant: B * H * 4

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from profiler.load.arrivals import LoadConfig, gap_stats, schedule
+from profiler.load.arrivals import gap_stats, schedule
+from profiler.loadconfig import LoadConfig
 
 SIZES = {"input": {"fixed": 128}, "output": {"fixed": 32}}
 
@@ -205,7 +206,8 @@ def test_gap_stats_edges():
 
 
 def test_closed_loop_needs_concurrency_and_requests_and_sends_all_at_zero():
-    from profiler.load.arrivals import LoadConfig, schedule
+    from profiler.load.arrivals import schedule
+    from profiler.loadconfig import LoadConfig
 
     sizes = {"input": {"fixed": 8}, "output": {"fixed": 4}}
     load = LoadConfig.model_validate({"pattern": "closed", "concurrency": 3, "requests": 5, "sizes": sizes})
@@ -243,7 +245,8 @@ def test_requests_longer_than_the_positions_are_clipped_or_scaled_and_counted():
 def test_token_scale_shrinks_trace_sizes_and_only_traces_take_it(tmp_path):
     import pandas as pd
 
-    from profiler.load.arrivals import LoadConfig, schedule
+    from profiler.load.arrivals import schedule
+    from profiler.loadconfig import LoadConfig
 
     trace = pd.DataFrame({"arrival_s": [0.0, 1.0], "input_tokens": [1000, 15], "output_tokens": [100, 4], "prefix_blocks": [None, None]})
     load = LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv", "token_scale": 0.1})

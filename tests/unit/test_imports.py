@@ -11,10 +11,10 @@ from tests.conftest import ROOT
 PACKAGES = ("profiler", "reports", "workloads")
 # profiler's rooms, lowest first: a module may import its own room and rooms of a lower rank only
 RANK = {
-    "profiler.errors": 0, "profiler.files": 0, "profiler.plugin": 0, "profiler.format": 0, "profiler.runmodel": 1,
-    "profiler.measure": 2, "profiler.load": 2, "profiler.suite": 3, "profiler.characterize": 3,
-    "profiler.migrate": 4, "profiler.tables": 4, "profiler.rundir": 5, "profiler.run": 6, "profiler.console": 6,
-    "profiler.cli": 7, "profiler.__main__": 8, "profiler": 8,
+    "profiler.errors": 0, "profiler.files": 0, "profiler.plugin": 0, "profiler.format": 0, "profiler.loadconfig": 1,
+    "profiler.runmodel": 2, "profiler.measure": 3, "profiler.load": 3, "profiler.suite": 4, "profiler.characterize": 4,
+    "profiler.migrate": 5, "profiler.tables": 5, "profiler.rundir": 6, "profiler.run": 7, "profiler.console": 7,
+    "profiler.cli": 8, "profiler.__main__": 9, "profiler": 9,
 }  # fmt: skip
 
 

@@ -281,7 +281,7 @@ def test_values_the_run_could_not_measure_are_unavailable_with_a_reason(real_run
     out, lat = row_of(data["outcome"], "serve"), row_of(data["latency"], "serve")
     for cell in (out["burstiness"], out["sender error"], lat["KV occupancy"]):
         assert cell.cls == "na" and cell.title and cell.text != "0", cell
-    edit_summary(run_dir / "serve", load={"pattern": "closed", "concurrency": 4})
+    edit_summary(run_dir / "serve", load={"pattern": "closed", "concurrency": 4, "requests": 10, "sizes": {"input": {"fixed": 8}, "output": {"fixed": 8}}})
     out = row_of(section(run_dir)["outcome"], "serve")
     assert out["pattern"].text == "closed loop · 4 in flight"
     assert "closed loop" in out["burstiness"].title and "closed loop" in out["sender error"].title
@@ -326,7 +326,8 @@ def test_a_changing_batch_capped_sizes_and_a_missing_kv_fit_are_said(real_run, t
     run_dir = copy_run(real_run, tmp_path)
     itl = load_run(run_dir).workloads["serve"].summary.serving.itl_by_context.model_dump()
     itl.update(running_min=1.0, running_max=3.0, batch_changed=True, running_from="engine samples")
-    load = {"pattern": "closed", "concurrency": 1, "requests": 8, "sizes": {"output": {"lognormal": {"median": 256, "sigma": 1.0, "max": 1024}}}}
+    sizes = {"input": {"fixed": 32}, "output": {"lognormal": {"median": 256, "sigma": 1.0, "max": 1024}}}
+    load = {"pattern": "closed", "concurrency": 1, "requests": 8, "sizes": sizes}
     why = "a KV growth fit needs at least 3 engine samples with a KV reading (got 1)"
     edit_summary(run_dir / "serve", itl_by_context=itl, kv_by_context=None, context_unavailable={"kv_by_context": why}, sizes_capped={"output": 1}, load=load)
     served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])

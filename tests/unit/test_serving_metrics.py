@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from profiler.characterize.serving import andes_qoe, interpolate_max_rate, itl_s, knee, meets_slo, per_request, window_s
-from profiler.load.objective import SLO
+from profiler.loadconfig import SLO
 
 
 def test_qoe_is_one_when_tokens_arrive_on_the_expected_timeline():
