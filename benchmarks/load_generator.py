@@ -36,9 +36,13 @@ def main() -> None:
         sink: list[Planned] = []
         report = send_all(plan, sink.append, spin_s=args.spin_us / 1e6)
         a = report.accuracy()
+        if a.p50_s is None or a.p99_s is None or a.max_s is None:
+            print(f"  round {k + 1}: nothing was sent")
+            continue
+        cpu = f"{a.cpu_share:.1%}" if a.cpu_share is not None else "unavailable (no wall time)"
         print(
-            f"  round {k + 1}: send error p50 {a['p50_s'] * 1e6:.0f} µs, p99 {a['p99_s'] * 1e6:.0f} µs, max {a['max_s'] * 1e6:.0f} µs "
-            f"(target p99 < 1000 µs); sender CPU {a['cpu_share']:.1%} of one core over {report.wall_s:.1f} s"
+            f"  round {k + 1}: send error p50 {a.p50_s * 1e6:.0f} µs, p99 {a.p99_s * 1e6:.0f} µs, max {a.max_s * 1e6:.0f} µs "
+            f"(target p99 < 1000 µs); sender CPU {cpu} of one core over {report.wall_s:.1f} s"
         )
 
 

@@ -529,6 +529,42 @@ class Stage(Model):
 CHILD_SCHEMA_VERSION = 1
 
 
+class FittedRequests(Model):
+    """How requests longer than the model's positions were made to fit (load/arrivals.py: fit_to_positions)."""
+
+    policy: str
+    """clip, scale or reject (the load block's long_requests)."""
+    max_positions: int
+    """The model's positions: prompt + generated tokens of one request at most."""
+    touched: int
+    """Requests changed (scale changes every request once one is too long)."""
+    factor: float | None = None
+    """scale: the factor every size was multiplied by (floored, each >= 1); None for clip."""
+
+
+class SendAccuracy(Model):
+    """The open-loop sender's own error (load/sender.py: SendReport.accuracy): achieved - scheduled send time over every
+    send, percentiles by numpy's linear interpolation, in seconds; None when nothing was sent."""
+
+    p50_s: float | None = None
+    p99_s: float | None = None
+    max_s: float | None = None
+    cpu_share: float | None = None
+    """The sending thread's CPU time (spinning and submit calls included) / the sender's wall time, 0..1 of a core."""
+
+
+class GapStats(Model):
+    """The gaps between consecutive scheduled send times (load/arrivals.py: gap_stats)."""
+
+    requests: int
+    mean_gap_s: float
+    cv_gap: float | None = None
+    """Sample standard deviation / mean of the gaps (1 for Poisson, 1/sqrt(k) for gamma, 0 for constant); None when
+    the mean gap is 0 (every request at once)."""
+    achieved_rate: float | None = None
+    """(n - 1) / (last - first) requests per second; None when every request is sent at once."""
+
+
 class LoadFacts(Model):
     """What the load driver (run/serve.py: serve) knows of one load run beyond its request records, in child.json's
     `serve`. Times: `start_ns`, `end_ns` time.monotonic_ns; `wall_s` from the first send to the end of collection."""
@@ -536,8 +572,8 @@ class LoadFacts(Model):
     pattern: str = "unknown"
     requests: int = 0
     measured_requests: int = 0
-    long_requests: dict[str, Any] | None = None
-    """Requests fitted to the model's positions (load/arrivals.py: fit_to_positions): touched, policy, factor, max_positions."""
+    long_requests: FittedRequests | None = None
+    """Requests fitted to the model's positions; None when the engine has no position limit."""
     sizes_capped: dict[str, int] = Field(default_factory=dict)
     """Requests whose drawn sizes were capped, per size (load/arrivals.py: capped_sizes)."""
     prefix_share: float | None = None
@@ -545,9 +581,9 @@ class LoadFacts(Model):
     bad_records: list[str] = Field(default_factory=list)
     """Records the engine returned that the driver could not take, in words."""
     trace_failed_rows_skipped: int = 0
-    sender: dict[str, float | None] | None = None
-    """The open-loop sender's achieved-vs-scheduled error (load/sender.py: SendReport.accuracy); None for a closed loop."""
-    scheduled_gaps: dict[str, float] | None = None
+    sender: SendAccuracy | None = None
+    """The open-loop sender's achieved-vs-scheduled error; None for a closed loop."""
+    scheduled_gaps: GapStats | None = None
     wall_s: float | None = None
     end_ns: int | None = None
     status_counts: dict[str, int] = Field(default_factory=dict)
@@ -703,9 +739,10 @@ class Serving(Model):
     preempted_max: float | None = None
     prefix_share: float | None = None
     """Share of prompt prefix blocks seen in an earlier request (Mooncake hash_ids): what a prefix cache could serve."""
-    sender: dict[str, float | None] = Field(default_factory=dict)
-    """The load generator's own accuracy: p50/p99/max send error (s) and its CPU share of a core."""
-    long_requests: dict[str, Any] | None = None
+    sender: SendAccuracy = Field(default_factory=SendAccuracy)
+    """The load generator's own accuracy: p50/p99/max send error (s) and its CPU share of a core (all None for a closed
+    loop, which has no schedule to miss)."""
+    long_requests: FittedRequests | None = None
     """How requests longer than the model's positions were fitted: policy, max_positions, touched, factor."""
     sizes_capped: dict[str, int] = Field(default_factory=dict)
     """Per side (input, output) with a capped lognormal (`max:`): how many requests' draws were above it and set to it."""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..loadconfig import LoadConfig, Objective
-from ..runmodel import LoadFacts
+from ..runmodel import LoadFacts, SendAccuracy
 
 NS = 1e9
 FINISHED = "finished"
@@ -236,7 +236,7 @@ def serving_summary(
         qoe=Stats(**describe(qoe, seed)),
         qoe_at_least_0_9=float(np.mean(np.asarray(qoe) >= 0.9)) if qoe else None,
         prefix_share=facts.prefix_share,
-        sender=dict(facts.sender or {}),
+        sender=facts.sender or SendAccuracy(),
         long_requests=facts.long_requests,
         sizes_capped=dict(facts.sizes_capped),
         queue_s=stats["queue_s"],
@@ -334,11 +334,10 @@ def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
             f"overloaded: offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s: the queue grew through the run, "
             "so its latencies depend on how long the run was"
         )
-    fitted = facts.long_requests or {}
-    if fitted.get("touched"):
-        how = f"scaled by {fitted['factor']:.3g}" if fitted.get("policy") == "scale" else "clipped"
-        policy = fitted["policy"]
-        out.append(f"{fitted['touched']} requests longer than the model's {fitted['max_positions']} positions were {how} (load.long_requests: {policy})")
+    fitted = facts.long_requests
+    if fitted is not None and fitted.touched:
+        how = f"scaled by {fitted.factor:.3g}" if fitted.policy == "scale" and fitted.factor is not None else "clipped"
+        out.append(f"{fitted.touched} requests longer than the model's {fitted.max_positions} positions were {how} (load.long_requests: {fitted.policy})")
     if facts.trace_failed_rows_skipped:
         out.append(f"{facts.trace_failed_rows_skipped} trace rows with 0 output tokens (requests that failed in production) were skipped")
     for bad in facts.bad_records:

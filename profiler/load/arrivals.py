@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from ..loadconfig import MAX_TOKENS, Distribution, LoadConfig, SizeConfig
+from ..runmodel import FittedRequests, GapStats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -265,14 +266,14 @@ def capped_sizes(config: LoadConfig, n: int) -> dict[str, int]:
     return out
 
 
-def fit_to_positions(requests: list[Request], max_positions: int, policy: str) -> dict[str, object]:
+def fit_to_positions(requests: list[Request], max_positions: int, policy: str) -> FittedRequests:
     """Make every request fit in `max_positions` (prompt + generated tokens), in place, by `policy`.
 
     clip: a request with input + output > max_positions keeps min(output, max_positions - 1) output
     tokens and its input is cut to the rest. scale: every request's input and output are multiplied
     by f = max_positions / max(input + output) (floored, each >= 1), so relative sizes stay.
     reject: raises ValueError naming the first request that does not fit.
-    Returns {"policy", "max_positions", "touched": requests changed, "factor": f for scale (else None)}.
+    Returns the policy, max_positions, the requests changed (touched) and f for scale (else None).
     """
     if max_positions < 2:
         raise ValueError(f"max_positions must be >= 2 (got {max_positions})")
@@ -289,20 +290,19 @@ def fit_to_positions(requests: list[Request], max_positions: int, policy: str) -
         for r in requests:
             r.input_tokens = max(1, math.floor(r.input_tokens * factor))
             r.output_tokens = max(1, math.floor(r.output_tokens * factor))
-        return {"policy": policy, "max_positions": max_positions, "touched": len(requests), "factor": factor}
+        return FittedRequests(policy=policy, max_positions=max_positions, touched=len(requests), factor=factor)
     for r in long:
         r.output_tokens = min(r.output_tokens, max_positions - 1)
         r.input_tokens = max_positions - r.output_tokens
-    return {"policy": policy, "max_positions": max_positions, "touched": len(long), "factor": factor}
+    return FittedRequests(policy=policy, max_positions=max_positions, touched=len(long), factor=factor)
 
 
-def gap_stats(send_s: Sequence[float] | np.ndarray) -> dict[str, float]:
+def gap_stats(send_s: Sequence[float] | np.ndarray) -> GapStats:
     """Statistics of the gaps between consecutive send times (seconds), for reports and tests.
 
-    Returns {"requests": n, "mean_gap_s": mean gap (s), "cv_gap": sample std / mean of the gaps
-    (1 for Poisson, 1/sqrt(k) for gamma, 0 for constant; nan if the mean gap is 0),
-    "achieved_rate": (n - 1) / (last - first) requests per second (inf if all at once)}.
-    Raises ValueError for fewer than 2 times or times that go backwards.
+    Returns the number of times n, the mean gap (s), the gaps' CV (sample std / mean: 1 for Poisson, 1/sqrt(k) for
+    gamma, 0 for constant; None if the mean gap is 0) and the achieved rate (n - 1) / (last - first) requests per
+    second (None if all at once). Raises ValueError for fewer than 2 times or times that go backwards.
     """
     times = np.asarray(send_s, dtype=float)
     if times.ndim != 1 or len(times) < 2:
@@ -313,9 +313,9 @@ def gap_stats(send_s: Sequence[float] | np.ndarray) -> dict[str, float]:
     mean = float(gaps.mean())
     std = float(gaps.std(ddof=1)) if len(gaps) > 1 else 0.0
     span = float(times[-1] - times[0])
-    return {
-        "requests": float(len(times)),
-        "mean_gap_s": mean,
-        "cv_gap": std / mean if mean > 0 else float("nan"),
-        "achieved_rate": (len(times) - 1) / span if span > 0 else float("inf"),
-    }
+    return GapStats(
+        requests=len(times),
+        mean_gap_s=mean,
+        cv_gap=std / mean if mean > 0 else None,
+        achieved_rate=(len(times) - 1) / span if span > 0 else None,
+    )

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..runmodel import SendAccuracy
+
 SPIN_S = 0.0005
 """Spin (busy-wait) this long before each send: longer is more accurate and costs more CPU."""
 
@@ -47,17 +49,18 @@ class SendReport:
         """Achieved minus scheduled send time per request (s); never negative (a send is never early)."""
         return np.asarray(self.sent_s, dtype=float) - np.asarray(self.scheduled_s, dtype=float)
 
-    def accuracy(self) -> dict[str, float | None]:
-        """p50, p99 and max send error (s), and the sender's CPU share of one core over the run (0..1)."""
+    def accuracy(self) -> SendAccuracy:
+        """p50, p99 and max send error (s; numpy's linear percentiles), and the sender's CPU share of one core over the
+        run (0..1); every field None when nothing was sent."""
         errors = self.errors_s()
         if not errors.size:
-            return {"p50_s": None, "p99_s": None, "max_s": None, "cpu_share": None}
-        return {
-            "p50_s": float(np.percentile(errors, 50)),
-            "p99_s": float(np.percentile(errors, 99)),
-            "max_s": float(errors.max()),
-            "cpu_share": self.cpu_s / self.wall_s if self.wall_s > 0 else None,
-        }
+            return SendAccuracy()
+        return SendAccuracy(
+            p50_s=float(np.percentile(errors, 50)),
+            p99_s=float(np.percentile(errors, 99)),
+            max_s=float(errors.max()),
+            cpu_share=self.cpu_s / self.wall_s if self.wall_s > 0 else None,
+        )
 
 
 def send_all(

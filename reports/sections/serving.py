@@ -288,10 +288,10 @@ def _sender(s: Served) -> Cell:
     v = s.serving
     if v.load.pattern == "closed":
         return unavailable("a closed loop sends when a request ends: there is no schedule to miss")
-    p99, worst = v.sender.get("p99_s"), v.sender.get("max_s")
+    p99, worst = v.sender.p99_s, v.sender.max_s
     if p99 is None:
         return unavailable("the load generator recorded no sends")
-    title = f"achieved − scheduled send time, p50 {duration(v.sender.get('p50_s'))}; the sender's CPU: {percent(v.sender.get('cpu_share'))} of a core"
+    title = f"achieved − scheduled send time, p50 {duration(v.sender.p50_s)}; the sender's CPU: {percent(v.sender.cpu_share)} of a core"
     m = s.measured
     if not m.empty and bool(m["sent_ns"].notna().any()):
         late = ((m["sent_ns"] - m["arrival_ns"]) / NS).dropna().to_numpy(dtype=float)

@@ -74,7 +74,7 @@ def test_the_summary_applies_the_definitions(toy):
     assert s.slo == "ttft <= 0.05 s, tpot <= 0.006 s"
     assert s.qoe.median == pytest.approx(1.0)  # tokens well ahead of a reader expecting the first at 0.5 s
     assert s.arrival_cv < 0.5  # constant rate: even gaps (the sender's jitter only)
-    assert s.sender["p99_s"] is not None and s.sender["cpu_share"] is not None
+    assert s.sender.p99_s is not None and s.sender.cpu_share is not None
     # the per-request spans feed the common metrics: TTFT from arrival, as above
     assert toy.summary.metrics.ttft_s.median == pytest.approx(s.ttft_s.median, abs=1e-6)
     assert toy.summary.unavailable["work"].startswith("not counted under a load")
@@ -122,7 +122,7 @@ def test_a_rate_sweep_runs_one_point_per_rate(tmp_path):
     suite += "    sweep: {load.rate: [10, 40]}\n"
     run = run_suite_text(tmp_path, suite)[1]
     assert sorted(run.workloads) == ["toy[load.rate=10]", "toy[load.rate=40]"]
-    assert run.workloads["toy[load.rate=40]"].summary.serving.load["rate"] == 40
+    assert run.workloads["toy[load.rate=40]"].summary.serving.load.rate == 40
 
 
 @pytest.mark.parametrize(

@@ -163,7 +163,7 @@ def test_the_tables_show_the_summary_with_its_objective(real_run):
     assert "ttft <= 0.25 s, tpot <= 0.1 s" in out["SLO attainment"].title  # the stated SLO in the cell's title
     assert out["goodput"].text == rate(s.goodput_rps, "req")
     assert out["QoE"].text == sig(s.qoe.median) and "expected TTFT 1 s, 4.8 tokens/s" in out["QoE"].title
-    assert out["sender error"].text == duration(s.sender["p99_s"])
+    assert out["sender error"].text == duration(s.sender.p99_s)
     lat = row_of(data["latency"], "serve")
     for label, stats in (("queueing delay", s.queue_s), ("TTFT", s.ttft_s), ("TPOT", s.tpot_s), ("ITL", s.itl_s), ("E2E", s.e2e_s)):
         assert lat[label].text == f"{duration(stats.median)} · {duration(stats.p99)}", label

@@ -25,7 +25,8 @@ def test_sends_in_order_never_early_and_recorded():
     assert report.scheduled_s == [p.send_s for p in plan] and len(report.sent_s) == 20
     assert (report.errors_s() >= 0).all()  # a send is never early
     accuracy = report.accuracy()
-    assert accuracy["p50_s"] <= accuracy["p99_s"] <= accuracy["max_s"]
+    assert accuracy.p50_s is not None and accuracy.p99_s is not None and accuracy.max_s is not None
+    assert accuracy.p50_s <= accuracy.p99_s <= accuracy.max_s
     assert report.wall_s >= plan[-1].send_s and 0 <= report.cpu_s
 
 
@@ -44,4 +45,4 @@ def test_a_blocked_submit_is_lateness_of_the_next_send_not_a_shifted_schedule():
 
 def test_accuracy_of_nothing_is_unavailable_not_zero():
     report = send_all([], lambda r: None)
-    assert report.accuracy() == {"p50_s": None, "p99_s": None, "max_s": None, "cpu_share": None}
+    assert report.accuracy().model_dump() == {"p50_s": None, "p99_s": None, "max_s": None, "cpu_share": None}
