@@ -294,7 +294,7 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     out = Path(args.output) if args.output else run_dir / "report.html"
     check_output_file(out, is_profiler_html, "-o" if args.output else "")  # write_report checks again, before and after building
     try:
-        problems = write_report(run_dir, out)
+        problems = write_report(run_dir, out).problems
     except OSError as exc:
         raise UserError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     for p in problems:
@@ -494,15 +494,19 @@ def _close_run(args: argparse.Namespace, run_dir: Path, seed: int, console: Any,
     for note in summary_notes(summaries):
         console.print(note, highlight=False)
     if args.no_report:
-        from reports.differences import differences, write_differences
+        from reports.differences import differences
+        from reports.html_report import write_differences_quietly
 
-        write_differences(run_dir, differences(run, seed=seed))
+        diffs = differences(run, seed=seed)
+        unwritten = write_differences_quietly(run, diffs)
     else:
         from reports.html_report import write_report
 
-        write_report(run_dir, run_dir / "report.html")
-    diffs = json.loads((run_dir / "differences.json").read_text())
-    if diffs:
+        written = write_report(run_dir, run_dir / "report.html")
+        diffs, unwritten = written.differences, written.unwritten
+    for p in unwritten:
+        print(one_line(f"warning: {p}"), file=sys.stderr)
+    if not diffs.empty:
         console.print(differences_table(diffs, run.baseline or "?"))
     if not args.no_report:
         console.print(plain(f"report: {run_dir / 'report.html'}"), highlight=False)

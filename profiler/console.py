@@ -11,7 +11,7 @@ line) and rich markup escaped (`[bold]` in a name prints as written). The progre
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.text import Text
 
 from .errors import one_line
 from .format import duration, format_value, percent, rate, ratio
+
+if TYPE_CHECKING:
+    import pandas as pd
 from .runmodel import Status, Verdict, WorkloadSummary
 
 
@@ -159,9 +162,11 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
     return notes
 
 
-def differences_table(rows: list[dict[str, Any]], baseline: str) -> Table | str:
+def differences_table(diffs: pd.DataFrame, baseline: str) -> Table | str:
     """The findings against the baseline (readings and the other rows are in report.html); a
-    line saying there are none when no row is a finding."""
+    line saying there are none when no row is a finding. `diffs`: the rows of differences.csv
+    (reports/differences.py: differences), as the report computed them."""
+    rows = diffs.astype(object).where(diffs.notna(), None).to_dict(orient="records")
     others = sorted({r["baseline"] for r in rows if r.get("baseline") and r["baseline"] != baseline})
     if others:
         baseline = f"{baseline}, and {', '.join(others)} for request pattern and objective"

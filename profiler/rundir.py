@@ -47,7 +47,7 @@ from .measure.journal import journal_path, unwritten_rows
 from .measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, concat_tables, escape_surrogates, load_json, read_arrow, rows_to_table, to_frame
 from .migrate import run_info_v1, schema_version, summary_v1
 from .plugin import ITERATION, Declaration
-from .runmodel import SCHEMA_VERSION, Calibration, ErrorInfo, ResolvedSuite, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
+from .runmodel import SCHEMA_VERSION, Calibration, ChildError, ErrorInfo, ResolvedSuite, RunEntry, RunInfo, Status, SweepGroup, WorkloadSummary
 from .tables import TABLES
 
 RUN_JSON = "run.json"
@@ -79,7 +79,8 @@ class WorkloadRun:
     name: str
     path: Path
     summary: WorkloadSummary
-    error: dict[str, Any] | None
+    error: ChildError | None
+    """error.json (None: the workload recorded no error, or the file is unreadable: then a problem says so)."""
     problems: list[str] = field(default_factory=list)
     root: Path | None = None
     readable: bool = True
@@ -178,7 +179,7 @@ class WorkloadRun:
                 summary = WorkloadSummary(
                     name=s.name, type=s.type, plugin=s.plugin, status=info.status, device=s.device, seed=s.seed, declaration=s.declaration
                 )
-            error = _read_json(path / ERROR_JSON, self.problems, missing_ok=True, root=self.boundary) if readable else None
+            error = _read_error(path / ERROR_JSON, self.problems, self.boundary) if readable else None
             out.append(WorkloadRun(f"{self.name} (repeat {info.repeat})", path, summary, error, self.problems, self.boundary, readable))
         return out
 
@@ -347,8 +348,14 @@ def _workload(root: Path, k: int, raw: Any, version: int, info: RunInfo, problem
         return WorkloadRun(entry.name, wdir, _placeholder(entry, info), None, wproblems, root, readable=False)
     status = Status.NOT_FINISHED if entry.status == Status.RUNNING and profiler_process(info) == "gone" else entry.status
     summary = _read_summary(wdir / SUMMARY_JSON, version, wproblems, status, root) or _placeholder(entry, info)
-    error = _read_json(wdir / ERROR_JSON, wproblems, missing_ok=True, root=root)
+    error = _read_error(wdir / ERROR_JSON, wproblems, root)
     return WorkloadRun(entry.name, wdir, summary, error, wproblems, root)
+
+
+def _read_error(path: Path, problems: list[str], root: Path) -> ChildError | None:
+    """A workload's error.json as runmodel.ChildError; None when it is absent or cannot be read (a problem says why)."""
+    raw = _read_json(path, problems, missing_ok=True, root=root)
+    return None if raw is None else _validate(ChildError, raw, path, problems)
 
 
 def _has_table(directory: Path, name: str) -> bool:

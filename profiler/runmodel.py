@@ -527,6 +527,28 @@ class Stage(Model):
 
 
 CHILD_SCHEMA_VERSION = 1
+ERROR_SCHEMA_VERSION = 1
+
+
+class ChildError(Model):
+    """error.json: why a workload failed, as its child recorded it (run/child.py: describe_error), or as the parent
+    settled it (run/finish.py: settle_error: a child killed, hung or gone without a word). Validated once where the run
+    reads it; files written before the version field read as version 1."""
+
+    schema_version: int = ERROR_SCHEMA_VERSION
+    phase: str
+    """The child's stage when it failed (setup, warmup, measure, count_work, trace_ops, teardown, ...)."""
+    reason: str
+    """One line: the exception's type and message (at most 500 characters), or the parent's reason."""
+    type: str | None = None
+    """The exception's class name (ChildFailure: the parent's reason, the child recorded none)."""
+    traceback: str | None = None
+    teardown_error: ChildError | None = None
+    """An error in teardown after the first one (the first error wins)."""
+
+    def info(self) -> ErrorInfo:
+        """The phase and reason a summary keeps."""
+        return ErrorInfo(phase=self.phase, reason=self.reason)
 
 
 class FittedRequests(Model):

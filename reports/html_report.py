@@ -28,7 +28,19 @@ from .render import render
 from .sections import registered_sections
 from .sections.header import running_note
 
-__all__ = ["build_html", "render_page", "running_note", "write_report"]
+__all__ = ["ReportWritten", "build_html", "render_page", "running_note", "write_report"]
+
+
+@dataclass(frozen=True)
+class ReportWritten:
+    """What write_report did: the problems found while reading the run (also shown in the page) and any section or
+    file that could not be built or written; and the differences it computed (the rows of differences.csv/json, kept
+    even when those files could not be written)."""
+
+    problems: list[str]
+    differences: pd.DataFrame
+    unwritten: list[str]
+    """Why differences.csv/json could not be written (also among `problems`); empty when they were."""
 
 
 @dataclass
@@ -39,10 +51,10 @@ class RenderedSection:
     first_screen: bool
 
 
-def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
+def write_report(run_dir: str | Path, out: str | Path) -> ReportWritten:
     """Build the report and write differences.csv/json into the run directory; return the
-    problems found while reading the run (also shown in the report) and any section that could
-    not be built. `out` is replaced only when the profiler wrote it (measure/outputs.py: its generator marker, or, as
+    problems found while reading the run (also shown in the report), any section that could
+    not be built, and the differences. `out` is replaced only when the profiler wrote it (measure/outputs.py: its generator marker, or, as
     RUN_DIR/report.html, the default output in a run directory): anything else there (a directory, FIFO, device,
     symlink, a file of someone else's) is a UserError before anything is written, and checked again just before the
     page is. A string of the run that cannot be written as UTF-8 (a lone surrogate the readers missed) is written as
@@ -55,14 +67,18 @@ def write_report(run_dir: str | Path, out: str | Path) -> list[str]:
     page, failed = render_page(ctx)
     check_output_file(out, is_profiler_html, flag)  # nothing else took its place while the report was built
     atomic_write_bytes(out, mark_html(page).encode("utf-8", "backslashreplace"))
-    return ctx.problems + unwritten + failed
+    return ReportWritten(ctx.problems + unwritten + failed, ctx.diffs, unwritten)
 
 
 def _write_differences(run: Run, ctx: ReportContext) -> list[str]:
+    return write_differences_quietly(run, ctx.diffs)
+
+
+def write_differences_quietly(run: Run, diffs: pd.DataFrame) -> list[str]:
     """differences.csv/json into the run directory; a line saying why when they cannot be (a read-only copy of a run,
     a directory or symlink in their place): the page, written elsewhere, has the same rows, and is not lost to them."""
     try:
-        write_differences(run.path, ctx.diffs)
+        write_differences(run.path, diffs)
     except OSError as exc:
         return [f"{run.path / 'differences.csv'} and .json: not written ({exc.strerror or type(exc).__name__}); the report has the same rows"]
     return []

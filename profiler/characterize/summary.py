@@ -21,12 +21,12 @@ from ..runmodel import (
     CONTENDED_CORES,
     CONTENDED_STEAL_CORES,
     BatchTail,
+    ChildError,
     ChildRecord,
     Contention,
     Deadlines,
     DeclaredState,
     Energy,
-    ErrorInfo,
     LoadFacts,
     Memory,
     OperatorMix,
@@ -78,7 +78,8 @@ class WorkloadOutcome:
     device: str
     seed: int
     status: Status
-    error: dict[str, Any] | None
+    error: ChildError | None
+    """error.json as settled (run/finish.py: settle_error); None when the workload recorded none."""
     child: ChildRecord
     """child.json (or the info that came through the queue), validated: facts, warnings, loop, stages, pass errors."""
     wall_s: float
@@ -127,7 +128,7 @@ def build_summary(
         type=outcome.type,
         plugin=outcome.plugin,
         status=outcome.status,
-        error=ErrorInfo(phase=outcome.error["phase"], reason=outcome.error["reason"]) if outcome.error else None,
+        error=outcome.error.info() if outcome.error else None,
         device=outcome.device,
         seed=outcome.seed,
         params=outcome.params,

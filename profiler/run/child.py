@@ -26,7 +26,7 @@ from typing import Any
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
 from ..plugin import is_engine
-from ..runmodel import CHILD_SCHEMA_VERSION
+from ..runmodel import CHILD_SCHEMA_VERSION, ChildError
 from ..suite.registry import add_plugin_paths, resolve_workload
 from .wire import ChildDone, GpuChosen, IterationDone, Message, SpansEnded, StageEntered
 
@@ -165,7 +165,7 @@ class ChildState:
             "device": spec.device,
             "stages": self.stages,
         }
-        self.error: dict[str, Any] | None = None
+        self.error: ChildError | None = None
         self.stage_file = StageFile(Path(spec.workdir))
 
     def enter(self, stage: str, total: int | None = None) -> None:
@@ -188,7 +188,7 @@ class ChildState:
         if self.error is None:
             self.error = described
         else:
-            self.error["teardown_error"] = described
+            self.error = self.error.model_copy(update={"teardown_error": described})
 
 
 class Terminated(BaseException):
@@ -332,7 +332,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         with _stop_held():
             _write_quietly(workdir / CHILD_JSON, state.info)
             if state.error is not None:
-                _write_quietly(workdir / ERROR_JSON, state.error)
+                _write_quietly(workdir / ERROR_JSON, state.error.model_dump(mode="json"))
             # also through the queue: on a full disk the files above may be missing, the parent still knows
             state.report(ChildDone(ok=state.error is None, error=state.error, info=state.info))
     return 0 if state.error is None else 1
@@ -450,11 +450,13 @@ def trace_ops(workload: Any, device: str, workdir: Path, info: dict[str, Any]) -
         info["opmix_error"] = f"the traced pass failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
-def describe_error(stage: str, exc: BaseException) -> dict[str, Any]:
+def describe_error(stage: str, exc: BaseException) -> ChildError:
+    """`exc`, raised in `stage`, as error.json records it: one line of reason (at most 500 characters; an out-of-memory
+    error says so first), its class name and its traceback."""
     reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         reason = f"out of memory: {reason}"
-    return {"phase": stage, "reason": reason.splitlines()[0][:500], "type": type(exc).__name__, "traceback": format_exception(exc)}
+    return ChildError(phase=stage, reason=reason.splitlines()[0][:500], type=type(exc).__name__, traceback=format_exception(exc))
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..loadconfig import Objective
 from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json, recover_journal
 from ..rundir import SUMMARY_JSON, read_measured
-from ..runmodel import ChildRecord, Placement, Status, SweepPoint, WorkloadSummary
+from ..runmodel import ChildError, ChildRecord, Placement, Status, SweepPoint, WorkloadSummary
 from ..suite.config import MeasureConfig, SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, ERROR_JSON, OPMIX_JSON, WORK
@@ -64,7 +64,7 @@ def finish_workload(
         problems.extend(late.problems)
         error = None
     else:
-        error = settle_error(workdir, watch)
+        error = settle_error(workdir, watch, problems)
     if watch.sampler_error:
         problems.append(watch.sampler_error)
     problems.extend(process_problems(watch))
@@ -154,10 +154,10 @@ def child_record(raw: dict[str, Any], problems: list[str]) -> ChildRecord:
 def late_interruption(workdir: Path, watch: ChildWatch, child: ChildRecord, count_work: bool, trace_ops: bool) -> LateInterruption | None:
     """None unless the user interrupted this workload after its measured loop completed (watch.measured, or a `loop`
     in child.json) and the child recorded no error but the interruption itself; else which untimed passes it stopped."""
-    error = read_json(workdir / ERROR_JSON) or (watch.done.error if watch.done else None)
-    if not watch.interrupted or not (watch.measured or child.loop) or (error and error.get("type") not in INTERRUPTIONS):
+    error = child_error(workdir, watch, [])
+    if not watch.interrupted or not (watch.measured or child.loop) or (error and error.type not in INTERRUPTIONS):
         return None
-    stage = (error or {}).get("phase") or watch.stage
+    stage = error.phase if error else watch.stage
     why = f"interrupted by the user during '{stage}', after the measured loop completed"
     lost = {}
     if count_work and not (workdir / f"{WORK}.parquet").exists():
@@ -169,20 +169,34 @@ def late_interruption(workdir: Path, watch: ChildWatch, child: ChildRecord, coun
     return LateInterruption(problems, lost)
 
 
-def settle_error(workdir: Path, watch: ChildWatch) -> dict[str, Any] | None:
+def child_error(workdir: Path, watch: ChildWatch, problems: list[str]) -> ChildError | None:
+    """The child's error.json, validated once (runmodel.ChildError), else the error that came through the queue (the
+    child could not write the file: a full disk); None when it recorded none. An error.json that does not validate
+    (a profiler bug) is named in `problems` and read as its reason alone."""
+    raw = read_json(workdir / ERROR_JSON)
+    if raw is None:
+        return watch.done.error if watch.done is not None else None
+    try:
+        return ChildError.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problems.append(f"{ERROR_JSON}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']} (a profiler bug); read as its reason alone")
+        reason = raw.get("reason") if isinstance(raw, dict) else None
+        return ChildError(phase=watch.stage, reason=reason if isinstance(reason, str) else f"{ERROR_JSON} unreadable")
+
+
+def settle_error(workdir: Path, watch: ChildWatch, problems: list[str]) -> ChildError | None:
     """error.json as it should stand: the child's own, else the one that came through the queue,
-    else the parent's reason (killed, hung, a signal); the parent's reason is prefixed when both exist."""
-    error = read_json(workdir / ERROR_JSON)
-    if error is None and watch.done is not None and watch.done.error:  # the child could not write it (a full disk)
-        error = watch.done.error
-        atomic_write_json(workdir / ERROR_JSON, error)
+    else the parent's reason (killed, hung, a signal); the parent's reason is prefixed when both exist.
+    Written back whenever it is not the child's file as it stands."""
+    error = child_error(workdir, watch, problems)
     reason = watch.exit_reason()
     if error is None and reason:
-        error = {"phase": watch.stage, "reason": reason, "type": "ChildFailure", "traceback": None}
-        atomic_write_json(workdir / ERROR_JSON, error)
+        error = ChildError(phase=watch.stage, reason=reason, type="ChildFailure")
     elif error is not None and watch.killed_reason:
-        error["reason"] = f"{watch.killed_reason}; {error['reason']}"
-        atomic_write_json(workdir / ERROR_JSON, error)
+        error = error.model_copy(update={"reason": f"{watch.killed_reason}; {error.reason}"})
+    if error is not None and read_json(workdir / ERROR_JSON) != (written := error.model_dump(mode="json")):
+        atomic_write_json(workdir / ERROR_JSON, written)
     return error
 
 

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from ..measure.opmix import TRACE_FILE
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, atomic_write_table, read_arrow, read_json
 from ..rundir import SUMMARY_JSON, repeat_dir
-from ..runmodel import Contention, Loop, RepeatInfo, Status, WorkloadSummary
+from ..runmodel import ChildError, Contention, Loop, RepeatInfo, Status, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
@@ -73,7 +73,7 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: dict[int, WorkloadSum
         record.info.device,
         suite.seed,
         status=Status.OK if ok else last.status,
-        error=None if ok or last.error is None else {"phase": last.error.phase, "reason": last.error.reason},
+        error=None if ok or last.error is None else ChildError(phase=last.error.phase, reason=last.error.reason),
         child=child_record((read_json(workdir / CHILD_JSON) if first is not None else None) or {"device": record.info.device}, problems),
         wall_s=sum(s.wall_s or 0.0 for s in done.values()),
         gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},

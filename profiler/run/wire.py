@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..runmodel import ChildError
+
 
 def _now() -> float:
     return time.monotonic()
@@ -64,7 +66,7 @@ class ChildDone:
     """The child's last message: whether it succeeded, its error (error.json's content) and info (child.json's)."""
 
     ok: bool
-    error: dict[str, Any] | None
+    error: ChildError | None
     info: dict[str, Any]
     t: float = field(default_factory=_now)
 

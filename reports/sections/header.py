@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from profiler.rundir import profiler_process
-from profiler.runmodel import CONTENTION_RULE, ErrorInfo, RunInfo, RunStatus, Status
+from profiler.runmodel import CONTENTION_RULE, ChildError, ErrorInfo, RunInfo, RunStatus, Status
 
 from ..context import ReportContext
 from . import register_section
@@ -108,8 +108,6 @@ def failures(ctx: ReportContext) -> list[dict[str, Any]]:
     return lines
 
 
-def error_from_file(error: dict[str, Any] | None) -> ErrorInfo | None:
-    """error.json (written by the child, untyped) as the summary's ErrorInfo."""
-    if not error:
-        return None
-    return ErrorInfo(phase=str(error.get("phase") or "unknown"), reason=str(error.get("reason") or "no reason recorded"))
+def error_from_file(error: ChildError | None) -> ErrorInfo | None:
+    """error.json as the summary's ErrorInfo."""
+    return error.info() if error is not None else None

@@ -60,11 +60,11 @@ def test_suite_goes_on_and_exits_1_with_one_line_per_failure(fault_run):
 def test_failure_records_phase_reason_traceback(fault_run, name, phase, reason):
     _, run = fault_run
     w = run.workloads[name]
-    assert w.error["phase"] == phase
-    assert reason in w.error["reason"]
-    assert w.summary.error.reason == w.error["reason"]
+    assert w.error.phase == phase
+    assert reason in w.error.reason
+    assert w.summary.error.reason == w.error.reason
     if name not in ("killed", "hang"):
-        assert "Traceback" in w.error["traceback"] and "_fault" in w.error["traceback"]
+        assert "Traceback" in w.error.traceback and "_fault" in w.error.traceback
 
 
 @pytest.mark.parametrize("name, min_ok_iterations", [("raise-run", 3), ("raise-teardown", 8), ("oom", 2), ("killed", 3), ("hang", 2)])

@@ -226,7 +226,7 @@ def test_the_work_section_shows_why_instead_of_a_utilization_above_100_percent(t
     spread = {"best": cal["copy_bytes_per_s"], "median": 0.97 * cal["copy_bytes_per_s"], "trials": 14, "stable": True}
     cal.update(from_cache=True, age_s=2 * 86400, copy_spread=spread)
     (run_dir / "calibration.json").write_text(json.dumps(cal))
-    assert write_report(run_dir, run_dir / "report.html") == []
+    assert write_report(run_dir, run_dir / "report.html").problems == []
     page = (run_dir / "report.html").read_text()
     work = page[page.index('id="work"') : page.index('id="roofline"')]
     assert "above ceiling" in work and "150%" not in work

@@ -159,7 +159,7 @@ def test_the_report_section_states_the_crossover_and_the_unreachable_lengths(tmp
     b = side(GROWING) + [LatencyPoint(8192, unreachable="failed in setup: prompt_len + gen_len = 8208 exceeds the model's max_position_embeddings (4096)")]
     found = find_crossover(side({**FLAT, 8192: 10.0}), b, ("mamba", "llm"))
     (run_dir / "sweeps.json").write_text(json.dumps({"mamba": {"crossover": {"a": "mamba", "b": "llm", "over": "prompt_len", **found}}}))
-    assert write_report(run_dir, run_dir / "report.html") == []
+    assert write_report(run_dir, run_dir / "report.html").problems == []
     page = (run_dir / "report.html").read_text()
     section = page[page.index('id="crossover"') :]
     assert "mamba&#39;s per-token decode latency drops below llm&#39;s at about 2,500 tokens of context" in section

@@ -39,7 +39,7 @@ def golden(tmp_path_factory) -> tuple[Path, str]:
     from reports.html_report import write_report
 
     run_dir = copy_run(GOLDEN, tmp_path_factory.mktemp("golden"))
-    problems = write_report(run_dir, run_dir / "report.html")
+    problems = write_report(run_dir, run_dir / "report.html").problems
     assert problems == []
     return run_dir, (run_dir / "report.html").read_text()
 
@@ -133,7 +133,7 @@ def test_the_schema_1_run_renders_with_its_findings(tmp_path):
     from reports.html_report import write_report
 
     run_dir = copy_run(GOLDEN_V1, tmp_path)
-    assert write_report(run_dir, run_dir / "report.html") == []
+    assert write_report(run_dir, run_dir / "report.html").problems == []
     page = (run_dir / "report.html").read_text()
     findings = page[page.index('id="findings"') : page.index('<nav class="contents"')]
     assert "↑\u00a056.8×" in findings  # diffusion's intensity against llm decode
@@ -153,3 +153,17 @@ def test_compare_page_is_a_template_with_units(golden, tmp_path):
     assert not table.empty and failed == []
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "token/s" in page and " ms" in page and re.findall(r"\d\.\d{7,}", page_text(page)) == []
+
+
+def test_differences_that_cannot_be_written_are_still_returned_with_the_reason(tmp_path):
+    """The run's closing lines print the differences the report computed, never differences.json read back: a
+    directory in its place (or a read-only copy of a run) costs the file, not the findings or the page."""
+    from reports.html_report import write_report
+
+    run_dir = copy_run(GOLDEN, tmp_path)
+    (run_dir / "differences.json").mkdir()
+    written = write_report(run_dir, run_dir / "report.html")
+    assert len(written.unwritten) == 1 and "differences.csv and .json: not written" in written.unwritten[0]
+    assert written.unwritten[0] in written.problems
+    assert not written.differences.empty and set(written.differences["workload"]) >= {"mamba", "diffusion"}
+    assert (run_dir / "report.html").is_file() and (run_dir / "differences.json").is_dir()

@@ -8,6 +8,7 @@ import pickle
 from profiler.measure.nvml import Nvml
 from profiler.run.supervisor import ChildSupervisor, ChildWatch, SilentListener
 from profiler.run.wire import MESSAGES, ChildDone, IterationDone, SpansEnded, StageEntered
+from profiler.runmodel import ChildError
 from profiler.suite.config import MeasureConfig
 
 
@@ -23,5 +24,5 @@ def test_the_supervisor_reads_messages_by_class_and_names_a_stranger():
         supervisor._handle(message, sampler=None, watch=watch)  # no GPU message: no sampler needed
     assert watch.stage == "count_work" and watch.measured and watch.last_span_end_ns == 7
     assert watch.wire_problem == "the child sent a message of an unknown kind (dict); it was left out"
-    supervisor._handle(ChildDone(False, {"phase": "measure", "reason": "r"}, {"loop": {"measured_iters": 1}}), None, watch)
-    assert watch.stage == "done" and watch.done is not None and watch.done.error == {"phase": "measure", "reason": "r"}
+    supervisor._handle(ChildDone(False, ChildError(phase="measure", reason="r"), {"loop": {"measured_iters": 1}}), None, watch)
+    assert watch.stage == "done" and watch.done is not None and watch.done.error == ChildError(phase="measure", reason="r")
