@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from profiler.characterize.serving import FINISHED, NS
+from profiler.characterize.serving import FINISHED, NS, Knee, MaxRate
 from profiler.format import duration, nbytes, percent, rate, sig
 from profiler.runmodel import Serving
 
@@ -81,18 +81,18 @@ class SweepCurve:
     rates: list[float]
     axis: str
     """What the rates are: the achieved offered rate, or the configured one when a point has none."""
-    knee: dict[str, Any]
-    max_rate: dict[str, Any]
+    knee: Knee
+    max_rate: MaxRate
     slo: str
     slo_values: dict[str, float | None]
     target: float
     qoe: str
 
 
-def max_rate_kind(result: dict[str, Any]) -> str | None:
+def max_rate_kind(result: MaxRate) -> str | None:
     """'interpolated' between two points, 'measured' (a point's own rate) or 'at least' (the highest rate swept
     still meets the target); None when no rate meets it (profiler.characterize.serving.interpolate_max_rate)."""
-    return result.get("kind") if result.get("rate") is not None else None
+    return result.kind if result.rate is not None else None
 
 
 # ---------------------------------------------------------------- the request timeline
@@ -356,11 +356,11 @@ def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
                 row=1,  # pyright: ignore[reportArgumentType]  plotly documents row and col as "int or 'all'"; pyright reads str from the default
                 col=col,  # pyright: ignore[reportArgumentType]  (the same)
             )
-    if c.knee.get("rate") is not None:
+    if c.knee.rate is not None and c.knee.latency is not None:
         fig.add_trace(
             go.Scatter(
-                x=[c.knee["rate"]],
-                y=[c.knee["latency"] * 1e3],
+                x=[c.knee.rate],
+                y=[c.knee.latency * 1e3],
                 mode="markers+text",
                 marker=dict(symbol="star", size=14, color="black"),
                 text=["knee"],
@@ -427,9 +427,9 @@ def sweep_goodput(group: str, c: SweepCurve) -> go.Figure | None:
     kind = max_rate_kind(c.max_rate)
     if kind is not None:
         fig.add_vline(
-            x=c.max_rate["rate"],
+            x=c.max_rate.rate,
             line=dict(color="black", dash="dash", width=1),
-            annotation_text=f"{rate(c.max_rate['rate'], 'req')} ({kind})",
+            annotation_text=f"{rate(c.max_rate.rate, 'req')} ({kind})",
             annotation_position="top left",
         )
     fig.update_xaxes(title_text=c.axis, rangemode="tozero")

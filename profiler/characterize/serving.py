@@ -16,6 +16,7 @@ Times are integer nanoseconds on time.monotonic_ns (CLOCK_MONOTONIC); outputs ar
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -116,7 +117,27 @@ def window_s(table: pd.DataFrame) -> float | None:
     return float(width) if width > 0 else None
 
 
-def interpolate_max_rate(rates: list[float], attainment: list[float], target: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MaxRate:
+    """The highest offered rate meeting the attainment target (interpolate_max_rate): rate (req/s; None when even the
+    lowest rate misses it), kind ('interpolated', 'measured', 'at least'; None with rate), and the basis in words."""
+
+    rate: float | None
+    kind: str | None
+    basis: str
+
+
+@dataclass(frozen=True)
+class Knee:
+    """The knee of a latency-throughput curve (knee): rate (req/s) and latency (s) there, both None with the reason
+    in `basis` when the curve has none."""
+
+    rate: float | None
+    latency: float | None
+    basis: str
+
+
+def interpolate_max_rate(rates: list[float], attainment: list[float], target: float) -> MaxRate:
     """The highest offered rate whose SLO attainment reaches `target`, from a rate sweep.
 
     rates: offered rates (req/s) of the sweep points; attainment: their SLO attainment (0..1).
@@ -124,45 +145,44 @@ def interpolate_max_rate(rates: list[float], attainment: list[float], target: fl
     above the target and the next point below it (kind "interpolated"); kind "measured" when that
     point sits exactly on the target; kind "at least" when the highest rate still meets it (the
     sweep did not go far enough); rate None with a reason when even the lowest rate misses it.
-    Returns {"rate", "kind", "basis"}.
     """
     pairs = sorted(zip(rates, attainment, strict=True))
     if not pairs:
-        return {"rate": None, "kind": None, "basis": "no sweep points"}
+        return MaxRate(None, None, "no sweep points")
     if pairs[0][1] < target:
-        return {"rate": None, "kind": None, "basis": f"even the lowest rate ({pairs[0][0]:g} req/s) misses {target:.0%} attainment"}
+        return MaxRate(None, None, f"even the lowest rate ({pairs[0][0]:g} req/s) misses {target:.0%} attainment")
     for (r0, a0), (r1, a1) in zip(pairs, pairs[1:], strict=False):
         if a0 >= target > a1:
             if a0 == target:
-                return {"rate": float(r0), "kind": "measured", "basis": f"measured: {r0:g} req/s attains exactly {target:.0%}"}
+                return MaxRate(float(r0), "measured", f"measured: {r0:g} req/s attains exactly {target:.0%}")
             rate = r0 + (a0 - target) / (a0 - a1) * (r1 - r0)
-            return {"rate": float(rate), "kind": "interpolated", "basis": f"interpolated between {r0:g} and {r1:g} req/s"}
-    return {"rate": float(pairs[-1][0]), "kind": "at least", "basis": "at least: the highest rate swept still meets it"}
+            return MaxRate(float(rate), "interpolated", f"interpolated between {r0:g} and {r1:g} req/s")
+    return MaxRate(float(pairs[-1][0]), "at least", "at least: the highest rate swept still meets it")
 
 
-def knee(rates: list[float], latency: list[float]) -> dict[str, Any]:
+def knee(rates: list[float], latency: list[float]) -> Knee:
     """The knee of a latency-throughput curve: the point farthest below the chord from the first
     to the last point, after scaling both axes to [0, 1] (Kneedle, Satopaa et al., ICDCSW 2011).
 
     rates: offered or achieved rates (req/s); latency: a latency figure at each (e.g. p90 TTFT, s).
-    Returns {"rate", "latency"} of the knee, or None values with a reason under 3 points or a flat curve.
+    Returns the knee, or None values with a reason under 3 points or a flat curve.
     """
     pairs = sorted((r, v) for r, v in zip(rates, latency, strict=True) if np.isfinite(v))
     if len(pairs) < 3:
-        return {"rate": None, "latency": None, "basis": "a knee needs at least 3 sweep points with a latency"}
+        return Knee(None, None, "a knee needs at least 3 sweep points with a latency")
     x = np.array([p[0] for p in pairs], dtype=float)
     y = np.array([p[1] for p in pairs], dtype=float)
     if np.ptp(y) <= 0 or np.ptp(x) <= 0:
-        return {"rate": None, "latency": None, "basis": "the curve is flat"}
+        return Knee(None, None, "the curve is flat")
     if y[-1] <= y[0] or y[-1] < y.max():
-        return {"rate": None, "latency": None, "basis": "no knee: latency is not highest at the highest rate (noise, or every point past capacity)"}
+        return Knee(None, None, "no knee: latency is not highest at the highest rate (noise, or every point past capacity)")
     xs = (x - x.min()) / np.ptp(x)
     ys = (y - y.min()) / np.ptp(y)
     below = xs - ys  # distance below the chord y = x of a rising convex curve
     i = int(np.argmax(below))
     if below[i] <= 0:
-        return {"rate": None, "latency": None, "basis": "no knee: latency grows no faster than linearly"}
-    return {"rate": float(x[i]), "latency": float(y[i]), "basis": "Kneedle on the normalised curve"}
+        return Knee(None, None, "no knee: latency grows no faster than linearly")
+    return Knee(float(x[i]), float(y[i]), "Kneedle on the normalised curve")
 
 
 def cv_interval(gaps: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple[float, float] | None:

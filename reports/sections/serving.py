@@ -496,15 +496,15 @@ def sweep_curve(points: list[Served]) -> SweepCurve:
 def _sweep_cells(group: str, c: SweepCurve) -> list[Cell]:
     configured = ", ".join(sig(float((p.point or {})[RATE_KEY])) for p in c.points)  # every point has one (_sweeps)
     offered = Cell(", ".join(sig(r) for r in c.rates) + " req/s", cls="l", sub=f"load.rate {configured}", title=c.axis)
-    if c.knee.get("rate") is not None:
-        knee_cell = Cell(rate(c.knee["rate"], "req"), sub=f"p90 TTFT {duration(c.knee['latency'])}", title=c.knee["basis"])
+    if c.knee.rate is not None:
+        knee_cell = Cell(rate(c.knee.rate, "req"), sub=f"p90 TTFT {duration(c.knee.latency)}", title=c.knee.basis)
     else:
-        knee_cell = unavailable(c.knee.get("basis"), show_why=True)
+        knee_cell = unavailable(c.knee.basis, show_why=True)
     kind = max_rate_kind(c.max_rate)
     if kind is None:
-        best = unavailable(c.max_rate.get("basis"), show_why=True)
+        best = unavailable(c.max_rate.basis, show_why=True)
     else:
-        text = ("≥ " if kind == "at least" else "") + f"{rate(c.max_rate['rate'], 'req')} ({'measured' if kind == 'at least' else kind})"
-        best = Cell(text, sub=c.max_rate["basis"], title=f"where SLO attainment crosses the {percent(c.target)} target")
+        text = ("≥ " if kind == "at least" else "") + f"{rate(c.max_rate.rate, 'req')} ({'measured' if kind == 'at least' else kind})"
+        best = Cell(text, sub=c.max_rate.basis, title=f"where SLO attainment crosses the {percent(c.target)} target")
     judged = Cell(f"SLO {c.slo}", cls="l", sub=f"target {percent(c.target)} attainment")
     return [Cell(group, cls="l"), offered, knee_cell, best, judged]

@@ -375,7 +375,7 @@ def test_a_rate_sweep_gives_the_knee_and_the_highest_rate_meeting_the_target(rea
     for p in points:
         p.serving.slo_attainment = 1.0
     curve = sweep_curve(points)
-    assert curve.max_rate["rate"] == 32 and curve.max_rate["basis"].startswith("at least")
+    assert curve.max_rate.rate == 32 and curve.max_rate.basis.startswith("at least")
 
 
 def test_only_sweep_points_still_get_a_timeline(real_run, tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiler.characterize.serving import andes_qoe, interpolate_max_rate, itl_s, knee, meets_slo, per_request, window_s
+from profiler.characterize.serving import MaxRate, andes_qoe, interpolate_max_rate, itl_s, knee, meets_slo, per_request, window_s
 from profiler.loadconfig import SLO
 
 
@@ -78,20 +78,20 @@ def test_slo_attainment_counts_failed_requests_as_missing_and_skips_tpot_of_one_
 def test_knee_is_the_point_farthest_below_the_chord():
     result = knee([1, 2, 3, 4, 5], [1.0, 1.1, 1.2, 2.0, 5.0])
     # normalised: x - y = 0, .225, .45, .5, 0 -> rate 4
-    assert result["rate"] == 4
-    assert knee([1, 2], [1.0, 2.0])["rate"] is None
-    assert knee([1, 2, 3], [1.0, 1.0, 1.0])["rate"] is None
-    assert knee([1, 2, 3, 4], [5.0, 4.0, 3.0, 2.0])["rate"] is None  # falling: no knee
-    assert knee([1, 2, 3, 4], [1.0, 4.0, 9.0, 2.0])["rate"] is None  # peaks before the end
+    assert result.rate == 4
+    assert knee([1, 2], [1.0, 2.0]).rate is None
+    assert knee([1, 2, 3], [1.0, 1.0, 1.0]).rate is None
+    assert knee([1, 2, 3, 4], [5.0, 4.0, 3.0, 2.0]).rate is None  # falling: no knee
+    assert knee([1, 2, 3, 4], [1.0, 4.0, 9.0, 2.0]).rate is None  # peaks before the end
 
 
 def test_highest_rate_meeting_the_target_is_interpolated_and_labelled():
     r = interpolate_max_rate([4, 1, 2], [0.5, 1.0, 0.95], 0.9)
-    assert r["rate"] == pytest.approx(2 + (0.95 - 0.9) / (0.95 - 0.5) * 2)
-    assert "interpolated" in r["basis"]
-    assert interpolate_max_rate([1, 2], [1.0, 0.95], 0.9) == {"rate": 2.0, "kind": "at least", "basis": "at least: the highest rate swept still meets it"}
-    assert interpolate_max_rate([1, 2], [0.9, 0.5], 0.9)["kind"] == "measured"
-    assert interpolate_max_rate([1, 2], [0.5, 0.2], 0.9)["rate"] is None
+    assert r.rate == pytest.approx(2 + (0.95 - 0.9) / (0.95 - 0.5) * 2)
+    assert "interpolated" in r.basis
+    assert interpolate_max_rate([1, 2], [1.0, 0.95], 0.9) == MaxRate(2.0, "at least", "at least: the highest rate swept still meets it")
+    assert interpolate_max_rate([1, 2], [0.9, 0.5], 0.9).kind == "measured"
+    assert interpolate_max_rate([1, 2], [0.5, 0.2], 0.9).rate is None
 
 
 def test_itl_of_no_tokens_is_empty():
