@@ -615,7 +615,10 @@ class LoadFacts(Model):
 
 class ChildRecord(Model):
     """child.json: what a workload's child process reported of itself (run/child.py writes it as it ends; the run
-    validates it once, in run/finish.py, and everything after reads these fields)."""
+    validates it once, in run/finish.py, and everything after reads these fields). The child builds it as this
+    model too; each assignment is validated (a phase_memory of dicts becomes DevicePeak values)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     schema_version: int = CHILD_SCHEMA_VERSION
     pid: int | None = None

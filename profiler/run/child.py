@@ -25,8 +25,8 @@ from typing import Any
 
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
-from ..plugin import is_engine
-from ..runmodel import CHILD_SCHEMA_VERSION, ChildError
+from ..plugin import StateLayer, is_engine
+from ..runmodel import ChildError, ChildRecord, DevicePeak, Loop, Stage
 from ..suite.registry import add_plugin_paths, resolve_workload
 from .wire import ChildDone, GpuChosen, IterationDone, Message, SpansEnded, StageEntered
 
@@ -67,15 +67,14 @@ class SetupContextImpl:
     workdir: str
     facts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    state_layers: list[dict[str, Any]] | None = None
+    state_layers: list[StateLayer] | None = None
 
     def declare(self, **facts: Any) -> None:
         self.facts.update(facts)
 
     def declare_state(self, layers: list[Any]) -> None:
-        from ..plugin import StateLayer
-
-        self.state_layers = [StateLayer.model_validate(layer).model_dump() if isinstance(layer, dict) else layer.model_dump() for layer in layers]
+        """Raises pydantic.ValidationError for a layer that is not a StateLayer (or its fields as a dict)."""
+        self.state_layers = [StateLayer.model_validate(layer if isinstance(layer, dict) else layer.model_dump()) for layer in layers]
 
     def warn(self, message: str) -> None:
         self.warnings.append(str(message))
@@ -157,29 +156,22 @@ class ChildState:
     def __init__(self, report: Reporter, spec: ChildSpec) -> None:
         self.report = report
         self.stage = "import"
-        self.stages: list[dict[str, Any]] = [{"name": "import", "start_ns": time.monotonic_ns(), "end_ns": None}]
-        self.info: dict[str, Any] = {
-            "schema_version": CHILD_SCHEMA_VERSION,
-            "pid": os.getpid(),
-            "seed": spec.seed,
-            "device": spec.device,
-            "stages": self.stages,
-        }
+        self.info = ChildRecord(pid=os.getpid(), seed=spec.seed, device=spec.device, stages=[Stage(name="import", start_ns=time.monotonic_ns())])
         self.error: ChildError | None = None
         self.stage_file = StageFile(Path(spec.workdir))
 
     def enter(self, stage: str, total: int | None = None) -> None:
         """Close the current stage and start `stage`; tell the parent (with the iteration total, if any)."""
         now = time.monotonic_ns()
-        self.stages[-1]["end_ns"] = now
-        self.stages.append({"name": stage, "start_ns": now, "end_ns": None})
+        self.info.stages[-1].end_ns = now
+        self.info.stages.append(Stage(name=stage, start_ns=now))
         self.stage = stage
         self.report(StageEntered(stage, total))
         self.stage_file.write(stage)
 
     def close(self) -> None:
-        if self.stages[-1]["end_ns"] is None:
-            self.stages[-1]["end_ns"] = time.monotonic_ns()
+        if self.info.stages[-1].end_ns is None:
+            self.info.stages[-1].end_ns = time.monotonic_ns()
 
     def fail(self, exc: BaseException) -> None:
         """Record `exc` as the child's error, in the stage it happened (the first error wins;
@@ -285,7 +277,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         torch.set_num_threads(min(spec.threads, len(cores)) if spec.threads else len(cores))
         policy = os.environ.get("OMP_WAIT_POLICY")
         by = "the profiler's default (run/supervisor.py: OMP_WAIT_POLICY)" if os.environ.pop("PROFILER_OMP_DEFAULT", None) else "the user's environment"
-        state.info.update(cpu_affinity=cores, torch_threads=torch.get_num_threads(), omp_wait_policy=f"{policy} ({by})" if policy else "unset")
+        state.info.cpu_affinity, state.info.torch_threads = cores, torch.get_num_threads()
+        state.info.omp_wait_policy = f"{policy} ({by})" if policy else "unset"
         recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS, journal=True), state)  # each iteration's spans on disk as it ends
         if queue is not None:  # at least four looks within the shortest hang limit
             SpanWatch(recorder, state.report, min(SPAN_WATCH_S, (spec.measure["max_seconds"] + spec.measure["hang_grace_s"]) / 4)).start()
@@ -295,16 +288,17 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         workload = plugin.cls(params)
         t0 = time.monotonic()
         workload.setup(ctx)
-        state.info.update(setup_s=time.monotonic() - t0, facts=ctx.facts, warnings=ctx.warnings, state_layers=ctx.state_layers)
+        state.info.setup_s = time.monotonic() - t0
+        state.info.facts, state.info.warnings, state.info.state_layers = ctx.facts, ctx.warnings, ctx.state_layers
 
         if spec.load is not None:
-            state.info["loop"] = serve_load(workload, spec, state, recorder, plugin, params)
+            state.info.loop = serve_load(workload, spec, state, recorder, plugin, params)
             recorder.flush()
             skip_passes = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
             if skip_passes:
-                state.info["work_error"] = state.info["opmix_error"] = UNDER_LOAD_NO_WORK
+                state.info.work_error = state.info.opmix_error = UNDER_LOAD_NO_WORK
         else:
-            state.info["loop"] = run_loop(workload, recorder, spec.measure, state)
+            state.info.loop = run_loop(workload, recorder, spec.measure, state)
             recorder.flush()
             skip_passes = False
         if spec.measure.get("count_work", True) and not skip_passes:
@@ -316,7 +310,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
         state.fail(exc)
     finally:
-        if os.getpid() != state.info["pid"]:  # a copy made by the workload's own fork: the record is the child's alone
+        if os.getpid() != state.info.pid:  # a copy made by the workload's own fork: the record is the child's alone
             os._exit(1)
         if recorder is not None:
             _flush_quietly(recorder, state.info)
@@ -328,9 +322,9 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
                 state.fail(exc)
         state.close()
         if isinstance(recorder, CudaSpanRecorder):
-            state.info["phase_memory"] = recorder.phase_memory
+            state.info.phase_memory = {phase: DevicePeak(**peak) for phase, peak in recorder.phase_memory.items()}
         with _stop_held():
-            _write_quietly(workdir / CHILD_JSON, state.info)
+            _write_quietly(workdir / CHILD_JSON, state.info.model_dump(mode="json"))
             if state.error is not None:
                 _write_quietly(workdir / ERROR_JSON, state.error.model_dump(mode="json"))
             # also through the queue: on a full disk the files above may be missing, the parent still knows
@@ -345,12 +339,12 @@ def _recorder(torch: Any, device: str, writer: PartWriter, state: ChildState) ->
     dev = torch.device(device)
     torch.cuda.set_device(dev.index if dev.index is not None else torch.cuda.current_device())
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
-    state.info.update(gpu_uuid=str(props.uuid), gpu_name=props.name)
+    state.info.gpu_uuid, state.info.gpu_name = str(props.uuid), props.name
     state.report(GpuChosen(str(props.uuid)))
     return CudaSpanRecorder(writer, torch)
 
 
-def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], state: ChildState) -> dict[str, Any]:
+def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], state: ChildState) -> Loop:
     """Warmup, then measured iterations until min_iters and min_seconds, capped by max_seconds."""
     state.enter("warmup", total=measure["warmup_iters"])
     for i in range(measure["warmup_iters"]):
@@ -370,13 +364,13 @@ def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], sta
         recorder.run_iteration(workload, measure["warmup_iters"] + n, warmup=False)
         n += 1
         state.report(IterationDone(n, warmup=False))
-    return {
-        "warmup_iters": measure["warmup_iters"],
-        "measured_iters": n,
-        "measure_s": time.monotonic() - start,
-        "stopped_at_max_seconds": stopped_at_max and n < measure["min_iters"],
-        "hit_max_seconds": stopped_at_max,
-    }
+    return Loop(
+        warmup_iters=measure["warmup_iters"],
+        measured_iters=n,
+        measure_s=time.monotonic() - start,
+        stopped_at_max_seconds=stopped_at_max and n < measure["min_iters"],
+        hit_max_seconds=stopped_at_max,
+    )
 
 
 UNDER_LOAD_NO_WORK = (
@@ -385,7 +379,7 @@ UNDER_LOAD_NO_WORK = (
 )
 
 
-def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: SpanRecorder, plugin: Any, params: Any) -> dict[str, Any]:
+def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: SpanRecorder, plugin: Any, params: Any) -> Loop:
     """The `load:` run in place of the measured loop (profiler/run/serve.py); returns the loop record. A workload
     without an engine serves the requests in arrival order, in batches of its batch_size (SequentialEngine)."""
     from ..load.traces import read_trace
@@ -397,7 +391,7 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
     if not is_engine(workload):
         batch = int(getattr(params, "batch_size", 1) or 1)
         engine = SequentialEngine(workload, recorder, declaration_of(plugin.cls, params).deliveries, batch)
-        state.info["serve_engine"] = f"none: served in arrival order, batches of {batch} (the workload's batch_size), padded when fewer wait"
+        state.info.serve_engine = f"none: served in arrival order, batches of {batch} (the workload's batch_size), padded when fewer wait"
     load = LoadConfig.model_validate(spec.load)
     trace = read_trace(load.trace) if load.trace else None
     state.enter("measure", total=None)
@@ -406,19 +400,19 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
         state.report(IterationDone(done, warmup=False, total=total))
 
     facts = serve(engine, load, trace, spec.measure, Path(spec.workdir), progress, request_spans=engine is workload)
-    state.info["serve"] = facts.model_dump(mode="json")
-    counts = facts.status_counts
-    return {
-        "warmup_iters": load.warmup_requests,
-        "measured_iters": facts.measured_finished,
-        "measure_s": facts.wall_s,
-        "stopped_at_max_seconds": False,  # min_iters does not apply under a load: its requests end the run
-        "hit_max_seconds": counts.get("timed_out", 0) > 0,
-        "timed_out_requests": counts.get("timed_out", 0),
-    }
+    state.info.serve = facts
+    timed_out = facts.status_counts.get("timed_out", 0)
+    return Loop(
+        warmup_iters=load.warmup_requests,
+        measured_iters=facts.measured_finished,
+        measure_s=facts.wall_s or 0.0,
+        stopped_at_max_seconds=False,  # min_iters does not apply under a load: its requests end the run
+        hit_max_seconds=timed_out > 0,
+        timed_out_requests=timed_out,
+    )
 
 
-def count_work(workload: Any, workdir: Path, info: dict[str, Any]) -> None:
+def count_work(workload: Any, workdir: Path, info: ChildRecord) -> None:
     """One untimed iteration under the FLOP and byte counters -> work.parquet (see work.py).
 
     A failure here is recorded as the reason the work metrics are unavailable; the timed
@@ -432,22 +426,22 @@ def count_work(workload: Any, workdir: Path, info: dict[str, Any]) -> None:
         rows = recorder.count(workload)
         atomic_write_table(workdir / f"{WORK}.parquet", rows_to_table(rows))
         if recorder.uncounted_phases:
-            info["work_uncounted_phases"] = recorder.uncounted_phases
+            info.work_uncounted_phases = recorder.uncounted_phases
         partial = sorted({r["phase"] for r in rows if r["misses_other_threads"]})
         if partial:
-            info["work_partial_phases"] = partial
+            info.work_partial_phases = partial
     except Exception as exc:
-        info["work_error"] = f"the counting pass failed: {type(exc).__name__}: {str(exc)[:200]}"
+        info.work_error = f"the counting pass failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
-def trace_ops(workload: Any, device: str, workdir: Path, info: dict[str, Any]) -> None:
+def trace_ops(workload: Any, device: str, workdir: Path, info: ChildRecord) -> None:
     """One traced iteration -> opmix.json and trace.json (see opmix.py); failures are recorded."""
     from ..measure.opmix import trace_iteration
 
     try:
         atomic_write_json(workdir / OPMIX_JSON, trace_iteration(workload, device, workdir))
     except Exception as exc:
-        info["opmix_error"] = f"the traced pass failed: {type(exc).__name__}: {str(exc)[:200]}"
+        info.opmix_error = f"the traced pass failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def describe_error(stage: str, exc: BaseException) -> ChildError:
@@ -483,11 +477,11 @@ def _write_quietly(path: Path, obj: dict[str, Any]) -> None:
         print(f"profiler child: could not write {path.name}: {exc.strerror or exc}", file=sys.stderr)
 
 
-def _flush_quietly(recorder: SpanRecorder, info: dict[str, Any]) -> None:
+def _flush_quietly(recorder: SpanRecorder, info: ChildRecord) -> None:
     try:
         if recorder.closed:
             recorder.end_iteration()
         recorder.flush()
         recorder.writer.close()
     except BaseException as exc:  # the error is what matters (a MemoryError too): the journal keeps the rows for the parent
-        info["flush_error"] = f"{type(exc).__name__}: {exc}"
+        info.flush_error = f"{type(exc).__name__}: {exc}"

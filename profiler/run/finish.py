@@ -56,7 +56,8 @@ def finish_workload(
             merge_parts(workdir, name)
         except Exception as exc:
             problems.append(f"{name}: could not merge part files ({type(exc).__name__}: {exc}); the parts are kept")
-    child = child_record(read_json(workdir / CHILD_JSON) or (watch.done.info if watch.done else None) or {"device": device}, problems)
+    raw = read_json(workdir / CHILD_JSON)  # the child's own file, else its record through the queue (a full disk)
+    child = child_record(raw, problems) if raw is not None else watch.done.info if watch.done else ChildRecord(device=device)
     late = late_interruption(workdir, watch, child, measure.count_work, measure.trace_ops)
     if late is not None:
         (workdir / ERROR_JSON).unlink(missing_ok=True)  # the child's record of the stop is not a failure: the reason is stated below

@@ -247,7 +247,7 @@ class ChildSupervisor:
         elif isinstance(msg, ChildDone):
             watch.stage = "done"
             watch.done = msg
-            watch.measured = watch.measured or bool(msg.info.get("loop"))
+            watch.measured = watch.measured or msg.info.loop is not None
         elif not watch.wire_problem:
             watch.wire_problem = f"the child sent a message of an unknown kind ({type(msg).__name__}); it was left out"
 

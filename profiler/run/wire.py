@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..runmodel import ChildError
+from ..runmodel import ChildError, ChildRecord
 
 
 def _now() -> float:
@@ -67,7 +66,7 @@ class ChildDone:
 
     ok: bool
     error: ChildError | None
-    info: dict[str, Any]
+    info: ChildRecord
     t: float = field(default_factory=_now)
 
 

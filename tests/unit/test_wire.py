@@ -8,12 +8,12 @@ import pickle
 from profiler.measure.nvml import Nvml
 from profiler.run.supervisor import ChildSupervisor, ChildWatch, SilentListener
 from profiler.run.wire import MESSAGES, ChildDone, IterationDone, SpansEnded, StageEntered
-from profiler.runmodel import ChildError
+from profiler.runmodel import ChildError, ChildRecord, Loop
 from profiler.suite.config import MeasureConfig
 
 
 def test_every_message_crosses_a_queue_as_itself():
-    for message in (StageEntered("measure", 5), IterationDone(3, warmup=False), SpansEnded(42), ChildDone(True, None, {"loop": {}})):
+    for message in (StageEntered("measure", 5), IterationDone(3, warmup=False), SpansEnded(42), ChildDone(True, None, ChildRecord())):
         assert isinstance(message, MESSAGES) and pickle.loads(pickle.dumps(message)) == message
 
 
@@ -24,5 +24,13 @@ def test_the_supervisor_reads_messages_by_class_and_names_a_stranger():
         supervisor._handle(message, sampler=None, watch=watch)  # no GPU message: no sampler needed
     assert watch.stage == "count_work" and watch.measured and watch.last_span_end_ns == 7
     assert watch.wire_problem == "the child sent a message of an unknown kind (dict); it was left out"
-    supervisor._handle(ChildDone(False, ChildError(phase="measure", reason="r"), {"loop": {"measured_iters": 1}}), None, watch)
+    supervisor._handle(
+        ChildDone(
+            False,
+            ChildError(phase="measure", reason="r"),
+            ChildRecord(loop=Loop(warmup_iters=0, measured_iters=1, measure_s=1.0, stopped_at_max_seconds=False, hit_max_seconds=False)),
+        ),
+        None,
+        watch,
+    )
     assert watch.stage == "done" and watch.done is not None and watch.done.error == ChildError(phase="measure", reason="r")
