@@ -19,6 +19,10 @@ module replaces the measured loop for such a workload (profiler/run/child.py):
   span per later token), so the per-request metrics, phase statistics and differences read a load
   run like any other. Warmup and cooldown requests are stored as warmup spans.
 
+The parts are `LoadDriver`'s methods: `send` (the sending thread), `collect` and `take` (the main thread; each
+engine record validated once into a load/records.py `EngineRecord`), `record` (the end: records first), and the
+`_Sampler` thread. Each request's record is a load/records.py `RequestRecord`.
+
 Arrival times: for an open loop a request's arrival is its scheduled send time (a late send is the
 generator's error, reported, and counted inside the request's latency as a user would see it);
 for a closed loop it is when it was sent (the client waited for a free slot; that wait is
@@ -30,18 +34,19 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..load.arrivals import Request, capped_sizes, failed_trace_rows, fit_to_positions, gap_stats, schedule
+from ..load.records import ENDED, BadRecord, EngineRecord, RequestRecord, RequestStatus, request_table
 from ..load.sender import send_all
 from ..loadconfig import LoadConfig
 from ..measure.journal import Journal, journal_path, read_frames
 from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
-from ..runmodel import LoadFacts
+from ..runmodel import LoadFacts, SendAccuracy
 
 COLLECT_TIMEOUT_S = 0.05
 MOONCAKE_BLOCK_TOKENS = 512
@@ -163,159 +168,202 @@ class SequentialEngine:
         """Nothing to stop: a request still waiting is never started once the driver stops collecting."""
 
 
-def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Any, request_spans: bool = True) -> LoadFacts:
+Progress = Callable[[int, int], None]
+"""progress(done, total): requests ended so far, of the schedule's."""
+
+
+def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Progress, request_spans: bool = True) -> LoadFacts:
     """Run the load against `engine`; write requests.parquet, engine.parquet and spans; return the run's facts.
 
-    progress(done, total): called as requests end. request_spans: write each request's spans (False when
-    the engine records the workload's own spans, as SequentialEngine does). Raises whatever the engine
-    raised after writing every record taken so far.
+    measure: the suite's measure block (`max_seconds`, `sample_hz`). progress(done, total): called as requests end.
+    request_spans: write each request's spans (False when the engine records the workload's own spans, as
+    SequentialEngine does). Raises whatever the engine raised after writing every record taken so far.
     """
-    requests = schedule(load, trace)
-    fitted = None
-    if getattr(engine, "max_positions", None):
-        fitted = fit_to_positions(requests, int(engine.max_positions), load.long_requests)
-    records: dict[int, dict[str, Any]] = {
-        r.index: {
-            "index": r.index,
-            "measured": r.measured,
-            "input_tokens": r.input_tokens,
-            "output_tokens_requested": r.output_tokens,
-            "scheduled_send_s": r.send_s,
-            "arrival_ns": None,
-            "sent_ns": None,
-            "scheduled_ns": None,
-            "token_ns": None,
-            "finished_ns": None,
-            "status": "not_sent",
-            "error": None,
-            "slot_wait_s": None,
-        }
-        for r in requests
-    }
-    closed = load.pattern == "closed"
-    slots = threading.Semaphore(load.concurrency or 1)
-    token_scale = load.token_scale
-    stop_sending = threading.Event()
-    send_error: list[BaseException] = []
-    # one origin for arrivals and sends: time.perf_counter and time.monotonic_ns are both CLOCK_MONOTONIC on Linux
-    start_perf = time.perf_counter()
-    start_ns = round(start_perf * 1e9)
+    driver = LoadDriver(engine, load, trace, workdir, progress, request_spans, float(measure.get("sample_hz", 20.0)))
+    return driver.run(float(measure["max_seconds"]))
 
-    def submit(r: Request) -> None:
-        if stop_sending.is_set():
-            return
-        rec = records[r.index]
-        now = time.monotonic_ns()
-        rec["sent_ns"] = now
-        rec["arrival_ns"] = now if closed else start_ns + round(r.send_s * 1e9)
-        rec["status"] = "sent"
-        engine.submit(served_request(r, token_scale))
 
-    def send() -> None:
+class LoadDriver:
+    """One load run: the schedule, every request's record, and the parts that share them. The sending thread (`send`)
+    hands requests to the engine; the main thread takes the engine's records (`collect`) and, at the end, writes them
+    (`record`); the sampling thread (`_Sampler`) reads the engine's scheduler. They share the records (each written by
+    one thread at a time: sent, then ended), `stop_sending`, the closed loop's `slots` and the sender's error."""
+
+    def __init__(self, engine: Any, load: LoadConfig, trace: Any, workdir: Path, progress: Progress, with_spans: bool, sample_hz: float) -> None:
+        self.engine, self.load, self.trace, self.workdir, self.progress, self.with_spans = engine, load, trace, workdir, progress, with_spans
+        self.requests = schedule(load, trace)
+        max_positions = getattr(engine, "max_positions", None)
+        self.long_requests = fit_to_positions(self.requests, int(max_positions), load.long_requests) if max_positions else None
+        self.records = {r.index: RequestRecord.of(r) for r in self.requests}
+        self.closed = load.pattern == "closed"
+        self.slots = threading.Semaphore(load.concurrency or 1)
+        self.stop_sending = threading.Event()
+        self.send_error: BaseException | None = None
+        self.sender_accuracy: SendAccuracy | None = None
+        self.bad_records: list[str] = []
+        self.ended = 0
+        self.start_perf = 0.0
+        self.start_ns = 0
+        self.schedule_facts = self.facts_before()
+        self.journal = RecordJournal(workdir, with_spans)
+        self.sampler = _Sampler(engine, sample_hz)
+        self.sender = threading.Thread(target=self.send, name="load-sender", daemon=True)
+
+    def run(self, max_seconds: float) -> LoadFacts:
+        """Send, collect for up to `max_seconds`, record; the facts, or what ended the load raised after recording."""
+        # one origin for arrivals and sends: time.perf_counter and time.monotonic_ns are both CLOCK_MONOTONIC on Linux
+        self.start_perf = time.perf_counter()
+        self.start_ns = round(self.start_perf * 1e9)
+        self.sampler.start()
+        self.sender.start()
+        failure: BaseException | None = None
         try:
-            if closed:
-                for r in requests:
-                    waited = time.monotonic_ns()
-                    while not slots.acquire(timeout=0.1):
-                        if stop_sending.is_set():
-                            return
-                    if stop_sending.is_set():
-                        return
-                    records[r.index]["slot_wait_s"] = (time.monotonic_ns() - waited) / 1e9
-                    submit(r)
-            else:
-                report = send_all(requests, submit, start=start_perf, stop=stop_sending)
-                facts["sender"] = report.accuracy()
-        except BaseException as exc:  # an engine that refuses a request: the main thread reports it
-            send_error.append(exc)
+            self.collect(time.monotonic() + max_seconds)
+        except BaseException as exc:
+            failure = exc
+        end_facts = self.record(failure)
+        if failure is not None:
+            raise failure
+        return LoadFacts.model_validate({**self.schedule_facts, **end_facts})
 
-    facts: dict[str, Any] = {
-        "pattern": load.pattern,
-        "requests": len(requests),
-        "measured_requests": sum(r.measured for r in requests),
-        "long_requests": fitted,
-        "sizes_capped": capped_sizes(load, len(requests)),
-        "prefix_share": prefix_share(requests),
-        "start_ns": start_ns,
-        "bad_records": [],
-        "trace_failed_rows_skipped": failed_trace_rows(load, trace),
-    }
-    if not closed and len(requests) > 1:
-        facts["scheduled_gaps"] = gap_stats([r.send_s for r in requests])
-    journal = RecordJournal(workdir, request_spans)
-    sampler = _Sampler(engine, float(measure.get("sample_hz", 20.0)))
-    sampler.start()
-    sender = threading.Thread(target=send, name="load-sender", daemon=True)
-    sender.start()
-    deadline = time.monotonic() + float(measure["max_seconds"])
-    ended = 0
-    failure: BaseException | None = None
-    try:
-        while ended < len(requests):
-            if send_error:
-                raise send_error[0]
-            if sampler.error:
-                raise RuntimeError(f"the engine failed while being sampled: {sampler.error}")
+    def facts_before(self) -> dict[str, Any]:
+        """The facts of the schedule, known before the first send (LoadFacts' fields)."""
+        facts: dict[str, Any] = {
+            "pattern": self.load.pattern,
+            "requests": len(self.requests),
+            "measured_requests": sum(r.measured for r in self.requests),
+            "long_requests": self.long_requests,
+            "sizes_capped": capped_sizes(self.load, len(self.requests)),
+            "prefix_share": prefix_share(self.requests),
+            "trace_failed_rows_skipped": failed_trace_rows(self.load, self.trace),
+        }
+        if not self.closed and len(self.requests) > 1:
+            facts["scheduled_gaps"] = gap_stats([r.send_s for r in self.requests])
+        return facts
+
+    # send: the sending thread
+
+    def send(self) -> None:
+        """The sending thread: each request at its time (open loop, load/sender.py) or as a slot frees (closed loop),
+        until every one is sent or `stop_sending` is set. What it raises is kept for `collect` to raise."""
+        try:
+            if self.closed:
+                self.hold_slots()
+            else:
+                report = send_all(self.requests, self.submit, start=self.start_perf, stop=self.stop_sending)
+                self.sender_accuracy = report.accuracy()
+        except BaseException as exc:  # an engine that refuses a request: the main thread reports it
+            self.send_error = exc
+
+    def hold_slots(self) -> None:
+        """The closed loop: `concurrency` requests in flight, the next sent as one ends (`take` frees its slot); each
+        request's wait for its slot is its `slot_wait_s`."""
+        for r in self.requests:
+            waited = time.monotonic_ns()
+            if not self.wait_for_slot():
+                return
+            self.records[r.index].slot_wait_s = (time.monotonic_ns() - waited) / 1e9
+            self.submit(r)
+
+    def wait_for_slot(self) -> bool:
+        """Take a free slot; False (none taken) once `stop_sending` is set."""
+        while not self.slots.acquire(timeout=0.1):
+            if self.stop_sending.is_set():
+                return False
+        return not self.stop_sending.is_set()
+
+    def submit(self, r: Request) -> None:
+        """Hand one request to the engine, now. Its arrival: the scheduled time (open loop) or now (closed loop)."""
+        if self.stop_sending.is_set():
+            return
+        now = time.monotonic_ns()
+        self.records[r.index].sent(now, now if self.closed else self.start_ns + round(r.send_s * 1e9))
+        self.engine.submit(served_request(r, self.load.token_scale))
+
+    # collect: the main thread
+
+    def collect(self, deadline: float) -> None:
+        """Take the engine's records until every request has ended or `deadline` (time.monotonic) has passed, the
+        journal written between takes. Raises what the sender, the sampler or the engine raised."""
+        while self.ended < len(self.requests):
+            if self.send_error is not None:
+                raise self.send_error
+            if self.sampler.error:
+                raise RuntimeError(f"the engine failed while being sampled: {self.sampler.error}")
             if time.monotonic() >= deadline:
-                break
-            for rec in engine.collect(COLLECT_TIMEOUT_S):
-                index = _index(rec)
-                stored = records.get(index) if index is not None else None
-                if stored is None:
-                    facts["bad_records"].append(f"a record for request {rec.get('index')!r}, which was never sent")
-                    continue
-                if stored["status"] in ENDED:
-                    continue
-                status = rec.get("status")
-                error = rec.get("error")
-                if status not in ENDED:
-                    facts["bad_records"].append(f"request {stored['index']}: status {status!r} (an engine returns 'finished' or 'failed')")
-                    status, error = "failed", f"the engine returned status {status!r}"
-                tokens = [int(t) for t in (rec.get("token_ns") or [])]
-                stored.update(
-                    status=status,
-                    error=error,
-                    scheduled_ns=rec.get("scheduled_ns"),
-                    token_ns=tokens,
-                    finished_ns=rec.get("finished_ns") or (tokens[-1] if tokens else None),
-                )
-                ended += 1
-                journal.ended(stored)
-                if closed:
-                    slots.release()
-                progress(ended, len(requests))
-            journal.write_due()
-    except BaseException as exc:
-        failure = exc
-    finally:
-        # the records first: a Ctrl-C or SIGTERM is followed by the parent's kill within seconds
-        stop_sending.set()
-        sampler.stopped.set()
-        interrupted = failure is not None and type(failure).__name__ in INTERRUPTIONS
-        unfinished = ("interrupted" if interrupted else "lost") if failure is not None else "timed_out"
-        for rec in records.values():
-            if rec["status"] == "sent":
-                rec["status"] = unfinished
-        facts["wall_s"] = time.perf_counter() - start_perf
-        facts["end_ns"] = time.monotonic_ns()
-        facts["status_counts"] = _counts(records.values())
-        facts["measured_finished"] = sum(1 for r in records.values() if r["measured"] and r["status"] == "finished")
-        facts["engine_sampler_error"] = sampler.error
+                return
+            for raw in self.engine.collect(COLLECT_TIMEOUT_S):
+                self.take(raw)
+            self.journal.write_due()
+
+    def take(self, raw: object) -> None:
+        """One record from the engine: its request ends (progress told, the closed loop's slot freed), once. What
+        cannot be taken is a bad_records line: a record naming no request sent is dropped, one with fields at fault
+        fails its request."""
+        try:
+            got = EngineRecord.parse(raw)
+        except BadRecord as bad:
+            self.bad_records.append(str(bad))
+            return
+        record = self.records.get(got.index)
+        if record is None:
+            self.bad_records.append(f"a record for request {got.index!r}, which was never sent")
+            return
+        if record.status in ENDED:
+            return
+        self.bad_records.extend(f"request {got.index}: {problem}" for problem in got.problems)
+        record.end(got)
+        self.ended += 1
+        self.journal.ended(record)
+        if self.closed:
+            self.slots.release()
+        self.progress(self.ended, len(self.requests))
+
+    # record: the end
+
+    def record(self, failure: BaseException | None) -> dict[str, Any]:
+        """The end, records first (a Ctrl-C or SIGTERM is followed by the parent's SIGKILL within 5 s): the unended
+        requests marked, requests.parquet, engine.parquet and spans written (SIGTERM deferred meanwhile), the journal
+        removed; then the timed-out requests cancelled and the threads joined. Returns the facts of the end."""
+        self.stop_sending.set()
+        self.sampler.stopped.set()
+        self.mark_unended(failure)
+        records = list(self.records.values())
+        facts = {
+            "start_ns": self.start_ns,
+            "bad_records": self.bad_records,
+            "wall_s": time.perf_counter() - self.start_perf,
+            "end_ns": time.monotonic_ns(),
+            "status_counts": _counts(records),
+            "measured_finished": sum(1 for r in records if r.measured and r.status == "finished"),
+            "engine_sampler_error": self.sampler.error,
+        }
         with _sigterm_deferred():
-            _write(workdir, list(records.values()), list(sampler.rows), request_spans)
-            journal.close()
+            _write(self.workdir, records, list(self.sampler.rows), self.with_spans)
+            self.journal.close()
         if failure is None:
-            for rec in records.values():
-                if rec["status"] == "timed_out":
-                    try:
-                        engine.cancel(rec["index"])
-                    except Exception:
-                        pass
-        sender.join(timeout=1)
-        sampler.join(timeout=1)
-    if failure is not None:
-        raise failure
-    return LoadFacts.model_validate(facts)
+            self.cancel_timed_out()
+        self.sender.join(timeout=1)
+        self.sampler.join(timeout=1)
+        return {**facts, "sender": self.sender_accuracy}  # an open loop stopped early still says how its sends went
+
+    def mark_unended(self, failure: BaseException | None) -> None:
+        """Requests sent and not ended: timed_out (the load ran out of time), interrupted (Ctrl-C, SIGTERM) or lost
+        (the engine or the driver failed)."""
+        interrupted = failure is not None and type(failure).__name__ in INTERRUPTIONS
+        unended: RequestStatus = ("interrupted" if interrupted else "lost") if failure is not None else "timed_out"
+        for record in self.records.values():
+            if record.status == "sent":
+                record.status = unended
+
+    def cancel_timed_out(self) -> None:
+        """Ask the engine to stop the timed-out requests (best effort: an engine that cannot is not an error)."""
+        for record in self.records.values():
+            if record.status == "timed_out":
+                try:
+                    self.engine.cancel(record.index)
+                except Exception:
+                    pass
 
 
 JOURNAL_EVERY_S = 1.0
@@ -326,20 +374,24 @@ much of them."""
 class RecordJournal:
     """The requests that ended, appended to requests.journal about once a second by the collecting thread (never inside
     an engine's timed work), so that a child that dies mid-load keeps them (measure/journal.py; `recover_requests`).
-    The frame tag says whether the requests' spans are written from them (1) or by the workload itself (0)."""
+    Each frame: the rows (`RequestRecord.row`, REQUEST_RECORD_VERSION) of the requests that ended since the last; its
+    tag says whether the requests' spans are written from them (1) or by the workload itself (0)."""
 
     def __init__(self, workdir: Path, with_spans: bool) -> None:
         self.journal = Journal(journal_path(workdir, REQUESTS))
         self.tag = int(with_spans)
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[RequestRecord] = []
         self.last = time.monotonic()
 
-    def ended(self, record: dict[str, Any]) -> None:
+    def ended(self, record: RequestRecord) -> None:
+        """`record` ended: it goes into the next frame."""
         self.pending.append(record)
 
     def write_due(self) -> None:
+        """The ended requests as one frame, when JOURNAL_EVERY_S has passed since the last. OSError (a full disk)
+        propagates, naming the journal."""
         if self.pending and time.monotonic() - self.last >= JOURNAL_EVERY_S:
-            self.journal.append(self.tag, [dict(r) for r in self.pending])
+            self.journal.append(self.tag, [r.row() for r in self.pending])
             self.pending.clear()
             self.last = time.monotonic()
 
@@ -351,16 +403,17 @@ class RecordJournal:
 def recover_requests(workdir: Path) -> int:
     """After a child that died during its load: requests.parquet (and, where the driver writes them, the requests'
     spans) from the requests its journal holds; the journal is removed. Returns the requests read back (0: none, or
-    the child wrote requests.parquet itself). The requests in flight or not yet sent when it died are not known."""
+    the child wrote requests.parquet itself). The requests in flight or not yet sent when it died are not known.
+    Raises what reading or writing raised (ValueError, TypeError: a row that is not a request record's)."""
     path = journal_path(workdir, REQUESTS)
     if not path.exists():
         return 0
     frames = read_frames(path.read_bytes())
-    records = list({r["index"]: r for _, frame in frames for r in frame}.values())
+    records = list({r.index: r for _, frame in frames for r in map(RequestRecord.from_row, frame)}.values())
     if records and not (workdir / f"{REQUESTS}.parquet").exists():
         _write(workdir, records, [], with_spans=bool(frames[0][0]))
     path.unlink()
-    return len(records) if records else 0
+    return len(records)
 
 
 @contextmanager
@@ -380,40 +433,20 @@ def _sigterm_deferred() -> Iterator[None]:
             previous(signal.SIGTERM, None)
 
 
-ENDED = ("finished", "failed")
 INTERRUPTIONS = ("KeyboardInterrupt", "Terminated")
 
 
-def _index(rec: dict[str, Any]) -> int | None:
-    try:
-        return int(rec["index"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _counts(records: Any) -> dict[str, int]:
+def _counts(records: list[RequestRecord]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in records:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        counts[r.status] = counts.get(r.status, 0) + 1
     return counts
 
 
-def _write(workdir: Path, records: list[dict[str, Any]], engine_rows: list[dict[str, Any]], with_spans: bool) -> None:
-    import pyarrow as pa
-
-    records.sort(key=lambda r: r["index"])
-    columns = {k: [r[k] for r in records] for k in records[0]} if records else {}
-    types = {
-        "token_ns": pa.list_(pa.int64()),
-        "arrival_ns": pa.int64(),
-        "sent_ns": pa.int64(),
-        "scheduled_ns": pa.int64(),
-        "finished_ns": pa.int64(),
-        "error": pa.string(),
-        "slot_wait_s": pa.float64(),
-    }
-    table = pa.table({k: pa.array(v, type=types.get(k)) for k, v in columns.items()})
-    atomic_write_table(workdir / f"{REQUESTS}.parquet", table)
+def _write(workdir: Path, records: list[RequestRecord], engine_rows: list[dict[str, Any]], with_spans: bool) -> None:
+    """requests.parquet (by index), engine.parquet (when sampled) and, with_spans, each request's spans as parts."""
+    records = sorted(records, key=lambda r: r.index)
+    atomic_write_table(workdir / f"{REQUESTS}.parquet", request_table(records))
     if engine_rows:
         atomic_write_table(workdir / f"{ENGINE}.parquet", rows_to_table(engine_rows))
     if not with_spans:
@@ -426,18 +459,18 @@ def _write(workdir: Path, records: list[dict[str, Any]], engine_rows: list[dict[
     writer.flush()
 
 
-def request_spans(r: dict[str, Any]) -> list[dict[str, Any]]:
-    """The spans of one request (see the module docstring); none for a request never sent."""
-    if r["arrival_ns"] is None:
+def request_spans(r: RequestRecord) -> list[dict[str, Any]]:
+    """The span rows of one request (see the module docstring), in start order; none for a request never sent."""
+    if r.arrival_ns is None:
         return []
-    tokens = r["token_ns"] or []
-    error = None if r["status"] == "finished" else r["status"]
-    end = tokens[-1] if tokens else (r["finished_ns"] or r["arrival_ns"])
-    base = {"iteration": r["index"], "warmup": not r["measured"], "device_s": None}
-    rows = [{**base, "phase": ITERATION, "start_ns": r["arrival_ns"], "end_ns": end, "units": 0.0, "error": error}]
-    if r["scheduled_ns"] is not None:
-        rows.append({**base, "phase": "queue", "start_ns": r["arrival_ns"], "end_ns": max(r["arrival_ns"], r["scheduled_ns"]), "units": 0.0, "error": None})
-        previous = max(r["arrival_ns"], r["scheduled_ns"])
+    arrival, tokens = r.arrival_ns, r.token_ns or []
+    error = None if r.status == "finished" else r.status
+    end = tokens[-1] if tokens else (r.finished_ns or arrival)
+    base = {"iteration": r.index, "warmup": not r.measured, "device_s": None}
+    rows = [{**base, "phase": ITERATION, "start_ns": arrival, "end_ns": end, "units": 0.0, "error": error}]
+    if r.scheduled_ns is not None:
+        previous = max(arrival, r.scheduled_ns)
+        rows.append({**base, "phase": "queue", "start_ns": arrival, "end_ns": previous, "units": 0.0, "error": None})
         for k, t in enumerate(tokens):
             rows.append({**base, "phase": "prefill" if k == 0 else "decode", "start_ns": previous, "end_ns": t, "units": 1.0, "error": None, "sequences": 1.0})
             previous = t
