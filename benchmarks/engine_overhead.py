@@ -25,6 +25,7 @@ from profiler.loadconfig import LoadConfig
 from profiler.plugin import ServedRequest
 from profiler.run.child import SetupContextImpl
 from profiler.run.serve import serve
+from profiler.suite.config import MeasureConfig
 from workloads.llm_serve import LLMServe
 
 
@@ -46,7 +47,7 @@ def driver_round(engine: LLMServe, n: int, input_tokens: int, output_tokens: int
     load = LoadConfig.model_validate(
         {"pattern": "closed", "concurrency": n, "requests": n, "sizes": {"input": {"fixed": input_tokens}, "output": {"fixed": output_tokens}}}
     )
-    facts = serve(engine, load, None, {"max_seconds": 600, "sample_hz": 20}, workdir, lambda done, total: None)
+    facts = serve(engine, load, None, MeasureConfig.model_validate({"max_seconds": 600, "sample_hz": 20}), workdir, lambda done, total: None)
     import pandas as pd
 
     r = pd.read_parquet(workdir / "requests.parquet")

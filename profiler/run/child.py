@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..loadconfig import LoadConfig
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
 from ..plugin import StateLayer, is_engine
 from ..runmodel import ChildError, ChildRecord, DevicePeak, Loop, Stage
+from ..suite.config import MeasureConfig
 from ..suite.registry import add_plugin_paths, resolve_workload
 from .wire import ChildDone, GpuChosen, IterationDone, Message, SpansEnded, StageEntered
 
@@ -46,10 +48,10 @@ class ChildSpec:
     plugin_paths: list[str]
     device: str
     seed: int
-    measure: dict[str, Any]
+    measure: MeasureConfig
     workdir: str
-    load: dict[str, Any] | None = None
-    """The workload's `load:` block (profiler.load.arrivals.LoadConfig, as JSON); None: the measured loop."""
+    load: LoadConfig | None = None
+    """The workload's `load:` block; None: the measured loop."""
     cores: list[int] | None = None
     """CPU cores the supervisor pins the child to as it starts (a cluster executor's exclusive grant); None: the
     affinity mask it inherits."""
@@ -281,7 +283,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         state.info.omp_wait_policy = f"{policy} ({by})" if policy else "unset"
         recorder = _recorder(torch, spec.device, PartWriter(workdir, SPANS, journal=True), state)  # each iteration's spans on disk as it ends
         if queue is not None:  # at least four looks within the shortest hang limit
-            SpanWatch(recorder, state.report, min(SPAN_WATCH_S, (spec.measure["max_seconds"] + spec.measure["hang_grace_s"]) / 4)).start()
+            SpanWatch(recorder, state.report, min(SPAN_WATCH_S, (spec.measure.max_seconds + spec.measure.hang_grace_s) / 4)).start()
 
         state.enter("setup")
         ctx = SetupContextImpl(spec.device, spec.seed, str(workdir))
@@ -292,7 +294,7 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
         state.info.facts, state.info.warnings, state.info.state_layers = ctx.facts, ctx.warnings, ctx.state_layers
 
         if spec.load is not None:
-            state.info.loop = serve_load(workload, spec, state, recorder, plugin, params)
+            state.info.loop = serve_load(workload, spec.load, spec, state, recorder, plugin, params)
             recorder.flush()
             skip_passes = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
             if skip_passes:
@@ -301,10 +303,10 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
             state.info.loop = run_loop(workload, recorder, spec.measure, state)
             recorder.flush()
             skip_passes = False
-        if spec.measure.get("count_work", True) and not skip_passes:
+        if spec.measure.count_work and not skip_passes:
             state.enter("count_work")
             count_work(workload, workdir, state.info)
-        if spec.measure.get("trace_ops", True) and not skip_passes:
+        if spec.measure.trace_ops and not skip_passes:
             state.enter("trace_ops")
             trace_ops(workload, spec.device, workdir, state.info)
     except BaseException as exc:  # recorded, never lost: KeyboardInterrupt and SystemExit too
@@ -344,31 +346,31 @@ def _recorder(torch: Any, device: str, writer: PartWriter, state: ChildState) ->
     return CudaSpanRecorder(writer, torch)
 
 
-def run_loop(workload: Any, recorder: SpanRecorder, measure: dict[str, Any], state: ChildState) -> Loop:
+def run_loop(workload: Any, recorder: SpanRecorder, measure: MeasureConfig, state: ChildState) -> Loop:
     """Warmup, then measured iterations until min_iters and min_seconds, capped by max_seconds."""
-    state.enter("warmup", total=measure["warmup_iters"])
-    for i in range(measure["warmup_iters"]):
+    state.enter("warmup", total=measure.warmup_iters)
+    for i in range(measure.warmup_iters):
         recorder.run_iteration(workload, i, warmup=True)
         state.report(IterationDone(i + 1, warmup=True))
-    state.enter("measure", total=measure["min_iters"])
+    state.enter("measure", total=measure.min_iters)
     start = time.monotonic()
     n = 0
     stopped_at_max = False
     while True:
         elapsed = time.monotonic() - start
-        if n >= measure["min_iters"] and elapsed >= measure["min_seconds"]:
+        if n >= measure.min_iters and elapsed >= measure.min_seconds:
             break
-        if elapsed >= measure["max_seconds"]:
+        if elapsed >= measure.max_seconds:
             stopped_at_max = True
             break
-        recorder.run_iteration(workload, measure["warmup_iters"] + n, warmup=False)
+        recorder.run_iteration(workload, measure.warmup_iters + n, warmup=False)
         n += 1
         state.report(IterationDone(n, warmup=False))
     return Loop(
-        warmup_iters=measure["warmup_iters"],
+        warmup_iters=measure.warmup_iters,
         measured_iters=n,
         measure_s=time.monotonic() - start,
-        stopped_at_max_seconds=stopped_at_max and n < measure["min_iters"],
+        stopped_at_max_seconds=stopped_at_max and n < measure.min_iters,
         hit_max_seconds=stopped_at_max,
     )
 
@@ -379,11 +381,10 @@ UNDER_LOAD_NO_WORK = (
 )
 
 
-def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: SpanRecorder, plugin: Any, params: Any) -> Loop:
+def serve_load(workload: Any, load: LoadConfig, spec: ChildSpec, state: ChildState, recorder: SpanRecorder, plugin: Any, params: Any) -> Loop:
     """The `load:` run in place of the measured loop (profiler/run/serve.py); returns the loop record. A workload
     without an engine serves the requests in arrival order, in batches of its batch_size (SequentialEngine)."""
     from ..load.traces import read_trace
-    from ..loadconfig import LoadConfig
     from ..plugin import declaration_of
     from .serve import SequentialEngine, serve
 
@@ -392,7 +393,6 @@ def serve_load(workload: Any, spec: ChildSpec, state: ChildState, recorder: Span
         batch = int(getattr(params, "batch_size", 1) or 1)
         engine = SequentialEngine(workload, recorder, declaration_of(plugin.cls, params).deliveries, batch)
         state.info.serve_engine = f"none: served in arrival order, batches of {batch} (the workload's batch_size), padded when fewer wait"
-    load = LoadConfig.model_validate(spec.load)
     trace = read_trace(load.trace) if load.trace else None
     state.enter("measure", total=None)
 

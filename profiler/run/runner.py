@@ -93,9 +93,9 @@ class SuiteRunner:
                     plugin_paths=self.resolved.plugin_paths,
                     device=self.device,
                     seed=self.suite.seed,
-                    measure=self.suite.measure.model_dump(),
+                    measure=self.suite.measure,
                     workdir=str(workdir),
-                    load=w.entry.load.model_dump(mode="json") if w.entry.load else None,
+                    load=w.entry.load,
                 )
                 out.append(Point(w, entry, workdir, spec, k if repeats > 1 else None))
         return out

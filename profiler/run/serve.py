@@ -47,6 +47,7 @@ from ..measure.journal import Journal, journal_path, read_frames
 from ..measure.store import ENGINE, REQUESTS, SPANS, PartWriter, atomic_write_table, rows_to_table
 from ..plugin import ITERATION, ServedRequest
 from ..runmodel import LoadFacts, SendAccuracy
+from ..suite.config import MeasureConfig
 
 COLLECT_TIMEOUT_S = 0.05
 MOONCAKE_BLOCK_TOKENS = 512
@@ -172,15 +173,15 @@ Progress = Callable[[int, int], None]
 """progress(done, total): requests ended so far, of the schedule's."""
 
 
-def serve(engine: Any, load: LoadConfig, trace: Any, measure: dict[str, Any], workdir: Path, progress: Progress, request_spans: bool = True) -> LoadFacts:
+def serve(engine: Any, load: LoadConfig, trace: Any, measure: MeasureConfig, workdir: Path, progress: Progress, request_spans: bool = True) -> LoadFacts:
     """Run the load against `engine`; write requests.parquet, engine.parquet and spans; return the run's facts.
 
     measure: the suite's measure block (`max_seconds`, `sample_hz`). progress(done, total): called as requests end.
     request_spans: write each request's spans (False when the engine records the workload's own spans, as
     SequentialEngine does). Raises whatever the engine raised after writing every record taken so far.
     """
-    driver = LoadDriver(engine, load, trace, workdir, progress, request_spans, float(measure.get("sample_hz", 20.0)))
-    return driver.run(float(measure["max_seconds"]))
+    driver = LoadDriver(engine, load, trace, workdir, progress, request_spans, measure.sample_hz)
+    return driver.run(measure.max_seconds)
 
 
 class LoadDriver:

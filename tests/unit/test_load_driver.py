@@ -18,6 +18,7 @@ from profiler.loadconfig import LoadConfig
 from profiler.plugin import ServedRequest
 from profiler.run import serve as serve_module
 from profiler.run.serve import recover_requests, serve
+from profiler.suite.config import MeasureConfig
 
 REQUESTS = 4
 OPEN = {"pattern": "constant", "rate": 1000, "requests": REQUESTS, "sizes": {"input": {"fixed": 2}, "output": {"fixed": 3}}}
@@ -96,7 +97,14 @@ class StubEngine:
 
 def run(tmp_path, engine: StubEngine, load: dict = OPEN, max_seconds: float = 10.0, progress: list | None = None):
     seen = [] if progress is None else progress
-    facts = serve(engine, LoadConfig.model_validate(load), None, {"max_seconds": max_seconds, "sample_hz": 100}, tmp_path, lambda d, t: seen.append((d, t)))
+    facts = serve(
+        engine,
+        LoadConfig.model_validate(load),
+        None,
+        MeasureConfig.model_validate({"max_seconds": max_seconds, "min_seconds": 0, "sample_hz": 100}),
+        tmp_path,
+        lambda d, t: seen.append((d, t)),
+    )
     return facts, pq.read_table(tmp_path / "requests.parquet")
 
 
@@ -159,7 +167,7 @@ def test_requests_a_stub_engine_never_ends_time_out_and_are_cancelled(tmp_path):
 def test_a_stub_engine_whose_collect_raises_keeps_the_records_taken_and_the_rest_are_lost(tmp_path):
     engine = StubEngine(die_after=2)
     with pytest.raises(RuntimeError, match="stub engine died"):
-        serve(engine, LoadConfig.model_validate(OPEN), None, {"max_seconds": 10.0}, tmp_path, lambda d, t: None)
+        serve(engine, LoadConfig.model_validate(OPEN), None, MeasureConfig.model_validate({"max_seconds": 10.0}), tmp_path, lambda d, t: None)
     table = pq.read_table(tmp_path / "requests.parquet")
     assert table.schema.equals(SCHEMA)
     assert table.column("status").to_pylist() == ["finished", "finished", "lost", "lost"]
