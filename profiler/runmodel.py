@@ -732,10 +732,23 @@ class Serving(Model):
     measured_requests: int
     status_counts: dict[str, int]
     """Requests per end state: finished, failed, timed_out (past max_seconds), lost (the engine died), not_sent."""
+    measured_status_counts: dict[str, int] = Field(default_factory=dict)
+    """Measured requests (warmup and cooldown excluded) per end state."""
     window_s: float | None = None
-    """First measured arrival to the last measured request's end."""
+    """The measured window: the first measured arrival to the last measured request's end, where a request that did not
+    finish (timed out, lost, interrupted) ends when the driver stopped waiting for it (characterize/serving.py:
+    measured_window_ns). Throughput and goodput are per second of it."""
+    window_start_ns: int | None = None
+    window_end_ns: int | None = None
+    """The window's bounds on time.monotonic_ns (the requests' clock); None in summaries written before they were kept."""
+    window_ended_at_stop: bool = False
+    """True when a measured request had not ended when the driver stopped, so the window runs to the stop."""
+    concurrency_held: float | None = None
+    """Mean measured requests in flight over the window (Little's law: their summed time in the system / the window);
+    for a closed loop, the concurrency the client kept."""
     offered_rate_rps: float | None = None
-    """Achieved send rate: (sent - 1) / (last send - first send), measured requests."""
+    """Achieved send rate of an open loop: (sent - 1) / (last send - first send), measured requests. None for a closed
+    loop: the engine paces its sends (its rate is throughput_rps, its load concurrency_held)."""
     arrival_cv: float | None = None
     """Burstiness: CV of the achieved gaps between measured sends (1 for Poisson; None for a closed loop)."""
     arrival_cv_ci95: tuple[float, float] | None = None

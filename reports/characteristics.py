@@ -351,8 +351,11 @@ def concurrency(view: WorkloadView) -> Value:
         # one request in flight during each measured iteration, by construction of the measured loop
         ones = np.ones(view.request_latencies_s.size)
         return _median_of(ones, "requests", "no measured request", "the measured loop: one request at a time (closed loop, concurrency 1)")
-    engine, requests = view.run.engine, view.run.requests
-    bounds = measured_window_ns(per_request(requests)) if not requests.empty else None
+    engine, requests, serving = view.run.engine, view.run.requests, view.summary.serving
+    if serving.window_start_ns is not None and serving.window_end_ns is not None:
+        bounds = (float(serving.window_start_ns), float(serving.window_end_ns))
+    else:  # a summary written before the window was kept: from the records (requests that did not end, at their arrival)
+        bounds = measured_window_ns(per_request(requests)) if not requests.empty else None
     if engine.empty or "running" not in engine or bounds is None:
         return Value(None, "requests", why="no engine samples or no measured request")
     running = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1]), "running"].dropna().to_numpy(dtype=float)

@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from profiler.characterize.serving import FINISHED, NS, Knee, MaxRate
+from profiler.characterize.serving import FINISHED, NS, UNENDED, Knee, MaxRate
 from profiler.format import duration, nbytes, percent, rate, sig
 from profiler.runmodel import Serving
 
@@ -63,6 +63,13 @@ class Served:
     def measured(self) -> pd.DataFrame:
         t = self.table
         return t.loc[t["measured"].astype(bool)] if not t.empty else t
+
+    def unfinished(self) -> tuple[int, int]:
+        """(measured requests that did not finish: timed out at max_seconds, lost or interrupted; measured requests),
+        from requests.parquet, else from the summary's counts."""
+        m = self.measured
+        counts = {str(k): int(v) for k, v in m["status"].value_counts().items()} if not m.empty else self.serving.measured_status_counts
+        return sum(n for k, n in counts.items() if k in UNENDED), sum(counts.values())
 
     @property
     def slo_text(self) -> str:
@@ -319,7 +326,33 @@ def slo_ecdf(pool: list[Served], column: str, word: str, colours: dict[str, str]
 
 
 def _hover(c: SweepCurve) -> list[str]:
-    return [f"{label(p.name)}: load.rate {sig(float((p.point or {})[RATE_KEY]))} req/s, offered {sig(r)} req/s" for p, r in zip(c.points, c.rates, strict=True)]
+    out = []
+    for p, r in zip(c.points, c.rates, strict=True):
+        unfinished, measured = p.unfinished()
+        out.append(
+            f"{label(p.name)}: load.rate {sig(float((p.point or {})[RATE_KEY]))} req/s, offered {sig(r)} req/s; "
+            f"{unfinished} of {measured} measured requests did not finish (not in the percentiles)"
+        )
+    return out
+
+
+def _unfinished_labels(fig: go.Figure, c: SweepCurve, col: int, field: str) -> None:
+    """'k/n timed out' above each point of the p99 curve where measured requests did not finish: the percentiles are
+    over the finished ones, and a curve flat at the max_seconds cap says nothing of the rest without it."""
+    xs, ys, texts = [], [], []
+    for p, r in zip(c.points, c.rates, strict=True):
+        unfinished, measured = p.unfinished()
+        top = getattr(p.serving, field).p99
+        if unfinished and top is not None:
+            xs.append(r)
+            ys.append(top * 1e3)
+            texts.append(f"{unfinished}/{measured} did not finish")
+    if xs:
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="text", text=texts, textposition="top center", showlegend=False, hoverinfo="skip"),
+            row=1,
+            col=col,
+        )
 
 
 def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
@@ -356,6 +389,7 @@ def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
                 row=1,  # pyright: ignore[reportArgumentType]  plotly documents row and col as "int or 'all'"; pyright reads str from the default
                 col=col,  # pyright: ignore[reportArgumentType]  (the same)
             )
+        _unfinished_labels(fig, c, col, field)
     if c.knee.rate is not None and c.knee.latency is not None:
         fig.add_trace(
             go.Scatter(
@@ -373,7 +407,8 @@ def sweep_latency(group: str, c: SweepCurve) -> go.Figure | None:
     fig.update_xaxes(title_text=c.axis)
     fig.update_yaxes(title_text="latency (ms)", rangemode="tozero")
     fig.update_layout(
-        title=f"{label(group)}: latency against offered load (SLO {label(c.slo)})", **{**LAYOUT, "height": 420, "margin": dict(l=60, r=20, t=80, b=50)}
+        title=f"{label(group)}: latency against offered load (SLO {label(c.slo)}; percentiles over finished requests)",
+        **{**LAYOUT, "height": 420, "margin": dict(l=60, r=20, t=80, b=50)},
     )
     return fig
 

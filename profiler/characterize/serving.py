@@ -8,7 +8,13 @@ finished; profiler/run/serve.py) into the figures metrics.md defines:
 - TPOT = (E2E - TTFT) / (output tokens - 1) (vLLM); ITL = the gap before each token after the first;
 - SLO attainment = share of measured requests meeting every stated SLO (a failed or timed-out
   request meets none); goodput = such requests per second of the measured window (DistServe,
-  OSDI'24), the window running from the first measured arrival to the last measured finish;
+  OSDI'24); throughput = finished measured requests per second of the same window;
+- the measured window runs from the first measured arrival to the last measured request's end: its finish, or, for
+  one that did not finish (timed out at max_seconds, lost, interrupted), the moment the driver stopped waiting for it
+  (`measured_window_ns`): a request that never ended was in the system from its arrival to the end of the run;
+- concurrency held = mean measured requests in flight over the window (Little's law: the sum of each one's time in
+  the system, arrival to end as above, clipped to the window, divided by the window); for a closed loop it is the
+  concurrency the client kept, and its rate is the throughput (a closed loop has no offered rate of its own);
 - QoE (Andes, arXiv 2404.16283): see `andes_qoe`.
 Times are integer nanoseconds on time.monotonic_ns (CLOCK_MONOTONIC); outputs are seconds.
 """
@@ -100,21 +106,51 @@ def meets_slo(table: pd.DataFrame, slo: Any) -> pd.Series:
     return ok
 
 
-def measured_window_ns(table: pd.DataFrame) -> tuple[float, float] | None:
+UNENDED = ("timed_out", "lost", "interrupted", "sent")
+"""End states of a request the driver stopped waiting for: it never finished (nor failed) while the run watched it."""
+
+
+def request_ends_ns(m: pd.DataFrame, stopped_ns: float | None) -> pd.Series:
+    """Each request's end in ns (float; NaN for one never sent): its finish, else its last token; for one that did not
+    end (UNENDED) `stopped_ns`, the moment the driver stopped waiting (LoadFacts.end_ns), when known. Without it (a
+    child that died mid-load; a summary of an older run) such a request ends at its last token, else its arrival.
+    `m`: per_request's output."""
+    arrival = cast(pd.Series, m["arrival_ns"].astype(float))
+    end = cast(pd.Series, m["finished_ns"].astype(float).fillna(arrival + m["e2e_s"].fillna(0) * NS))
+    if stopped_ns is not None:
+        unended = m["status"].isin(UNENDED) & arrival.notna()
+        end = end.where(~unended, arrival.clip(lower=stopped_ns))
+    return end
+
+
+def measured_window_ns(table: pd.DataFrame, stopped_ns: float | None = None) -> tuple[float, float] | None:
     """(start, end) of the measured window in ns: the first measured arrival to the last measured request's end
-    (finish, else its last token, else its arrival). `table`: per_request's output. None without a measured request."""
+    (request_ends_ns: a request that did not finish ends when the driver stopped, `stopped_ns`). `table`: per_request's
+    output. None without a measured request that was sent."""
     m = table.loc[table["measured"] & table["arrival_ns"].notna()]
     if m.empty:
         return None
-    end = m["finished_ns"].astype(float).fillna(m["arrival_ns"].astype(float) + m["e2e_s"].fillna(0) * NS)
-    return float(m["arrival_ns"].astype(float).min()), float(end.max())
+    return float(m["arrival_ns"].astype(float).min()), float(request_ends_ns(m, stopped_ns).max())
 
 
-def window_s(table: pd.DataFrame) -> float | None:
+def window_s(table: pd.DataFrame, stopped_ns: float | None = None) -> float | None:
     """The measured window's width in seconds (measured_window_ns); None when empty or zero."""
-    bounds = measured_window_ns(table)
+    bounds = measured_window_ns(table, stopped_ns)
     width = (bounds[1] - bounds[0]) / NS if bounds else 0.0
     return float(width) if width > 0 else None
+
+
+def concurrency_held(table: pd.DataFrame, stopped_ns: float | None = None) -> float | None:
+    """Mean measured requests in flight over the measured window (Little's law, L = sum of times in system / window):
+    each measured request from its arrival (for a closed loop, when it was sent) to its end (request_ends_ns), clipped
+    to the window. None without a window."""
+    bounds = measured_window_ns(table, stopped_ns)
+    if bounds is None or bounds[1] <= bounds[0]:
+        return None
+    m = table.loc[table["measured"] & table["arrival_ns"].notna()]
+    start = m["arrival_ns"].astype(float).clip(lower=bounds[0])
+    end = request_ends_ns(m, stopped_ns).clip(upper=bounds[1])
+    return float((end - start).clip(lower=0).sum() / (bounds[1] - bounds[0]))
 
 
 @dataclass(frozen=True)
@@ -217,15 +253,15 @@ def serving_summary(
     table = per_request(requests)
     measured = table.loc[table["measured"]]
     done = measured.loc[measured["status"] == FINISHED]
-    window = window_s(table)
+    stopped = float(facts.end_ns) if facts.end_ns is not None else None
+    window = window_s(table, stopped)
     sent = np.sort(measured["sent_ns"].dropna().to_numpy(dtype=float)) / NS
     offered = cv = cv_ci = None
-    if sent.size > 2 and sent[-1] > sent[0]:
+    if sent.size > 2 and sent[-1] > sent[0] and load.pattern != "closed":  # a closed loop's sends are paced by the engine
         offered = float((sent.size - 1) / (sent[-1] - sent[0]))
-        if load.pattern != "closed":
-            gaps = np.diff(sent)
-            cv = float(gaps.std(ddof=1) / gaps.mean()) if gaps.mean() > 0 else None
-            cv_ci = cv_interval(gaps, seed)
+        gaps = np.diff(sent)
+        cv = float(gaps.std(ddof=1) / gaps.mean()) if gaps.mean() > 0 else None
+        cv_ci = cv_interval(gaps, seed)
     ok = meets_slo(measured, objective.slo)
     qoe = [
         andes_qoe((np.asarray(t, dtype=float) - a) / NS, objective.qoe.expected_ttft_s, objective.qoe.tokens_per_s)
@@ -243,7 +279,10 @@ def serving_summary(
         requests=int(len(table)),
         measured_requests=int(len(measured)),
         status_counts={str(k): int(v) for k, v in table["status"].value_counts().items()},
+        measured_status_counts={str(k): int(v) for k, v in measured["status"].value_counts().items()},
         window_s=window,
+        window_ended_at_stop=stopped is not None and bool(measured["status"].isin(UNENDED).any()),
+        concurrency_held=concurrency_held(table, stopped),
         offered_rate_rps=offered,
         arrival_cv=cv,
         arrival_cv_ci95=cv_ci,
@@ -265,7 +304,9 @@ def serving_summary(
         e2e_s=stats["e2e_s"],
     )
     out.itl_by_context, out.kv_by_context, out.context_unavailable = context_growth(table, done, engine, workload_facts or {})
-    bounds = measured_window_ns(table)
+    bounds = measured_window_ns(table, stopped)
+    if bounds is not None:
+        out.window_start_ns, out.window_end_ns = int(bounds[0]), int(bounds[1])
     if engine is not None and not engine.empty and bounds is not None:
         e = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1])]
         if not e.empty:
@@ -345,6 +386,21 @@ KEEPS_UP = 0.9
 """Below this share of the offered rate served, the engine is called overloaded."""
 
 
+def closed_loop_warnings(serving: Any) -> list[str]:
+    """A closed loop in its own terms: the concurrency it held against the one it was given, and the measured requests
+    still in flight when the run stopped (a closed loop has no queue of its own to grow: the client waits)."""
+    unended = sum(n for status, n in serving.measured_status_counts.items() if status in UNENDED)
+    if not unended:
+        return []
+    held = f"{serving.concurrency_held:.3g}" if serving.concurrency_held is not None else "an unknown number of"
+    served = f"{serving.throughput_rps:.3g} req/s" if serving.throughput_rps is not None else "no request"
+    return [
+        f"closed loop at concurrency {serving.load.concurrency}: {unended} of {serving.measured_requests} measured requests had not ended when "
+        f"max_seconds stopped the run; it held {held} requests in flight and finished {served}, so its latencies are those of the requests "
+        "that ended first; raise measure.max_seconds or send fewer requests"
+    ]
+
+
 def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
     """What a reader must see beside a load run's figures: an overloaded engine, requests changed to fit the model,
     trace rows skipped, records an engine got wrong."""
@@ -354,6 +410,8 @@ def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
             f"overloaded: offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s: the queue grew through the run, "
             "so its latencies depend on how long the run was"
         )
+    if serving is not None and serving.load.pattern == "closed":
+        out.extend(closed_loop_warnings(serving))
     fitted = facts.long_requests
     if fitted is not None and fitted.touched:
         how = f"scaled by {fitted.factor:.3g}" if fitted.policy == "scale" and fitted.factor is not None else "clipped"

@@ -79,7 +79,7 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
             Column("workload", "l"),
             Column("pattern", "l", title="the load: block's arrival process (rate as configured), or the trace replayed"),
             Column("burstiness", title="coefficient of variation of the gaps between measured sends (1 for Poisson)"),
-            Column("offered", title="achieved send rate of the measured requests: (sent − 1) / (last send − first send)"),
+            Column("offered", title="open loop: achieved send rate of the measured requests, (sent − 1) / (last − first send); closed loop: concurrency held"),
             Column("requests", title="finished / measured (warmup and cooldown excluded); failed, timed out and lost beneath"),
             Column("throughput", title="finished measured requests and their output tokens per second of the measured window"),
             Column("SLO attainment", title="share of measured requests meeting every stated SLO (the SLO in each cell's tooltip)"),
@@ -235,11 +235,14 @@ def _outcome_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         )
     else:
         cv = unavailable("a closed loop has no arrival process: each user sends when its last request ends" if closed else "fewer than 3 measured sends")
-    offered = (
-        Cell(rate(v.offered_rate_rps, "req"), sub="paced by the engine" if closed else None)
-        if v.offered_rate_rps
-        else unavailable("fewer than 3 measured sends")
-    )
+    if closed:  # no offered rate: the concurrency it held, and the rate the engine paced it to
+        offered = (
+            Cell(f"{sig(v.concurrency_held)} in flight", sub=f"paced by the engine: {rate(v.throughput_rps, 'req')}", title=_HELD)
+            if v.concurrency_held is not None
+            else unavailable("a closed loop has no offered rate; its held concurrency is not in this summary (written before it was kept)")
+        )
+    else:
+        offered = Cell(rate(v.offered_rate_rps, "req")) if v.offered_rate_rps else unavailable("fewer than 3 measured sends")
     measured, counts, source = _status_counts(s)
     finished = counts.get(FINISHED, 0)
     others = [f"{counts.get(k, 0)} {word}" for k, word in (("failed", "failed"), ("timed_out", "timed out"), ("lost", "lost"))]
@@ -282,6 +285,12 @@ def _outcome_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         else unavailable(f"no finished measured request ({v.qoe_stated})", show_why=True)
     )
     return [_name_cell(ctx, s), _pattern(v.load), cv, offered, requests, throughput, attainment, goodput, qoe, _sender(s)]
+
+
+_HELD = (
+    "mean measured requests in flight over the measured window (Little's law: their summed time from send to end / the window; "
+    "a request still in flight when the run stopped counts to the stop)"
+)
 
 
 def _sender(s: Served) -> Cell:

@@ -1,0 +1,76 @@
+"""The measured window of a load run on hand-computed cases: a request that did not finish is in the window from its
+arrival to the moment the driver stopped, so throughput and goodput are not inflated by timed-out requests; a closed
+loop reports the concurrency it held and the rate the engine paced it to, and its warnings speak in its own terms."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from profiler.characterize.serving import concurrency_held, measured_window_ns, per_request, serving_summary, serving_warnings
+from profiler.loadconfig import LoadConfig, Objective
+from profiler.runmodel import LoadFacts
+
+S = 1_000_000_000
+SIZES = {"input": {"fixed": 4}, "output": {"fixed": 2}}
+
+
+def record(index: int, arrival_s: float | None, tokens_s: list[float] | None, status: str, sent_s: float | None = None) -> dict:
+    """One row of requests.parquet (run/serve.py), times in seconds from 0 turned into ns."""
+    arrival = None if arrival_s is None else round(arrival_s * S)
+    tokens = None if tokens_s is None else [round(t * S) for t in tokens_s]
+    return {
+        "index": index,
+        "measured": True,
+        "input_tokens": 4,
+        "output_tokens_requested": 2,
+        "scheduled_send_s": arrival_s or 0.0,
+        "arrival_ns": arrival,
+        "sent_ns": None if arrival is None else round((sent_s if sent_s is not None else arrival_s) * S),
+        "scheduled_ns": arrival,
+        "token_ns": tokens,
+        "finished_ns": tokens[-1] if tokens else None,
+        "status": status,
+        "error": None,
+        "slot_wait_s": None,
+    }
+
+
+def test_an_open_loop_whose_requests_time_out_is_measured_to_the_drivers_stop():
+    # arrivals at 0..4 s; three finish 0.5 s after arriving; the last two never end; the driver stops at 5 s
+    rows = [record(i, float(i), [i + 0.25, i + 0.5], "finished") for i in range(3)]
+    rows += [record(3, 3.0, None, "timed_out"), record(4, 4.0, None, "timed_out")]
+    load = LoadConfig.model_validate({"pattern": "poisson", "rate": 1.0, "requests": 5, "sizes": SIZES})
+    facts = LoadFacts(pattern="poisson", requests=5, measured_requests=5, end_ns=5 * S)
+    s = serving_summary(pd.DataFrame(rows), None, facts, load, Objective())
+    assert s.window_s == pytest.approx(5.0)  # 0 s to the stop, not to the last finish (2.5 s) or the last arrival (4 s)
+    assert s.throughput_rps == pytest.approx(3 / 5) and s.goodput_rps == pytest.approx(0.0)  # TPOT 0.25 s misses 0.1 s
+    assert s.window_ended_at_stop and (s.window_start_ns, s.window_end_ns) == (0, 5 * S)
+    assert s.measured_status_counts == {"finished": 3, "timed_out": 2}
+    # Little's law: 3 x 0.5 s + (5 - 3) s + (5 - 4) s in the system over 5 s
+    assert s.concurrency_held == pytest.approx((1.5 + 2 + 1) / 5)
+    assert s.offered_rate_rps == pytest.approx(1.0)
+    # without the stop (a child that died mid-load; an older summary) an unended request ends at its arrival, as before
+    assert measured_window_ns(per_request(pd.DataFrame(rows))) == (0.0, 4.0 * S)
+
+
+def test_a_closed_loop_outlasting_max_seconds_reports_its_concurrency_not_an_offered_rate():
+    # concurrency 2, 6 requests: two sent at 0 and 1 ms never end, four never sent; the driver stops at 5 s
+    rows = [record(0, 0.0, None, "timed_out"), record(1, 0.001, None, "timed_out")]
+    rows += [record(i, None, None, "not_sent") for i in range(2, 6)]
+    rows[2:] = [{**r, "measured": True} for r in rows[2:]]
+    load = LoadConfig.model_validate({"pattern": "closed", "concurrency": 2, "requests": 6, "sizes": SIZES})
+    facts = LoadFacts(pattern="closed", requests=6, measured_requests=6, end_ns=5 * S)
+    s = serving_summary(pd.DataFrame(rows), None, facts, load, Objective())
+    assert s.offered_rate_rps is None and s.arrival_cv is None  # 2 sends 1 ms apart are not a rate of 1000 req/s
+    assert s.window_s == pytest.approx(5.0) and s.throughput_rps == 0.0
+    assert s.concurrency_held == pytest.approx((5.0 + 4.999) / 5.0)
+    warnings = serving_warnings(s, facts)
+    assert not any("queue grew" in w for w in warnings)
+    (closed,) = [w for w in warnings if w.startswith("closed loop")]
+    assert "closed loop at concurrency 2: 2 of 6 measured requests had not ended" in closed and "held 2 requests in flight" in closed
+
+
+def test_concurrency_held_counts_each_request_inside_the_window_only():
+    rows = [record(0, 0.0, [1.0], "finished"), record(1, 1.0, [3.0], "finished")]  # 1 s + 2 s in 3 s
+    assert concurrency_held(per_request(pd.DataFrame(rows))) == pytest.approx(1.0)
