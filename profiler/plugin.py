@@ -86,9 +86,15 @@ class Trait(str, Enum):
     """Weights are updated: gradients and optimizer state are held (an RL post-training or fine-tuning step)."""
 
 
+QoEForm = Literal["step", "andes_code"]
+"""How a stream's QoE is integrated (profiler/characterize/serving.py: QOE_FORMS): `step`, the paper's areas under the
+step curves of discrete tokens (andes_qoe); `andes_code`, the Andes authors' own QoETracker.get_QoE (andes_qoe_authors)."""
+
+
 class QoE(BaseModel):
     """Andes' quality of experience: the expected token timeline a reader or listener consumes (a load's
-    objective, profiler/loadconfig.py: Objective, or a workload's own declared listener, Declaration.qoe)."""
+    objective, profiler/loadconfig.py: Objective, or a workload's own declared listener, Declaration.qoe),
+    and the form the QoE is computed in."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -99,8 +105,21 @@ class QoE(BaseModel):
         default=4.8, ge=0.01, le=100_000, allow_inf_nan=False, description="Reader's speed, 0.01 to 100,000 tokens/s: reading about 4.8, listening about 3.3."
     )
 
+    form: QoEForm = Field(
+        default="step",
+        description=(
+            "How QoE is integrated. step (default): Andes' definition (arXiv 2404.16283, section 3), the area under the delivered"
+            " cumulative-token curve over the area under the expected one up to the last token shown, computed exactly for tokens"
+            " that arrive one at a time (step curves): a late first token counts against the stream, and a one-token answer on time scores 1."
+            " andes_code: the Andes authors' own code (github.com/AmberLJC/vllm, vllm/core/andes_utils/qoe_tracker.py,"
+            " QoETracker.get_QoE, commit de95ef3), to reproduce their figures: trapezoids between token displays without the"
+            " first token's rise (an on-time one-token answer scores 0), blind to a late start when the last token is on time,"
+            " and higher on late streams (their own example: 17.5/66 = 0.265 where step gives 0.217)."
+        ),
+    )
+
     def stated(self) -> str:
-        return f"expected TTFT {self.expected_ttft_s:g} s, {self.tokens_per_s:g} tokens/s"
+        return f"expected TTFT {self.expected_ttft_s:g} s, {self.tokens_per_s:g} tokens/s, {self.form} form"
 
 
 class Resources(BaseModel):

@@ -24,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from .format import si
 from .loadconfig import LoadConfig, Objective
-from .plugin import Declaration, Resources, StateLayer
+from .plugin import Declaration, QoEForm, Resources, StateLayer
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -117,7 +117,8 @@ class RequestMetrics(Model):
     """Time to first output as perceived (time to first audio): the declared presentation phase's
     first span per request, end - the request's start."""
     qoe: Stats | None = None
-    """Andes QoE per request against the declared listener or reader (Declaration.qoe), in [0, 1]."""
+    """Andes QoE per request against the declared listener or reader (Declaration.qoe), in [0, 1], in the form it names
+    (Declaration.qoe.form: step by default, or andes_code)."""
 
 
 class Deadlines(Model):
@@ -726,8 +727,21 @@ class Serving(Model):
     slo_values: dict[str, float | None]
     attainment_target: float
     qoe_stated: str
+    """The reader's timeline and the QoE's form, e.g. 'expected TTFT 1 s, 4.8 tokens/s, step form' (plugin.QoE.stated)."""
     qoe_values: dict[str, float] = Field(default_factory=dict)
     """The reader's timeline the QoE is judged against: expected_ttft_s, tokens_per_s."""
+    qoe_form: QoEForm = "step"
+    """How each request's QoE is integrated (plugin.QoE.form; characterize/serving.py: QOE_FORMS): step, Andes' definition on
+    the step curves of discrete tokens (andes_qoe), or andes_code, the Andes authors' own code (andes_qoe_authors). Summaries
+    written before the field have none: they used the step form, the only one there was."""
+
+    @model_validator(mode="after")
+    def _stated_with_its_form(self) -> Serving:
+        """A summary written before qoe_form states no form: its QoE is the step form's, said wherever qoe_stated is shown."""
+        if not self.qoe_stated.endswith(" form"):
+            self.qoe_stated = f"{self.qoe_stated}, {self.qoe_form} form"
+        return self
+
     requests: int
     measured_requests: int
     status_counts: dict[str, int]

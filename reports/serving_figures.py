@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 
 from profiler.characterize.serving import FINISHED, NS, UNENDED, Knee, MaxRate
 from profiler.format import duration, nbytes, percent, rate, sig
+from profiler.plugin import QoE
 from profiler.runmodel import Serving
 
 from . import figures
@@ -54,8 +55,8 @@ class Served:
     table: pd.DataFrame
     """per_request(requests.parquet): every request with queue_s, ttft_s, tpot_s, e2e_s, tokens, meets_slo and qoe."""
     engine: pd.DataFrame
-    qoe: tuple[float, float] | None
-    """(expected TTFT s, tokens/s) the QoE is judged against; None when the run does not say."""
+    qoe: QoE | None
+    """The reader (expected TTFT, tokens/s) and form the table's QoE is computed with, the summary's; None when the run does not say."""
     point: dict[str, Any] | None
     group: str | None
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..loadconfig import LoadConfig, Objective
+from ..plugin import QoE
 from ..runmodel import LoadFacts, SendAccuracy
 
 NS = 1e9
@@ -45,6 +46,7 @@ def andes_qoe(token_s: np.ndarray | list[float], expected_ttft_s: float, tokens_
     QoE = area under the delivered cumulative-token curve / area under the expected one, both up to
     T = max(d_n, e_n), capped at 1. The area under a cumulative step curve up to T is sum_k (T - t_k).
     Source: Andes (Liu et al., arXiv 2404.16283), section 3; metrics.md "Serving under load".
+    This is the `step` form, the default (plugin.QoE.form); `andes_qoe_authors` is the authors' own code's form.
     Returns nan for an empty stream; raises ValueError for non-positive parameters.
     """
     if expected_ttft_s <= 0 or tokens_per_s <= 0:
@@ -65,6 +67,58 @@ def andes_qoe(token_s: np.ndarray | list[float], expected_ttft_s: float, tokens_
     if expected_area <= 0:  # one token expected exactly at the end: on time or early is full quality
         return 1.0 if d[-1] <= e[-1] else 0.0
     return float(min(1.0, max(0.0, delivered_area / expected_area)))
+
+
+def andes_qoe_authors(token_s: np.ndarray | list[float], expected_ttft_s: float, tokens_per_s: float) -> float:
+    """Andes' QoE of one request's token stream as the Andes authors' own code computes it (the `andes_code` form), in [0, 1].
+
+    token_s: arrival times of each token in seconds from the request's arrival, non-decreasing, shape (n,).
+    Source: Jiachen Liu (Andes' first author), github.com/AmberLJC/vllm, vllm/core/andes_utils/qoe_tracker.py,
+    QoETracker.get_QoE with its defaults (predict off, ttft_penalty 1), commit de95ef3155e6 (May 2024); the same
+    function is in AmberLJC/vllm-0.6.1 at 5597260, whose test_qoe_tracker.py works tokens at 10, 10.5, ..., 12.5 s
+    against 1 s and 1 token/s to 17.5/66. Written out, with L = 1 / tokens_per_s, E = expected_ttft_s, a_0 = E:
+    - a fluid display buffer: b_0 = 0, b_k = max(0, b_(k-1) + 1 - (a_k - a_(k-1)) / L), k = 1..n;
+    - display gaps: g_k = L while the buffer holds tokens (b_k > 0), else a_k - a_(k-1), k = 2..n;
+    - S_actual = sum_(k=2..n) (k - 1/2) g_k: trapezoids between heights k - 1 and k (the first token's rise is not counted);
+    - S_target = n^2 L / 2 when a_n < E + n L, else n (T - E) - n^2 L / 2 with T = a_n + b_n L (the buffer drained):
+      the area under the expected line from 0 at E to n at E + n L, up to the later of its end and T;
+    - QoE = min(1, S_actual / S_target) (0 when S_target <= 0).
+    Against `andes_qoe` (the paper's step curves): an on-time one-token answer scores 0 (S_actual = 0); S_actual does not
+    depend on when the stream starts, so a late first token followed by tokens that end before E + n L scores about 1
+    (tokens at 3, 3, 3 s against 1 s and 1 token/s: 8/9 here, 1/3 in the step form); late streams score higher (the
+    authors' example above: 17.5/66 = 0.265, 15/69 = 0.217 in the step form).
+    Returns nan for an empty stream (their code returns 1); raises ValueError for non-positive parameters.
+    """
+    if expected_ttft_s <= 0 or tokens_per_s <= 0:
+        raise ValueError("expected_ttft_s and tokens_per_s must be > 0")
+    a = np.asarray(token_s, dtype=float)
+    n = a.size
+    if n == 0:
+        return math.nan
+    interval = 1.0 / tokens_per_s
+    prev, buffered, actual = expected_ttft_s, 0.0, 0.0
+    for k in range(1, n + 1):
+        gap = float(a[k - 1]) - prev
+        buffered = max(0.0, buffered + 1.0 - gap / interval)
+        if k >= 2:
+            actual += (k - 0.5) * (interval if buffered > 0 else gap)
+        prev = float(a[k - 1])
+    if a[-1] < expected_ttft_s + n * interval:
+        target = n * n * interval / 2
+    else:
+        end = a[-1] + buffered * interval
+        target = n * (end - expected_ttft_s) - n * n * interval / 2
+    return float(min(1.0, actual / target)) if target > 0 else 0.0
+
+
+QOE_FORMS = {"step": andes_qoe, "andes_code": andes_qoe_authors}
+"""Each QoE form (plugin.QoE.form) and the function that computes it: f(token_s, expected_ttft_s, tokens_per_s) -> QoE."""
+
+
+def qoe_of(token_s: np.ndarray | list[float], qoe: QoE) -> float:
+    """QoE of one request's token stream (seconds from its arrival, shape (n,)) against a reader or listener, in the
+    form it names (QOE_FORMS); nan for an empty stream."""
+    return QOE_FORMS[qoe.form](token_s, qoe.expected_ttft_s, qoe.tokens_per_s)
 
 
 def per_request(requests: pd.DataFrame) -> pd.DataFrame:
@@ -263,10 +317,7 @@ def serving_summary(
         cv = float(gaps.std(ddof=1) / gaps.mean()) if gaps.mean() > 0 else None
         cv_ci = cv_interval(gaps, seed)
     ok = meets_slo(measured, objective.slo)
-    qoe = [
-        andes_qoe((np.asarray(t, dtype=float) - a) / NS, objective.qoe.expected_ttft_s, objective.qoe.tokens_per_s)
-        for t, a in zip(done["token_ns"], done["arrival_ns"], strict=True)
-    ]
+    qoe = [qoe_of((np.asarray(t, dtype=float) - a) / NS, objective.qoe) for t, a in zip(done["token_ns"], done["arrival_ns"], strict=True)]
     stats = {name: Stats(**describe(done[name].to_numpy(dtype=float), seed)) for name in ("queue_s", "ttft_s", "tpot_s", "e2e_s")}
     share = (done["queue_s"] / done["e2e_s"]).replace([np.inf, -np.inf], np.nan).dropna()
     out = Serving(
@@ -276,6 +327,7 @@ def serving_summary(
         attainment_target=objective.attainment_target,
         qoe_stated=objective.qoe.stated(),
         qoe_values={"expected_ttft_s": objective.qoe.expected_ttft_s, "tokens_per_s": objective.qoe.tokens_per_s},
+        qoe_form=objective.qoe.form,
         requests=int(len(table)),
         measured_requests=int(len(measured)),
         status_counts={str(k): int(v) for k, v in table["status"].value_counts().items()},

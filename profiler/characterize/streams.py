@@ -17,9 +17,10 @@ contention from outside.
   inconclusive otherwise, with fewer than MIN_SAMPLES spans a side, or under contention.
 - Time to first output (first audio): the declared presentation phase's first span per request,
   end - the request's start (`obs_ns`, else start).
-- QoE (Andes, profiler/characterize/serving.py: andes_qoe) of each request's token stream against
-  the declared listener: tokens delivered before the first presentation span ends are heard when it
-  ends (the first sentence's audio), later ones when they were delivered.
+- QoE (Andes, profiler/characterize/serving.py: qoe_of, in the form the listener names, step by default)
+  of each request's token stream against the declared listener: tokens delivered before the first
+  presentation span ends are heard when it ends (the first sentence's audio), later ones when they
+  were delivered.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..measure.nvml import MIN_WINDOW_S
 from ..plugin import ITERATION, Declaration
 from ..runmodel import ConditionStats, Interference, Streams
 from .analysis import NS, missed_deadlines, timed_spans
-from .serving import andes_qoe
+from .serving import qoe_of
 from .stats import NO_DIFFERENCE_BAND, ratio_ci
 
 MIN_SAMPLES = 5
@@ -81,7 +82,8 @@ def first_output_s(spans: pd.DataFrame, request: str, presentation: str) -> np.n
 
 
 def qoe_samples(spans: pd.DataFrame, declaration: Declaration) -> np.ndarray:
-    """Andes QoE of each request's delivered tokens against declaration.qoe, shape (requests,); empty without one.
+    """Andes QoE of each request's delivered tokens against declaration.qoe, in its form (qoe.form), shape (requests,);
+    empty without one.
 
     A delivery of k units to one sequence is k tokens at its end. With a presentation phase, tokens
     delivered before the request's first presentation span ends count as delivered at that end.
@@ -103,7 +105,7 @@ def qoe_samples(spans: pd.DataFrame, declaration: Declaration) -> np.ndarray:
             t = np.maximum(t, heard.loc[key])
         counts = np.maximum(np.rint(g["units"].astype(float).to_numpy()), 1).astype(np.int64)
         token_s = np.sort(np.repeat((t - start) / NS, counts))
-        out.append(andes_qoe(token_s, qoe.expected_ttft_s, qoe.tokens_per_s))
+        out.append(qoe_of(token_s, qoe))
     return np.asarray(out, dtype=float)
 
 

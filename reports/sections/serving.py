@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.characterize.serving import BATCH_CHANGE, FINISHED, NS, andes_qoe, interpolate_max_rate, knee, kv_tokens_held, meets_slo, per_request
+from profiler.characterize.serving import BATCH_CHANGE, FINISHED, NS, interpolate_max_rate, knee, kv_tokens_held, meets_slo, per_request, qoe_of
 from profiler.format import count, duration, nbytes, percent, rate, sig
 from profiler.loadconfig import Distribution, LoadConfig
+from profiler.plugin import QoE
 from profiler.runmodel import Serving, Stats
 
 from ..context import ReportContext
@@ -141,8 +142,7 @@ def served_workload(ctx: ReportContext, name: str, run: Any) -> Served:
         if qoe is not None:
             done = table["measured"].astype(bool) & (table["status"] == FINISHED) & (table["tokens"] > 0)
             table.loc[done, "qoe"] = [
-                andes_qoe((np.asarray(t, dtype=float) - a) / NS, qoe[0], qoe[1])
-                for t, a in zip(table.loc[done, "token_ns"], table.loc[done, "arrival_ns"], strict=True)
+                qoe_of((np.asarray(t, dtype=float) - a) / NS, qoe) for t, a in zip(table.loc[done, "token_ns"], table.loc[done, "arrival_ns"], strict=True)
             ]
     sweep = run.summary.sweep
     return Served(name, s, table, run.engine, qoe, dict(sweep.point) if sweep else None, sweep.group if sweep else None)
@@ -163,27 +163,31 @@ def _has_load(ctx: ReportContext, name: str) -> bool:
     return entry is not None and entry.load is not None
 
 
-def _qoe_parameters(ctx: ReportContext, name: str, s: Serving) -> tuple[float, float] | None:
-    """(expected TTFT, tokens/s) from the summary's qoe_values; for older summaries without them, from the
-    resolved config, else from the stated text (all such a summary keeps)."""
-    stored = _qoe_pair(s.qoe_values.get("expected_ttft_s"), s.qoe_values.get("tokens_per_s"))
+def _qoe_parameters(ctx: ReportContext, name: str, s: Serving) -> QoE | None:
+    """The reader the summary's QoE was judged against, in the summary's form (qoe_form: step for summaries written
+    before it): expected TTFT and tokens/s from qoe_values; for older summaries without them, from the resolved
+    config, else from the stated text (all such a summary keeps)."""
+    stored = _qoe_reader(s.qoe_values.get("expected_ttft_s"), s.qoe_values.get("tokens_per_s"), s.qoe_form)
     if stored is not None:
         return stored
     entry = ctx.run.config.entry(name)
     if entry is not None and entry.objective is not None:
-        return entry.objective.qoe.expected_ttft_s, entry.objective.qoe.tokens_per_s
-    m = re.fullmatch(r"expected TTFT ([0-9.eE+-]+) s, ([0-9.eE+-]+) tokens/s", s.qoe_stated.strip())
+        return entry.objective.qoe
+    m = re.fullmatch(r"expected TTFT ([0-9.eE+-]+) s, ([0-9.eE+-]+) tokens/s(?:, (\w+) form)?", s.qoe_stated.strip())
     try:
-        return (float(m.group(1)), float(m.group(2))) if m else None
+        return _qoe_reader(float(m.group(1)), float(m.group(2)), m.group(3) or "step") if m else None
     except ValueError:
         return None
 
 
-def _qoe_pair(ttft: Any, speed: Any) -> tuple[float, float] | None:
-    """(expected TTFT, tokens/s) when both are positive numbers, else None."""
-    if isinstance(ttft, (int, float)) and isinstance(speed, (int, float)) and ttft > 0 and speed > 0:
-        return float(ttft), float(speed)
-    return None
+def _qoe_reader(ttft: Any, speed: Any, form: Any) -> QoE | None:
+    """The reader (expected TTFT, tokens/s, form) when both are positive numbers in QoE's range and the form is known, else None."""
+    if not (isinstance(ttft, (int, float)) and isinstance(speed, (int, float))):
+        return None
+    try:
+        return QoE(expected_ttft_s=float(ttft), tokens_per_s=float(speed), form=form)
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- tables

@@ -140,7 +140,7 @@ def _queries_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table 
                         Cell(_median_ci(m.first_output_s)),
                         Cell(within),
                         Cell(duration(m.tpot_s.median) if m.tpot_s and m.tpot_s.count else "—"),
-                        Cell(_median_ci(m.qoe, lambda x: f"{x:.2f}")),
+                        Cell(_median_ci(m.qoe, lambda x: f"{x:.2f}"), title=f"Andes QoE, {decl.qoe.stated()}" if decl.qoe else None),
                     ]
                 )
             )

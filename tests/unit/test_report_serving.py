@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from profiler.plugin import QoE
 from tests.conftest import ROOT, run_suite_text
 
 GOLDEN = ROOT / "tests" / "data" / "golden-run"
@@ -168,7 +169,7 @@ def test_the_tables_show_the_summary_with_its_objective(real_run):
     for label, stats in (("queueing delay", s.queue_s), ("TTFT", s.ttft_s), ("TPOT", s.tpot_s), ("ITL", s.itl_s), ("E2E", s.e2e_s)):
         assert lat[label].text == f"{duration(stats.median)} · {duration(stats.p99)}", label
     assert lat["KV occupancy"].text == percent(s.kv_occupancy_max)
-    assert data["judged"] == ["Judged against: SLO ttft <= 0.25 s, tpot <= 0.1 s (attainment target 90.0%); QoE expected TTFT 1 s, 4.8 tokens/s."]
+    assert data["judged"] == ["Judged against: SLO ttft <= 0.25 s, tpot <= 0.1 s (attainment target 90.0%); QoE expected TTFT 1 s, 4.8 tokens/s, step form."]
     assert len(data["timelines"]) == 1 and len(data["distributions"]) == 3 and data["sweeps"] is None
 
 
@@ -181,7 +182,7 @@ def test_the_per_request_qoe_and_slo_verdicts_agree_with_the_summary(real_run):
     served = served_workload(ctx, "serve", run.workloads["serve"])
     s = run.workloads["serve"].summary.serving
     m = served.measured
-    assert served.qoe == (1.0, 4.8)  # the summary's qoe_values (the resolved config says the same)
+    assert served.qoe == QoE(expected_ttft_s=1.0, tokens_per_s=4.8)  # the summary's qoe_values and qoe_form (the resolved config says the same)
     assert np.nanmedian(m["qoe"]) == pytest.approx(s.qoe.median)
     assert m["meets_slo"].mean() == pytest.approx(s.slo_attainment)
 
@@ -193,10 +194,43 @@ def test_the_qoe_parameters_come_from_the_summary_else_from_the_config(real_run,
     run_dir = copy_run(real_run, tmp_path)
     edit_summary(run_dir / "serve", qoe_values={"expected_ttft_s": 2.0, "tokens_per_s": 10.0})  # the config still says 1 s, 4.8 tokens/s
     served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
-    assert served.qoe == (2.0, 10.0)  # qoe_values, when the summary has them
+    assert served.qoe == QoE(expected_ttft_s=2.0, tokens_per_s=10.0)  # qoe_values, when the summary has them
     edit_summary(run_dir / "serve", qoe_values={})  # an older summary: no qoe_values
     served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
-    assert served.qoe == (1.0, 4.8)  # from the resolved config
+    assert served.qoe == QoE(expected_ttft_s=1.0, tokens_per_s=4.8)  # from the resolved config
+
+
+def test_the_per_request_qoe_is_recomputed_in_the_summarys_form(real_run, tmp_path):
+    from profiler.characterize.serving import NS, andes_qoe, andes_qoe_authors
+    from profiler.rundir import load_run
+    from reports.sections.serving import _qoe_parameters, served_workload
+
+    def recomputed(form):
+        served = served_workload(context(run_dir), "serve", load_run(run_dir).workloads["serve"])
+        m = served.measured.loc[served.measured["status"] == "finished"]
+        f = {"step": andes_qoe, "andes_code": andes_qoe_authors}[form]
+        want = [f((np.asarray(t, dtype=float) - a) / NS, 1.0, 4.8) for t, a in zip(m["token_ns"], m["arrival_ns"], strict=True)]
+        return served.qoe, m["qoe"].to_numpy(dtype=float), want
+
+    run_dir = copy_run(real_run, tmp_path)
+    edit_summary(run_dir / "serve", qoe_form="andes_code", qoe_stated="expected TTFT 1 s, 4.8 tokens/s, andes_code form")
+    reader, got, want = recomputed("andes_code")
+    assert reader == QoE(expected_ttft_s=1.0, tokens_per_s=4.8, form="andes_code") and got == pytest.approx(want)
+    path = run_dir / "serve" / "summary.json"
+    data = json.loads(path.read_text())
+    del data["serving"]["qoe_form"]  # a summary written before the form: its QoE is the step form's
+    path.write_text(json.dumps(data))
+    reader, got, want = recomputed("step")
+    assert reader is not None and reader.form == "step" and got == pytest.approx(want)
+    # a summary with neither qoe_values nor a config entry: the stated text, with or without its form
+    s = (
+        load_run(run_dir)
+        .workloads["serve"]
+        .summary.serving.model_copy(update={"qoe_values": {}, "qoe_stated": "expected TTFT 2 s, 3 tokens/s, andes_code form"})
+    )
+    assert _qoe_parameters(context(run_dir), "not-in-the-config", s) == QoE(expected_ttft_s=2.0, tokens_per_s=3.0, form="andes_code")
+    s = s.model_copy(update={"qoe_stated": "expected TTFT 2 s, 3 tokens/s"})
+    assert _qoe_parameters(context(run_dir), "not-in-the-config", s) == QoE(expected_ttft_s=2.0, tokens_per_s=3.0)
 
 
 def test_the_page_has_the_section_escaped_and_in_order(real_run, tmp_path):
