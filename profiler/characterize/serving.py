@@ -469,7 +469,9 @@ def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
         how = f"scaled by {fitted.factor:.3g}" if fitted.policy == "scale" and fitted.factor is not None else "clipped"
         out.append(f"{fitted.touched} requests longer than the model's {fitted.max_positions} positions were {how} (load.long_requests: {fitted.policy})")
     if facts.trace_failed_rows_skipped:
-        out.append(f"{facts.trace_failed_rows_skipped} trace rows with 0 output tokens (requests that failed in production) were skipped")
+        out.append(
+            f"{facts.trace_failed_rows_skipped} trace rows in the replayed span had 0 output tokens (requests that failed in production) and were skipped"
+        )
     for bad in facts.bad_records:
         out.append(f"the engine returned a bad record: {bad}")
     return out

@@ -143,11 +143,21 @@ def _trace_rows(config: LoadConfig, trace: pd.DataFrame) -> tuple[np.ndarray, pd
 
 
 def failed_trace_rows(config: LoadConfig, trace: pd.DataFrame | None) -> int:
-    """Rows of the trace that `schedule` skips: requests that failed in production (0 output tokens, as BurstGPT
-    records them), when the output sizes come from the trace. 0 without a trace."""
+    """Rows of the replayed span of the trace that `schedule` skips: requests that failed in production (0 output
+    tokens, as BurstGPT records them), when the output sizes come from the trace. The replayed span is what `requests`
+    or `duration_s` cut: up to the last replayed row's arrival (or duration_s after the time_scale); rows after it
+    were never candidates and are not counted. 0 without a trace."""
     if trace is None or not (config.sizes is None or config.sizes.output == "from_trace"):
         return 0
-    return int(cast("pd.Series", trace["output_tokens"] == 0).sum())
+    rows = trace.sort_values("arrival_s", kind="stable")
+    failed = (rows["output_tokens"] == 0).to_numpy().copy()
+    if config.duration_s is not None:
+        failed &= rows["arrival_s"].to_numpy(dtype=float) / config.time_scale <= config.duration_s
+    elif config.requests is not None:
+        kept = np.flatnonzero(~failed)
+        if len(kept) >= config.requests:  # rows after the last replayed one are outside the span
+            failed[kept[config.requests - 1] + 1 :] = False
+    return int(failed.sum())
 
 
 def _blocks(value: object) -> list[int] | None:

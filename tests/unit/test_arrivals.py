@@ -303,3 +303,23 @@ def test_a_bad_cap_is_refused_naming_it(lognormal, needle):
     with pytest.raises(ValidationError) as err:
         make(requests=10, sizes={"input": {"fixed": 1}, "output": {"lognormal": lognormal}})
     assert needle in str(err.value)
+
+
+def test_failed_trace_rows_are_counted_in_the_replayed_span_only():
+    """A trace of 40 rows, 7 with 0 output tokens (failed in production), at rows 10, 30, 32, 35-38. Replaying 24
+    requests spans rows 0-24 (25 rows, one failed): 1 skipped, not 7. The same by duration_s; all 7 uncut."""
+    import pandas as pd
+
+    from profiler.load.arrivals import failed_trace_rows
+
+    failed = {10, 30, 32, 35, 36, 37, 38}
+    trace = pd.DataFrame(
+        {"arrival_s": [float(i) for i in range(40)], "input_tokens": [8] * 40, "output_tokens": [0 if i in failed else 4 for i in range(40)]}
+    )
+    trace["prefix_blocks"] = None
+    cut = LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv", "requests": 24})
+    assert [r.send_s for r in schedule(cut, trace)][-1] == 24.0  # the 24th request is row 24
+    assert failed_trace_rows(cut, trace) == 1
+    assert failed_trace_rows(LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv", "duration_s": 20.0}), trace) == 1
+    assert failed_trace_rows(LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv"}), trace) == 7
+    assert failed_trace_rows(LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv", "requests": 40}), trace) == 7
