@@ -53,7 +53,7 @@ def driver_round(engine: LLMServe, n: int, input_tokens: int, output_tokens: int
     r = pd.read_parquet(workdir / "requests.parquet")
     first = r["sent_ns"].min()
     last = r["token_ns"].map(lambda t: t[-1]).max()
-    assert facts["status_counts"] == {"finished": n}, facts["status_counts"]
+    assert facts.status_counts == {"finished": n}, facts.status_counts
     return n * output_tokens / ((last - first) / 1e9)
 
 

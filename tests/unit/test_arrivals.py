@@ -313,9 +313,7 @@ def test_failed_trace_rows_are_counted_in_the_replayed_span_only():
     from profiler.load.arrivals import failed_trace_rows
 
     failed = {10, 30, 32, 35, 36, 37, 38}
-    trace = pd.DataFrame(
-        {"arrival_s": [float(i) for i in range(40)], "input_tokens": [8] * 40, "output_tokens": [0 if i in failed else 4 for i in range(40)]}
-    )
+    trace = pd.DataFrame({"arrival_s": [float(i) for i in range(40)], "input_tokens": [8] * 40, "output_tokens": [0 if i in failed else 4 for i in range(40)]})
     trace["prefix_blocks"] = None
     cut = LoadConfig.model_validate({"pattern": "trace", "trace": "t.csv", "requests": 24})
     assert [r.send_s for r in schedule(cut, trace)][-1] == 24.0  # the 24th request is row 24
