@@ -452,3 +452,28 @@ def test_the_section_renders_in_chromium_without_errors(real_run, tmp_path):
     assert errors == []
     assert figures == 7 and rendered == figures  # a timeline, against context, three distributions, two sweep figures
     assert overflowing == 0
+
+
+def test_latency_against_load_says_how_many_requests_of_each_point_did_not_finish(real_run, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profiler.rundir import load_run
+    from reports.sections.serving import served_workload, sweep_curve
+    from reports.serving_figures import sweep_latency
+
+    run_dir = copy_run(real_run, tmp_path)
+    names = add_sweep(run_dir, SWEEP)
+    path = run_dir / "rate" / "load.rate-32" / "requests.parquet"
+    table = pq.read_table(path).to_pandas()
+    table.loc[table.index[-3:], "status"] = "timed_out"  # the last 3 requests of the highest rate never ended
+    pq.write_table(pa.Table.from_pandas(table, schema=pq.read_schema(path), preserve_index=False), path)
+    run, ctx = load_run(run_dir), context(run_dir)
+    curve = sweep_curve([served_workload(ctx, n, run.workloads[n]) for n in names])
+    fig = sweep_latency("rate", curve)
+    labels = [t for trace in fig.data if trace.mode == "text" for t in trace.text]
+    measured = int(table["measured"].sum())
+    assert labels == [f"3/{measured} did not finish"] * 2  # over the TTFT and the E2E panel, at the point that had them
+    hover = next(trace.text for trace in fig.data if trace.mode == "lines+markers")
+    assert f"3 of {measured} measured requests did not finish" in hover[-1] and "0 of" in hover[0]
+    assert "percentiles over finished requests" in fig.layout.title.text
