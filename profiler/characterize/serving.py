@@ -438,32 +438,53 @@ KEEPS_UP = 0.9
 """Below this share of the offered rate served, the engine is called overloaded."""
 
 
+def _unended(serving: Any) -> tuple[int, int]:
+    """(measured requests the run stopped waiting for, measured requests never sent), from the summary's counts."""
+    counts = serving.measured_status_counts
+    return sum(n for status, n in counts.items() if status in UNENDED), counts.get("not_sent", 0)
+
+
 def closed_loop_warnings(serving: Any) -> list[str]:
     """A closed loop in its own terms: the concurrency it held against the one it was given, and the measured requests
-    still in flight when the run stopped (a closed loop has no queue of its own to grow: the client waits)."""
-    unended = sum(n for status, n in serving.measured_status_counts.items() if status in UNENDED)
-    if not unended:
+    still in flight or never sent when the run stopped (a closed loop has no queue of its own to grow: the client waits)."""
+    unended, unsent = _unended(serving)
+    if not unended and not unsent:
         return []
     held = f"{serving.concurrency_held:.3g}" if serving.concurrency_held is not None else "an unknown number of"
-    served = f"{serving.throughput_rps:.3g} req/s" if serving.throughput_rps is not None else "no request"
+    finished = serving.measured_status_counts.get(FINISHED, 0)
+    if finished and serving.throughput_rps:
+        served = f"finished {finished} ({serving.throughput_rps:.3g} req/s), so its latencies are those of the requests that ended first"
+    else:
+        served = "finished none, so no latency was measured"
     return [
-        f"closed loop at concurrency {serving.load.concurrency}: {unended} of {serving.measured_requests} measured requests had not ended when "
-        f"max_seconds stopped the run; it held {held} requests in flight and finished {served}, so its latencies are those of the requests "
-        "that ended first; raise measure.max_seconds or send fewer requests"
+        f"closed loop at concurrency {serving.load.concurrency}: when max_seconds stopped the run, {unended} measured request(s) were still in "
+        f"flight and {unsent} never sent; it held {held} requests in flight and {served}; raise measure.max_seconds or send fewer requests"
     ]
+
+
+def open_loop_warnings(serving: Any) -> list[str]:
+    """An open loop served below its offered rate: overloaded (the queue grew), or, when measured requests were still
+    in flight as max_seconds stopped the run, a run too short to tell overload from long requests."""
+    if not serving.offered_rate_rps or serving.throughput_rps is None or serving.throughput_rps >= KEEPS_UP * serving.offered_rate_rps:
+        return []
+    rates = f"offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s"
+    unended, _ = _unended(serving)
+    if unended:
+        return [
+            f"{rates}, but {unended} of {serving.measured_requests} measured requests had not ended when max_seconds stopped the run: too short a "
+            "run to tell an overloaded engine from long requests; raise measure.max_seconds"
+        ]
+    return [f"overloaded: {rates}: the queue grew through the run, so its latencies depend on how long the run was"]
 
 
 def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
     """What a reader must see beside a load run's figures: an overloaded engine, requests changed to fit the model,
     trace rows skipped, records an engine got wrong."""
     out = []
-    if serving is not None and serving.offered_rate_rps and serving.throughput_rps is not None and serving.throughput_rps < KEEPS_UP * serving.offered_rate_rps:
-        out.append(
-            f"overloaded: offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s: the queue grew through the run, "
-            "so its latencies depend on how long the run was"
-        )
     if serving is not None and serving.load.pattern == "closed":
         out.extend(closed_loop_warnings(serving))
+    elif serving is not None:
+        out.extend(open_loop_warnings(serving))
     fitted = facts.long_requests
     if fitted is not None and fitted.touched:
         how = f"scaled by {fitted.factor:.3g}" if fitted.policy == "scale" and fitted.factor is not None else "clipped"

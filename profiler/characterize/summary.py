@@ -202,7 +202,7 @@ def build_summary(
     loop = child.loop
     if loop is not None and loop.stopped_at_max_seconds:
         warnings.append(f"stopped at max_seconds after {loop.measured_iters} measured iterations, before min_iters")
-    if loop is not None and loop.timed_out_requests:
+    if loop is not None and loop.timed_out_requests and not (outcome.load is not None and outcome.load.pattern == "closed"):  # a closed loop says it itself
         warnings.append(
             f"stopped at max_seconds with {loop.timed_out_requests:,} request(s) not finished (recorded as timed out); "
             "raise measure.max_seconds or send fewer requests to measure them"

@@ -50,6 +50,8 @@ def test_an_open_loop_whose_requests_time_out_is_measured_to_the_drivers_stop():
     # Little's law: 3 x 0.5 s + (5 - 3) s + (5 - 4) s in the system over 5 s
     assert s.concurrency_held == pytest.approx((1.5 + 2 + 1) / 5)
     assert s.offered_rate_rps == pytest.approx(1.0)
+    (short,) = serving_warnings(s, facts)  # 0.6 of 1.0 req/s served, but not an overload: two requests were cut off
+    assert short.startswith("offered 1 req/s, served 0.6 req/s, but 2 of 5 measured requests had not ended") and "queue grew" not in short
     # without the stop (a child that died mid-load; an older summary) an unended request ends at its arrival, as before
     assert measured_window_ns(per_request(pd.DataFrame(rows))) == (0.0, 4.0 * S)
 
@@ -68,7 +70,8 @@ def test_a_closed_loop_outlasting_max_seconds_reports_its_concurrency_not_an_off
     warnings = serving_warnings(s, facts)
     assert not any("queue grew" in w for w in warnings)
     (closed,) = [w for w in warnings if w.startswith("closed loop")]
-    assert "closed loop at concurrency 2: 2 of 6 measured requests had not ended" in closed and "held 2 requests in flight" in closed
+    assert "closed loop at concurrency 2: when max_seconds stopped the run, 2 measured request(s) were still in flight and 4 never sent" in closed
+    assert "held 2 requests in flight and finished none, so no latency was measured" in closed
 
 
 def test_concurrency_held_counts_each_request_inside_the_window_only():
