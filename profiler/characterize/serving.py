@@ -140,10 +140,25 @@ def per_request(requests: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def token_gaps_ns(token_ns: np.ndarray | list[int]) -> np.ndarray:
+    """The gap before each token after the first (ns, float, shape (n - 1,)), per token, never per chunk: tokens that
+    arrive together (one streamed chunk carrying k tokens: k equal times) after a gap g each get g / k, as the
+    in-process deliveries do (metrics.md, ITL). Tokens that arrive with the first one have no gap of their own (they
+    are inside TTFT): NaN. `token_ns` non-decreasing."""
+    t = np.asarray(token_ns, dtype=float)
+    if t.size < 2:
+        return np.array([], dtype=float)
+    starts = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])  # the first token of each chunk
+    sizes = np.diff(np.r_[starts, t.size])
+    chunk_gap = np.r_[np.nan, np.diff(t[starts]) / sizes[1:]]
+    return np.repeat(chunk_gap, sizes)[1:]
+
+
 def itl_s(requests: pd.DataFrame) -> np.ndarray:
-    """Every gap between consecutive tokens of every finished request (s): per token, never per chunk."""
-    gaps = [np.diff(np.asarray(t, dtype=float)) / NS for t in requests["token_ns"] if t is not None and len(t) > 1]
-    return np.concatenate(gaps) if gaps else np.array([], dtype=float)
+    """Every gap between consecutive tokens of every finished request (s): per token, never per chunk (token_gaps_ns)."""
+    gaps = [token_gaps_ns(t) / NS for t in requests["token_ns"] if t is not None and len(t) > 1]
+    out = np.concatenate(gaps) if gaps else np.array([], dtype=float)
+    return out[~np.isnan(out)]
 
 
 def meets_slo(table: pd.DataFrame, slo: Any) -> pd.Series:
@@ -564,10 +579,12 @@ def context_gaps(requests: pd.DataFrame) -> pd.DataFrame:
         if tokens is None or len(tokens) < 2:
             continue
         t = np.asarray(tokens, dtype=np.int64)
-        index.append(np.full(len(t) - 1, int(i), dtype=np.int64))
-        context.append(int(inp) + np.arange(1, len(t), dtype=np.int64))
-        itl.append(np.diff(t).astype(float) / NS)
-        end.append(t[1:])
+        gaps = token_gaps_ns(t)
+        keep = ~np.isnan(gaps)  # tokens that came with the first one have no gap of their own
+        index.append(np.full(int(keep.sum()), int(i), dtype=np.int64))
+        context.append((int(inp) + np.arange(1, len(t), dtype=np.int64))[keep])
+        itl.append(gaps[keep] / NS)
+        end.append(t[1:][keep])
     if not index:
         return pd.DataFrame({"index": np.array([], dtype=np.int64), "context_tokens": np.array([], dtype=np.int64), "itl_s": [], "end_ns": []})
     return pd.DataFrame(

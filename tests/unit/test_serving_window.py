@@ -77,3 +77,16 @@ def test_a_closed_loop_outlasting_max_seconds_reports_its_concurrency_not_an_off
 def test_concurrency_held_counts_each_request_inside_the_window_only():
     rows = [record(0, 0.0, [1.0], "finished"), record(1, 1.0, [3.0], "finished")]  # 1 s + 2 s in 3 s
     assert concurrency_held(per_request(pd.DataFrame(rows))) == pytest.approx(1.0)
+
+
+def test_a_chunk_of_several_tokens_is_several_tokens_and_itl_stays_per_token():
+    """A streamed chunk carrying k tokens after a gap g (k equal arrival times) gives k gaps of g / k; tokens that come with
+    the first one are inside TTFT and have no gap of their own."""
+    from profiler.characterize.serving import itl_s, token_gaps_ns
+
+    ms = 1_000_000
+    tokens = [0, 0, 10 * ms, 40 * ms, 40 * ms, 40 * ms, 50 * ms]  # 2 tokens first, then 1, then 3 after 30 ms, then 1
+    gaps = token_gaps_ns(tokens)
+    assert gaps[0] != gaps[0] and list(gaps[1:]) == [10 * ms] * 5  # NaN, then 10 ms per token
+    table = pd.DataFrame({"token_ns": [tokens, [0, 20 * ms]]})
+    assert list(itl_s(table)) == pytest.approx([0.010] * 5 + [0.020])
