@@ -7,7 +7,6 @@ import pytest
 
 from profiler.measure.spans import SpanRecorder
 from profiler.measure.store import SPANS, PartWriter, merge_parts
-from profiler.plugin import StateLayer
 from profiler.run.child import SetupContextImpl
 from profiler.rundir import load_run
 from profiler.runmodel import DeclaredState
@@ -32,7 +31,7 @@ def run_with_recorder(tmp_path, workload) -> tuple[pd.DataFrame, dict]:
         workload.teardown()
     recorder.flush()
     merge_parts(tmp_path, SPANS)
-    declared = DeclaredState.from_layers([StateLayer(**x) for x in ctx.state_layers]) if ctx.state_layers else None
+    declared = DeclaredState.from_layers(list(ctx.state_layers)) if ctx.state_layers else None
     return pd.read_parquet(tmp_path / "spans.parquet"), {**ctx.facts, "declared_state": declared}
 
 
