@@ -206,13 +206,17 @@ INDEXED_OPS = tuple(_GATHERS) + tuple(_SCATTERS)
 
 def op_bytes(name: str, args: Any, kwargs: dict[str, Any], out: Any, torch: Any) -> tuple[int, int]:
     """(bytes read, bytes written) charged to one aten op by the byte model (module docstring). `name`: the op's
-    overload packet name ('embedding', 'index_copy_', 'mm'); args, kwargs, out: as dispatched."""
+    overload packet name ('embedding', 'index_copy_', 'mm'); args, kwargs, out: as dispatched. An indexing op called
+    with arguments its rule does not read (an overload it was not written for) gets the whole charge: the upper bound."""
     if name in NO_TRAFFIC:
         return 0, 0
-    if name in _GATHERS:
-        return _gathered(out, _GATHERS[name](args, kwargs), torch)
-    if name in _SCATTERS:
-        return _SCATTERS[name](args, kwargs, torch)
+    try:
+        if name in _GATHERS:
+            return _gathered(out, _GATHERS[name](args, kwargs), torch)
+        if name in _SCATTERS:
+            return _SCATTERS[name](args, kwargs, torch)
+    except (IndexError, KeyError, AttributeError, TypeError):  # an overload whose arguments the rule does not know: the whole charge
+        pass
     return _tensor_bytes(args, torch) + _tensor_bytes(kwargs, torch), _tensor_bytes(out, torch)
 
 
