@@ -337,7 +337,11 @@ class SetupContext(Protocol):
 
         Values must be JSON-serialisable. They are stored in summary.json under `facts` and
         shown in the report beside the measurements. What the phases mean is not a fact: it is
-        the workload's `declaration(params)`.
+        the workload's `declaration(params)`. Facts the profiler reads: `dtype` (torch's name
+        without `torch.`: MFU is against this machine's peak for it) and, from a decode workload,
+        `step_weight_bytes` (int, bytes: the weights one step reads, each once; with `state_bytes`
+        on the step spans it puts the step's MBU on the bytes a step must read,
+        profiler/characterize/roofline.py MBU_BASIS_RULE).
         """
 
     def declare_state(self, layers: list[StateLayer]) -> None:

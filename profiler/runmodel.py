@@ -356,26 +356,85 @@ class BoundClass(str, Enum):
     """The measured overhead share is near the threshold, or high under contention (roofline.BOUND_RULE)."""
 
 
+class MbuBasis(str, Enum):
+    """The bytes an MBU is computed from (profiler/characterize/roofline.py, MBU_BASIS_RULE)."""
+
+    REQUIRED = "required"
+    """Decode steps: the bytes a step must read, the weights once + the state read (metrics.md; the usual MBU of serving
+    papers: (parameter bytes + KV bytes) / TPOT)."""
+    COUNTED = "counted"
+    """Every other phase: the counted traffic of the unfused op-level byte model (profiler/measure/work.py), an upper bound."""
+
+    @property
+    def label(self) -> str:
+        return {"required": "bytes a step must read (weights once + state)", "counted": "counted traffic (upper bound)"}[self.value]
+
+
 class PhaseWork(Model):
-    """One phase's counted work against the measured ceilings (profiler/characterize/roofline.py)."""
+    """One phase's counted work against the measured ceilings (profiler/characterize/roofline.py).
+
+    Two byte figures: `bytes`, the counted traffic (upper bound) of every phase, and for a decode step `required_bytes`,
+    the bytes a step must read. `mbu` is on the basis `mbu_basis` names (required for decode steps, counted elsewhere);
+    `mbu_counted` is the counted traffic's MBU beside it. A summary written before the basis was recorded (no
+    `mbu_basis`) had its MBU on counted traffic: `basis()` and `counted_mbu()` read it as such, and it round-trips as
+    written."""
 
     spans_counted: int
     flops_counted: float
     flops_analytic: float
     flops: float
     bytes: float
+    """Counted traffic (upper bound): median bytes per span under the unfused op-level byte model (profiler/measure/work.py:
+    each op's inputs and outputs, indexing ops their rows). Intensity and the roofline position use it."""
     intensity_flop_per_byte: float | None = None
+    """flops / bytes (counted traffic)."""
     time_s: float | None = None
     time_source: str | None = None
     achieved_flops_per_s: float | None = None
     achieved_bytes_per_s: float | None = None
+    """Counted traffic (upper bound) / time_s."""
+    required_bytes: float | None = None
+    """Decode steps only (a step phase whose workload declares the fact `step_weight_bytes` and whose spans carry
+    `state_bytes`): the bytes a step must read = required_weight_bytes + required_state_bytes, in bytes. None: the phase's
+    MBU is on counted traffic."""
+    required_weight_bytes: float | None = None
+    """The weights one step reads, each once (the workload's fact `step_weight_bytes`), in bytes."""
+    required_state_bytes: float | None = None
+    """The state a step reads (KV cache or recurrent state): the median `state_bytes` of the measured step spans (whole
+    batch, after the step: the context the step attended over), in bytes."""
+    achieved_required_bytes_per_s: float | None = None
+    """required_bytes / time_s."""
     mfu: float | None = None
     mbu: float | None = None
+    """Achieved bytes/s on `mbu_basis` / the measured copy bandwidth (0..1): required_bytes / time_s for a decode step,
+    counted traffic / time_s for every other phase."""
+    mbu_basis: MbuBasis | None = None
+    """What `mbu` is computed from (MbuBasis); None where no bandwidth was calibrated, or in a summary written before the
+    basis was recorded, whose MBU was on counted traffic (read it through `basis()`)."""
+    mbu_counted: float | None = None
+    """Counted traffic (upper bound) / time_s / copy bandwidth: the op-level count's MBU, beside `mbu` (equal to it on the
+    counted basis). Read it through `counted_mbu()`: an older summary has only `mbu`."""
     ridge_flop_per_byte: float | None = None
     roofline_bound_flops_per_s: float | None = None
     bound: BoundClass | None = None
     bound_basis: str | None = None
     """The evidence behind `bound`: the overhead share measured by the operator mix, and the roofline position."""
+
+    def basis(self) -> MbuBasis | None:
+        """What `mbu` is computed from; a summary written before `mbu_basis` existed computed it from counted traffic."""
+        if self.mbu_basis is not None:
+            return self.mbu_basis
+        return MbuBasis.COUNTED if self.mbu is not None else None
+
+    def counted_mbu(self) -> float | None:
+        """The counted traffic's MBU (upper bound): `mbu_counted`, or an older summary's `mbu` (it was on counted traffic)."""
+        if self.mbu_counted is not None or self.mbu_basis is not None:
+            return self.mbu_counted
+        return self.mbu
+
+    def mbu_achieved_bytes_per_s(self) -> float | None:
+        """The achieved bytes/s `mbu` divides by the bandwidth: on its basis."""
+        return self.achieved_required_bytes_per_s if self.basis() == MbuBasis.REQUIRED else self.achieved_bytes_per_s
 
 
 class Work(Model):
@@ -387,6 +446,11 @@ class Work(Model):
     """Phase -> why its count covers one thread only."""
     mfu_unavailable: str | None = None
     """Why MFU (and so the bound class) is missing although work was counted."""
+    mbu_basis_rule: str = ""
+    """Which bytes each phase's MBU is computed from (roofline.MBU_BASIS_RULE)."""
+    required_unavailable: str | None = None
+    """Why the main phase's MBU is on counted traffic although it is a decode step (its workload declared
+    `step_weight_bytes` but the bytes a step must read could not be computed)."""
     ceiling_exceeded: dict[str, str] = Field(default_factory=dict)
     """Phase -> why its MFU or MBU (and so its bound class) is not shown: its achieved FLOP/s or bytes/s is above the
     calibrated ceiling, so the ceiling is wrong for it (metrics.md: never a utilization above 100%)."""
@@ -412,15 +476,22 @@ class Work(Model):
         """A stored MFU or MBU above 1 (a summary written before the roofline checked its ceilings) is withdrawn with
         the reason, so no reader shows a utilization above 100%."""
         for phase, e in self.phases.items():
-            rates = {"mfu": (e.achieved_flops_per_s, "FLOP/s", "matmul peak"), "mbu": (e.achieved_bytes_per_s, "B/s", "copy bandwidth")}
+            required = e.basis() == MbuBasis.REQUIRED
+            rates = {
+                "mfu": (e.achieved_flops_per_s, "FLOP/s", "matmul peak"),
+                "mbu": (e.mbu_achieved_bytes_per_s(), "B/s", "copy bandwidth, bytes a step must read" if required else "copy bandwidth"),
+                "mbu_counted": (e.achieved_bytes_per_s, "B/s", "copy bandwidth, counted traffic"),
+            }
             over = {name: getattr(e, name) for name in rates if (getattr(e, name) or 0.0) > 1}
             if not over:
                 continue
             beaten = []
             for name, value in over.items():
+                setattr(e, name, None)
+                if name == "mbu_counted" and "mbu" in over and not required:
+                    continue  # on the counted basis the two are one figure: said once
                 achieved, unit, which = rates[name]
                 beaten.append(beaten_ceiling(achieved, achieved / value if achieved else None, unit, which))
-                setattr(e, name, None)
             self.ceiling_exceeded.setdefault(phase, ceiling_exceeded_reason(beaten))
             e.bound = None
         return self

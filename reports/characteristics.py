@@ -210,7 +210,11 @@ def _utilisation(view: WorkloadView, attr: str, unit: str) -> Value:
     value = getattr(work, attr) if work else None
     if value is None:
         return Value(None, unit, why=_why_work(view) if work is None else _why_no_ceiling(view, attr))
-    return Value(value, unit, samples=view.phase_latencies_s(view.main_phase), basis=f"'{view.main_phase}'")
+    basis = f"'{view.main_phase}'"
+    mbu_basis = work.basis() if attr == "mbu" and work is not None else None
+    if mbu_basis is not None:
+        basis += f": {mbu_basis.label}"  # a decode step's bytes it must read; counted traffic elsewhere
+    return Value(value, unit, samples=view.phase_latencies_s(view.main_phase), basis=basis)
 
 
 @characteristic("mfu", label="MFU", short="MFU", kind=Kind.DERIVED, better=Better.HIGHER)

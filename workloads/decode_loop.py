@@ -132,6 +132,23 @@ def parameter_facts(model: Any) -> dict[str, Any]:
     return {"param_count": count, "param_bytes": sum(t.numel() * t.element_size() for t in params)}
 
 
+def step_weight_bytes(model: Any, batch: int) -> int:
+    """Bytes of weights one decode step of `batch` sequences reads, each once: every parameter (a tied table counted
+    once), except embedding tables looked up by index (the input tokens' table when untied, GPT-2's learned positions),
+    of which a step reads only `batch` rows (row bytes = width x dtype bytes). A table the output projection also uses
+    (tied) is read whole by it. The weights half of a decode step's MBU basis (profiler/characterize/roofline.py,
+    MBU_BASIS_RULE): declared as the fact `step_weight_bytes`."""
+    import torch
+
+    total = parameter_facts(model)["param_bytes"]
+    output = model.get_output_embeddings()
+    tied = output.weight if output is not None else None
+    tables = {id(m.weight): m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.weight is not tied}
+    for table in tables.values():  # [rows, width]
+        total += (batch - table.shape[0]) * table[0].numel() * table.element_size()
+    return total
+
+
 @cache
 def cache_argument(model_class: type) -> str:
     """The forward() keyword that takes the cache: transformers renamed it over 5.x

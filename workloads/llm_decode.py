@@ -18,7 +18,17 @@ from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, OneOf, SetupContext, Trait
 
-from .decode_loop import attention_facts, build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import (
+    attention_facts,
+    build_causal_lm,
+    compile_mode,
+    compiled_step,
+    greedy_decode,
+    parameter_facts,
+    random_prompt,
+    resolve_dtype,
+    step_weight_bytes,
+)
 from .llm_presets import LLM_PRESETS, build_config
 from .params import DecodeParams
 from .state_layers import cache_state_bytes, declared_state_layers, formula_state_bytes
@@ -93,6 +103,7 @@ class LLMDecode:
             **attention_facts(model, p.attn_implementation),
             **facts,
             non_embedding_param_count=facts["param_count"] - embedding - (0 if tied else output.weight.numel()),
+            step_weight_bytes=step_weight_bytes(model, p.batch_size),
             layers=text.num_hidden_layers,
             state_kind="transformers DynamicCache; per layer: " + ", ".join(f"{x.count} x {x.kind}" for x in layers),
             batch_size=p.batch_size,

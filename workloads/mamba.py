@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from profiler.plugin import Declaration, Mark, OneOf, SetupContext, StateLayer, Trait
 
-from .decode_loop import build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype
+from .decode_loop import build_causal_lm, compile_mode, compiled_step, greedy_decode, parameter_facts, random_prompt, resolve_dtype, step_weight_bytes
 from .mamba_presets import (
     ANALYTIC_SCAN,
     MAMBA_PRESETS,
@@ -165,6 +165,7 @@ class Mamba:
             published_param_count=PUBLISHED_PARAMS.get(p.preset_name or ""),
             dtype=str(dtype).removeprefix("torch."),
             **parameter_facts(self.model),
+            step_weight_bytes=step_weight_bytes(self.model, p.batch_size),
             layers=cfg.num_hidden_layers,
             state_kind="transformers DynamicCache; per layer: " + ", ".join(f"{x.count} x {x.kind}" + (" + recurrent" * x.with_recurrent) for x in layers),
             **state_facts(cfg, layers, probe_cache),

@@ -3,11 +3,22 @@ measured ceilings (calibrate.py). Pure pandas: reports can recompute it from a r
 
 Definitions (metrics.md):
 - FLOPs per span = counted (FlopCounterMode) + analytic (workload-declared), medians per phase;
-- bytes per span = the unfused op-level traffic model of work.py;
-- arithmetic intensity = FLOPs / bytes; roofline bound = min(peak FLOP/s, bandwidth x intensity);
+- bytes per span = the unfused op-level traffic model of work.py ("counted traffic", an upper bound);
+- arithmetic intensity = FLOPs / counted bytes; roofline bound = min(peak FLOP/s, bandwidth x intensity);
 - achieved FLOP/s and bytes/s use the phase's median time (device time from CUDA events where
   recorded, else host time); MFU = achieved FLOP/s / measured peak for the workload's dtype;
-  MBU = achieved bytes/s / measured copy bandwidth;
+- MBU = achieved bytes/s / measured copy bandwidth, on one of two bases (MBU_BASIS_RULE). A decode
+  step: the bytes a step must read = the weights read once (the workload's fact `step_weight_bytes`)
+  + the state read (the median `state_bytes` of the measured step spans: the KV cache at the step's
+  context, or the recurrent state), over the median step time: metrics.md's "(parameter bytes +
+  state bytes read) / TPOT", the MBU of serving write-ups (Databricks, "LLM Inference Performance
+  Engineering: Best Practices", 2023: (model parameter bytes + KV cache bytes) / TPOT; gpt-fast's
+  "bandwidth achieved" is the same without the KV term). The weights are those a step reads: an
+  untied input embedding table only for its looked-up rows (workloads/decode_loop.py:
+  step_weight_bytes), which those write-ups count whole. Every other phase (prefill, diffusion
+  and action-head steps, stages, whole requests): the counted traffic over its median time. The
+  counted traffic's MBU is kept beside a decode step's as `mbu_counted`, "counted traffic (upper
+  bound)": it also charges activations and every re-read, so it overstates what a step must move;
 - bound class (BOUND_RULE): overhead-bound only where the phase's measured overhead dominates:
   the operator mix's host/framework share of the phase on the CPU (Python and framework time
   outside any op), its device-idle fraction on CUDA (the GPU waiting on launches and the host).
@@ -34,7 +45,7 @@ from typing import Any, cast
 import pandas as pd
 
 from ..measure.opmix import HOST
-from ..runmodel import beaten_ceiling, ceiling_exceeded_reason
+from ..runmodel import MbuBasis, beaten_ceiling, ceiling_exceeded_reason
 
 OVERHEAD_SHARE = 0.5
 NEAR_SHARE = 0.1
@@ -45,6 +56,34 @@ BOUND_RULE = (
     f"(peak FLOP/s / copy bandwidth), else memory-bound; inconclusive between the two, and at or above {CONTENDED_BELOW:.0%} under contention"
 )
 
+MBU_BASIS_RULE = (
+    "decode steps (the step phase of a workload that declares step_weight_bytes, with state_bytes on its spans): MBU = (weights read once "
+    "+ state read at the step's context) / median step time / copy bandwidth; every other phase (prefill, diffusion and action-head steps, "
+    "stages, requests): counted traffic (upper bound) / median time / copy bandwidth"
+)
+STEP_WEIGHT_BYTES = "step_weight_bytes"
+"""The fact a decode workload declares: the bytes of weights one step reads, each once (plugin.SetupContext.declare)."""
+
+
+def required_bytes(spans: pd.DataFrame, step: str | None, weight_bytes: Any) -> tuple[dict[str, dict[str, float]], str | None]:
+    """The bytes a decode step must read (MBU_BASIS_RULE), as ({step: {"bytes", "weights", "state"}}, None), in bytes.
+
+    `spans`: the measured spans (columns phase, state_bytes); `step`: the declared step phase; `weight_bytes`: the fact
+    STEP_WEIGHT_BYTES. State = median `state_bytes` of the step spans (whole batch). ({}, None) where the workload declared
+    no weights (its MBU is on counted traffic); ({}, why) where it did but the bytes cannot be computed."""
+    if step is None or weight_bytes is None:
+        return {}, None
+    if isinstance(weight_bytes, bool) or not isinstance(weight_bytes, (int, float)) or not 0 < weight_bytes < float("inf"):
+        return {}, f"the fact {STEP_WEIGHT_BYTES} ({weight_bytes!r}) is not a positive number of bytes"
+    s = spans.loc[spans["phase"] == step] if not spans.empty and "phase" in spans else pd.DataFrame()
+    if s.empty:
+        return {}, f"no measured span of the step phase '{step}'"
+    state = cast(pd.Series, pd.to_numeric(cast(pd.Series, s["state_bytes"]), errors="coerce")).dropna() if "state_bytes" in s else pd.Series(dtype=float)
+    if state.empty:
+        return {}, f"the spans of '{step}' carry no state_bytes, so the state a step reads is not known"
+    read = float(state.median())
+    return {step: {"bytes": float(weight_bytes) + read, "weights": float(weight_bytes), "state": read}}, None
+
 
 def work_by_phase(
     work: pd.DataFrame,
@@ -53,11 +92,13 @@ def work_by_phase(
     dtype: str | None,
     overhead: dict[str, tuple[float, str]] | None = None,
     contended: bool = False,
+    required: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Per phase: FLOPs (counted / analytic), bytes, intensity, achieved rates, MFU, MBU, bound class and its basis.
 
     `overhead`: phase -> (measured overhead share 0..1, what it is) from the operator mix (`overhead_shares`);
-    `contended`: the workload ran under contention (runmodel.Contention). See BOUND_RULE."""
+    `contended`: the workload ran under contention (runmodel.Contention). See BOUND_RULE. `required`: phase -> the bytes
+    a decode step must read (`required_bytes`): those phases' MBU is on that basis (MBU_BASIS_RULE)."""
     if work.empty:
         return {}
     peak = ((calibration or {}).get("matmul_flops_per_s") or {}).get(dtype or "", None)
@@ -76,6 +117,9 @@ def work_by_phase(
             "bytes": moved,
             "intensity_flop_per_byte": flops / moved if moved else None,
         }
+        need = (required or {}).get(str(phase))
+        if need is not None:
+            entry.update(required_bytes=need["bytes"], required_weight_bytes=need["weights"], required_state_bytes=need["state"])
         timing = phases.get(str(phase), {})
         seconds, source = _phase_seconds(timing)
         if seconds:
@@ -83,6 +127,8 @@ def work_by_phase(
             entry["time_source"] = source
             entry["achieved_flops_per_s"] = flops / seconds
             entry["achieved_bytes_per_s"] = moved / seconds
+            if need is not None:
+                entry["achieved_required_bytes_per_s"] = need["bytes"] / seconds
             _utilisation(entry, peak, bandwidth, dtype)
         if peak and bandwidth:
             entry["ridge_flop_per_byte"] = peak / bandwidth
@@ -107,12 +153,30 @@ def _utilisation(entry: dict[str, Any], peak: float | None, bandwidth: float | N
         else:
             beaten.append(beaten_ceiling(entry["achieved_flops_per_s"], peak, "FLOP/s", f"{dtype} matmul peak"))
     if bandwidth:
-        if entry["achieved_bytes_per_s"] <= bandwidth:
-            entry["mbu"] = entry["achieved_bytes_per_s"] / bandwidth
-        else:
-            beaten.append(beaten_ceiling(entry["achieved_bytes_per_s"], bandwidth, "B/s", "copy bandwidth; a working set that stays in cache also beats it"))
+        _mbu(entry, bandwidth, beaten)
     if beaten:
         entry["ceiling_exceeded"] = ceiling_exceeded_reason(beaten)
+
+
+def _mbu(entry: dict[str, Any], bandwidth: float, beaten: list[str]) -> None:
+    """`mbu` on its basis (MBU_BASIS_RULE) and `mbu_counted` into `entry`, each only within the bandwidth; what beat it
+    appended to `beaten`."""
+    counted = entry["achieved_bytes_per_s"]
+    if counted <= bandwidth:
+        entry["mbu_counted"] = counted / bandwidth
+    else:
+        beaten.append(beaten_ceiling(counted, bandwidth, "B/s", "copy bandwidth, counted traffic; a working set that stays in cache also beats it"))
+    required = entry.get("achieved_required_bytes_per_s")
+    if required is None:
+        entry["mbu_basis"] = MbuBasis.COUNTED.value
+        if "mbu_counted" in entry:
+            entry["mbu"] = entry["mbu_counted"]
+        return
+    entry["mbu_basis"] = MbuBasis.REQUIRED.value
+    if required <= bandwidth:
+        entry["mbu"] = required / bandwidth
+    else:
+        beaten.append(beaten_ceiling(required, bandwidth, "B/s", "copy bandwidth, bytes a step must read; weights that stay in cache also beat it"))
 
 
 def _phase_seconds(timing: dict[str, Any]) -> tuple[float | None, str]:

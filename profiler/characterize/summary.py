@@ -58,7 +58,7 @@ from .analysis import (
     timed_spans,
 )
 from .energy import energy_summary
-from .roofline import BOUND_RULE, overhead_shares, work_by_phase
+from .roofline import BOUND_RULE, MBU_BASIS_RULE, STEP_WEIGHT_BYTES, overhead_shares, required_bytes, work_by_phase
 from .scaling import position_fits
 from .serving import serving_summary, serving_warnings
 from .stats import NOISY_IQR_OVER_MEDIAN, describe, noisy
@@ -218,7 +218,7 @@ def build_summary(
     summary.operator_mix, why = guarded("the operator mix analysis", lambda: _opmix(passes, summary, child)) or (None, "its analysis failed (see problems)")
     if why:
         unavailable["operator_mix"] = why
-    summary.work, why = guarded("the work analysis", lambda: _work(passes, summary, child)) or (None, "its analysis failed (see problems)")
+    summary.work, why = guarded("the work analysis", lambda: _work(passes, summary, child, spans, declaration)) or (None, "its analysis failed (see problems)")
     if why:
         unavailable["work"] = why
     summary.energy, why = guarded("the energy analysis", lambda: _energy(spans, samples, passes)) or (None, "its analysis failed (see problems)")
@@ -397,7 +397,9 @@ def _declaration_warnings(spans: pd.DataFrame, declaration: Declaration) -> list
     return out
 
 
-def _work(passes: Passes, summary: WorkloadSummary, child: ChildRecord) -> tuple[Work | None, str | None]:
+def _work(passes: Passes, summary: WorkloadSummary, child: ChildRecord, spans: pd.DataFrame, declaration: Declaration) -> tuple[Work | None, str | None]:
+    """The counted work against the ceilings; a decode step's MBU on the bytes it must read (roofline.MBU_BASIS_RULE:
+    the fact STEP_WEIGHT_BYTES + the measured step spans' state_bytes)."""
     if not passes.count_work:
         return None, "measure.count_work is off"
     if passes.work is None or passes.work.empty:
@@ -406,8 +408,15 @@ def _work(passes: Passes, summary: WorkloadSummary, child: ChildRecord) -> tuple
     dtype = summary.facts.get("dtype")
     overhead = overhead_shares(summary.operator_mix.model_dump() if summary.operator_mix else None, summary.device.startswith("cuda"))
     contended = bool(summary.contention and summary.contention.contended)
-    table = work_by_phase(passes.work, phases, passes.calibration, dtype, overhead, contended)
-    work = Work(phases=table, bound_rule=BOUND_RULE, mfu_unavailable=_why_no_peak(passes.calibration, dtype))
+    required, why_not_required = required_bytes(spans, declaration.step, summary.facts.get(STEP_WEIGHT_BYTES))
+    table = work_by_phase(passes.work, phases, passes.calibration, dtype, overhead, contended, required)
+    work = Work(
+        phases=table,
+        bound_rule=BOUND_RULE,
+        mbu_basis_rule=MBU_BASIS_RULE,
+        required_unavailable=why_not_required,
+        mfu_unavailable=_why_no_peak(passes.calibration, dtype),
+    )
     why = None if passes.calibration else "MFU, MBU and bound class need the machine's ceilings; calibration failed (see calibration.json)"
     for phase in child.work_uncounted_phases:
         work.uncounted_phases[phase] = "its spans ran only on other threads; the counters (torch dispatch modes) see one thread"

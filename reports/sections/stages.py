@@ -73,7 +73,7 @@ def _stage_table(ctx: ReportContext, views: dict[str, WorkloadView]) -> Table:
         Column("tokens/s", title="the stage's summed `tokens` over its summed time"),
         Column("bound class", "l", title="from the counted work of the stage's spans (see Work against the ceilings)"),
         Column("MFU"),
-        Column("MBU"),
+        Column("MBU", title="achieved bytes/s / copy bandwidth, on the stage's basis (see Work): counted traffic (upper bound) unless it is a decode step"),
     ]
     rows = []
     for name, v in views.items():

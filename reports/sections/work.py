@@ -1,6 +1,9 @@
 """Work, intensity and ceilings: FLOPs and bytes per phase (counted and analytic), intensity,
 achieved rates, MFU, MBU and bound class against this machine's measured ceilings, and the
-roofline. The main phase (declared step, else request) is marked. A phase that beat a ceiling
+roofline. The main phase (declared step, else request) is marked. Bytes are shown twice where
+both apply: the counted traffic (upper bound) of every phase, and for a decode step the bytes it
+must read (weights once + state), the basis of its MBU (runmodel.MbuBasis); the counted
+traffic's MBU stays beside it, labelled. A phase that beat a ceiling
 shows why in place of a percentage (runmodel.Work.ceiling_exceeded), never a utilization above
 100%; the ceilings are shown with their spread and where they came from (the cache and its age)."""
 
@@ -10,7 +13,7 @@ from typing import Any
 
 from profiler.format import duration, percent, si, sig
 from profiler.plugin import ITERATION
-from profiler.runmodel import Calibration, CeilingSpread, PhaseWork
+from profiler.runmodel import Calibration, CeilingSpread, MbuBasis, PhaseWork
 
 from .. import figures
 from ..context import ReportContext
@@ -24,12 +27,14 @@ def build(ctx: ReportContext) -> dict[str, Any]:
     columns = [
         Column("phase", "l"),
         Column("FLOPs", title="counted by FlopCounterMode, plus analytic formulas declared by the workload"),
-        Column("bytes", title="unfused op-level traffic"),
-        Column("intensity"),
+        Column("counted bytes", title=f"{MbuBasis.COUNTED.label}: unfused op-level traffic, inputs and outputs of every op (indexing ops: their rows)"),
+        Column("must read", title="decode steps: the bytes a step must read, weights once + the state at the step's context; the basis of their MBU"),
+        Column("intensity", title="FLOPs / counted bytes"),
         Column("time", title="median per span; host or device time"),
-        Column("achieved"),
+        Column("achieved", title="FLOP/s; below it, counted bytes/s"),
         Column("MFU"),
-        Column("MBU"),
+        Column("MBU", title="achieved bytes/s on the basis named below the value / the measured copy bandwidth"),
+        Column("MBU counted", title=f"{MbuBasis.COUNTED.label}: counted bytes / time / copy bandwidth"),
         Column("bound", "l"),
     ]
     rows: list[Row] = []
@@ -49,6 +54,10 @@ def build(ctx: ReportContext) -> dict[str, Any]:
         ]
         + [f"{name}: {phase}: no MFU/MBU shown: {why}" for name, v in ctx.views.items() if v.work for phase, why in v.work.ceiling_exceeded.items()],
         "bound_rules": sorted(rules),
+        "mbu_rules": sorted({v.work.mbu_basis_rule for v in ctx.views.values() if v.work and v.work.mbu_basis_rule}),
+        "required_unavailable": [
+            f"{name}: MBU on counted traffic: {v.work.required_unavailable}" for name, v in ctx.views.items() if v.work and v.work.required_unavailable
+        ],
         "roofline": ctx.figure(_roofline(ctx, cal), "roofline"),
     }
 
@@ -70,17 +79,35 @@ def _phase_cells(view: WorkloadView, phase: str, e: PhaseWork) -> list[Cell]:
         Cell(phase, sub=" · ".join(notes) or None, cls="l", title=partial.get(phase)),
         Cell(si(e.flops, "FLOP"), sub=f"incl. {si(e.flops_analytic, 'FLOP')} analytic" if e.flops_analytic else None, title=f"{e.spans_counted} spans counted"),
         Cell(si(e.bytes, "B")),
+        _required(e),
         Cell(f"{sig(e.intensity_flop_per_byte)} FLOP/B" if e.intensity_flop_per_byte is not None else "—"),
         Cell(duration(e.time_s), sub=e.time_source),
         Cell(si(e.achieved_flops_per_s, "FLOP/s"), sub=si(e.achieved_bytes_per_s, "B/s")),
         _utilisation(e.mfu, beaten),
-        _utilisation(e.mbu, beaten),
+        _mbu(e, beaten),
+        _utilisation(e.counted_mbu(), beaten),
         Cell(
             e.bound.value if e.bound else "—",
             cls="l" if e.bound else "l na",
             title=e.bound_basis if e.bound else beaten or e.bound_basis or "no ceilings or no counted bytes",
         ),
     ]
+
+
+def _required(e: PhaseWork) -> Cell:
+    """The bytes a decode step must read, weights + state below it; a dash for a phase whose MBU is on counted traffic."""
+    if e.required_bytes is None:
+        return Cell("—", title="not a decode step: its MBU is on counted traffic (upper bound)")
+    return Cell(si(e.required_bytes, "B"), sub=f"{si(e.required_weight_bytes, 'B')} weights + {si(e.required_state_bytes, 'B')} state")
+
+
+def _mbu(e: PhaseWork, beaten: str | None) -> Cell:
+    """MBU with its basis below it (must read, or counted traffic)."""
+    cell, basis = _utilisation(e.mbu, beaten), e.basis()
+    if basis is not None and "na" not in cell.cls:
+        cell.sub = "must read" if basis == MbuBasis.REQUIRED else "counted"
+        cell.title = basis.label
+    return cell
 
 
 def _utilisation(value: float | None, beaten: str | None) -> Cell:

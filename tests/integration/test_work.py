@@ -58,7 +58,7 @@ def test_tiny_decode_pass_counts_attention_on_cpu():
     decode = work[work["phase"] == "decode_step"]
     expected = [formula(build_config("llama-tiny"), model_params, 32 + k) for k in (1, 2, 3)]
     assert list(decode["flops_counted"]) == pytest.approx(expected, rel=0.01)
-    assert (decode["bytes_moved"] > 44_569_088 * 4).all()  # every weight is read at least once
+    assert (decode["bytes_moved"] > model_params * 4).all()  # every weight is read at least once (of the untied input table, one row)
 
 
 @pytest.mark.parametrize(

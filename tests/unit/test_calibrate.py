@@ -464,7 +464,7 @@ def test_a_phase_that_beats_a_ceiling_has_no_utilization_but_a_reason():
     assert summary.work.ceiling_exceeded == {
         "gemm": "achieved 1.20 TFLOP/s above the calibrated 1.00 TFLOP/s (float32 matmul peak): the ceiling is too low for this phase "
         "(recalibrate: python -m profiler calibrate --force)",
-        "copy": "achieved 60.0 GB/s above the calibrated 50.0 GB/s (copy bandwidth; a working set that stays in cache also beats it): "
+        "copy": "achieved 60.0 GB/s above the calibrated 50.0 GB/s (copy bandwidth, counted traffic; a working set that stays in cache also beats it): "
         "the ceiling is too low for this phase (recalibrate: python -m profiler calibrate --force)",
     }
     # the iteration: 1.2e10 FLOP and 7e8 B in 20 ms = 0.6 TFLOP/s and 35 GB/s, within both ceilings
