@@ -848,6 +848,11 @@ class Serving(Model):
     queue_share: float | None = None
     """Median over finished measured requests of queueing delay / E2E."""
     slo_attainment: float | None = None
+    """Share of the measured requests that were sent and meet every SLO (a request never sent, its send time past
+    max_seconds, was never offered to the engine and is left out)."""
+    queue_trend_s: tuple[float, float] | None = None
+    """Median queueing delay of the first and of the last quarter of finished measured requests by arrival (s): queue_s,
+    else TTFT where the engine reports no scheduling; None below 8 finished (characterize/serving.py: queue_trend)."""
     goodput_rps: float | None = None
     qoe: Stats = Field(default_factory=lambda: Stats(count=0))
     qoe_at_least_0_9: float | None = None

@@ -331,7 +331,8 @@ def serving_summary(
         gaps = np.diff(sent)
         cv = float(gaps.std(ddof=1) / gaps.mean()) if gaps.mean() > 0 else None
         cv_ci = cv_interval(gaps, seed)
-    ok = meets_slo(measured, objective.slo)
+    offered_m = measured.loc[measured["status"] != "not_sent"]  # a request never sent was never offered to the engine
+    ok = meets_slo(offered_m, objective.slo)
     qoe = [qoe_of((np.asarray(t, dtype=float) - a) / NS, objective.qoe) for t, a in zip(done["token_ns"], done["arrival_ns"], strict=True)]
     stats = {name: Stats(**describe(done[name].to_numpy(dtype=float), seed)) for name in ("queue_s", "ttft_s", "tpot_s", "e2e_s")}
     share = (done["queue_s"] / done["e2e_s"]).replace([np.inf, -np.inf], np.nan).dropna()
@@ -350,6 +351,7 @@ def serving_summary(
         window_s=window,
         window_ended_at_stop=stopped is not None and bool(measured["status"].isin(UNENDED).any()),
         concurrency_held=concurrency_held(table, stopped),
+        queue_trend_s=queue_trend(done),
         offered_rate_rps=offered,
         arrival_cv=cv,
         arrival_cv_ci95=cv_ci,
@@ -357,7 +359,7 @@ def serving_summary(
         output_tokens_per_s=float(done["tokens"].sum()) / window if window else None,
         itl_s=Stats(**describe(itl_s(done), seed)),
         queue_share=float(share.median()) if len(share) else None,
-        slo_attainment=float(ok.mean()) if len(measured) else None,
+        slo_attainment=float(ok.mean()) if len(offered_m) else None,
         goodput_rps=float(ok.sum()) / window if window else None,
         qoe=Stats(**describe(qoe, seed)),
         qoe_at_least_0_9=float(np.mean(np.asarray(qoe) >= 0.9)) if qoe else None,
@@ -450,7 +452,27 @@ def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame
 
 
 KEEPS_UP = 0.9
-"""Below this share of the offered rate served, the engine is called overloaded."""
+"""Below this share of the offered rate served, with measured requests cut off by max_seconds, the run is too short
+to tell an overloaded engine from long requests."""
+OVERLOAD_GROWTH = 2.0
+OVERLOAD_MIN_S = 0.010
+"""An open loop is called overloaded when the queueing delay of its last quarter of requests is at least OVERLOAD_GROWTH
+times its first quarter's and at least OVERLOAD_MIN_S longer: the queue grew through the run (queue_trend)."""
+TREND_MIN_REQUESTS = 8
+
+
+def queue_trend(done: pd.DataFrame) -> tuple[float, float] | None:
+    """(median queueing delay of the first quarter, of the last quarter) of the finished measured requests in arrival
+    order, in s: queue_s where the engine reports when it scheduled a request, else TTFT (a server over HTTP reports no
+    scheduling; prefill is inside it then). None below TREND_MIN_REQUESTS finished requests."""
+    if len(done) < TREND_MIN_REQUESTS:
+        return None
+    ordered = done.sort_values("arrival_ns")
+    delay = ordered["queue_s"] if bool(ordered["queue_s"].notna().any()) else ordered["ttft_s"]
+    values = delay.to_numpy(dtype=float)
+    quarter = len(values) // 4
+    first, last = np.nanmedian(values[:quarter]), np.nanmedian(values[-quarter:])
+    return (float(first), float(last)) if np.isfinite(first) and np.isfinite(last) else None
 
 
 def _unended(serving: Any) -> tuple[int, int]:
@@ -478,18 +500,41 @@ def closed_loop_warnings(serving: Any) -> list[str]:
 
 
 def open_loop_warnings(serving: Any) -> list[str]:
-    """An open loop served below its offered rate: overloaded (the queue grew), or, when measured requests were still
-    in flight as max_seconds stopped the run, a run too short to tell overload from long requests."""
-    if not serving.offered_rate_rps or serving.throughput_rps is None or serving.throughput_rps >= KEEPS_UP * serving.offered_rate_rps:
-        return []
-    rates = f"offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s"
+    """An open loop whose queue grew through the run (queue_trend: overloaded), or that served below its offered rate
+    while measured requests were cut off by max_seconds (too short a run to tell overload from long requests)."""
+    out = []
+    trend = serving.queue_trend_s
+    if trend is not None and trend[1] >= OVERLOAD_GROWTH * trend[0] and trend[1] - trend[0] >= OVERLOAD_MIN_S:
+        out.append(
+            f"overloaded: the queueing delay grew from {trend[0]:.3g} s (median, first quarter of the requests) to {trend[1]:.3g} s (last quarter): "
+            "the queue grew through the run, so its latencies depend on how long the run was"
+        )
     unended, _ = _unended(serving)
-    if unended:
-        return [
-            f"{rates}, but {unended} of {serving.measured_requests} measured requests had not ended when max_seconds stopped the run: too short a "
-            "run to tell an overloaded engine from long requests; raise measure.max_seconds"
-        ]
-    return [f"overloaded: {rates}: the queue grew through the run, so its latencies depend on how long the run was"]
+    served_less = serving.offered_rate_rps and serving.throughput_rps is not None and serving.throughput_rps < KEEPS_UP * serving.offered_rate_rps
+    if unended and served_less:
+        out.append(
+            f"offered {serving.offered_rate_rps:.3g} req/s, served {serving.throughput_rps:.3g} req/s, but {unended} of {serving.measured_requests} "
+            "measured requests had not ended when max_seconds stopped the run: too short a run to tell an overloaded engine from long "
+            "requests; raise measure.max_seconds"
+        )
+    return out
+
+
+def outcome_warnings(serving: Any) -> list[str]:
+    """Measured requests that failed, that were never sent (their send time fell after max_seconds), or a run in which
+    none finished: said in the terminal, not only in the report's table."""
+    counts, measured = serving.measured_status_counts, serving.measured_requests
+    out = []
+    if counts.get("failed"):
+        out.append(f"{counts['failed']} of {measured} measured requests failed (the engine's errors are in requests.parquet, column error)")
+    if counts.get("not_sent") and serving.load.pattern != "closed":  # a closed loop says it in its own line
+        out.append(
+            f"{counts['not_sent']} of {measured} measured requests were never sent: their send time fell after max_seconds stopped the run "
+            "(left out of SLO attainment); raise measure.max_seconds or send fewer requests"
+        )
+    if measured and not counts.get(FINISHED) and serving.load.pattern != "closed":
+        out.append(f"none of the {measured} measured requests finished: no latency was measured")
+    return out
 
 
 def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
@@ -500,6 +545,8 @@ def serving_warnings(serving: Any, facts: LoadFacts) -> list[str]:
         out.extend(closed_loop_warnings(serving))
     elif serving is not None:
         out.extend(open_loop_warnings(serving))
+    if serving is not None:
+        out.extend(outcome_warnings(serving))
     fitted = facts.long_requests
     if fitted is not None and fitted.touched:
         how = f"scaled by {fitted.factor:.3g}" if fitted.policy == "scale" and fitted.factor is not None else "clipped"

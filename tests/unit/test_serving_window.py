@@ -15,8 +15,9 @@ S = 1_000_000_000
 SIZES = {"input": {"fixed": 4}, "output": {"fixed": 2}}
 
 
-def record(index: int, arrival_s: float | None, tokens_s: list[float] | None, status: str, sent_s: float | None = None) -> dict:
-    """One row of requests.parquet (run/serve.py), times in seconds from 0 turned into ns."""
+def record(index: int, arrival_s: float | None, tokens_s: list[float] | None, status: str, sent_s: float | None = None, queued_s: float = 0.0) -> dict:
+    """One row of requests.parquet (run/serve.py), times in seconds from 0 turned into ns; the engine schedules it
+    `queued_s` after its arrival."""
     arrival = None if arrival_s is None else round(arrival_s * S)
     tokens = None if tokens_s is None else [round(t * S) for t in tokens_s]
     return {
@@ -27,7 +28,7 @@ def record(index: int, arrival_s: float | None, tokens_s: list[float] | None, st
         "scheduled_send_s": arrival_s or 0.0,
         "arrival_ns": arrival,
         "sent_ns": None if arrival is None else round((sent_s if sent_s is not None else arrival_s) * S),
-        "scheduled_ns": arrival,
+        "scheduled_ns": None if arrival is None else arrival + round(queued_s * S),
         "token_ns": tokens,
         "finished_ns": tokens[-1] if tokens else None,
         "status": status,
@@ -90,3 +91,34 @@ def test_a_chunk_of_several_tokens_is_several_tokens_and_itl_stays_per_token():
     assert gaps[0] != gaps[0] and list(gaps[1:]) == [10 * ms] * 5  # NaN, then 10 ms per token
     table = pd.DataFrame({"token_ns": [tokens, [0, 20 * ms]]})
     assert list(itl_s(table)) == pytest.approx([0.010] * 5 + [0.020])
+
+
+OPEN8 = {"pattern": "poisson", "rate": 8.0, "requests": 12, "sizes": SIZES}
+
+
+def test_overload_is_a_queue_that_grew_not_a_short_run_served_below_its_offered_rate():
+    # 12 requests 1/8 s apart, none queued, each 0.5 s from arrival to its last token: 12 served in 1.875 s (6.4 req/s)
+    # against 8 offered, below 0.9 x, as a short run's drain tail makes it; not an overload
+    rows = [record(i, i / 8, [i / 8 + 0.05, i / 8 + 0.5], "finished") for i in range(12)]
+    load = LoadConfig.model_validate(OPEN8)
+    facts = LoadFacts(pattern="poisson", requests=12, measured_requests=12, end_ns=2 * S)
+    calm = serving_summary(pd.DataFrame(rows), None, facts, load, Objective())
+    assert calm.throughput_rps < 0.9 * calm.offered_rate_rps and calm.queue_trend_s == (0.0, 0.0)
+    assert serving_warnings(calm, facts) == []
+    # the same arrivals, queued 0.1 s more per request: the last quarter waits 1.0 s (median) against 0.1 s
+    grown = [record(i, i / 8, [i / 8 + 0.1 * i + 0.05, i / 8 + 0.1 * i + 0.5], "finished", queued_s=0.1 * i) for i in range(12)]
+    s = serving_summary(pd.DataFrame(grown), None, facts, load, Objective())
+    (overload,) = serving_warnings(s, facts)
+    assert overload.startswith("overloaded: the queueing delay grew from 0.1 s") and "to 1 s" in overload
+
+
+def test_requests_never_sent_are_left_out_of_attainment_and_failures_are_said():
+    rows = [record(i, i / 8, [i / 8 + 0.05, i / 8 + 0.1], "finished") for i in range(10)]
+    rows[3] = {**rows[3], "status": "failed", "error": "boom"}
+    rows += [record(10, None, None, "not_sent"), record(11, None, None, "not_sent")]
+    facts = LoadFacts(pattern="poisson", requests=12, measured_requests=12, end_ns=2 * S)
+    s = serving_summary(pd.DataFrame(rows), None, facts, LoadConfig.model_validate(OPEN8), Objective())
+    assert s.slo_attainment == pytest.approx(9 / 10)  # 9 of the 10 sent meet the SLO; the 2 never sent are not misses
+    warnings = serving_warnings(s, facts)
+    assert "1 of 12 measured requests failed" in warnings[0]
+    assert warnings[1].startswith("2 of 12 measured requests were never sent: their send time fell after max_seconds")
