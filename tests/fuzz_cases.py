@@ -214,6 +214,9 @@ def _refuse_only_fields() -> list[NumberField]:
         cls = ep.load()
         base = serve_suite() if getattr(cls, "requires_load", False) else toy_suite()
         base["workloads"][0]["type"] = name
+        required = {k: f.examples[0] for k, f in cls.Params.model_fields.items() if f.is_required() and f.examples}  # e.g. a server's URL
+        if required:
+            base["workloads"][0]["params"] = required
         for field in numeric_fields(cls.Params):
             out.append(NumberField(("workloads", 0, "params", field), base, bound_of(cls.Params, field), rule=lambda v: False))
     return out

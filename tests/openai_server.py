@@ -1,0 +1,213 @@
+"""A small OpenAI-compatible streaming server on 127.0.0.1 for the endpoint workload's tests (stdlib http.server in
+a thread; the client under test is the real one).
+
+`FakeServer(script=[...])` answers the i-th POST with the behaviour `script[i % len(script)]`:
+  ok          a role-only first chunk (chat), then one word per chunk up to max_tokens, a finish chunk (length), the
+              usage chunk when stream_options.include_usage asks for it, then [DONE]
+  multi       as ok, three words per chunk
+  early       as ok, stopping after half of max_tokens with finish_reason 'stop'
+  http500     HTTP 500, body 'internal error' (two lines)
+  http429     HTTP 429, a JSON body
+  reset       two chunks, then the connection reset (RST)
+  malformed   one chunk, then an event that is not JSON
+  error_event one chunk, then {"error": {"message": "boom"}}
+  nodone      every chunk, without a finish_reason or [DONE], then the stream ends cleanly
+  hang        headers only, then nothing for `hang_s`
+Per-chunk usage (completion_tokens so far on every chunk) when the request asks for continuous_usage_stats (vLLM's).
+`reject_fields`: fields answered with HTTP 422 (transformers serve 5.24 rejects ignore_eos and min_tokens);
+`sends_done=False`: no [DONE] (transformers serve). `api_key`: a bearer token every route requires (401 otherwise).
+Every request's JSON body is kept in `bodies`; `models` is what /v1/models lists.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+WORDS = "the of and to in is was for on that with as by at from his her are this which".split()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection the test broke on purpose (reset) or the client closed: nothing to print."""
+
+
+class FakeServer:
+    def __init__(
+        self,
+        script: list[str] | None = None,
+        models: tuple[str, ...] = ("tiny",),
+        reject_fields: tuple[str, ...] = (),
+        sends_done: bool = True,
+        api_key: str | None = None,
+        hang_s: float = 2.0,
+    ) -> None:
+        self.script = script or ["ok"]
+        self.models, self.reject_fields, self.sends_done, self.api_key, self.hang_s = models, reject_fields, sends_done, api_key, hang_s
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if not server.authorized(self):
+                    return
+                if self.path.rstrip("/").endswith("/models"):
+                    self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+                else:
+                    self.send_json(404, {"detail": "Not Found"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server.lock:
+                    mode = server.script[len(server.bodies) % len(server.script)]
+                    server.bodies.append(body)
+                    server.headers.append(dict(self.headers))
+                if not server.authorized(self):
+                    return
+                if body.get("model") not in server.models:
+                    self.send_json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                    return
+                rejected = [f for f in server.reject_fields if f in body]
+                if rejected:
+                    self.send_json(422, {"detail": f"Unexpected keys in the request: {rejected}"})
+                    return
+                server.answer(self, mode, body)
+
+            def send_json(self, status: int, obj: Any) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def authorized(self, h: Any) -> bool:
+        if self.api_key is None or h.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return True
+        h.send_json(401, {"error": {"message": "Invalid API key"}})
+        return False
+
+    def answer(self, h: Any, mode: str, body: dict[str, Any]) -> None:
+        if mode in ("http500", "http429"):
+            status = 500 if mode == "http500" else 429
+            data = b"internal error\nsecond line" if status == 500 else b'{"error": {"message": "Too many requests"}}'
+            h.send_response(status)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+            return
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        if mode == "hang":
+            h.wfile.flush()
+            time.sleep(self.hang_s)
+            h.close_connection = True
+            return
+        Stream(h, body, mode, self.sends_done).run()
+
+
+class Stream:
+    """One streamed answer, written as chunked transfer encoding."""
+
+    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool) -> None:
+        self.h, self.body, self.mode, self.sends_done = h, body, mode, sends_done
+        self.chat = "messages" in body
+        options = body.get("stream_options") or {}
+        self.include_usage = bool(options.get("include_usage"))
+        self.continuous = bool(options.get("continuous_usage_stats"))
+        self.sent_tokens = 0
+
+    def write(self, data: str) -> None:
+        raw = data.encode()
+        self.h.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.h.wfile.flush()
+
+    def event(self, obj: Any) -> None:
+        self.write(f"data: {json.dumps(obj)}\n\n")
+
+    def chunk(self, text: str | None, tokens: int, finish: str | None = None, role: bool = False) -> None:
+        self.sent_tokens += tokens
+        if self.chat:
+            delta: dict[str, Any] = {"role": "assistant"} if role else {}
+            if text is not None:
+                delta["content"] = text
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": text or "", "finish_reason": finish}
+        obj: dict[str, Any] = {"id": "x", "object": "chunk", "choices": [choice]}
+        if self.continuous:
+            obj["usage"] = {"prompt_tokens": 1, "completion_tokens": self.sent_tokens, "total_tokens": 1 + self.sent_tokens}
+        elif finish is not None and not self.sends_done:  # transformers serve: usage with the finish chunk, asked or not
+            obj["usage"] = {"prompt_tokens": 1, "completion_tokens": self.sent_tokens, "total_tokens": 1 + self.sent_tokens}
+        self.event(obj)
+
+    def run(self) -> None:
+        n = int(self.body.get("max_tokens") or 8)
+        mode = self.mode
+        if self.chat:
+            self.chunk(None, 0, role=True)
+        per = 3 if mode == "multi" else 1
+        stop_at = max(1, n // 2) if mode == "early" else n
+        cut = {"reset": 2, "malformed": 1, "error_event": 1}.get(mode)
+        k = 0
+        while k < stop_at:
+            if cut is not None and k >= cut:
+                return self.fault()
+            m = min(per, stop_at - k)
+            self.chunk(" ".join(WORDS[(k + j) % len(WORDS)] for j in range(m)) + " ", m)
+            k += m
+        if mode == "nodone":
+            self.write("")
+            return
+        self.chunk(None, 0, finish="stop" if mode == "early" else "length")
+        if self.include_usage and not self.continuous and self.sends_done:
+            self.event({"id": "x", "object": "chunk", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": k, "total_tokens": 1 + k}})
+        if self.sends_done:
+            self.write("data: [DONE]\n\n")
+        self.write("")
+
+    def fault(self) -> None:
+        if self.mode == "reset":
+            sock = self.h.connection
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            self.h.close_connection = True
+        elif self.mode == "malformed":
+            self.write('data: {"choices": [ not json\n\n')
+            self.write("")
+        else:
+            self.event({"error": {"message": "boom", "code": 500}})
+            self.write("")
