@@ -469,12 +469,15 @@ def request_spans(r: RequestRecord) -> list[dict[str, Any]]:
     end = tokens[-1] if tokens else (r.finished_ns or arrival)
     base = {"iteration": r.index, "warmup": not r.measured, "device_s": None}
     rows = [{**base, "phase": ITERATION, "start_ns": arrival, "end_ns": end, "units": 0.0, "error": error}]
+    previous = arrival
     if r.scheduled_ns is not None:
         previous = max(arrival, r.scheduled_ns)
         rows.append({**base, "phase": "queue", "start_ns": arrival, "end_ns": previous, "units": 0.0, "error": None})
-        for k, t in enumerate(tokens):
-            rows.append({**base, "phase": "prefill" if k == 0 else "decode", "start_ns": previous, "end_ns": t, "units": 1.0, "error": None, "sequences": 1.0})
-            previous = t
+    # an engine that reports no scheduling (a server over HTTP): no queue span, and the first token's span runs from the
+    # arrival, the server's queueing inside it
+    for k, t in enumerate(tokens):
+        rows.append({**base, "phase": "prefill" if k == 0 else "decode", "start_ns": previous, "end_ns": t, "units": 1.0, "error": None, "sequences": 1.0})
+        previous = t
     for i, row in enumerate(sorted(rows, key=lambda x: x["start_ns"])):
         row["index"] = i
     return rows
