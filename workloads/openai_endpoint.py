@@ -11,8 +11,8 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   chunks' tokens are counted on the thread that calls `collect` (the driver's main thread), so a tokenizer never
   delays another stream's time stamps.
 - Times: each server-sent event is stamped with time.monotonic_ns (the requests' clock) when its first line reached
-  this process. A chunk of k tokens is k tokens with that one time (so ITL stays per token: after a gap g, k equal
-  times count as one gap g and k - 1 gaps of 0). TTFT counts from the first chunk with text, never a role-only
+  this process. A chunk of k tokens is k tokens with that one time (ITL stays per token: after a gap g, k equal
+  times are k gaps of g / k; characterize/serving.py: token_gaps_ns). TTFT counts from the first chunk with text, never a role-only
   first chunk.
 - Token counts per chunk (endpoint_stream.count_tokens): the server's per-chunk usage where it sends one (vLLM and
   SGLang with continuous_usage_stats), else the local tokenizer (`tokenizer:`, a directory; never downloaded) on the
