@@ -446,6 +446,10 @@ class Engine(Protocol):
     def cancel(self, index: int) -> None:
         """Stop working on a request that timed out (best effort)."""
 
+    # Optional: `progress(index) -> dict | None`, what the engine has delivered of a request that has not ended:
+    # `scheduled_ns` and `token_ns` so far (the types of a record). The driver asks once for each request that timed out,
+    # before writing its record, so its tokens and TTFT are kept; None (or no such method): nothing is known.
+
 
 def is_engine(workload: Any) -> bool:
     """True when the workload serves requests through an engine (has every Engine method)."""

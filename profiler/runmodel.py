@@ -840,6 +840,8 @@ class Serving(Model):
     """95% bootstrap interval of arrival_cv (resampled gaps)."""
     throughput_rps: float | None = None
     output_tokens_per_s: float | None = None
+    """Output tokens every measured request received (a request cut off by max_seconds: those its engine had delivered
+    when the run stopped, where the engine says) per second of the window. vLLM counts finished requests' tokens only."""
     queue_s: Stats = Field(default_factory=lambda: Stats(count=0))
     ttft_s: Stats = Field(default_factory=lambda: Stats(count=0))
     tpot_s: Stats = Field(default_factory=lambda: Stats(count=0))

@@ -76,6 +76,8 @@ class LLMServe:
         self.model: Any = None
         self.max_positions: int | None = None
         self._outputs: dict[str, Any] = {}
+        self._partial: dict[str, Any] = {}
+        """request id -> its latest streamed output not yet finished (progress: what a timed-out request received)."""
 
     def setup(self, ctx: SetupContext) -> None:
         import numpy as np
@@ -172,8 +174,12 @@ class LLMServe:
             out = m.get_result(timeout=max(0.0, deadline - time.monotonic()))
             if out is None:
                 break
-            if out.request_id.startswith("warmup-") or not out.is_finished():
-                continue  # a streamed token: its time is in the final output's timestamps
+            if out.request_id.startswith("warmup-"):
+                continue
+            if not out.is_finished():  # a streamed token: its time is in the final output's timestamps
+                self._partial[out.request_id] = out
+                continue
+            self._partial.pop(out.request_id, None)
             start, end = out.lifespan
             records.append(
                 {
@@ -215,6 +221,14 @@ class LLMServe:
             "kv_bytes_total": total,
             "preempted": sum(1 for s in waiting if getattr(s, "is_cpu_offloaded", False)),
         }
+
+    def progress(self, index: int) -> dict[str, Any] | None:
+        """A request that has not ended, as of the last streamed output `collect` took (Engine.progress)."""
+        out = self._partial.get(str(index))
+        if out is None:
+            return None
+        start = out.lifespan[0]
+        return {"scheduled_ns": self._ns(start) if start > 0 else None, "token_ns": [self._ns(t) for t in (out.timestamps or [])]}
 
     def cancel(self, index: int) -> None:
         self.manager.cancel_request(str(index))

@@ -70,6 +70,16 @@ class ToyServe:
         with self._lock:
             self._pending.append(record)
 
+    def progress(self, index: int) -> dict[str, Any] | None:
+        """What a request not yet handed over has delivered by now: its scheduling and tokens up to now (Engine.progress)."""
+        now = time.monotonic_ns()
+        with self._lock:
+            record = next((r for r in self._pending if r["index"] == index), None)
+        if record is None:
+            return None
+        scheduled = record["scheduled_ns"] if record["scheduled_ns"] <= now else None
+        return {"scheduled_ns": scheduled, "token_ns": [t for t in record["token_ns"] if t <= now]}
+
     def collect(self, timeout_s: float) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -356,7 +356,7 @@ def serving_summary(
         arrival_cv=cv,
         arrival_cv_ci95=cv_ci,
         throughput_rps=len(done) / window if window else None,
-        output_tokens_per_s=float(done["tokens"].sum()) / window if window else None,
+        output_tokens_per_s=float(measured["tokens"].sum()) / window if window else None,
         itl_s=Stats(**describe(itl_s(done), seed)),
         queue_share=float(share.median()) if len(share) else None,
         slo_attainment=float(ok.mean()) if len(offered_m) else None,
@@ -492,7 +492,7 @@ def closed_loop_warnings(serving: Any) -> list[str]:
     if finished and serving.throughput_rps:
         served = f"finished {finished} ({serving.throughput_rps:.3g} req/s), so its latencies are those of the requests that ended first"
     else:
-        served = "finished none, so no latency was measured"
+        served = "finished none, so no request's latency statistics"
     return [
         f"closed loop at concurrency {serving.load.concurrency}: when max_seconds stopped the run, {unended} measured request(s) were still in "
         f"flight and {unsent} never sent; it held {held} requests in flight and {served}; raise measure.max_seconds or send fewer requests"
@@ -533,7 +533,10 @@ def outcome_warnings(serving: Any) -> list[str]:
             "(left out of SLO attainment); raise measure.max_seconds or send fewer requests"
         )
     if measured and not counts.get(FINISHED) and serving.load.pattern != "closed":
-        out.append(f"none of the {measured} measured requests finished: no latency was measured")
+        out.append(
+            f"none of the {measured} measured requests finished: no request's latency statistics (the tokens a cut-off request "
+            "received, where its engine says, are in requests.parquet and in output tokens/s)"
+        )
     return out
 
 

@@ -141,7 +141,8 @@ class RequestRecord:
     """One request of the schedule as the driver saw it: one row of requests.parquet (REQUEST_RECORD_VERSION).
 
     Times: `*_ns` time.monotonic_ns, None until they happen; `scheduled_send_s` seconds from the load's start;
-    `token_ns` None until the request ends, then every token's time; `slot_wait_s` (closed loop) the wait for a free
+    `token_ns` None until the request ends, then every token's time (for one that timed out, the tokens the engine had
+    delivered when the run stopped, where it says: `cut_off`); `slot_wait_s` (closed loop) the wait for a free
     slot before it was sent.
     """
 
@@ -173,6 +174,21 @@ class RequestRecord:
         tokens = list(got.token_ns)
         self.status, self.error, self.scheduled_ns, self.token_ns = got.status, got.error, got.scheduled_ns, tokens
         self.finished_ns = got.finished_ns or (tokens[-1] if tokens else None)
+
+    def cut_off(self, raw: object) -> str | None:
+        """What an engine had of this request when the run stopped waiting for it (`Engine.progress`: a dict with
+        `scheduled_ns` and `token_ns` so far): kept on the record, whose status stays as marked (timed_out). Returns a
+        bad_records line when `raw` is not such a dict (nothing is taken then); None when taken or when `raw` is None."""
+        if raw is None:
+            return None
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError(raw)
+            scheduled, tokens = _optional_time(raw.get("scheduled_ns")), _times(raw.get("token_ns"))
+        except (TypeError, ValueError):
+            return f"request {self.index}: progress {shown(repr(raw))[:200]} (an engine's progress is a dict of scheduled_ns and token_ns)"
+        self.scheduled_ns, self.token_ns = scheduled, list(tokens)
+        return None
 
     def row(self) -> dict[str, Any]:
         """The record as a row of plain values (builtins only: the journal's unpickler builds nothing else)."""

@@ -353,9 +353,21 @@ class LoadDriver:
         (the engine or the driver failed)."""
         interrupted = failure is not None and type(failure).__name__ in INTERRUPTIONS
         unended: RequestStatus = ("interrupted" if interrupted else "lost") if failure is not None else "timed_out"
+        progress = getattr(self.engine, "progress", None) if failure is None else None  # a failed engine is not asked
         for record in self.records.values():
             if record.status == "sent":
                 record.status = unended
+                if callable(progress):
+                    self.take_progress(record, progress)
+
+    def take_progress(self, record: RequestRecord, progress: Callable[[int], Any]) -> None:
+        """The tokens a timed-out request had received, from an engine that says (`Engine.progress`, optional)."""
+        try:
+            bad = record.cut_off(progress(record.index))
+        except Exception as exc:  # best effort: the request stays timed out without its tokens
+            bad = f"request {record.index}: progress raised {type(exc).__name__}: {str(exc)[:200]}"
+        if bad:
+            self.bad_records.append(bad)
 
     def cancel_timed_out(self) -> None:
         """Ask the engine to stop the timed-out requests (best effort: an engine that cannot is not an error)."""

@@ -164,6 +164,22 @@ def test_requests_a_stub_engine_never_ends_time_out_and_are_cancelled(tmp_path):
     assert sorted(engine.cancelled) == [2, 3]
 
 
+def test_a_timed_out_request_keeps_the_tokens_a_stub_engine_says_it_delivered(tmp_path):
+    """Engine.progress (optional): what a request that never ended had received when the run stopped waiting for it is
+    kept on its record (status still timed_out); a progress that is no record's shape is a bad_records line."""
+
+    class Progressing(StubEngine):
+        def progress(self, index: int) -> object:
+            return {"scheduled_ns": 5, "token_ns": [7, 9]} if index == 2 else "garbage"
+
+    engine = Progressing(lambda r: finished(r) if r.index < 2 else [])
+    facts, table = run(tmp_path, engine, max_seconds=0.5)
+    rows = table.to_pylist()
+    assert [r["status"] for r in rows] == ["finished", "finished", "timed_out", "timed_out"]
+    assert (rows[2]["scheduled_ns"], rows[2]["token_ns"]) == (5, [7, 9]) and rows[3]["token_ns"] is None
+    assert facts.bad_records == ["request 3: progress 'garbage' (an engine's progress is a dict of scheduled_ns and token_ns)"]
+
+
 def test_a_stub_engine_whose_collect_raises_keeps_the_records_taken_and_the_rest_are_lost(tmp_path):
     engine = StubEngine(die_after=2)
     with pytest.raises(RuntimeError, match="stub engine died"):

@@ -72,7 +72,7 @@ def test_a_closed_loop_outlasting_max_seconds_reports_its_concurrency_not_an_off
     assert not any("queue grew" in w for w in warnings)
     (closed,) = [w for w in warnings if w.startswith("closed loop")]
     assert "closed loop at concurrency 2: when max_seconds stopped the run, 2 measured request(s) were still in flight and 4 never sent" in closed
-    assert "held 2 requests in flight and finished none, so no latency was measured" in closed
+    assert "held 2 requests in flight and finished none, so no request's latency statistics" in closed
 
 
 def test_concurrency_held_counts_each_request_inside_the_window_only():
