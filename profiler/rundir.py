@@ -277,6 +277,10 @@ def load_run(path: str | Path) -> Run:
         raw_entries = None
     if not raw_entries:  # no run.json: the directories that hold a summary
         raw_entries = _discovered(root, problems)
+    if raw_info:  # a run.json that lacks what every profiler writes is damaged: said, and read with the defaults
+        for key, default in (("suite", root.name), ("device", "unknown"), ("status", "running")):
+            if key not in raw_info:
+                problems.append(f"{root / RUN_JSON}: no {key!r} (every run.json has one); read as {default!r}")
     raw_info.setdefault("suite", root.name)
     raw_info.setdefault("device", "unknown")
     info = _validate(RunInfo, raw_info, root / RUN_JSON, problems, defaults={"suite": root.name, "device": "unknown"})

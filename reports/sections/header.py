@@ -24,7 +24,7 @@ def build(ctx: ReportContext) -> dict[str, Any]:
         "suite": info.suite,
         "baseline": ctx.baseline,
         "device": info.device,
-        "status": info.status.value,
+        "status": "cut off" if info.status == RunStatus.RUNNING and profiler_process(info) == "gone" else info.status.value,
         "status_ok": info.status == RunStatus.COMPLETE,
         "date": when(info.started_utc),
         "workloads": len(run.workloads),

@@ -71,3 +71,18 @@ def test_a_deleted_span_table_is_named_not_silently_empty(tmp_path):
     assert run.workloads["llm"].measured.empty
     assert any("llm/spans.parquet: missing" in p and "spans were recorded" in p for p in run.all_problems())
     assert not run.workloads["mamba"].measured.empty
+
+
+def test_a_run_json_without_what_every_profiler_writes_is_named_not_read_as_running_silently(tmp_path):
+    import json
+    import shutil
+
+    from profiler.rundir import load_run
+    from tests.conftest import ROOT
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(ROOT / "tests" / "data" / "golden-run", run_dir)
+    (run_dir / "run.json").write_text(json.dumps({"schema_version": 2}))
+    problems = load_run(run_dir).problems
+    for key in ("suite", "device", "status"):
+        assert any(f"run.json: no '{key}' (every run.json has one)" in p for p in problems), key
