@@ -219,7 +219,10 @@ def schedule(config: LoadConfig, trace: pd.DataFrame | None = None, allow_empty:
 def _check_measured(config: LoadConfig, n: int) -> None:
     """Raises ValueError when `n` scheduled requests are none, or all warmup and cooldown."""
     if n == 0:
-        raise ValueError("the schedule is empty (duration_s shorter than the first gap, or an empty trace)")
+        raise ValueError(
+            "the schedule is empty (duration_s shorter than the first gap, an empty trace, or a trace whose rows in the span all have 0 "
+            "output tokens: requests that failed in production, which are skipped; give sizes.output to replay them)"
+        )
     if config.warmup_requests + config.cooldown_requests >= n:
         raise ValueError(
             f"warmup_requests/cooldown_requests: {config.warmup_requests} + {config.cooldown_requests} leave no measured request of the {n} scheduled"
