@@ -104,7 +104,8 @@ def summary_table(summaries: list[WorkloadSummary]) -> Table:
         table.add_column(header, justify="left" if header == "status" else "right", no_wrap=True)
     for s in summaries:
         m = s.metrics
-        iters = f"{measured_iterations(s)} iters"
+        served = s.serving
+        iters = f"{measured_iterations(s)} iters" if served is None else f"{served.measured_status_counts.get('finished', measured_iterations(s))} requests"
         misses = s.deadlines.miss_rate if s.deadlines else None
         table.add_row(
             plain(s.name),
