@@ -36,6 +36,14 @@ NS = 1e9
 FINISHED = "finished"
 
 
+def _stream(token_s: np.ndarray | list[float], expected_ttft_s: float, tokens_per_s: float) -> tuple[np.ndarray, float]:
+    """A QoE's inputs checked: the token times as floats (s) and the reader's interval 1 / tokens_per_s (s). Raises
+    ValueError for non-positive parameters."""
+    if expected_ttft_s <= 0 or tokens_per_s <= 0:
+        raise ValueError("expected_ttft_s and tokens_per_s must be > 0")
+    return np.asarray(token_s, dtype=float), 1.0 / tokens_per_s
+
+
 def andes_qoe(token_s: np.ndarray | list[float], expected_ttft_s: float, tokens_per_s: float) -> float:
     """Andes' QoE of one request's token stream, in [0, 1].
 
@@ -49,13 +57,10 @@ def andes_qoe(token_s: np.ndarray | list[float], expected_ttft_s: float, tokens_
     This is the `step` form, the default (plugin.QoE.form); `andes_qoe_authors` is the authors' own code's form.
     Returns nan for an empty stream; raises ValueError for non-positive parameters.
     """
-    if expected_ttft_s <= 0 or tokens_per_s <= 0:
-        raise ValueError("expected_ttft_s and tokens_per_s must be > 0")
-    a = np.asarray(token_s, dtype=float)
+    a, interval = _stream(token_s, expected_ttft_s, tokens_per_s)
     n = a.size
     if n == 0:
         return math.nan
-    interval = 1.0 / tokens_per_s
     d = np.empty(n)
     d[0] = a[0]
     for k in range(1, n):
@@ -89,13 +94,10 @@ def andes_qoe_authors(token_s: np.ndarray | list[float], expected_ttft_s: float,
     authors' example above: 17.5/66 = 0.265, 15/69 = 0.217 in the step form).
     Returns nan for an empty stream (their code returns 1); raises ValueError for non-positive parameters.
     """
-    if expected_ttft_s <= 0 or tokens_per_s <= 0:
-        raise ValueError("expected_ttft_s and tokens_per_s must be > 0")
-    a = np.asarray(token_s, dtype=float)
+    a, interval = _stream(token_s, expected_ttft_s, tokens_per_s)
     n = a.size
     if n == 0:
         return math.nan
-    interval = 1.0 / tokens_per_s
     prev, buffered, actual = expected_ttft_s, 0.0, 0.0
     for k in range(1, n + 1):
         gap = float(a[k - 1]) - prev
