@@ -94,7 +94,10 @@ SERVERS: dict[str, ServerProfile] = {
         False,
         "transformers 5.24.0 `transformers serve` (cli/serving/chat_completion.py, completion.py): ignore_eos and "
         "min_tokens are unknown fields (HTTP 422); stream_options and logprobs are accepted and ignored; the usage comes "
-        "with the finish_reason chunk anyway; the stream ends after that chunk, without [DONE]",
+        "with the finish_reason chunk anyway; the stream ends after that chunk, without [DONE]; a token that decodes to no text (a special token: "
+        "skip_special_tokens) gets no chunk (cli/serving/utils.py CBStreamer.put), so a per-chunk count falls short of the final "
+        "usage (counted as a mismatch); no /metrics and no tokenize route (404); checked against a running 5.24.0 server in CI "
+        "(tests/integration/test_transformers_serve.py)",
     ),
     "generic": ServerProfile(
         False,
