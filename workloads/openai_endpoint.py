@@ -63,6 +63,9 @@ from .endpoint_stream import (
 
 ERROR_BODY_BYTES = 4096
 """Of an HTTP error's body, at most this much is read (its first line is the request's error)."""
+MAX_EVENT_CHARS = 1_000_000
+"""The longest line of a server-sent event stream taken: one chunk's JSON is a few hundred characters, so a longer line
+is a broken (or hostile) server, and the request fails rather than holding the line in memory."""
 CONNECT_TIMEOUT_S = 10.0
 """The longest a connection may take to open (at most timeout_s)."""
 WORDS = (
@@ -360,6 +363,8 @@ class OpenAIEndpoint:
                 raise StreamFault(http_error_text(response.status_code, await _head(response)))
             events = SseLines()
             async for line in response.aiter_lines():
+                if len(line) > MAX_EVENT_CHARS:
+                    raise StreamFault(f"a stream line of {len(line):,} characters, above the {MAX_EVENT_CHARS:,} an event may have")
                 event = events.line(line, time.monotonic_ns())
                 if event is None:
                     continue
