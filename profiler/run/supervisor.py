@@ -28,7 +28,7 @@ from ..suite.config import MeasureConfig
 from .child import ChildSpec, child_entry, read_stage
 from .output import OutputCapture, StreamRecord
 from .processes import end_group, signals_blocked
-from .wire import ChildDone, GpuChosen, IterationDone, SpansEnded, StageEntered
+from .wire import ChildDone, GpuChosen, IterationDone, ServerDeclared, SpansEnded, StageEntered
 
 GPU_READINGS = (*GPU_COLUMNS, "gpu_other_processes")
 """The sampler's GPU columns and the count of other processes on the GPU (contention): each has a reason when unavailable."""
@@ -80,6 +80,11 @@ class ChildWatch:
     output: list[StreamRecord] = field(default_factory=list)
     """What the workload wrote to stdout and stderr (run/output.py: kept in stdout.log and stderr.log)."""
     output_error: str | None = None
+    server_pid: int | None = None
+    """The local server the child declared (run/wire.py: ServerDeclared), sampled as the workload's."""
+    other_server: tuple[int, str] | None = None
+    """(pid, the workload that declared it): an earlier workload's local server, alive when this child started, sampled
+    beside it as another process (run/executor.py: LocalExecutor keeps them)."""
 
     def limit_s(self, measure: MeasureConfig) -> tuple[float, str]:
         """How long the current stage may go without progress, and the setting that says so."""
@@ -161,7 +166,17 @@ def spawn_environment() -> Iterator[None]:
 class ChildSupervisor:
     """Runs one ChildSpec in a spawned process with the sampler on its pid; returns its ChildWatch."""
 
-    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener, sample_flush_s: float = SAMPLE_FLUSH_S) -> None:
+    def __init__(
+        self,
+        nvml: Nvml,
+        device: str,
+        measure: MeasureConfig,
+        listener: Listener,
+        sample_flush_s: float = SAMPLE_FLUSH_S,
+        other_server: tuple[int, str] | None = None,
+    ) -> None:
+        self.other_server = other_server
+        """An earlier workload's local server (pid, its workload) to sample beside this child as another process."""
         self.nvml = nvml
         self.device = device
         self.measure = measure
@@ -189,6 +204,9 @@ class ChildSupervisor:
                 os.sched_setaffinity(proc.pid, spec.cores)
             writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
             sampler = ProcessSampler(proc.pid, self.measure.sample_hz, writer, flush_every_s=self.sample_flush_s)
+            if self.other_server is not None:
+                sampler.attach_server(self.other_server[0], own=False)
+                watch.other_server = self.other_server
             sampler.start()
             self._watch(proc, queue, sampler, watch)
         except KeyboardInterrupt:
@@ -209,6 +227,8 @@ class ChildSupervisor:
             watch.output_error = output.error
         watch.exitcode = proc.exitcode if proc is not None else None
         watch.sampler_error = sampler.error if sampler is not None else None
+        if sampler is not None and sampler.server_error:
+            watch.sampler_error = "; ".join(e for e in (watch.sampler_error, sampler.server_error) if e)
         watch.wall_s = time.monotonic() - watch.started
         return watch
 
@@ -242,6 +262,9 @@ class ChildSupervisor:
             self.listener.iteration(watch.name, msg.done, msg.warmup)
         elif isinstance(msg, GpuChosen):
             watch.gpu_unavailable = self._attach_gpu(msg.uuid, sampler)
+        elif isinstance(msg, ServerDeclared):
+            watch.server_pid, watch.other_server = msg.pid, None
+            sampler.attach_server(msg.pid, own=True)
         elif isinstance(msg, SpansEnded):
             watch.last_span_end_ns = max(watch.last_span_end_ns or 0, msg.last_end_ns)
         elif isinstance(msg, ChildDone):
