@@ -339,6 +339,9 @@ class LocalServer(Model):
     cpu_percent_p90: float | None = None
     peak_rss_bytes: int | None = None
     processes_max: int | None = None
+    gpu_uuid: str | None = None
+    """The GPU its processes run on (NVML's process list), sampled as the workload's: the gpu_* columns and the energy
+    per output token are the server's. None: none found, or not its own server (the reason is in `unavailable`)."""
     summary: str = ""
 
 

@@ -95,6 +95,8 @@ class WorkloadOutcome:
     """profiler.runmodel.Placement: where it ran."""
     other_server: tuple[int, str] | None = None
     """(pid, workload): an earlier workload's local server sampled beside this one as another process (run/executor.py)."""
+    server_gpu: str | None = None
+    """The NVML UUID of the GPU its own local server runs on, sampled as the workload's (run/supervisor.py: server_gpu)."""
 
 
 @dataclass
@@ -185,7 +187,7 @@ def build_summary(
         summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, step, seed))
     warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
-    summary.local_server = guarded("the local server", lambda: local_server(samples, summary.stages, child, outcome.name, outcome.other_server))
+    summary.local_server = guarded("the local server", lambda: local_server(samples, summary.stages, child, outcome))
     if declaration.streams:
         contended = bool(summary.contention and summary.contention.contended)
         summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
@@ -333,12 +335,14 @@ def measured_rows(samples: pd.DataFrame, stages: list[Stage]) -> pd.DataFrame | 
     return samples
 
 
-def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, name: str, other: tuple[int, str] | None) -> LocalServer | None:
+def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, outcome: WorkloadOutcome) -> LocalServer | None:
     """The local server sampled with this workload over its measured window (runmodel.LocalServer): its own (declared at
-    setup, child.local_server) or an earlier workload's still alive (`other`: pid, workload); None when neither."""
-    declared = child.local_server
+    setup, child.local_server) or an earlier workload's still alive (outcome.other_server: pid, workload); None when
+    neither."""
+    declared, other = child.local_server, outcome.other_server
     if declared is not None:
-        out = LocalServer(pid=declared.pid, own=True, declared_by=name, found_by=declared.found_by, cores=declared.cores)
+        gpu = outcome.server_gpu
+        out = LocalServer(pid=declared.pid, own=True, declared_by=outcome.name, found_by=declared.found_by, cores=declared.cores, gpu_uuid=gpu)
     elif other is not None:
         out = LocalServer(pid=other[0], own=False, declared_by=other[1])
     else:
@@ -363,6 +367,7 @@ def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord,
     out.summary = (
         f"{role}, pid {out.pid} ({out.processes_max} process(es)): CPU {out.cpu_percent_median:.0f}% of a core (median; p90 "
         f"{out.cpu_percent_p90:.0f}%), peak RSS {peak} (summed over its tree)"
+        + (f"; its GPU {out.gpu_uuid} is sampled as the workload's (the gpu_* columns, energy)" if out.gpu_uuid else "")
     )
     return out
 

@@ -287,6 +287,8 @@ class ProcessSampler(threading.Thread):
         self.writer = writer
         self.flush_every_s = flush_every_s
         self.gpu: GpuReader | None = None
+        self.gpu_uuid: str | None = None
+        """The GPU read, when the supervisor found it as a local server's (run/supervisor.py: server_gpu)."""
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.error: str | None = None

@@ -81,6 +81,7 @@ def finish_workload(
         problems=problems,
         placement=placement,
         other_server=watch.other_server,
+        server_gpu=watch.server_gpu,
     )
     summary = summarize_directory(outcome, workdir, measure, record)
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))

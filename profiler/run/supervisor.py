@@ -82,6 +82,8 @@ class ChildWatch:
     output_error: str | None = None
     server_pid: int | None = None
     """The local server the child declared (run/wire.py: ServerDeclared), sampled as the workload's."""
+    server_gpu: str | None = None
+    """The NVML UUID of the GPU the declared local server runs on, sampled as the workload's (None: none found or read)."""
     other_server: tuple[int, str] | None = None
     """(pid, the workload that declared it): an earlier workload's local server, alive when this child started, sampled
     beside it as another process (run/executor.py: LocalExecutor keeps them)."""
@@ -265,6 +267,9 @@ class ChildSupervisor:
         elif isinstance(msg, ServerDeclared):
             watch.server_pid, watch.other_server = msg.pid, None
             sampler.attach_server(msg.pid, own=True)
+            if sampler.gpu is None:  # the child chose no GPU (an endpoint): the server's GPU is the workload's
+                watch.gpu_unavailable = self._attach_server_gpu(msg.pid, sampler)
+                watch.server_gpu = sampler.gpu_uuid
         elif isinstance(msg, SpansEnded):
             watch.last_span_end_ns = max(watch.last_span_end_ns or 0, msg.last_end_ns)
         elif isinstance(msg, ChildDone):
@@ -285,12 +290,52 @@ class ChildSupervisor:
         sampler.attach_gpu(reader)
         return dict(reader.unavailable)
 
+    def _attach_server_gpu(self, pid: int, sampler: ProcessSampler) -> dict[str, str]:
+        """Sample the GPU a local server's process tree runs on (the first GPU whose NVML process list holds one of its
+        pids); the readings unavailable, with the reason (no NVML; none of its processes on a GPU NVML lists, e.g. a
+        server on the CPU, or NVML listing pids of another PID namespace inside a container)."""
+        if not self.nvml.ok:
+            return dict.fromkeys(GPU_READINGS, f"the local server's GPU cannot be read: {self.nvml.reason or 'NVML is unavailable'}")
+        uuid = server_gpu(self.nvml, pid)
+        if uuid is None:
+            return dict.fromkeys(
+                GPU_READINGS,
+                f"the local server (pid {pid}) runs on no GPU NVML lists: none of its processes is in a GPU's process list "
+                "(a server on the CPU, or NVML lists the pids of another PID namespace)",
+            )
+        unavailable = self._attach_gpu(uuid, sampler)
+        sampler.gpu_uuid = uuid if sampler.gpu is not None else None
+        return unavailable
+
     def _gpu_unavailable_default(self) -> dict[str, str]:
         if self.device == "cpu":
             why = "workload ran on the CPU: no GPU to sample" + (f"; {self.nvml.reason}" if not self.nvml.ok else "")
         else:
             why = self.nvml.reason or "the workload never reported its GPU (it failed before choosing one)"
         return dict.fromkeys(GPU_READINGS, why)
+
+
+def server_gpu(nvml: Nvml, pid: int) -> str | None:
+    """The NVML UUID of the first GPU whose compute or graphics processes include process `pid` or a descendant; None:
+    none does (or the tree cannot be read)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = {pid, *(p.pid for p in root.children(recursive=True))}
+    except psutil.Error:
+        return None
+    nv = nvml.nv
+    for index in range(nv.nvmlDeviceGetCount()):
+        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        try:
+            pids = {p.pid for call in (nv.nvmlDeviceGetComputeRunningProcesses, nv.nvmlDeviceGetGraphicsRunningProcesses) for p in call(handle)}
+        except Exception:  # a GPU whose driver does not list processes: not this one, as far as can be known
+            continue
+        if pids & tree:
+            uuid = nv.nvmlDeviceGetUUID(handle)
+            return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    return None
 
 
 def _stop(proc: Any) -> None:

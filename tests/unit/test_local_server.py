@@ -8,14 +8,21 @@ the whole time, so its CPU is plainly visible: a workload that does not declare 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pandas as pd
 import pytest
+import torch
+from markupsafe import escape
 
+from profiler.measure.sampler import TreeReader, server_row
 from profiler.measure.store import read_frame
+from profiler.run.supervisor import server_gpu
 from profiler.runmodel import WorkloadSummary as Summary
 from tests.conftest import cli_in_process
 from workloads.openai_endpoint import listening_pid
@@ -88,7 +95,7 @@ def test_a_declared_local_server_is_the_workload_and_an_undeclared_one_is_conten
         assert ls is not None and ls.own and ls.pid == pid and ls.found_by == how, name
         assert ls.cpu_percent_median is not None and ls.cpu_percent_median >= 30, ls.summary  # a busy thread: a core when quiet, half of one on 2 busy cores
         assert ls.peak_rss_bytes and ls.peak_rss_bytes > 10 * 2**20 and ls.processes_max == 1
-        assert samples[name]["server_cpu_percent"].notna().any()
+        assert bool(samples[name]["server_cpu_percent"].notna().any())
         assert c is not None and c.other_cpu_cores_median is not None and f"pid {pid}" in c.summary
         assert s[name].facts["local_server"].startswith(f"pid {pid} ({how})")
 
@@ -99,9 +106,88 @@ def test_a_declared_local_server_is_the_workload_and_an_undeclared_one_is_conten
     assert u.contention.other_cpu_cores_median >= 0.3
     # declared, that core is no longer another process's (a quarter of a core less, on either way of naming it)
     for name in ("by_port", "by_pid"):
-        assert s[name].contention.other_cpu_cores_median <= u.contention.other_cpu_cores_median - 0.25, (name, s[name].contention.summary)
+        c = s[name].contention
+        assert c is not None and c.other_cpu_cores_median is not None
+        assert c.other_cpu_cores_median <= u.contention.other_cpu_cores_median - 0.25, (name, c.summary)
 
     # the workload after a declaring one records the server alive beside it, as another process
     other = u.local_server
     assert other is not None and not other.own and other.pid == pid and other.declared_by == "by_port"
     assert other.cpu_percent_median is not None and other.peak_rss_bytes
+
+    # the report's conditions name each workload's local server
+    page = (run / "report.html").read_text()
+    assert "Local servers" in page and all(f"<b>{name}</b>: " + str(escape(s[name].local_server.summary)) in page for name in s)  # type: ignore[union-attr]
+
+
+def test_server_columns_on_a_hand_computed_case():
+    # 1.5 CPU seconds of the tree over 0.5 s: 300% (three cores busy); the first reading has no interval: 0%
+    assert server_row(None, None, None, 0.5) == {"server_cpu_percent": None, "server_rss_bytes": None, "server_processes": None}
+    tree = object.__new__(TreeReader)
+    last, now = {"cpu_s": 2.0, "rss": 1.0, "processes": 1.0}, {"cpu_s": 3.5, "rss": 5e6, "processes": 3.0}
+    assert server_row(tree, last, now, 0.5) == {"server_cpu_percent": 300.0, "server_rss_bytes": 5e6, "server_processes": 3.0}
+    assert server_row(tree, None, now, 0.0)["server_cpu_percent"] == 0.0
+
+
+class FakeNvmlNoGpu:
+    """NVML's process lists (a boundary this machine may lack: no GPU): GPU 0 runs pid 1, GPU 1 runs this process."""
+
+    def __init__(self, pids: list[list[int]]) -> None:
+        self.pids = pids
+        self.nv = self
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.pids)
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list:
+        return [SimpleNamespace(pid=p) for p in self.pids[h]]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h: int) -> list:
+        return []
+
+    def nvmlDeviceGetUUID(self, h: int) -> bytes:
+        return f"GPU-{h}".encode()
+
+
+def test_the_servers_gpu_is_the_one_whose_process_list_holds_its_tree_without_a_gpu():
+    me = os.getpid()
+    assert server_gpu(cast(Any, FakeNvmlNoGpu([[1], [me]])), me) == "GPU-1"
+    assert server_gpu(cast(Any, FakeNvmlNoGpu([[1], [2]])), me) is None
+
+
+GPU_SERVER = """\
+import sys, threading, torch
+from tests.openai_server import FakeServer
+x = torch.randn(2048, 2048, device="cuda")
+def work():
+    while True:
+        x @ x
+threading.Thread(target=work, daemon=True).start()
+with FakeServer(["ok"]) as server:
+    print(server.httpd.server_address[1], flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_a_local_server_on_a_gpu_is_sampled_there_with_its_energy(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", GPU_SERVER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        suite = SUITE.format(url=f"http://127.0.0.1:{port}/v1", pid=proc.pid).split("  - name: undeclared")[0]
+        (tmp_path / "suite.yaml").write_text(suite.replace("requests: 30", "requests: 60"))
+        code, _, err = cli_in_process("run", tmp_path / "suite.yaml", "-o", tmp_path / "runs")
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=20)
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    s = Summary.model_validate_json((run / "by_port" / "summary.json").read_text())
+    assert s.local_server is not None and s.local_server.gpu_uuid, (s.local_server, s.unavailable)
+    assert s.contention is not None and s.contention.gpu_other_processes_max == 0
+    assert s.energy is not None, s.unavailable.get("energy")
