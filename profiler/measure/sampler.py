@@ -62,14 +62,21 @@ class TreeReader:
     """A local server's process tree: the CPU seconds its processes used since this reader opened, and their RSS.
 
     Members are the root pid and its descendants (psutil), listed again every TREE_REFRESH_S; a process that joins is
-    counted from the moment it is first seen, one that exits keeps what it used while seen. Raises psutil.Error when the
-    root cannot be read (gone, or another user's process)."""
+    counted from the moment it is first seen, one that exits keeps what it used while seen. Each member is read from
+    /proc/<pid>/stat through a file descriptor kept open (as ProcStatReader; psutil where there is no procfs): about
+    6 us a member a read, against 35 us through psutil (measured on a tree of 5, this branch's note). Raises psutil.Error
+    when the root cannot be read (gone, or another user's process)."""
+
+    TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def __init__(self, pid: int, own: bool) -> None:
         self.pid, self.own = pid, own
         self.root = psutil.Process(pid)
         self.last_cpu: dict[int, float] = {}
         self.members: list[psutil.Process] = []
+        self.fds: dict[int, int | None] = {}
+        """pid -> an open /proc/<pid>/stat (None: read through psutil)."""
         self.listed = -TREE_REFRESH_S
         self.cpu_s = 0.0
         self.cores: set[int] = set()
@@ -87,7 +94,34 @@ class TreeReader:
             except (psutil.Error, AttributeError):  # gone, or no affinity on this platform
                 pass
         self.cores = cores or set(range(os.cpu_count() or 1))
+        pids = {proc.pid for proc in self.members}
+        for pid in [p for p in self.fds if p not in pids]:
+            self._close(pid)
+        for pid in pids - set(self.fds):
+            try:
+                self.fds[pid] = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+            except OSError:
+                self.fds[pid] = None
         self.listed = time.monotonic()
+
+    def _usage(self, proc: psutil.Process) -> tuple[float, int] | None:
+        """(CPU seconds, RSS bytes) of one member; None when it is gone."""
+        fd = self.fds.get(proc.pid)
+        if fd is None:
+            try:
+                with proc.oneshot():
+                    t = proc.cpu_times()
+                    return t.user + t.system, proc.memory_info().rss
+            except psutil.Error:
+                return None
+        try:
+            raw = os.pread(fd, 2048, 0)
+        except OSError:
+            return None
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) < 22 or fields[0] == b"Z":
+            return None
+        return (int(fields[11]) + int(fields[12])) / self.TICKS, int(fields[21]) * self.PAGE
 
     def read(self) -> dict[str, float] | None:
         """{"cpu_s": CPU seconds of the tree since opened, "rss": summed RSS bytes, "processes": members read}; None
@@ -96,20 +130,30 @@ class TreeReader:
             self._list()
         rss, seen, now = 0, 0, {}
         for proc in self.members:
-            try:
-                with proc.oneshot():
-                    t = proc.cpu_times()
-                    rss += proc.memory_info().rss
-            except psutil.Error:
+            usage = self._usage(proc)
+            if usage is None:
                 if proc.pid == self.pid:
                     return None
                 continue
-            used = t.user + t.system
+            used, size = usage
+            rss += size
             now[proc.pid] = used
             self.cpu_s += used - self.last_cpu.get(proc.pid, used)
             seen += 1
         self.last_cpu = now
         return {"cpu_s": self.cpu_s, "rss": float(rss), "processes": float(seen)}
+
+    def _close(self, pid: int) -> None:
+        fd = self.fds.pop(pid, None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for pid in list(self.fds):
+            self._close(pid)
 
 
 def server_row(tree: TreeReader | None, last: dict[str, float] | None, now: dict[str, float] | None, dt: float) -> dict[str, float | None]:
@@ -232,6 +276,8 @@ class ProcStatReader:
                 os.close(fd)
             except OSError:
                 pass
+        if self.tree is not None:
+            self.tree.close()
 
 
 class PsutilReader:
@@ -266,7 +312,8 @@ class PsutilReader:
             return None
 
     def close(self) -> None:
-        pass
+        if self.tree is not None:
+            self.tree.close()
 
 
 def open_reader(pid: int) -> Any:

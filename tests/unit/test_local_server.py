@@ -25,7 +25,8 @@ from profiler.measure.store import read_frame
 from profiler.run.supervisor import server_gpu
 from profiler.runmodel import WorkloadSummary as Summary
 from tests.conftest import cli_in_process
-from workloads.openai_endpoint import listening_pid
+from tests.openai_server import FakeServer
+from workloads.openai_endpoint import OpenAIEndpoint, listening_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = """\
@@ -191,3 +192,44 @@ def test_a_local_server_on_a_gpu_is_sampled_there_with_its_energy(tmp_path):
     assert s.local_server is not None and s.local_server.gpu_uuid, (s.local_server, s.unavailable)
     assert s.contention is not None and s.contention.gpu_other_processes_max == 0
     assert s.energy is not None, s.unavailable.get("energy")
+
+
+def test_a_port_whose_listener_cannot_be_seen_says_why_as_another_user(monkeypatch):
+    # as root every socket's pid is readable: another user's hidden pid and a refused listing are the boundary mocked here
+    import psutil
+
+    hidden = [SimpleNamespace(status=psutil.CONN_LISTEN, laddr=SimpleNamespace(port=8000), pid=None)]
+    monkeypatch.setattr(psutil, "net_connections", lambda kind: hidden)
+    assert listening_pid(8000) == (None, "the process listening on port 8000 belongs to another user (its pid is hidden): give server_pid")
+
+    def refused(kind: str) -> list:
+        raise psutil.AccessDenied()
+
+    monkeypatch.setattr(psutil, "net_connections", refused)
+    found, why = listening_pid(8000)
+    assert found is None and why.startswith("listing this machine's sockets was refused")
+
+
+class Ctx:
+    device, seed = "cpu", 0
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir, self.facts, self.servers = str(workdir), {}, []
+
+    def declare(self, **facts: Any) -> None:
+        self.facts.update(facts)
+
+    def declare_server(self, pid: int, found_by: str) -> None:
+        self.servers.append((pid, found_by))
+
+
+def test_a_server_inside_the_profilers_own_process_is_not_declared(tmp_path):
+    with FakeServer(["ok"]) as server:  # in this process: its CPU is the profiler's already
+        engine = OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": server.base_url, "model": "tiny"}))
+        ctx = Ctx(tmp_path)
+        try:
+            engine.setup(cast(Any, ctx))
+        finally:
+            engine.teardown()
+    assert ctx.servers == []
+    assert ctx.facts["local_server"].startswith(f"none: process {os.getpid()} (the process listening on port ")
