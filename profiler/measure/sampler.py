@@ -179,6 +179,8 @@ class ProcStatReader:
 
     TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    tree: TreeReader | None = None
+    """A local server's process tree read with each reading (attach_tree), None: none."""
 
     def __init__(self, pid: int) -> None:
         self.cores = sorted(os.sched_getaffinity(pid)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
@@ -187,7 +189,6 @@ class ProcStatReader:
         self.fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
         self.sys_fd = os.open("/proc/stat", os.O_RDONLY)
         self.self_fd = os.open("/proc/self/stat", os.O_RDONLY)
-        self.tree: TreeReader | None = None
         self.last = self._raw()
 
     def attach_tree(self, tree: TreeReader) -> None:
