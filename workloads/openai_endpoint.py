@@ -27,6 +27,11 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
 - What HTTP cannot show: how long a request waited inside the server. scheduled_ns is None (queueing
   unavailable), stated in the facts; engine_stats has no running or waiting requests (the server's scheduler is not
   seen), only the requests this client has in flight.
+- A server on this machine is the workload, never contention: `server_pid`, or (find_local_server, on by default) the
+  process listening on a loopback base_url's port, is declared at setup (SetupContext.declare_server) and the profiler
+  samples its process tree as the workload's (CPU, RSS; its GPU and energy when NVML lists it on one). The facts'
+  `local_server` says which pid and how it was found, or why none was (not loopback, nothing listening, another
+  user's socket, the server running inside the profiler's own process).
 - The API key is read from the environment variable `api_key_env` names, in the child, at setup; it is sent as a
   bearer token and written nowhere. A base_url with credentials in it is refused (one line), so none is stored.
 """
@@ -146,7 +151,10 @@ class OpenAIEndpoint:
         max_positions: int | None = Field(None, ge=2, le=100_000_000, description="Prompt + output tokens the server's model holds (None: no limit).")
         check_model: bool = Field(True, description="Before the load, ask the server's /models whether it serves `model` (skipped where it has none).")
         server_pid: int | None = Field(
-            None, ge=1, description="The local server's process id: its process tree is sampled as the workload (CPU, RSS), never as contention."
+            None,
+            ge=1,
+            le=4_194_304,
+            description="The local server's process id (at most Linux's largest pid_max): its process tree is sampled as the workload, never as contention.",
         )
         find_local_server: bool = Field(
             True,
