@@ -344,6 +344,14 @@ class SetupContext(Protocol):
         profiler/characterize/roofline.py MBU_BASIS_RULE).
         """
 
+    def declare_server(self, pid: int, found_by: str) -> None:
+        """Declare a local server (a process on this machine) that does this workload's work, e.g. the inference server
+        an endpoint sends its requests to. From then on the profiler samples its process tree (the pid and its
+        descendants) as the workload: its CPU and RSS in the samples' `server_*` columns and the summary's
+        `local_server`, and never as contention (runmodel.CONTENTION_RULE). `found_by` says how the workload named it
+        (stored). Raises ValueError when no process `pid` can be read.
+        """
+
     def declare_state(self, layers: list[StateLayer]) -> None:
         """Declare how the per-request state grows, layer by layer (see StateLayer), computed from
         the model's own config. The summary checks it against the measured `state_bytes` of the

@@ -305,8 +305,44 @@ CONTENDED_CORES = 0.2
 CONTENDED_STEAL_CORES = 0.05
 CONTENTION_RULE = (
     f"contended when, over the measured window, other processes used a median of at least {CONTENDED_CORES} of a core on the workload's "
-    f"cores, or the hypervisor stole a median of at least {CONTENDED_STEAL_CORES} of a core, or another process ran on its GPU"
+    f"cores, or the hypervisor stole a median of at least {CONTENDED_STEAL_CORES} of a core, or another process ran on its GPU; "
+    "a local server the workload declared (its process tree) is the workload: its CPU and its GPU processes are not other processes', and "
+    "its cores join the workload's"
 )
+
+
+class ServerDeclaration(Model):
+    """A local server a workload sends its work to, as its child declared it at setup (plugin.SetupContext.declare_server)."""
+
+    pid: int
+    found_by: str
+    """How the workload named it: `server_pid` given, or the process listening on the base URL's port."""
+    cores: list[int] = Field(default_factory=list)
+    """The union of the CPU affinity masks of its process tree when declared."""
+
+
+class LocalServer(Model):
+    """A local server's process tree as the parent's sampler read it over the measured window (measure/sampler.py:
+    TreeReader): `own` when this workload declared it (its CPU is the workload's, never contention: CONTENTION_RULE), else
+    another workload's declared server that was alive, idle or not, while this one was measured (its CPU counts as
+    another process's). CPU in percent of one core summed over the tree, medians and p90 over the window's sampler rows;
+    RSS summed over the tree (pages shared between its processes counted once per process: an upper bound)."""
+
+    pid: int
+    own: bool
+    declared_by: str
+    """The workload that declared it."""
+    found_by: str = ""
+    cores: list[int] = Field(default_factory=list)
+    samples: int = 0
+    cpu_percent_median: float | None = None
+    cpu_percent_p90: float | None = None
+    peak_rss_bytes: int | None = None
+    processes_max: int | None = None
+    gpu_uuid: str | None = None
+    """The GPU its processes run on (NVML's process list), sampled as the workload's: the gpu_* columns and the energy
+    per output token are the server's. None: none found, or not its own server (the reason is in `unavailable`)."""
+    summary: str = ""
 
 
 class Memory(Model):
@@ -716,6 +752,8 @@ class ChildRecord(Model):
     work_partial_phases: list[str] = Field(default_factory=list)
     phase_memory: dict[str, DevicePeak] | None = None
     """On CUDA, the allocator's peak bytes per phase."""
+    local_server: ServerDeclaration | None = None
+    """The local server the workload declared at setup (plugin.SetupContext.declare_server), None: none."""
     gpu_uuid: str | None = None
     gpu_name: str | None = None
     flush_error: str | None = None
@@ -936,6 +974,9 @@ class WorkloadSummary(Model):
     phases: dict[str, PhaseStats] = Field(default_factory=dict)
     memory: Memory = Field(default_factory=Memory)
     contention: Contention | None = None
+    local_server: LocalServer | None = None
+    """A local server's process tree sampled with this workload: its own (declared at setup) or another workload's left
+    alive (see LocalServer); None: none was declared."""
     repeats: list[RepeatInfo] | None = None
     """With measure.repeats > 1: each repeat, in order (this summary pools the completed ones); None for one run."""
     declared_state: DeclaredState | None = None

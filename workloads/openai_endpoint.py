@@ -27,6 +27,11 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
 - What HTTP cannot show: how long a request waited inside the server. scheduled_ns is None (queueing
   unavailable), stated in the facts; engine_stats has no running or waiting requests (the server's scheduler is not
   seen), only the requests this client has in flight.
+- A server on this machine is the workload, never contention: `server_pid`, or (find_local_server, on by default) the
+  process listening on a loopback base_url's port, is declared at setup (SetupContext.declare_server) and the profiler
+  samples its process tree as the workload's (CPU, RSS; its GPU and energy when NVML lists it on one). The facts'
+  `local_server` says which pid and how it was found, or why none was (not loopback, nothing listening, another
+  user's socket, the server running inside the profiler's own process).
 - The API key is read from the environment variable `api_key_env` names, in the child, at setup; it is sent as a
   bearer token and written nowhere. A base_url with credentials in it is refused (one line), so none is stored.
 """
@@ -75,6 +80,38 @@ WORDS = (
 """Common English words, one token each in most BPE vocabularies: the prompts' text."""
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+"""base_url hosts that are this machine: the server listening on the port is looked up (find_local_server)."""
+
+
+def listening_pid(port: int) -> tuple[int | None, str]:
+    """The pid of the process listening on TCP `port` on this machine and how it was found, or None and why not
+    (psutil.net_connections: on Linux the pid of another user's socket is hidden; macOS needs root to list them)."""
+    import psutil
+
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return None, "listing this machine's sockets was refused (psutil.net_connections needs root here): give server_pid"
+    listeners = [c for c in connections if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    if not listeners:
+        return None, f"no process on this machine listens on port {port}"
+    pids = {c.pid for c in listeners if c.pid is not None}
+    if not pids:
+        return None, f"the process listening on port {port} belongs to another user (its pid is hidden): give server_pid"
+    if len(pids) > 1:
+        return None, f"several processes listen on port {port} ({', '.join(map(str, sorted(pids)))}): give server_pid"
+    return pids.pop(), f"the process listening on port {port}"
+
+
+def profiler_processes() -> set[int]:
+    """This process and its ancestors (the profiler that started it): never a local server of its own."""
+    import psutil
+
+    me = psutil.Process()
+    return {me.pid, *(p.pid for p in me.parents())}
+
+
 def redact_url(url: str) -> str:
     """The URL with any user name and password replaced by '***' (for every place a URL is shown or stored)."""
     parts = urlsplit(url)
@@ -116,6 +153,16 @@ class OpenAIEndpoint:
         )
         max_positions: int | None = Field(None, ge=2, le=100_000_000, description="Prompt + output tokens the server's model holds (None: no limit).")
         check_model: bool = Field(True, description="Before the load, ask the server's /models whether it serves `model` (skipped where it has none).")
+        server_pid: int | None = Field(
+            None,
+            ge=1,
+            le=4_194_304,
+            description="The local server's process id (at most Linux's largest pid_max): its process tree is sampled as the workload, never as contention.",
+        )
+        find_local_server: bool = Field(
+            True,
+            description="With no server_pid and a loopback base_url (127.0.0.1, localhost, ::1): the process listening on its port is the local server.",
+        )
 
         @field_validator("base_url")
         @classmethod
@@ -191,6 +238,29 @@ class OpenAIEndpoint:
         self.client = self._on_loop(self._make_client(httpx2, timeout, limits))
         models = self._on_loop(self._check_model()) if p.check_model else "not checked (check_model: false)"
         ctx.declare(**self.facts(httpx2.__version__, models))
+        ctx.declare(local_server=self.declare_local_server(ctx))
+
+    def declare_local_server(self, ctx: SetupContext) -> str:
+        """Name the local server to the profiler (SetupContext.declare_server) when `server_pid` is given or the process
+        listening on a loopback base_url's port is found; what was found, or why not, in words (a fact)."""
+        p = self.p
+        if p.server_pid is not None:
+            pid, how = p.server_pid, "server_pid"
+        else:
+            parts = urlsplit(p.base_url)
+            if not p.find_local_server:
+                return "none declared (no server_pid; find_local_server: false)"
+            if parts.hostname not in LOOPBACK:
+                return f"none: {parts.hostname} is not this machine's loopback address (give server_pid for a server here)"
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            pid, how = listening_pid(port)
+            if pid is None:
+                return f"none: {how}"
+        inside = profiler_processes()
+        if pid in inside:
+            return f"none: process {pid} ({how}) is the profiler itself or this workload's child: its CPU is already the profiler's"
+        ctx.declare_server(pid, how)
+        return f"pid {pid} ({how}): its process tree is sampled as the workload (summary local_server), never as contention"
 
     async def _make_client(self, httpx2: Any, timeout: Any, limits: Any) -> Any:
         return httpx2.AsyncClient(timeout=timeout, limits=limits, headers=self.headers, trust_env=True)

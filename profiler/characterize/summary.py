@@ -28,6 +28,7 @@ from ..runmodel import (
     DeclaredState,
     Energy,
     LoadFacts,
+    LocalServer,
     Memory,
     OperatorMix,
     PhaseStats,
@@ -92,6 +93,10 @@ class WorkloadOutcome:
     """The `objective:` its requests are judged by (under a load)."""
     placement: Any = None
     """profiler.runmodel.Placement: where it ran."""
+    other_server: tuple[int, str] | None = None
+    """(pid, workload): an earlier workload's local server sampled beside this one as another process (run/executor.py)."""
+    server_gpu: str | None = None
+    """The NVML UUID of the GPU its own local server runs on, sampled as the workload's (run/supervisor.py: server_gpu)."""
 
 
 @dataclass
@@ -182,6 +187,7 @@ def build_summary(
         summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, step, seed))
     warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
+    summary.local_server = guarded("the local server", lambda: local_server(samples, summary.stages, child, outcome))
     if declaration.streams:
         contended = bool(summary.contention and summary.contention.contended)
         summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
@@ -317,18 +323,66 @@ def _memory(samples: pd.DataFrame, child: ChildRecord, unavailable: dict[str, st
     return memory
 
 
-def contention(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord) -> Contention:
-    """Contention over the measured window (the `measure` stage; every row when stages are missing):
-    see runmodel.Contention for the rule."""
-    out = Contention(cores=list(child.cpu_affinity), torch_threads=child.torch_threads)
+def measured_rows(samples: pd.DataFrame, stages: list[Stage]) -> pd.DataFrame | None:
+    """The sampler rows of the measured window (the `measure` stage; every row when stages are missing); None when the
+    workload stopped before that window."""
     window = next((s for s in stages if s.name == "measure"), None)
     if stages and window is None:
-        out.summary = "not measured: the workload stopped before its measured window"
-        return out
-    rows = samples
+        return None
     if window is not None and not samples.empty and "t_ns" in samples:
         end = window.end_ns if window.end_ns is not None else samples["t_ns"].max()  # interrupted while measuring
-        rows = samples.loc[(samples["t_ns"] >= window.start_ns) & (samples["t_ns"] <= end)]
+        return samples.loc[(samples["t_ns"] >= window.start_ns) & (samples["t_ns"] <= end)]
+    return samples
+
+
+def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, outcome: WorkloadOutcome) -> LocalServer | None:
+    """The local server sampled with this workload over its measured window (runmodel.LocalServer): its own (declared at
+    setup, child.local_server) or an earlier workload's still alive (outcome.other_server: pid, workload); None when
+    neither."""
+    declared, other = child.local_server, outcome.other_server
+    if declared is not None:
+        gpu = outcome.server_gpu
+        out = LocalServer(pid=declared.pid, own=True, declared_by=outcome.name, found_by=declared.found_by, cores=declared.cores, gpu_uuid=gpu)
+    elif other is not None:
+        out = LocalServer(pid=other[0], own=False, declared_by=other[1])
+    else:
+        return None
+    rows = measured_rows(samples, stages)
+    cpu = cast(pd.Series, rows["server_cpu_percent"]).dropna() if rows is not None and "server_cpu_percent" in rows else pd.Series(dtype=float)
+    role = (
+        "the workload's own server"
+        if out.own
+        else f"the local server of workload '{out.declared_by}', alive while this one was measured (counted as another process)"
+    )
+    if rows is None or cpu.empty:
+        out.summary = f"{role}, pid {out.pid}: not sampled in the measured window (it could not be read, or the window had no rows)"
+        return out
+    rss = cast(pd.Series, rows["server_rss_bytes"]).dropna()
+    procs = cast(pd.Series, rows["server_processes"]).dropna()
+    out.samples = int(len(cpu))
+    out.cpu_percent_median, out.cpu_percent_p90 = float(cpu.median()), float(cpu.quantile(0.9))
+    out.peak_rss_bytes = int(rss.max()) if not rss.empty else None
+    out.processes_max = int(procs.max()) if not procs.empty else None
+    peak = f"{out.peak_rss_bytes / 2**20:,.0f} MiB" if out.peak_rss_bytes is not None else "unknown"
+    out.summary = (
+        f"{role}, pid {out.pid} ({out.processes_max} process(es)): CPU {out.cpu_percent_median:.0f}% of a core (median; p90 "
+        f"{out.cpu_percent_p90:.0f}%), peak RSS {peak} (summed over its tree)"
+        + (f"; its GPU {out.gpu_uuid} is sampled as the workload's (the gpu_* columns, energy)" if out.gpu_uuid else "")
+    )
+    return out
+
+
+def contention(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord) -> Contention:
+    """Contention over the measured window (the `measure` stage; every row when stages are missing):
+    see runmodel.Contention for the rule. A local server the child declared (child.local_server) is the workload: its
+    cores join the workload's (the sampler read the union) and its CPU was left out of the other processes' (measure/sampler.py)."""
+    server = child.local_server
+    cores = sorted(set(child.cpu_affinity) | set(server.cores)) if server is not None else list(child.cpu_affinity)
+    out = Contention(cores=cores, torch_threads=child.torch_threads)
+    rows = measured_rows(samples, stages)
+    if rows is None:
+        out.summary = "not measured: the workload stopped before its measured window"
+        return out
     other = cast(pd.Series, rows["other_cpu_cores"]).dropna() if "other_cpu_cores" in rows else pd.Series(dtype=float)
     if other.empty:
         out.summary = "not measured: no sampler rows with per-core CPU counters in the measured window"
@@ -353,7 +407,7 @@ def contention(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord) -
         "contended: " + "; ".join(reasons)
         if reasons
         else f"quiet: other processes used {out.other_cpu_cores_median:.2f} of a core on its {cores} (median; p90 {out.other_cpu_cores_p90:.2f})"
-    )
+    ) + (f"; its local server (pid {server.pid}, its process tree) counted as the workload, not as another process" if server is not None else "")
     return out
 
 

@@ -126,9 +126,9 @@ class GpuReader:
                 row[column] = None  # a transient failure is a gap, never a zero
         return row
 
-    def other_processes(self, pid: int) -> float | None:
-        """Compute and graphics processes on this GPU other than `pid` and this profiler (contention
-        on the device); None when the driver does not list them (the reason is in `unavailable`)."""
+    def other_processes(self, pid: int, own: set[int] | frozenset[int] = frozenset()) -> float | None:
+        """Compute and graphics processes on this GPU other than `pid`, the workload's own local server `own` and this
+        profiler (contention on the device); None when the driver does not list them (the reason is in `unavailable`)."""
         if "gpu_other_processes" in self.unavailable:
             return None
         try:
@@ -136,7 +136,7 @@ class GpuReader:
         except Exception as exc:
             self.unavailable["gpu_other_processes"] = f"NVML: {_nvml_message(exc)}"
             return None
-        return float(len(pids - {pid, os.getpid()}))
+        return float(len(pids - {pid, os.getpid()} - set(own)))
 
 
 def _nvml_message(exc: BaseException) -> str:

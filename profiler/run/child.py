@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +27,10 @@ from ..loadconfig import LoadConfig
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
 from ..plugin import StateLayer, is_engine
-from ..runmodel import ChildError, ChildRecord, DevicePeak, Loop, Stage
+from ..runmodel import ChildError, ChildRecord, DevicePeak, Loop, ServerDeclaration, Stage
 from ..suite.config import MeasureConfig
 from ..suite.registry import add_plugin_paths, resolve_workload
-from .wire import ChildDone, GpuChosen, IterationDone, Message, SpansEnded, StageEntered
+from .wire import ChildDone, GpuChosen, IterationDone, Message, ServerDeclared, SpansEnded, StageEntered
 
 CHILD_JSON = "child.json"
 WORK = "work"
@@ -70,9 +70,31 @@ class SetupContextImpl:
     facts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     state_layers: list[StateLayer] | None = None
+    report: Callable[[Message], None] | None = None
+    server: ServerDeclaration | None = None
 
     def declare(self, **facts: Any) -> None:
         self.facts.update(facts)
+
+    def declare_server(self, pid: int, found_by: str) -> None:
+        """See plugin.SetupContext.declare_server: recorded (child.json `local_server`) and sent to the parent's sampler.
+        Raises ValueError when process `pid` cannot be read."""
+        import psutil
+
+        try:
+            root = psutil.Process(int(pid))
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error as exc:
+            raise ValueError(f"the local server's process {pid} cannot be read: {type(exc).__name__}") from None
+        cores: set[int] = set()
+        for proc in tree:
+            try:
+                cores.update(proc.cpu_affinity() or [])
+            except (psutil.Error, AttributeError):
+                pass
+        self.server = ServerDeclaration(pid=int(pid), found_by=str(found_by), cores=sorted(cores))
+        if self.report is not None:
+            self.report(ServerDeclared(int(pid)))
 
     def declare_state(self, layers: list[Any]) -> None:
         """Raises pydantic.ValidationError for a layer that is not a StateLayer (or its fields as a dict)."""
@@ -286,12 +308,13 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
             SpanWatch(recorder, state.report, min(SPAN_WATCH_S, (spec.measure.max_seconds + spec.measure.hang_grace_s) / 4)).start()
 
         state.enter("setup")
-        ctx = SetupContextImpl(spec.device, spec.seed, str(workdir))
+        ctx = SetupContextImpl(spec.device, spec.seed, str(workdir), report=state.report)
         workload = plugin.cls(params)
         t0 = time.monotonic()
         workload.setup(ctx)
         state.info.setup_s = time.monotonic() - t0
         state.info.facts, state.info.warnings, state.info.state_layers = ctx.facts, ctx.warnings, ctx.state_layers
+        state.info.local_server = ctx.server
 
         if spec.load is not None:
             state.info.loop = serve_load(workload, spec.load, spec, state, recorder, plugin, params)

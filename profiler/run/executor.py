@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import psutil
+
 from ..runmodel import Placement, RunEntry
 from ..suite.resolve import ResolvedWorkload
 from .child import ChildSpec
@@ -89,9 +91,12 @@ class LocalExecutor:
 
     def run(self, points: list[Point], started: Started) -> Iterator[tuple[Point, PointResult]]:
         placement = Placement(executor="local", host=socket.gethostname(), worker_pid=os.getpid(), policy=LOCAL_POLICY)
+        server: tuple[int, str] | None = None  # the last local server a workload declared: sampled beside the later ones while alive
         for point in points:
             started(point)
-            watch = ChildSupervisor(self.nvml, self.device, self.measure, self.listener).run(point.spec)
+            alive = server if server is not None and psutil.pid_exists(server[0]) else None
+            watch = ChildSupervisor(self.nvml, self.device, self.measure, self.listener, other_server=alive).run(point.spec)
+            server = (watch.server_pid, point.spec.name) if watch.server_pid is not None else alive
             yield point, PointResult(watch, placement)
             if watch.interrupted:
                 return

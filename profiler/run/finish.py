@@ -80,6 +80,8 @@ def finish_workload(
         gpu_unavailable=watch.gpu_unavailable,
         problems=problems,
         placement=placement,
+        other_server=watch.other_server,
+        server_gpu=watch.server_gpu,
     )
     summary = summarize_directory(outcome, workdir, measure, record)
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))

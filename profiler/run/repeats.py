@@ -79,6 +79,8 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: dict[int, WorkloadSum
         gpu_unavailable={k: v for k, v in base.unavailable.items() if k.startswith("gpu_")},
         problems=problems,
         placement=base.placement,
+        server_gpu=base.local_server.gpu_uuid if base.local_server else None,
+        other_server=(base.local_server.pid, base.local_server.declared_by) if base.local_server and not base.local_server.own else None,
     )
     summary = summarize_directory(outcome, workdir, suite.measure, record)
     summary.contention = pooled_contention([s for _, s in pooled] or list(done.values()))

@@ -28,7 +28,7 @@ from ..suite.config import MeasureConfig
 from .child import ChildSpec, child_entry, read_stage
 from .output import OutputCapture, StreamRecord
 from .processes import end_group, signals_blocked
-from .wire import ChildDone, GpuChosen, IterationDone, SpansEnded, StageEntered
+from .wire import ChildDone, GpuChosen, IterationDone, ServerDeclared, SpansEnded, StageEntered
 
 GPU_READINGS = (*GPU_COLUMNS, "gpu_other_processes")
 """The sampler's GPU columns and the count of other processes on the GPU (contention): each has a reason when unavailable."""
@@ -80,6 +80,13 @@ class ChildWatch:
     output: list[StreamRecord] = field(default_factory=list)
     """What the workload wrote to stdout and stderr (run/output.py: kept in stdout.log and stderr.log)."""
     output_error: str | None = None
+    server_pid: int | None = None
+    """The local server the child declared (run/wire.py: ServerDeclared), sampled as the workload's."""
+    server_gpu: str | None = None
+    """The NVML UUID of the GPU the declared local server runs on, sampled as the workload's (None: none found or read)."""
+    other_server: tuple[int, str] | None = None
+    """(pid, the workload that declared it): an earlier workload's local server, alive when this child started, sampled
+    beside it as another process (run/executor.py: LocalExecutor keeps them)."""
 
     def limit_s(self, measure: MeasureConfig) -> tuple[float, str]:
         """How long the current stage may go without progress, and the setting that says so."""
@@ -161,7 +168,17 @@ def spawn_environment() -> Iterator[None]:
 class ChildSupervisor:
     """Runs one ChildSpec in a spawned process with the sampler on its pid; returns its ChildWatch."""
 
-    def __init__(self, nvml: Nvml, device: str, measure: MeasureConfig, listener: Listener, sample_flush_s: float = SAMPLE_FLUSH_S) -> None:
+    def __init__(
+        self,
+        nvml: Nvml,
+        device: str,
+        measure: MeasureConfig,
+        listener: Listener,
+        sample_flush_s: float = SAMPLE_FLUSH_S,
+        other_server: tuple[int, str] | None = None,
+    ) -> None:
+        self.other_server = other_server
+        """An earlier workload's local server (pid, its workload) to sample beside this child as another process."""
         self.nvml = nvml
         self.device = device
         self.measure = measure
@@ -189,6 +206,9 @@ class ChildSupervisor:
                 os.sched_setaffinity(proc.pid, spec.cores)
             writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
             sampler = ProcessSampler(proc.pid, self.measure.sample_hz, writer, flush_every_s=self.sample_flush_s)
+            if self.other_server is not None:
+                sampler.attach_server(self.other_server[0], own=False)
+                watch.other_server = self.other_server
             sampler.start()
             self._watch(proc, queue, sampler, watch)
         except KeyboardInterrupt:
@@ -209,6 +229,8 @@ class ChildSupervisor:
             watch.output_error = output.error
         watch.exitcode = proc.exitcode if proc is not None else None
         watch.sampler_error = sampler.error if sampler is not None else None
+        if sampler is not None and sampler.server_error:
+            watch.sampler_error = "; ".join(e for e in (watch.sampler_error, sampler.server_error) if e)
         watch.wall_s = time.monotonic() - watch.started
         return watch
 
@@ -242,6 +264,12 @@ class ChildSupervisor:
             self.listener.iteration(watch.name, msg.done, msg.warmup)
         elif isinstance(msg, GpuChosen):
             watch.gpu_unavailable = self._attach_gpu(msg.uuid, sampler)
+        elif isinstance(msg, ServerDeclared):
+            watch.server_pid, watch.other_server = msg.pid, None
+            sampler.attach_server(msg.pid, own=True)
+            if sampler.gpu is None:  # the child chose no GPU (an endpoint): the server's GPU is the workload's
+                watch.gpu_unavailable = self._attach_server_gpu(msg.pid, sampler)
+                watch.server_gpu = sampler.gpu_uuid
         elif isinstance(msg, SpansEnded):
             watch.last_span_end_ns = max(watch.last_span_end_ns or 0, msg.last_end_ns)
         elif isinstance(msg, ChildDone):
@@ -262,12 +290,52 @@ class ChildSupervisor:
         sampler.attach_gpu(reader)
         return dict(reader.unavailable)
 
+    def _attach_server_gpu(self, pid: int, sampler: ProcessSampler) -> dict[str, str]:
+        """Sample the GPU a local server's process tree runs on (the first GPU whose NVML process list holds one of its
+        pids); the readings unavailable, with the reason (no NVML; none of its processes on a GPU NVML lists, e.g. a
+        server on the CPU, or NVML listing pids of another PID namespace inside a container)."""
+        if not self.nvml.ok:
+            return dict.fromkeys(GPU_READINGS, f"the local server's GPU cannot be read: {self.nvml.reason or 'NVML is unavailable'}")
+        uuid = server_gpu(self.nvml, pid)
+        if uuid is None:
+            return dict.fromkeys(
+                GPU_READINGS,
+                f"the local server (pid {pid}) runs on no GPU NVML lists: none of its processes is in a GPU's process list "
+                "(a server on the CPU, or NVML lists the pids of another PID namespace)",
+            )
+        unavailable = self._attach_gpu(uuid, sampler)
+        sampler.gpu_uuid = uuid if sampler.gpu is not None else None
+        return unavailable
+
     def _gpu_unavailable_default(self) -> dict[str, str]:
         if self.device == "cpu":
             why = "workload ran on the CPU: no GPU to sample" + (f"; {self.nvml.reason}" if not self.nvml.ok else "")
         else:
             why = self.nvml.reason or "the workload never reported its GPU (it failed before choosing one)"
         return dict.fromkeys(GPU_READINGS, why)
+
+
+def server_gpu(nvml: Nvml, pid: int) -> str | None:
+    """The NVML UUID of the first GPU whose compute or graphics processes include process `pid` or a descendant; None:
+    none does (or the tree cannot be read)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = {pid, *(p.pid for p in root.children(recursive=True))}
+    except psutil.Error:
+        return None
+    nv = nvml.nv
+    for index in range(nv.nvmlDeviceGetCount()):
+        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        try:
+            pids = {p.pid for call in (nv.nvmlDeviceGetComputeRunningProcesses, nv.nvmlDeviceGetGraphicsRunningProcesses) for p in call(handle)}
+        except Exception:  # a GPU whose driver does not list processes: not this one, as far as can be known
+            continue
+        if pids & tree:
+            uuid = nv.nvmlDeviceGetUUID(handle)
+            return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    return None
 
 
 def _stop(proc: Any) -> None:

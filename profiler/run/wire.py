@@ -53,6 +53,15 @@ class GpuChosen:
 
 
 @dataclass(frozen=True)
+class ServerDeclared:
+    """The workload sends its work to the local server `pid` (declared at setup): the sampler reads its process tree as
+    the workload's (measure/sampler.py: TreeReader)."""
+
+    pid: int
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class SpansEnded:
     """Spans have ended since the last such message; the newest ended at `last_end_ns` (time.monotonic_ns)."""
 
@@ -70,5 +79,5 @@ class ChildDone:
     t: float = field(default_factory=_now)
 
 
-Message = StageEntered | IterationDone | GpuChosen | SpansEnded | ChildDone
-MESSAGES = (StageEntered, IterationDone, GpuChosen, SpansEnded, ChildDone)
+Message = StageEntered | IterationDone | GpuChosen | ServerDeclared | SpansEnded | ChildDone
+MESSAGES = (StageEntered, IterationDone, GpuChosen, ServerDeclared, SpansEnded, ChildDone)

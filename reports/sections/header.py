@@ -40,8 +40,10 @@ def build(ctx: ReportContext) -> dict[str, Any]:
 
 def conditions(ctx: ReportContext) -> dict[str, Any]:
     """One line on the measurement conditions: which workloads ran contended (their timing verdicts
-    are inconclusive), which quiet, which unmeasured (runmodel.Contention; the rule in its docstring)."""
+    are inconclusive), which quiet, which unmeasured (runmodel.Contention; the rule in its docstring), and each local
+    server sampled with a workload (runmodel.LocalServer: its own, or another workload's left alive)."""
     contended, quiet, unknown = [], [], []
+    servers = [{"name": name, "summary": w.summary.local_server.summary} for name, w in ctx.run.workloads.items() if w.summary.local_server is not None]
     for name, w in ctx.run.workloads.items():
         c = w.summary.contention
         if w.status != Status.OK.value:
@@ -52,7 +54,7 @@ def conditions(ctx: ReportContext) -> dict[str, Any]:
             contended.append({"name": name, "why": c.summary.removeprefix("contended: ")})
         else:
             quiet.append(name)
-    return {"contended": contended, "quiet": quiet, "unknown": unknown, "rule": CONTENTION_RULE}
+    return {"contended": contended, "quiet": quiet, "unknown": unknown, "servers": servers, "rule": CONTENTION_RULE}
 
 
 def when(utc: str | None) -> str:
