@@ -62,7 +62,8 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def connect_problem(exc: BaseException, url: str, timeout_s: float) -> str:
     """The line for an HTTP client's exception on the way to `url`: a certificate that failed verification, another TLS
-    failure, a host name that does not resolve, a refused connection, no answer in time, else the exception's text."""
+    failure, a host name that does not resolve, a refused connection, an http:// URL whose server hangs up (one that
+    speaks https), no answer in time, else the exception's text."""
     import httpx2
 
     where = redact_url(url)
@@ -82,6 +83,8 @@ def connect_problem(exc: BaseException, url: str, timeout_s: float) -> str:
         return f"cannot resolve the host name {host} ({exc}) of {where}: check base_url's host"
     if any(isinstance(c, ConnectionRefusedError) for c in causes):
         return f"nothing accepts connections at {host}:{port} (connection refused) for {where}: is the server running, on this host and port?"
+    if parts.scheme == "http" and (isinstance(exc, (httpx2.ReadError, httpx2.RemoteProtocolError)) or any(isinstance(c, ConnectionResetError) for c in causes)):
+        return f"{host}:{port} closed the connection without an HTTP answer ({exc}) for {where}: does it speak https? (then give an https:// base_url)"
     if isinstance(exc, httpx2.TimeoutException):
         return f"no answer from {host}:{port} within {timeout_s:g} s ({type(exc).__name__}) for {where}: is the server up, and the host reachable from here?"
     return f"cannot reach the server at {where}: {type(exc).__name__}: {exc}; is it running, and does base_url end with /v1?"

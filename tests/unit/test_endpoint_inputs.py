@@ -297,3 +297,14 @@ def test_probe_a_certificate_that_fails_verification_says_what_to_do_and_the_ca_
         code, out, err, _ = validate(tmp_path, server.base_url, "--probe")
     assert code == 0 and "probe: ep: served" in out, err
     print(f"TLS: {seconds:.2f} s")
+
+
+def test_probe_a_server_that_never_answers_stops_at_the_timeout(tmp_path, monkeypatch):
+    monkeypatch.setattr("workloads.openai_endpoint.PROBE_TIMEOUT_S", 0.3)  # 5 s in use; shortened here
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        code, _, err, seconds = validate(tmp_path, url, "--probe")
+    assert "no answer from 127.0.0.1:" in one_line(code, err) and "within 0.3 s (ReadTimeout)" in err
+    print(f"no answer: {seconds:.2f} s")
