@@ -8,12 +8,14 @@ What a server prefills is what it counts: for `completions` the prompt with the 
   content's share of input_tokens in token ids, decoded, and counted again with the special tokens (completions) or
   through the tokenizer's chat template (chat): its count is exact per request (tokenizer_prompt).
 - `tokenize_route`: the server's tokenize route where its capability profile names one (`TokenizeRoute`, below, with
-  the source of each shape). Round trips cost time, so the length is fitted once per input length (`fit_words`):
-  start from n - overhead words (the overhead, template and special tokens, learned from the last fit), tokenize,
-  move the word count by the difference, at most MAX_ROUND_TRIPS tokenize calls; the word count is cached per length
-  and each request of that length gets that many words from its own start word. The count recorded is the one
-  measured for the length (the words are one token each in common BPE vocabularies, so another start word gives the
-  same count; the server's own usage checks it per request, below).
+  the source of each shape). A round trip during the load would delay the request's send, so the route is
+  calibrated at setup in two calls: a one-word prompt (its count - 1 is the overhead: template and special tokens)
+  and one with every word of the list after it; where each word is one token (that count is the overhead + 1 +
+  len(WORDS)), a prompt of n tokens is n - overhead words, with no call during the load. Otherwise each length is
+  fitted at its first request (`fit_words`): from n - overhead words, tokenize, move the word count by the
+  difference, at most MAX_ROUND_TRIPS calls, the word count cached per length. Each request of a length gets that
+  many words from its own start word; the count recorded is the calibrated or fitted one (another start word gives
+  the same count when the words are one token each; the server's own usage checks it per request, below).
 - `unknown`: neither: input_tokens words, counted by nobody. APPROXIMATE_BOUND says how far that can be off.
 
 Whatever built it, the server's final usage (`prompt_tokens`, sent with stream_options.include_usage) is the exact

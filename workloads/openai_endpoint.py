@@ -22,9 +22,10 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   (mismatches counted). Logprobs cost: the server computes each sampled token's log-probability and each chunk grows
   by its entries (LOGPROB_ENTRY_BYTES).
 - Prompts (endpoint_prompts.py): of exactly input_tokens tokens as the server counts them (special tokens, a chat's
-  template), measured by the local tokenizer per request, else by the server's tokenize route (the profile's; fitted
-  once per length in at most MAX_ROUND_TRIPS calls, on the sending thread, at the first request of that length), else
-  not measured (input_tokens words: approximate, bound stated). Each request's record carries its prompt's count and
+  template), measured by the local tokenizer per request, else by the server's tokenize route (the profile's;
+  calibrated at setup in two calls, so that no call is made during the load when every word of the list is one token;
+  else fitted once per length in at most MAX_ROUND_TRIPS calls, on the sending thread, at the first request of that
+  length), else not measured (input_tokens words: approximate, bound stated). Each request's record carries its prompt's count and
   how it was known (requests.parquet input_tokens, input_tokens_by): the server's final usage prompt_tokens where the
   stream carries it (what it prefilled), else the measured count, else the requested length marked unknown.
 - Requested lengths: `max_tokens` is the requested output; `ignore_eos` and `min_tokens` are sent only where the
@@ -245,6 +246,7 @@ class OpenAIEndpoint:
         self.route_state = "none: the server's profile names no tokenize route" if self.route is None else "not tried yet"
         self.fitted: dict[int, tuple[int, int]] = {}
         self.overhead = 0
+        self.one_token_words = False
         self.prompt_counts: dict[int, tuple[int | None, PromptBy]] = {}
         self.prompt_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -264,6 +266,7 @@ class OpenAIEndpoint:
             "prompts_off_target": 0,
             "prompt_count_mismatches": 0,
             "tokenize_calls": 0,
+            "tokenize_calls_in_load": 0,
         }
 
     # setup and teardown
@@ -293,18 +296,27 @@ class OpenAIEndpoint:
         ctx.declare(local_server=self.declare_local_server(ctx))
 
     def try_route(self) -> None:
-        """One tokenize call on a one-word prompt: the route works (its overhead, template and special tokens, is
-        learned for the first fit) or is not used, with the reason (route_state, a fact)."""
+        """Calibrate the tokenize route at setup, in two calls: a one-word prompt (its count - 1 is the overhead: the
+        template and special tokens) and one of every word of the list after it (each word one token when that count
+        is the overhead + 1 + len(WORDS): then a prompt of n tokens is n - overhead words with no call during the load).
+        A route that fails is not used, with the reason (route_state, a fact)."""
         assert self.route is not None
         if self.route.request(self.p.model, "the", self.chat) is None:
             self.route, self.route_state = None, "not used: this server's tokenize route cannot count a chat's template (see the profile's source)"
             return
         try:
-            self.overhead = self.measure_words(0, 1) - 1
+            one = self.measure_words(0, 1)
+            every = self.measure_words(0, 1 + len(WORDS))
         except ServerProblem as exc:
             self.route, self.route_state = None, f"not used: {exc}"
             return
-        self.route_state = f"POST {redact_url(origin(self.p.base_url))}{self.route.chat_path if self.chat else self.route.path}: works"
+        self.overhead, self.one_token_words = one - 1, every - one == len(WORDS)
+        where = f"POST {redact_url(origin(self.p.base_url))}{self.route.chat_path if self.chat else self.route.path}"
+        self.route_state = f"{where}: works; overhead (template and special tokens) {self.overhead} token{'s' if self.overhead != 1 else ''}; " + (
+            f"each of the list's {len(WORDS)} words one token: no call during the load"
+            if self.one_token_words
+            else f"the list's {len(WORDS)} words are {every - one} tokens here: each new length is fitted during the load"
+        )
 
     def measure_words(self, index: int, words: int) -> int:
         """The server's count of request `index`'s prompt of `words` words, by its tokenize route (one round trip on the
@@ -430,10 +442,16 @@ class OpenAIEndpoint:
             without = "; its chat template is missing: the server's template tokens are not counted" if self.chat and not template else ""
             return f"words of a fixed list cut to input_tokens tokens by the local tokenizer{template} and counted per request{without}"
         if self.route is not None:
+            counted = "counted as the server counts a prompt" + (" (its chat template included)" if self.chat else "")
+            if self.one_token_words:
+                return (
+                    "input_tokens - overhead words of a fixed list, by the server's tokenize route calibrated at setup (two calls: the overhead from a "
+                    f"one-word prompt; every word of the list one token), no call during the load; {counted}"
+                )
             return (
                 "words of a fixed list, fitted to input_tokens with the server's tokenize route: per length, from input_tokens - overhead words, "
-                f"tokenize and move the word count by the difference, at most {MAX_ROUND_TRIPS} calls (on the sending thread, at the first request of "
-                "each length), the word count cached per length; counted as the server counts a prompt" + (" (its chat template included)" if self.chat else "")
+                f"tokenize and move the word count by the difference, at most {MAX_ROUND_TRIPS} calls on the sending thread at the first request of "
+                f"each length (those requests are sent late by the round trips: the sender's error), the word count cached per length; {counted}"
             )
         return f"input_tokens words of a fixed list, {APPROXIMATE_BOUND}" + ("; a chat's template adds its tokens" if self.chat else "")
 
@@ -504,15 +522,22 @@ class OpenAIEndpoint:
         return text
 
     def fit(self, r: ServedRequest) -> tuple[int, int] | None:
-        """(words, tokens) of a prompt of r.input_tokens by the tokenize route, cached per length; None when the route
+        """(words, tokens) of a prompt of r.input_tokens by the tokenize route: n - overhead words where every word of
+        the list is one token (calibrated at setup), else fitted (fit_words) and cached per length; None when the route
         failed (then it is not used again: route_state says why)."""
         n = r.input_tokens
+        if self.one_token_words:
+            words = max(1, n - self.overhead)
+            return words, words + self.overhead
         if n not in self.fitted:
+            before = self.tally["tokenize_calls"]
             try:
                 words, count, _ = fit_words(n, n - self.overhead, lambda w: self.measure_words(r.index, w))
             except ServerProblem as exc:
+                self.tally["tokenize_calls_in_load"] += self.tally["tokenize_calls"] - before
                 self.route, self.route_state = None, f"failed during the run, not used after: {exc}"
                 return None
+            self.tally["tokenize_calls_in_load"] += self.tally["tokenize_calls"] - before
             self.fitted[n] = (words, count)
             self.overhead = count - words
         return self.fitted[n]

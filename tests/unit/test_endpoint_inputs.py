@@ -110,18 +110,24 @@ def test_the_tokenize_route_fits_chat_prompts_with_their_template_and_the_server
         rows, facts = served(tmp_path, OpenAIEndpoint(params(server, server="vllm")), 3, input_tokens=8)
         calls = server.tokenize_calls
     assert [len(b["messages"][0]["content"].split()) for b in server.bodies] == [8 - CHAT_TEMPLATE_TOKENS] * 3
-    assert calls == 2  # setup's one-word call learns the template's 3 tokens; the fit of 8 is then exact in one call
+    # setup's two calls: one word (4 = the template's 3 + 1) and every word of the list (one token each): none in the load
+    assert calls == 2 and facts["stream"]["tokenize_calls_in_load"] == 0
     assert [(r["input_tokens"], r["input_tokens_by"]) for r in rows] == [(8, "server_usage")] * 3
     stream = facts["stream"]
     assert stream["prompt_count_mismatches"] == 0 and stream["prompts_off_target"] == 0 and stream["tokenize_calls"] == 2
-    assert facts["tokenize_route"].startswith("POST http://127.0.0.1:") and facts["tokenize_route"].endswith("/tokenize: works")
-    assert "fitted to input_tokens with the server's tokenize route" in facts["prompts"]
+    route = facts["tokenize_route"]
+    assert route.startswith("POST http://127.0.0.1:") and route.endswith(
+        "/tokenize: works; overhead (template and special tokens) 3 tokens; each of the list's 53 words one token: no call during the load"
+    )
+    assert "by the server's tokenize route calibrated at setup" in facts["prompts"]
 
 
 def test_a_word_of_two_tokens_shows_in_the_servers_count_not_silently(tmp_path):
     # completions: BOS + 6 words = 7. Request 2's words (from the 15th of the list) include 'which', two tokens here
     with FakeServer(["ok"], tokenize=True, long_words=frozenset({"which"})) as server:
         rows, facts = served(tmp_path, OpenAIEndpoint(params(server, server="vllm", api="completions")), 3, input_tokens=7)
+    assert "the list's 53 words are 54 tokens here: each new length is fitted during the load" in facts["tokenize_route"]
+    assert facts["stream"]["tokenize_calls"] == 3 and facts["stream"]["tokenize_calls_in_load"] == 1  # 6 words: 7, at once
     assert [len(b["prompt"].split()) for b in server.bodies] == [6, 6, 6] and "which" in server.bodies[2]["prompt"].split()
     assert [r["input_tokens"] for r in rows] == [7, 7, 8] and {r["input_tokens_by"] for r in rows} == {"server_usage"}
     assert facts["stream"]["prompt_count_mismatches"] == 1 and facts["stream"]["prompts_off_target"] == 1
