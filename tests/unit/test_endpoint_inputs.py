@@ -314,3 +314,23 @@ def test_probe_a_server_that_never_answers_stops_at_the_timeout(tmp_path, monkey
         code, _, err, seconds = validate(tmp_path, url, "--probe")
     assert "no answer from 127.0.0.1:" in one_line(code, err) and "within 0.3 s (ReadTimeout)" in err
     print(f"no answer: {seconds:.2f} s")
+
+
+def test_validate_probe_imports_neither_torch_nor_transformers(tmp_path):
+    import subprocess
+    import sys
+
+    with FakeServer() as server:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(SUITE.format(url=server.base_url, model="tiny", extra=""))
+        code = (
+            "import sys, contextlib, io\n"
+            "from profiler.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['validate', {str(suite)!r}, '--probe']) == 0\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'transformers'))))\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
+        gets = server.gets
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+    assert gets == 1
