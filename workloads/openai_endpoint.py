@@ -387,6 +387,8 @@ class OpenAIEndpoint:
                 "per_chunk_usage": profile.continuous_usage,
                 "sends_done": profile.sends_done,
                 "source": profile.source,
+                "logprobs_per_token": profile.logprobs,
+                "tokenize_route": None if profile.tokenize is None else f"{profile.tokenize.path} ({profile.tokenize.source})",
             },
             "requested_output": "; ".join(sent) + ("" if profile.ignore_eos or profile.min_tokens else ": the server may stop earlier (counted)"),
             "token_times": "each chunk's arrival in this process (time.monotonic_ns of its event's first line); a chunk of k tokens is k equal times",
