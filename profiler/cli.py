@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a suite without running it (no torch import)")
     validate.add_argument("suite")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    validate.add_argument(
+        "--probe",
+        action="store_true",
+        help="also reach what each workload uses outside this machine's process (an endpoint's server: its models, its key) within a few seconds",
+    )
 
     calibrate = sub.add_parser("calibrate", help="measure this machine's peak matmul FLOP/s and copy bandwidth (cached)")
     calibrate.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N")
@@ -152,8 +157,29 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
 
     resolved = resolve_suite(args.suite, args.overrides)
     suite = resolved.suite
+    if args.probe:
+        probed: set[tuple[str, str]] = set()
+        for w in resolved.workloads:
+            key = (w.entry.type, w.params.model_dump_json())
+            if key not in probed:  # sweep points of the same server: once
+                probed.add(key)
+                found = probe_workload(w, args.suite)
+                if found is not None:
+                    print(one_line(f"probe: {w.entry.name}: {found}"))
     print(one_line(f"ok: {args.suite}: suite '{suite.name}', {len(resolved.workloads)} workload(s), baseline '{suite.baseline_name}'"))
     return 0
+
+
+def probe_workload(w: Any, suite: str) -> str | None:
+    """What a workload's optional `probe(params)` found (None: it has none). Raises UserError with its one line, naming
+    the suite and the workload, when it raises RuntimeError or ValueError."""
+    probe = getattr(w.plugin.cls, "probe", None)
+    if not callable(probe):
+        return None
+    try:
+        return str(probe(w.params))
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"{suite}: workload '{w.entry.name}' ({w.entry.type}): {exc}") from None
 
 
 def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:

@@ -401,6 +401,11 @@ class Workload(Protocol):
     def teardown(self) -> None:
         """Release what setup took. Always called, also after an error in setup or run_once."""
 
+    # Optional: a classmethod `probe(params) -> str`, called by `validate --probe` only (never by `run`, never without
+    # the flag): reach what the workload will use outside this process (a server) within a few seconds, without torch,
+    # and return what was found in words; raise RuntimeError or ValueError with one line (what, where, what to do),
+    # which validate prints as the error (exit status 2).
+
 
 class ServedRequest(BaseModel):
     """One request the load driver hands to an engine (profiler/run/serve.py)."""
@@ -441,8 +446,10 @@ class Engine(Protocol):
 
         Each record: `index`; `status` ("finished" or "failed"); `error` (str or None); `scheduled_ns`
         (the engine took it out of its queue; None if never); `token_ns` (every output token's time,
-        as the engine produced it: per token, never per chunk); `finished_ns`. Raises when the engine
-        itself died (the driver keeps every record taken so far and marks the rest lost)."""
+        as the engine produced it: per token, never per chunk); `finished_ns`. Optional: `input_tokens`
+        (the prompt's tokens as the engine knows them, when they may differ from the request's) and
+        `input_tokens_by` (how it knows them, a word; both land in requests.parquet). Raises when the
+        engine itself died (the driver keeps every record taken so far and marks the rest lost)."""
         ...
 
     def engine_stats(self) -> dict[str, float | None]:

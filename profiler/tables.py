@@ -283,6 +283,7 @@ TABLES = {
             "scheduled_send_s": "number",
             "error": "text",
             "slot_wait_s": "number",
+            "input_tokens_by": "text",
             "repeat": "int",
         },
         keys=("repeat", "index"),

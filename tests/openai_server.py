@@ -13,16 +13,25 @@ a thread; the client under test is the real one).
   error_event one chunk, then {"error": {"message": "boom"}}
   nodone      every chunk, without a finish_reason or [DONE], then the stream ends cleanly
   hang        headers only, then nothing for `hang_s`
+  hidden      as ok, two tokens per chunk of which only the first has text (a token that decodes to nothing)
 Per-chunk usage (completion_tokens so far on every chunk) when the request asks for continuous_usage_stats (vLLM's).
 `reject_fields`: fields answered with HTTP 422 (transformers serve 5.24 rejects ignore_eos and min_tokens);
 `sends_done=False`: no [DONE] (transformers serve). `api_key`: a bearer token every route requires (401 otherwise).
 Every request's JSON body is kept in `bodies`; `models` is what /v1/models lists.
+
+Prompt tokens (`prompt_tokens`): the prompt's words (a word in `long_words` is two tokens) plus BOS (completions) or
+CHAT_TEMPLATE_TOKENS (chat): the usage's prompt_tokens and vLLM's POST /tokenize ({model, prompt} or {model,
+messages} -> {count, max_model_len, tokens}) count the same, when `tokenize=True` (else /tokenize is 404);
+`tokenize_calls` counts them. `logprobs=True`: a request with logprobs gets one entry per token in each chunk (vLLM's
+shapes: chat logprobs.content, completions logprobs.tokens); else logprobs are ignored (transformers serve).
+`tls=(certfile, keyfile)`: HTTPS (base_url https://...).
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -30,6 +39,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 WORDS = "the of and to in is was for on that with as by at from his her are this which".split()
+CHAT_TEMPLATE_TOKENS = 3
+"""The tokens this server's chat template adds to a chat's one user message (role markers and the generation prompt)."""
+
+
+def prompt_tokens(body: dict[str, Any], long_words: frozenset[str] = frozenset()) -> int:
+    """The prompt's tokens as this server counts them: a word is one token (one in long_words two), plus BOS
+    (completions) or CHAT_TEMPLATE_TOKENS (chat)."""
+    if "messages" in body:
+        text, extra = " ".join(str(m.get("content", "")) for m in body["messages"]), CHAT_TEMPLATE_TOKENS
+    else:
+        text, extra = str(body.get("prompt", "")), 1
+    return extra + sum(2 if w in long_words else 1 for w in text.split())
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -48,9 +69,16 @@ class FakeServer:
         sends_done: bool = True,
         api_key: str | None = None,
         hang_s: float = 2.0,
+        tokenize: bool = False,
+        logprobs: bool = False,
+        long_words: frozenset[str] = frozenset(),
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.script = script or ["ok"]
         self.models, self.reject_fields, self.sends_done, self.api_key, self.hang_s = models, reject_fields, sends_done, api_key, hang_s
+        self.tokenize, self.logprobs, self.long_words, self.tls = tokenize, logprobs, long_words, tls
+        self.tokenize_calls = 0
+        self.gets = 0
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -63,6 +91,8 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:
+                with server.lock:
+                    server.gets += 1
                 if not server.authorized(self):
                     return
                 if self.path.rstrip("/").endswith("/models"):
@@ -73,6 +103,9 @@ class FakeServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == "/tokenize":
+                    server.tokenize_route(self, body)
+                    return
                 with server.lock:
                     mode = server.script[len(server.bodies) % len(server.script)]
                     server.bodies.append(body)
@@ -98,11 +131,15 @@ class FakeServer:
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     def __enter__(self) -> FakeServer:
         self.thread.start()
@@ -117,6 +154,18 @@ class FakeServer:
             return True
         h.send_json(401, {"error": {"message": "Invalid API key"}})
         return False
+
+    def tokenize_route(self, h: Any, body: dict[str, Any]) -> None:
+        """vLLM's POST /tokenize (404 unless `tokenize`)."""
+        if not self.tokenize:
+            h.send_json(404, {"detail": "Not Found"})
+            return
+        if not self.authorized(h):
+            return
+        with self.lock:
+            self.tokenize_calls += 1
+        n = prompt_tokens(body, self.long_words)
+        h.send_json(200, {"count": n, "max_model_len": 4096, "tokens": list(range(n)), "token_strs": None})
 
     def answer(self, h: Any, mode: str, body: dict[str, Any]) -> None:
         if mode in ("http500", "http429"):
@@ -136,18 +185,19 @@ class FakeServer:
             time.sleep(self.hang_s)
             h.close_connection = True
             return
-        Stream(h, body, mode, self.sends_done).run()
+        Stream(h, body, mode, self.sends_done, prompt_tokens(body, self.long_words), self.logprobs).run()
 
 
 class Stream:
     """One streamed answer, written as chunked transfer encoding."""
 
-    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool) -> None:
-        self.h, self.body, self.mode, self.sends_done = h, body, mode, sends_done
+    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool, prompt: int, logprobs: bool) -> None:
+        self.h, self.body, self.mode, self.sends_done, self.prompt = h, body, mode, sends_done, prompt
         self.chat = "messages" in body
         options = body.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
         self.continuous = bool(options.get("continuous_usage_stats"))
+        self.logprobs = logprobs and bool(body.get("logprobs"))
         self.sent_tokens = 0
 
     def write(self, data: str) -> None:
@@ -158,20 +208,28 @@ class Stream:
     def event(self, obj: Any) -> None:
         self.write(f"data: {json.dumps(obj)}\n\n")
 
+    def usage(self, completion: int) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt, "completion_tokens": completion, "total_tokens": self.prompt + completion}
+
     def chunk(self, text: str | None, tokens: int, finish: str | None = None, role: bool = False) -> None:
         self.sent_tokens += tokens
+        pieces = (text or "").split() + [""] * max(0, tokens - len((text or "").split()))  # a hidden token has no text
         if self.chat:
             delta: dict[str, Any] = {"role": "assistant"} if role else {}
             if text is not None:
                 delta["content"] = text
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            if self.logprobs and tokens:
+                choice["logprobs"] = {"content": [{"token": w, "logprob": -1.0, "bytes": list(w.encode()), "top_logprobs": []} for w in pieces]}
         else:
             choice = {"index": 0, "text": text or "", "finish_reason": finish}
+            if self.logprobs and tokens:
+                choice["logprobs"] = {"tokens": pieces, "token_logprobs": [-1.0] * tokens, "top_logprobs": [None] * tokens, "text_offset": [0] * tokens}
         obj: dict[str, Any] = {"id": "x", "object": "chunk", "choices": [choice]}
         if self.continuous:
-            obj["usage"] = {"prompt_tokens": 1, "completion_tokens": self.sent_tokens, "total_tokens": 1 + self.sent_tokens}
+            obj["usage"] = self.usage(self.sent_tokens)
         elif finish is not None and not self.sends_done:  # transformers serve: usage with the finish chunk, asked or not
-            obj["usage"] = {"prompt_tokens": 1, "completion_tokens": self.sent_tokens, "total_tokens": 1 + self.sent_tokens}
+            obj["usage"] = self.usage(self.sent_tokens)
         self.event(obj)
 
     def run(self) -> None:
@@ -179,7 +237,7 @@ class Stream:
         mode = self.mode
         if self.chat:
             self.chunk(None, 0, role=True)
-        per = 3 if mode == "multi" else 1
+        per = {"multi": 3, "hidden": 2}.get(mode, 1)
         stop_at = max(1, n // 2) if mode == "early" else n
         cut = {"reset": 2, "malformed": 1, "error_event": 1}.get(mode)
         k = 0
@@ -187,14 +245,15 @@ class Stream:
             if cut is not None and k >= cut:
                 return self.fault()
             m = min(per, stop_at - k)
-            self.chunk(" ".join(WORDS[(k + j) % len(WORDS)] for j in range(m)) + " ", m)
+            shown = 1 if mode == "hidden" else m
+            self.chunk(" ".join(WORDS[(k + j) % len(WORDS)] for j in range(shown)) + " ", m)
             k += m
         if mode == "nodone":
             self.write("")
             return
         self.chunk(None, 0, finish="stop" if mode == "early" else "length")
         if self.include_usage and not self.continuous and self.sends_done:
-            self.event({"id": "x", "object": "chunk", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": k, "total_tokens": 1 + k}})
+            self.event({"id": "x", "object": "chunk", "choices": [], "usage": self.usage(k)})
         if self.sends_done:
             self.write("data: [DONE]\n\n")
         self.write("")

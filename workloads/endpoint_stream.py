@@ -11,7 +11,8 @@ Pure functions and small classes, no I/O, used by workloads/openai_endpoint.py a
   `StreamFault` with the text the request's record keeps.
 - `Answer`: every chunk of one request and how its stream ended; `token_times` turns it into one time per token
   (`count_tokens` says how each chunk's tokens are counted, in this order: the server's per-chunk usage, else the
-  local tokenizer on the chunk's text, else one token per chunk with text).
+  chunk's logprobs (one entry per token), else the local tokenizer on the chunk's text, else one token per chunk with
+  text).
 - `ServerProfile`, `SERVERS`: what each kind of server honours of the request fields beyond OpenAI's, with the
   source of each fact.
 """
@@ -22,6 +23,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .endpoint_prompts import ROUTES, TokenizeRoute
 
 ERROR_TEXT_CHARS = 200
 """An error text taken from a server (a body's first line, an error event) is cut to this many characters."""
@@ -39,7 +42,10 @@ class ServerProfile:
     the requested length; a server that rejects unknown fields (HTTP 422) must not get them. include_usage: send
     `stream_options: {include_usage: true}` (a final chunk with the request's usage). continuous_usage: also
     `continuous_usage_stats: true` (usage on every chunk: the per-chunk token count). sends_done: the stream ends
-    with `data: [DONE]` (without it, a chunk with a finish_reason ends the stream)."""
+    with `data: [DONE]` (without it, a chunk with a finish_reason ends the stream). logprobs: the server honours
+    `logprobs` in a stream (completions `logprobs: 1`, chat `logprobs: true, top_logprobs: 0`) with one entry per
+    generated token in each chunk, so a chunk's logprobs count its tokens. tokenize: its tokenize route (None: none
+    known); logprobs_source: where the logprobs fact comes from."""
 
     ignore_eos: bool
     min_tokens: bool
@@ -47,6 +53,9 @@ class ServerProfile:
     continuous_usage: bool
     sends_done: bool
     source: str
+    logprobs: bool = False
+    tokenize: TokenizeRoute | None = None
+    logprobs_source: str = "not known to stream one logprobs entry per token: not requested"
 
 
 SERVERS: dict[str, ServerProfile] = {
@@ -58,6 +67,14 @@ SERVERS: dict[str, ServerProfile] = {
         True,
         "vLLM's OpenAI server (vllm/entrypoints/openai/protocol.py: extra sampling parameters ignore_eos and min_tokens, "
         "StreamOptions include_usage and continuous_usage_stats); from its source, not yet checked against a running server here",
+        logprobs=True,
+        tokenize=ROUTES["vllm"],
+        logprobs_source=(
+            "vLLM vllm/entrypoints/openai/serving_chat.py chat_completion_stream_generator: with logprobs and top_logprobs "
+            "not None, each chunk's logprobs are built from that chunk's token_ids (_create_chat_logprobs), one entry per "
+            "token; completions likewise (serving_completion.py, CompletionLogProbs.tokens); from its source, not yet "
+            "checked against a running server here"
+        ),
     ),
     "sglang": ServerProfile(
         True,
@@ -67,6 +84,7 @@ SERVERS: dict[str, ServerProfile] = {
         True,
         "SGLang's OpenAI server (python/sglang/srt/entrypoints/openai/protocol.py: ignore_eos, min_tokens, StreamOptions "
         "include_usage and continuous_usage_stats); from its source, not yet checked against a running server here",
+        tokenize=ROUTES["sglang"],
     ),
     "tgi": ServerProfile(
         False,
@@ -76,6 +94,7 @@ SERVERS: dict[str, ServerProfile] = {
         True,
         "text-generation-inference's router (router/src/lib.rs ChatRequest and CompletionRequest: no ignore_eos or "
         "min_tokens; StreamOptions include_usage); from its source, not yet checked against a running server here",
+        tokenize=ROUTES["tgi"],
     ),
     "llama.cpp": ServerProfile(
         True,
@@ -85,6 +104,7 @@ SERVERS: dict[str, ServerProfile] = {
         True,
         "llama.cpp's server (tools/server README: ignore_eos among the completion options, no min_tokens); from its "
         "documentation, not yet checked against a running server here",
+        tokenize=ROUTES["llama.cpp"],
     ),
     "transformers-serve": ServerProfile(
         False,
@@ -98,6 +118,7 @@ SERVERS: dict[str, ServerProfile] = {
         "skip_special_tokens) gets no chunk (cli/serving/utils.py CBStreamer.put), so a per-chunk count falls short of the final "
         "usage (counted as a mismatch); no /metrics and no tokenize route (404); checked against a running 5.24.0 server in CI "
         "(tests/integration/test_transformers_serve.py)",
+        logprobs_source="transformers 5.24.0 `transformers serve` accepts logprobs and ignores it (no logprobs in its chunks): not requested",
     ),
     "generic": ServerProfile(
         False,
@@ -140,13 +161,17 @@ class SseLines:
 
 @dataclass(frozen=True)
 class Chunk:
-    """One event of a stream: arrival time (ns), text, finish_reason, the usage's completion_tokens (None: none)."""
+    """One event of a stream: arrival time (ns), text, finish_reason, the usage's completion_tokens (None: none), whether
+    it has choices, the number of entries in its logprobs (None: it carries none) and the usage's prompt_tokens (None:
+    none)."""
 
     t_ns: int
     text: str
     finish_reason: str | None
     completion_tokens: int | None
     has_choices: bool
+    logprob_tokens: int | None = None
+    prompt_tokens: int | None = None
 
     @classmethod
     def parse(cls, data: str, t_ns: int, api: str) -> Chunk:
@@ -165,14 +190,16 @@ class Chunk:
         choices = obj.get("choices")
         if choices is not None and not isinstance(choices, list):
             raise StreamFault(f"malformed stream event (choices is not a list): {_first_line(data)!r}")
-        text, finish = "", None
+        text, finish, logprobs = "", None, None
         if choices:
             choice = choices[0]
             if not isinstance(choice, dict):
                 raise StreamFault(f"malformed stream event (a choice is not an object): {_first_line(data)!r}")
             text = _choice_text(choice, api)
             finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
-        return cls(t_ns, text, finish, _completion_tokens(obj.get("usage")), bool(choices))
+            logprobs = _logprob_entries(choice.get("logprobs"), api)
+        usage = obj.get("usage")
+        return cls(t_ns, text, finish, _usage_count(usage, "completion_tokens"), bool(choices), logprobs, _usage_count(usage, "prompt_tokens"))
 
 
 def _choice_text(choice: dict[str, Any], api: str) -> str:
@@ -187,11 +214,21 @@ def _choice_text(choice: dict[str, Any], api: str) -> str:
     return "".join(p for p in parts if isinstance(p, str))
 
 
-def _completion_tokens(usage: object) -> int | None:
+def _usage_count(usage: object, key: str) -> int | None:
+    """usage[key] when it is a count (an int >= 0), else None."""
     if not isinstance(usage, dict):
         return None
-    value = usage.get("completion_tokens")
+    value = usage.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _logprob_entries(logprobs: object, api: str) -> int | None:
+    """The tokens a choice's logprobs stand for: chat's `logprobs.content` (a list, one entry per token), completions'
+    `logprobs.tokens` (OpenAI's legacy completions shape, one entry per token); None when there is no such list."""
+    if not isinstance(logprobs, dict):
+        return None
+    entries = logprobs.get("tokens" if api == "completions" else "content")
+    return len(entries) if isinstance(entries, list) else None
 
 
 def _first_line(text: str) -> str:
@@ -227,13 +264,19 @@ class Answer:
         """The request's completion_tokens as the server counted them: the last usage it sent (None: none)."""
         return next((c.completion_tokens for c in reversed(self.chunks) if c.completion_tokens is not None), None)
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        """The request's prompt_tokens as the server counted them (what it prefilled): the last usage's (None: none)."""
+        return next((c.prompt_tokens for c in reversed(self.chunks) if c.prompt_tokens is not None), None)
+
 
 TokenCounter = Callable[[str], int]
 """The tokens of a piece of text (the local tokenizer, no special tokens)."""
 
-METHODS = ("usage", "tokenizer", "one_per_chunk")
-"""How a chunk's tokens were counted: the server's per-chunk usage, the local tokenizer on its text, or one token per
-chunk with text (neither is available: a stated assumption, checked against the final usage where there is one)."""
+METHODS = ("usage", "logprobs", "tokenizer", "one_per_chunk")
+"""How a chunk's tokens were counted: the server's per-chunk usage, the chunk's logprobs entries (one per token), the
+local tokenizer on its text, or one token per chunk with text (none is available: a stated assumption, checked against
+the final usage where there is one)."""
 
 
 def count_tokens(chunks: list[Chunk], tokenizer: TokenCounter | None) -> list[tuple[int, str]]:
@@ -242,8 +285,9 @@ def count_tokens(chunks: list[Chunk], tokenizer: TokenCounter | None) -> list[tu
     Per-chunk usage (vLLM's continuous_usage_stats: completion_tokens so far on every chunk) counts a chunk as the
     increase since the previous chunk, but only while every chunk so far carried usage: a usage that first appears
     on the last chunk is the final usage (transformers serve, include_usage), not this chunk's tokens. Otherwise a
-    chunk with text is the tokenizer's count of its text (at least 1), else 1; a chunk without text (a role-only first
-    chunk, the finish chunk) is 0 tokens."""
+    chunk whose logprobs list has entries is that many tokens (a token that decodes to no text still has its entry);
+    otherwise a chunk with text is the tokenizer's count of its text (at least 1), else 1; a chunk without text or
+    logprobs entries (a role-only first chunk, the finish chunk) is 0 tokens."""
     out: list[tuple[int, str]] = []
     continuous = True
     so_far = 0
@@ -253,6 +297,8 @@ def count_tokens(chunks: list[Chunk], tokenizer: TokenCounter | None) -> list[tu
             k = max(0, c.completion_tokens - so_far)
             so_far = max(so_far, c.completion_tokens)
             out.append((k, "usage"))
+        elif c.logprob_tokens:
+            out.append((c.logprob_tokens, "logprobs"))
         elif not c.text:
             out.append((0, "usage" if continuous else "one_per_chunk"))
         elif tokenizer is not None:

@@ -15,9 +15,19 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   times are k gaps of g / k; characterize/serving.py: token_gaps_ns). TTFT counts from the first chunk with text, never a role-only
   first chunk.
 - Token counts per chunk (endpoint_stream.count_tokens): the server's per-chunk usage where it sends one (vLLM and
-  SGLang with continuous_usage_stats), else the local tokenizer (`tokenizer:`, a directory; never downloaded) on the
-  chunk's text, else one token per chunk with text: the method is stated in the facts with the chunks each counted,
-  and the counts are checked against the server's final usage where it gives one (mismatches counted).
+  SGLang with continuous_usage_stats), else the chunk's logprobs (one entry per token, `logprobs:` where the profile
+  says the server streams them: vLLM; asked instead of per-chunk usage), else the local tokenizer (`tokenizer:`, a
+  directory; never downloaded) on the chunk's text, else one token per chunk with text: the method is stated in the
+  facts with the tokens each counted, and the counts are checked against the server's final usage where it gives one
+  (mismatches counted). Logprobs cost: the server computes each sampled token's log-probability and each chunk grows
+  by its entries (LOGPROB_ENTRY_BYTES).
+- Prompts (endpoint_prompts.py): of exactly input_tokens tokens as the server counts them (special tokens, a chat's
+  template), measured by the local tokenizer per request, else by the server's tokenize route (the profile's;
+  calibrated at setup in two calls, so that no call is made during the load when every word of the list is one token;
+  else fitted once per length in at most MAX_ROUND_TRIPS calls, on the sending thread, at the first request of that
+  length), else not measured (input_tokens words: approximate, bound stated). Each request's record carries its prompt's count and
+  how it was known (requests.parquet input_tokens, input_tokens_by): the server's final usage prompt_tokens where the
+  stream carries it (what it prefilled), else the measured count, else the requested length marked unknown.
 - Requested lengths: `max_tokens` is the requested output; `ignore_eos` and `min_tokens` are sent only where the
   server's capability profile (`server:`, endpoint_stream.SERVERS, each fact with its source) says it honours
   them. A request that stopped early is a finished request with its real length; the facts count them.
@@ -34,12 +44,16 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   user's socket, the server running inside the profiler's own process).
 - The API key is read from the environment variable `api_key_env` names, in the child, at setup; it is sent as a
   bearer token and written nowhere. A base_url with credentials in it is refused (one line), so none is stored.
+- Before the load, setup asks the server's /models (endpoint_check.check_server: unreachable, DNS, TLS, key, model;
+  RuntimeError, exit 1 with the run kept); `validate --probe` asks the same through `probe` (exit 2, nothing run).
+- Resources: this workload's process is an HTTP client on this machine's CPU (one core: the loop thread and the
+  driver's); it holds no GPU of its own. The server's devices are the server's: `server_devices` as the suite states
+  them, else unknown (a fact), never this machine's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import re
 import threading
@@ -48,10 +62,14 @@ from concurrent.futures import Future
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from profiler.plugin import Declaration, Mark, Params, ServedRequest, SetupContext, Trait
+from profiler.plugin import Declaration, Mark, Params, Resources, ServedRequest, SetupContext, Trait
 
+from .endpoint_check import PROBE_TIMEOUT_S, ServerProblem, auth_headers, check_server
+from .endpoint_check import redact_url as redact_url  # re-exported: where the workload's tests and scripts take it from
+from .endpoint_prompts import APPROXIMATE_BOUND, MAX_ROUND_TRIPS, PromptBy, fit_words, has_chat_template, prompt_words, tokenizer_prompt
+from .endpoint_prompts import WORDS as WORDS  # re-exported: the prompts' words (tests/integration builds a tokenizer over them)
 from .endpoint_stream import (
     METHODS,
     SERVERS,
@@ -72,12 +90,13 @@ MAX_EVENT_CHARS = 1_000_000
 """The longest line of a server-sent event stream taken: one chunk's JSON is a few hundred characters, so a longer line
 is a broken (or hostile) server, and the request fails rather than holding the line in memory."""
 CONNECT_TIMEOUT_S = 10.0
-"""The longest a connection may take to open (at most timeout_s)."""
-WORDS = (
-    "the of and to in is was for on that with as by at from his her are this which be or have an they one had not but "
-    "what all were when we there can more if no out so said time up about into than them only other new some could"
-).split()
-"""Common English words, one token each in most BPE vocabularies: the prompts' text."""
+"""The longest a connection may take to open (at most timeout_s); also setup's limit on the /models check and on each
+tokenize call."""
+LOGPROB_ENTRY_BYTES = {"chat/completions": 70, "completions": 30}
+"""About how many bytes of JSON one token's logprobs entry adds to a chunk with top_logprobs 0 (chat: {"token",
+"logprob", "bytes", "top_logprobs": []}; completions: a token, its logprob and text offset in three lists): counted on
+vLLM's shapes for a one-word token, stated as logprobs' cost."""
+PROMPT_BY: tuple[PromptBy, ...] = ("server_usage", "tokenizer", "tokenize_route", "unknown")
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -112,19 +131,9 @@ def profiler_processes() -> set[int]:
     return {me.pid, *(p.pid for p in me.parents())}
 
 
-def redact_url(url: str) -> str:
-    """The URL with any user name and password replaced by '***' (for every place a URL is shown or stored)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
-
-
-def prompt_words(index: int, n: int) -> str:
-    """The prompt of request `index`: n words (7 x index + k of the list, so requests differ from their first word)."""
-    return " ".join(WORDS[(7 * index + k) % len(WORDS)] for k in range(n))
+def origin(base_url: str) -> str:
+    """The server's root, where vLLM's, SGLang's, TGI's and llama.cpp's tokenize routes are: base_url without its /v1."""
+    return base_url.removesuffix("/v1")
 
 
 class OpenAIEndpoint:
@@ -163,6 +172,19 @@ class OpenAIEndpoint:
             True,
             description="With no server_pid and a loopback base_url (127.0.0.1, localhost, ::1): the process listening on its port is the local server.",
         )
+        server_devices: str | None = Field(
+            None,
+            max_length=200,
+            examples=["1 x NVIDIA H100 80GB", "cpu (16 cores)"],
+            description="What the server runs on, as you know it (a fact of the run; None: unknown). This machine's devices are not the server's.",
+        )
+        logprobs: bool | None = Field(
+            None,
+            description=(
+                "Ask for logprobs to count each chunk's tokens (one entry per token). None: only where the server's profile says it streams them "
+                "and it has no per-chunk usage; true: instead of per-chunk usage (bigger chunks); false: never."
+            ),
+        )
 
         @field_validator("base_url")
         @classmethod
@@ -183,19 +205,50 @@ class OpenAIEndpoint:
                 raise ValueError("the NAME of an environment variable (letters, digits, _), not the key itself")
             return value
 
+        @model_validator(mode="after")
+        def _logprobs_where_honoured(self) -> OpenAIEndpoint.Params:
+            if self.logprobs and not SERVERS[self.server].logprobs:
+                raise ValueError(
+                    f"logprobs: true, but server '{self.server}' is not known to stream one logprobs entry per token (its profile): leave logprobs unset"
+                )
+            return self
+
     @classmethod
     def declaration(cls, params: OpenAIEndpoint.Params) -> Declaration:
-        """One request = one iteration span (arrival to last token); deliveries: the first token and each later one."""
-        return Declaration(output_unit="token", deliveries=("prefill", "decode"), traits=frozenset({Trait.AUTOREGRESSIVE}))
+        """One request = one iteration span (arrival to last token); deliveries: the first token and each later one.
+        Resources: one CPU core (the HTTP client) and no GPU of this machine's: the server's devices are the server's
+        (the `server_devices` fact)."""
+        return Declaration(
+            output_unit="token",
+            deliveries=("prefill", "decode"),
+            traits=frozenset({Trait.AUTOREGRESSIVE}),
+            resources=Resources(cpu_cores=1, gpus=0),
+        )
+
+    @classmethod
+    def probe(cls, params: OpenAIEndpoint.Params) -> str:
+        """`validate --probe`: reach the server as setup will (the key, /models, the model) within PROBE_TIMEOUT_S.
+        Returns what was found, in words; raises ServerProblem (a RuntimeError) with one line."""
+        said = check_server(params.base_url, params.model, auth_headers(params.api_key_env), PROBE_TIMEOUT_S, params.check_model)
+        return said
 
     def __init__(self, params: OpenAIEndpoint.Params) -> None:
         self.p = params
         self.profile: ServerProfile = SERVERS[params.server]
         self.max_positions = params.max_positions
         self.url = f"{params.base_url}/{params.api}"
+        self.chat = params.api == "chat/completions"
         self.headers: dict[str, str] = {"Accept": "text/event-stream"}
         self.tokenizer: Any = None
         self.tokenizer_lock = threading.Lock()
+        self.logprobs = self.profile.logprobs and (params.logprobs or (params.logprobs is None and not self.profile.continuous_usage))
+        self.route = self.profile.tokenize
+        self.route_state = "none: the server's profile names no tokenize route" if self.route is None else "not tried yet"
+        self.fitted: dict[int, tuple[int, int]] = {}
+        self.overhead = 0
+        self.one_token_words = False
+        self.prompt_counts: dict[int, tuple[int | None, PromptBy]] = {}
+        self.prompt_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.client: Any = None
@@ -209,7 +262,11 @@ class OpenAIEndpoint:
             "usage_checked": 0,
             "usage_mismatches": 0,
             "tokens_by_method": dict.fromkeys(METHODS, 0),
-            "prompts_inexact": 0,
+            "prompts_by": dict.fromkeys(PROMPT_BY, 0),
+            "prompts_off_target": 0,
+            "prompt_count_mismatches": 0,
+            "tokenize_calls": 0,
+            "tokenize_calls_in_load": 0,
         }
 
     # setup and teardown
@@ -221,11 +278,8 @@ class OpenAIEndpoint:
         import httpx2
 
         p = self.p
-        if p.api_key_env is not None:
-            key = os.environ.get(p.api_key_env)
-            if not key:
-                raise RuntimeError(f"api_key_env: the environment variable {p.api_key_env} is not set (or empty): export it with the server's API key")
-            self.headers["Authorization"] = f"Bearer {key}"
+        self.headers.update(auth_headers(p.api_key_env))
+        models = check_server(p.base_url, p.model, {k: v for k, v in self.headers.items() if k != "Accept"}, min(CONNECT_TIMEOUT_S, p.timeout_s), p.check_model)
         if p.tokenizer is not None:
             from transformers import AutoTokenizer
 
@@ -236,9 +290,56 @@ class OpenAIEndpoint:
         timeout = httpx2.Timeout(p.timeout_s, connect=min(CONNECT_TIMEOUT_S, p.timeout_s))
         limits = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
         self.client = self._on_loop(self._make_client(httpx2, timeout, limits))
-        models = self._on_loop(self._check_model()) if p.check_model else "not checked (check_model: false)"
+        if self.tokenizer is None and self.route is not None:
+            self.try_route()
         ctx.declare(**self.facts(httpx2.__version__, models))
         ctx.declare(local_server=self.declare_local_server(ctx))
+
+    def try_route(self) -> None:
+        """Calibrate the tokenize route at setup, in two calls: a one-word prompt (its count - 1 is the overhead: the
+        template and special tokens) and one of every word of the list after it (each word one token when that count
+        is the overhead + 1 + len(WORDS): then a prompt of n tokens is n - overhead words with no call during the load).
+        A route that fails is not used, with the reason (route_state, a fact)."""
+        assert self.route is not None
+        if self.route.request(self.p.model, "the", self.chat) is None:
+            self.route, self.route_state = None, "not used: this server's tokenize route cannot count a chat's template (see the profile's source)"
+            return
+        try:
+            one = self.measure_words(0, 1)
+            every = self.measure_words(0, 1 + len(WORDS))
+        except ServerProblem as exc:
+            self.route, self.route_state = None, f"not used: {exc}"
+            return
+        self.overhead, self.one_token_words = one - 1, every - one == len(WORDS)
+        where = f"POST {redact_url(origin(self.p.base_url))}{self.route.chat_path if self.chat else self.route.path}"
+        self.route_state = f"{where}: works; overhead (template and special tokens) {self.overhead} token{'s' if self.overhead != 1 else ''}; " + (
+            f"each of the list's {len(WORDS)} words one token: no call during the load"
+            if self.one_token_words
+            else f"the list's {len(WORDS)} words are {every - one} tokens here: each new length is fitted during the load"
+        )
+
+    def measure_words(self, index: int, words: int) -> int:
+        """The server's count of request `index`'s prompt of `words` words, by its tokenize route (one round trip on the
+        loop thread, at most CONNECT_TIMEOUT_S). Raises ServerProblem when the route fails or answers no count."""
+        self.tally["tokenize_calls"] += 1
+        return self._on_loop(self._tokenize(prompt_words(index, words)))
+
+    async def _tokenize(self, text: str) -> int:
+        import httpx2
+
+        assert self.route is not None
+        path, body = self.route.request(self.p.model, text, self.chat) or ("", {})
+        url = origin(self.p.base_url) + path
+        try:
+            response = await self.client.post(url, json=body, timeout=min(CONNECT_TIMEOUT_S, self.p.timeout_s))
+        except httpx2.HTTPError as exc:
+            raise ServerProblem(f"the tokenize route {redact_url(url)} failed: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise ServerProblem(f"the tokenize route {redact_url(url)} answered {http_error_text(response.status_code, response.content)}")
+        try:
+            return self.route.count(response.json(), self.chat)
+        except ValueError as exc:
+            raise ServerProblem(f"the tokenize route {redact_url(url)} answered no count: {exc}") from None
 
     def declare_local_server(self, ctx: SetupContext) -> str:
         """Name the local server to the profiler (SetupContext.declare_server) when `server_pid` is given or the process
@@ -269,29 +370,6 @@ class OpenAIEndpoint:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    async def _check_model(self) -> str:
-        """What the server's /models said of the model (a fact). Raises RuntimeError: unreachable, key refused, model
-        not served."""
-        import httpx2
-
-        where = redact_url(f"{self.p.base_url}/models")
-        try:
-            response = await self.client.get(f"{self.p.base_url}/models", timeout=min(CONNECT_TIMEOUT_S, self.p.timeout_s))
-        except httpx2.HTTPError as exc:
-            raise RuntimeError(f"cannot reach the server at {where}: {type(exc).__name__}: {exc}; is it running, and does base_url end with /v1?") from None
-        if response.status_code in (401, 403):
-            raise RuntimeError(f"the server at {where} refused the API key (HTTP {response.status_code}): check the variable api_key_env names")
-        if response.status_code != 200:
-            return f"not checked: {where} answered HTTP {response.status_code}"
-        try:
-            served = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
-        except (ValueError, AttributeError):
-            return f"not checked: {where} answered something other than a model list"
-        if self.p.model not in served:
-            listed = ", ".join(str(s) for s in served[:10]) or "none"
-            raise RuntimeError(f"the server at {where} does not serve model '{self.p.model}'; it serves: {listed}")
-        return f"served (listed by {where})"
-
     def facts(self, client_version: str, models: str) -> dict[str, Any]:
         """The facts this engine declares: the server, how requests are made, and how each figure is read."""
         p, profile = self.p, self.profile
@@ -309,28 +387,75 @@ class OpenAIEndpoint:
                 "per_chunk_usage": profile.continuous_usage,
                 "sends_done": profile.sends_done,
                 "source": profile.source,
+                "logprobs_per_token": profile.logprobs,
+                "tokenize_route": None if profile.tokenize is None else f"{profile.tokenize.path} ({profile.tokenize.source})",
             },
             "requested_output": "; ".join(sent) + ("" if profile.ignore_eos or profile.min_tokens else ": the server may stop earlier (counted)"),
             "token_times": "each chunk's arrival in this process (time.monotonic_ns of its event's first line); a chunk of k tokens is k equal times",
-            "token_count_method": (
-                "per chunk: the server's usage where every chunk carries it, else "
-                + ("the local tokenizer on the chunk's text" if p.tokenizer else "1 token per chunk with text (no tokenizer given)")
-                + "; checked against the server's final usage where it sends one (stream)"
-            ),
+            "token_count_method": self.count_method(),
+            "logprobs": self.logprobs_fact(),
             "ttft_from": "the first chunk with text (a role-only first chunk is no token)",
             "queueing": "unavailable: HTTP does not show how long a request waited inside the server (scheduled_ns None, queue_s NaN)",
             "engine_samples": "the server's running and waiting requests are not seen over HTTP; in_flight is this client's open requests",
-            "prompts": (
-                "words of a fixed list, re-tokenized to exactly input_tokens with the local tokenizer"
-                if p.tokenizer
-                else "input_tokens common words (about one token each; not checked: no tokenizer given)"
-            )
-            + ("; the chat template adds its own tokens" if p.api == "chat/completions" else "")
-            + "; a trace's prefix blocks are not reproduced",
+            "prompts": self.prompt_method() + "; a trace's prefix blocks are not reproduced",
+            "prompt_count_recorded": (
+                "per request (requests.parquet input_tokens, input_tokens_by): the server's final usage prompt_tokens where its stream "
+                "carries one (server_usage: what it prefilled), else the count measured when the prompt was built (tokenizer, "
+                "tokenize_route), else the requested length (unknown: approximate); a measured count that differs from the server's "
+                "is tallied (stream.prompt_count_mismatches), one that differs from the request too (stream.prompts_off_target)"
+            ),
+            "tokenize_route": self.route_state,
+            "server_devices": p.server_devices or "unknown (server_devices not given): the server's devices are the server's, not this machine's",
+            "client_resources": "this process: one CPU core of this machine (the HTTP client), no GPU (declared resources)",
             "client": f"httpx2 {client_version}, HTTP/1.1, one asyncio loop on one thread, no connection limit, timeout_s {p.timeout_s:g}",
             "api_key": f"read from ${p.api_key_env} (not recorded)" if p.api_key_env else "none",
             "stream": self.tally,
         }
+
+    def count_method(self) -> str:
+        """How each chunk's tokens are counted, in order (a fact)."""
+        first = []
+        if self.profile.continuous_usage and not self.logprobs:
+            first.append("the server's usage where every chunk carries it")
+        if self.logprobs:
+            first.append("the chunk's logprobs entries (one per token)")
+        first.append("the local tokenizer on the chunk's text" if self.p.tokenizer else "1 token per chunk with text (no tokenizer given)")
+        return "per chunk: " + ", else ".join(first) + "; checked against the server's final usage where it sends one (stream)"
+
+    def logprobs_fact(self) -> str:
+        """Whether logprobs are asked for, why, and what they cost (a fact)."""
+        profile = self.profile
+        if self.logprobs:
+            asked = "logprobs: 1" if self.p.api == "completions" else "logprobs: true, top_logprobs: 0"
+            return (
+                f"requested ({asked}) to count each chunk's tokens: the server computes each sampled token's log-probability and each "
+                f"chunk grows by about {LOGPROB_ENTRY_BYTES[self.p.api]} bytes of JSON per token; {profile.logprobs_source}"
+            )
+        if profile.logprobs and self.p.logprobs is False:
+            return "not requested (logprobs: false)"
+        if profile.logprobs:
+            return "not requested: the server's per-chunk usage counts each chunk (set logprobs: true to count by logprobs instead)"
+        return profile.logprobs_source
+
+    def prompt_method(self) -> str:
+        """How prompts are built to their length and how that length is known (a fact)."""
+        template = " (chat: through its chat template)" if self.chat and has_chat_template(self.tokenizer) else ""
+        if self.tokenizer is not None:
+            without = "; its chat template is missing: the server's template tokens are not counted" if self.chat and not template else ""
+            return f"words of a fixed list cut to input_tokens tokens by the local tokenizer{template} and counted per request{without}"
+        if self.route is not None:
+            counted = "counted as the server counts a prompt" + (" (its chat template included)" if self.chat else "")
+            if self.one_token_words:
+                return (
+                    "input_tokens - overhead words of a fixed list, by the server's tokenize route calibrated at setup (two calls: the overhead from a "
+                    f"one-word prompt; every word of the list one token), no call during the load; {counted}"
+                )
+            return (
+                "words of a fixed list, fitted to input_tokens with the server's tokenize route: per length, from input_tokens - overhead words, "
+                f"tokenize and move the word count by the difference, at most {MAX_ROUND_TRIPS} calls on the sending thread at the first request of "
+                f"each length (those requests are sent late by the round trips: the sender's error), the word count cached per length; {counted}"
+            )
+        return f"input_tokens words of a fixed list, {APPROXIMATE_BOUND}" + ("; a chat's template adds its tokens" if self.chat else "")
 
     def teardown(self) -> None:
         """Cancel what is in flight, close the client, stop the loop thread."""
@@ -374,26 +499,50 @@ class OpenAIEndpoint:
         if profile.min_tokens:
             body["min_tokens"] = r.output_tokens
         if profile.include_usage:
-            body["stream_options"] = {"include_usage": True, **({"continuous_usage_stats": True} if profile.continuous_usage else {})}
+            continuous = profile.continuous_usage and not self.logprobs
+            body["stream_options"] = {"include_usage": True, **({"continuous_usage_stats": True} if continuous else {})}
+        if self.logprobs:
+            body.update({"logprobs": 1} if p.api == "completions" else {"logprobs": True, "top_logprobs": 0})
         return body
 
     def prompt(self, r: ServedRequest) -> str:
-        """The prompt text: input_tokens words; with a tokenizer, cut to exactly input_tokens tokens (one that does not
-        re-tokenize to that length is counted in the facts' prompts_inexact)."""
-        text = prompt_words(r.index, r.input_tokens)
-        if self.tokenizer is None:
-            return text
-        with self.tokenizer_lock:
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            extra = 2
-            while len(ids) < r.input_tokens and extra < 64:
-                ids = self.tokenizer.encode(prompt_words(r.index, r.input_tokens * extra), add_special_tokens=False)
-                extra *= 2
-            text = self.tokenizer.decode(ids[: r.input_tokens])
-            exact = len(self.tokenizer.encode(text, add_special_tokens=False)) == r.input_tokens
-        if not exact:
-            self.tally["prompts_inexact"] += 1
+        """The prompt text of input_tokens tokens, its count kept for the record (prompt_counts): the local tokenizer's
+        per request, else the tokenize route's for that length (fit_words, cached), else input_tokens words, uncounted."""
+        count: int | None
+        by: PromptBy
+        if self.tokenizer is not None:
+            with self.tokenizer_lock:
+                text, count = tokenizer_prompt(self.tokenizer, r.index, r.input_tokens, self.chat)
+            by = "tokenizer"
+        elif self.route is not None and (fitted := self.fit(r)) is not None:
+            words, count = fitted
+            text, by = prompt_words(r.index, words), "tokenize_route"
+        else:
+            text, count, by = prompt_words(r.index, r.input_tokens), None, "unknown"
+        with self.prompt_lock:
+            self.prompt_counts[r.index] = (count, by)
         return text
+
+    def fit(self, r: ServedRequest) -> tuple[int, int] | None:
+        """(words, tokens) of a prompt of r.input_tokens by the tokenize route: n - overhead words where every word of
+        the list is one token (calibrated at setup), else fitted (fit_words) and cached per length; None when the route
+        failed (then it is not used again: route_state says why)."""
+        n = r.input_tokens
+        if self.one_token_words:
+            words = max(1, n - self.overhead)
+            return words, words + self.overhead
+        if n not in self.fitted:
+            before = self.tally["tokenize_calls"]
+            try:
+                words, count, _ = fit_words(n, n - self.overhead, lambda w: self.measure_words(r.index, w))
+            except ServerProblem as exc:
+                self.tally["tokenize_calls_in_load"] += self.tally["tokenize_calls"] - before
+                self.route, self.route_state = None, f"failed during the run, not used after: {exc}"
+                return None
+            self.tally["tokenize_calls_in_load"] += self.tally["tokenize_calls"] - before
+            self.fitted[n] = (words, count)
+            self.overhead = count - words
+        return self.fitted[n]
 
     async def _request(self, r: ServedRequest, body: dict[str, Any]) -> None:
         """One request's stream on the loop thread: its chunks stamped as they arrive, its end (or fault) kept; the
@@ -469,7 +618,30 @@ class OpenAIEndpoint:
         tokens = token_times(answer.chunks, counts)
         status, error = outcome(answer, len(tokens), self.profile)
         self.keep_tally(r, answer, counts, len(tokens), status)
-        return {"index": r.index, "status": status, "error": error, "scheduled_ns": None, "token_ns": tokens, "finished_ns": answer.ended_ns}
+        prompt_tokens, by = self.prompt_count(r, answer)
+        return {
+            "index": r.index,
+            "status": status,
+            "error": error,
+            "scheduled_ns": None,
+            "token_ns": tokens,
+            "finished_ns": answer.ended_ns,
+            "input_tokens": prompt_tokens,
+            "input_tokens_by": by,
+        }
+
+    def prompt_count(self, r: ServedRequest, answer: Answer) -> tuple[int | None, PromptBy]:
+        """The request's prompt tokens and how they are known: the server's usage prompt_tokens, else the count measured
+        when the prompt was built, else None (the requested length stays, marked unknown). Tallies them."""
+        with self.prompt_lock:
+            built, by = self.prompt_counts.pop(r.index, (None, "unknown"))
+        served = answer.prompt_tokens if answer.prompt_tokens else None
+        if served is not None and built is not None and served != built:
+            self.tally["prompt_count_mismatches"] += 1
+        count, by = (served, "server_usage") if served is not None else (built, by)
+        self.tally["prompts_by"][by] += 1
+        self.tally["prompts_off_target"] += count is not None and count != r.input_tokens
+        return count, by
 
     def _count(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))

@@ -19,11 +19,12 @@ from typing import Any, Literal, cast, get_args
 from ..errors import shown
 from .arrivals import Request
 
-REQUEST_RECORD_VERSION = 1
+REQUEST_RECORD_VERSION = 2
 """The schema of a RequestRecord row (requests.parquet and requests.journal): the fields of `RequestRecord`, in its
 order, with the parquet types of `request_table`. Version 1: index, measured, input_tokens, output_tokens_requested,
-scheduled_send_s, arrival_ns, sent_ns, scheduled_ns, token_ns, finished_ns, status, error, slot_wait_s. A change to
-them raises it, with profiler/tables.py's `requests` spec and a reading of the older rows."""
+scheduled_send_s, arrival_ns, sent_ns, scheduled_ns, token_ns, finished_ns, status, error, slot_wait_s. Version 2 adds
+input_tokens_by (older rows read it as None: the requested length, as the engine was given it). A change to them raises
+it, with profiler/tables.py's `requests` spec and a reading of the older rows."""
 
 EndStatus = Literal["finished", "failed"]
 RequestStatus = Literal["not_sent", "sent", "finished", "failed", "timed_out", "lost", "interrupted"]
@@ -42,9 +43,10 @@ class BadRecord(ValueError):
 class EngineRecord:
     """One request's end as an engine reported it, validated (`parse`). Times: time.monotonic_ns integers.
 
-    `token_ns`: every output token's time, in the engine's order. `problems`: what the engine returned that could not
-    be taken, each in words ("status 'done' (an engine returns ...)"); with any, `status` is "failed", `error` says so
-    and the fields at fault hold their empty value (None, no tokens).
+    `token_ns`: every output token's time, in the engine's order. `input_tokens`: the prompt's tokens as the engine
+    knows them (None: as requested), `input_tokens_by`: how it knows them, in a word (None: not said). `problems`: what
+    the engine returned that could not be taken, each in words ("status 'done' (an engine returns ...)"); with any,
+    `status` is "failed", `error` says so and the fields at fault hold their empty value (None, no tokens).
     """
 
     index: int
@@ -53,6 +55,8 @@ class EngineRecord:
     scheduled_ns: int | None = None
     token_ns: tuple[int, ...] = ()
     finished_ns: int | None = None
+    input_tokens: int | None = None
+    input_tokens_by: str | None = None
     problems: tuple[str, ...] = ()
 
     @classmethod
@@ -84,7 +88,7 @@ def _failed(taken: dict[str, Any], bad: list[tuple[str, object, str]]) -> dict[s
     return {**EMPTY, **taken, "status": "failed", "error": f"the engine returned {said}", "problems": problems}
 
 
-EMPTY: dict[str, Any] = {"scheduled_ns": None, "token_ns": (), "finished_ns": None}
+EMPTY: dict[str, Any] = {"scheduled_ns": None, "token_ns": (), "finished_ns": None, "input_tokens": None, "input_tokens_by": None}
 """The value of a field at fault."""
 
 
@@ -118,6 +122,22 @@ def _optional_time(value: object) -> int | None:
     return None if value is None else _time(value)
 
 
+def _optional_count(value: object) -> int | None:
+    """None, or a count of at least 1 (an int, never a bool). Raises ValueError for anything else."""
+    if value is None:
+        return None
+    if (integer := _integer(value)) is not None and integer >= 1:
+        return integer
+    raise ValueError(value)
+
+
+def _optional_word(value: object) -> str | None:
+    """None, or a short word (at most 40 characters). Raises ValueError for anything else."""
+    if value is None or (isinstance(value, str) and 0 < len(value) <= 40):
+        return value
+    raise ValueError(value)
+
+
 def _times(value: object) -> tuple[int, ...]:
     if value is None:
         return ()
@@ -132,6 +152,8 @@ FIELDS = {
     "scheduled_ns": (_optional_time, "a time.monotonic_ns integer or None"),
     "token_ns": (_times, "a list of time.monotonic_ns integers"),
     "finished_ns": (_optional_time, "a time.monotonic_ns integer or None"),
+    "input_tokens": (_optional_count, "a count of at least 1 or None"),
+    "input_tokens_by": (_optional_word, "a word of at most 40 characters or None"),
 }
 """The fields of an engine's record beside `index`: how each is read, and what it must be (said in a bad_records line)."""
 
@@ -143,7 +165,10 @@ class RequestRecord:
     Times: `*_ns` time.monotonic_ns, None until they happen; `scheduled_send_s` seconds from the load's start;
     `token_ns` None until the request ends, then every token's time (for one that timed out, the tokens the engine had
     delivered when the run stopped, where it says: `cut_off`); `slot_wait_s` (closed loop) the wait for a free
-    slot before it was sent.
+    slot before it was sent. `input_tokens`: the requested prompt length until the engine says how long the prompt it
+    sent was (`end`); `input_tokens_by`: how the engine knew that count (an endpoint: server_usage, tokenizer,
+    tokenize_route, or unknown: the requested length, approximate; None: the engine did not say, as an in-process
+    engine that feeds the requested number of token ids).
     """
 
     index: int
@@ -159,6 +184,7 @@ class RequestRecord:
     status: RequestStatus = "not_sent"
     error: str | None = None
     slot_wait_s: float | None = None
+    input_tokens_by: str | None = None
 
     @classmethod
     def of(cls, request: Request) -> RequestRecord:
@@ -174,6 +200,9 @@ class RequestRecord:
         tokens = list(got.token_ns)
         self.status, self.error, self.scheduled_ns, self.token_ns = got.status, got.error, got.scheduled_ns, tokens
         self.finished_ns = got.finished_ns or (tokens[-1] if tokens else None)
+        if got.input_tokens is not None:
+            self.input_tokens = got.input_tokens
+        self.input_tokens_by = got.input_tokens_by
 
     def cut_off(self, raw: object) -> str | None:
         """What an engine had of this request when the run stopped waiting for it (`Engine.progress`: a dict with
@@ -222,5 +251,6 @@ def request_table(records: list[RequestRecord]) -> Any:
         "finished_ns": pa.int64(),
         "error": pa.string(),
         "slot_wait_s": pa.float64(),
+        "input_tokens_by": pa.string(),
     }
     return pa.table({name: pa.array([getattr(r, name) for r in records], type=types.get(name)) for name in COLUMNS})

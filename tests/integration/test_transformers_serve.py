@@ -176,8 +176,10 @@ def test_a_profiler_run_against_transformers_serve(server, tmp_path):
         stream = summary["facts"]["stream"]
         # every request's per-chunk count (the local tokenizer on each chunk's text) equals the server's final usage
         assert stream["usage_checked"] == REQUESTS and stream["usage_mismatches"] == 0 and stream["stopped_early"] == 0
-        assert stream["tokens_by_method"] == {"usage": 0, "tokenizer": REQUESTS * OUTPUT, "one_per_chunk": 0}
-        assert stream["prompts_inexact"] == 0
+        assert stream["tokens_by_method"] == {"usage": 0, "logprobs": 0, "tokenizer": REQUESTS * OUTPUT, "one_per_chunk": 0}
+        # each prompt cut to INPUT tokens by the local tokenizer (chat: through its template), as the server counted it
+        assert (table["input_tokens"] == INPUT).all() and (table["input_tokens_by"] == "server_usage").all()
+        assert stream["prompt_count_mismatches"] == 0 and stream["prompts_off_target"] == 0
         serving = summary["serving"]
         assert serving["measured_status_counts"] == {"finished": REQUESTS}
         # TTFT and TPOT once per request, ITL once per gap between a request's tokens: 6 x (6 - 1)

@@ -38,6 +38,7 @@ SCHEMA = pa.schema(
         ("status", pa.string()),
         ("error", pa.string()),
         ("slot_wait_s", pa.float64()),
+        ("input_tokens_by", pa.string()),
     ]
 )
 """requests.parquet as run directories hold it (profiler/tables.py: TABLES["requests"])."""
