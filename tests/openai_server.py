@@ -17,11 +17,15 @@ Per-chunk usage (completion_tokens so far on every chunk) when the request asks 
 `reject_fields`: fields answered with HTTP 422 (transformers serve 5.24 rejects ignore_eos and min_tokens);
 `sends_done=False`: no [DONE] (transformers serve). `api_key`: a bearer token every route requires (401 otherwise).
 Every request's JSON body is kept in `bodies`; `models` is what /v1/models lists.
+
+`metrics`: a vLLM /metrics text (recorded from a real server: tests/data/vllm/<version>/) served at GET /metrics with
+its counters advanced by what this server served (`ServedCounts.render`), 404 without it (transformers serve has none).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import threading
@@ -48,12 +52,15 @@ class FakeServer:
         sends_done: bool = True,
         api_key: str | None = None,
         hang_s: float = 2.0,
+        metrics: str | None = None,
     ) -> None:
         self.script = script or ["ok"]
         self.models, self.reject_fields, self.sends_done, self.api_key, self.hang_s = models, reject_fields, sends_done, api_key, hang_s
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
+        self.metrics = metrics
+        self.counts = ServedCounts()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,7 +72,14 @@ class FakeServer:
             def do_GET(self) -> None:
                 if not server.authorized(self):
                     return
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path == "/metrics" and server.metrics is not None:
+                    data = server.counts.render(server.metrics, server.models[0]).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; version=0.0.4")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif self.path.rstrip("/").endswith("/models"):
                     self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
                 else:
                     self.send_json(404, {"detail": "Not Found"})
@@ -136,14 +150,25 @@ class FakeServer:
             time.sleep(self.hang_s)
             h.close_connection = True
             return
-        Stream(h, body, mode, self.sends_done).run()
+        self.counts.started()
+        ended: list[int] = []
+
+        def on_end(tokens: int) -> None:  # before the answer's last event: a client that saw its end sees the counters
+            ended.append(tokens)
+            self.counts.ended(body, mode, tokens)
+
+        try:
+            Stream(h, body, mode, self.sends_done, on_end).run()
+        finally:
+            if not ended:
+                self.counts.ended(body, mode, None)
 
 
 class Stream:
     """One streamed answer, written as chunked transfer encoding."""
 
-    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool) -> None:
-        self.h, self.body, self.mode, self.sends_done = h, body, mode, sends_done
+    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool, on_end: Any = None) -> None:
+        self.h, self.body, self.mode, self.sends_done, self.on_end = h, body, mode, sends_done, on_end
         self.chat = "messages" in body
         options = body.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
@@ -175,6 +200,7 @@ class Stream:
         self.event(obj)
 
     def run(self) -> None:
+        """The answer; on_end(tokens sent) before its finish chunk where it ends as a request does (not for a fault)."""
         n = int(self.body.get("max_tokens") or 8)
         mode = self.mode
         if self.chat:
@@ -192,6 +218,8 @@ class Stream:
         if mode == "nodone":
             self.write("")
             return
+        if self.on_end is not None:
+            self.on_end(k)
         self.chunk(None, 0, finish="stop" if mode == "early" else "length")
         if self.include_usage and not self.continuous and self.sends_done:
             self.event({"id": "x", "object": "chunk", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": k, "total_tokens": 1 + k}})
@@ -211,3 +239,73 @@ class Stream:
         else:
             self.event({"error": {"message": "boom", "code": 500}})
             self.write("")
+
+
+QUEUE_S = 0.25
+"""The queue time this server reports for every request it served (vllm:request_queue_time_seconds)."""
+DRAFTS_PER_REQUEST, ACCEPTED_PER_REQUEST = 4, 3
+"""Draft and accepted tokens it reports per request, where the text has spec_decode counters."""
+
+
+class ServedCounts:
+    """What the test server served, as the vLLM counters it advances (each request at its end): prompt tokens = its
+    prompt's words; generation tokens = the tokens sent; prefix-cache queries = the prompt's words and hits = half of
+    them (rounded down); one request_success (finished_reason length or stop) with QUEUE_S of queue time; drafts
+    DRAFTS_PER_REQUEST with ACCEPTED_PER_REQUEST accepted. running = requests being answered; KV usage = 0.1 x running."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.add: dict[str, float] = {}
+
+    def started(self) -> None:
+        with self.lock:
+            self.running += 1
+
+    def ended(self, body: dict[str, Any], mode: str, tokens: int | None) -> None:
+        with self.lock:
+            self.running -= 1
+            if tokens is None:
+                return
+            prompt = body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            words = len(str(prompt).split())
+            reason = "stop" if mode == "early" else "length"
+            for name, v in (
+                ("vllm:prompt_tokens_total", words),
+                ("vllm:generation_tokens_total", tokens),
+                ("vllm:prefix_cache_queries_total", words),
+                ("vllm:prefix_cache_hits_total", words // 2),
+                (f"vllm:request_success_total/{reason}", 1),
+                ("vllm:request_queue_time_seconds_count", 1),
+                ("vllm:request_queue_time_seconds_sum", QUEUE_S),
+                ("vllm:spec_decode_num_draft_tokens_total", DRAFTS_PER_REQUEST),
+                ("vllm:spec_decode_num_accepted_tokens_total", ACCEPTED_PER_REQUEST),
+            ):
+                self.add[name] = self.add.get(name, 0) + v
+
+    def render(self, text: str, model: str) -> str:
+        """`text` with the served model's series advanced: each counter above by what was served, the running gauge
+        set to the requests being answered and KV usage to 0.1 per running request."""
+        with self.lock:
+            add, running = dict(self.add), self.running
+        out = []
+        for line in text.splitlines():
+            m = SAMPLE.match(line)
+            if m is None or f'model_name="{model}"' not in (m["labels"] or ""):
+                out.append(line)
+                continue
+            name, value = m["name"], float(m["value"])
+            reason = re.search(r'finished_reason="([^"]+)"', m["labels"] or "")
+            key = f"{name}/{reason[1]}" if reason else name
+            if name == "vllm:num_requests_running":
+                value = running
+            elif name == "vllm:kv_cache_usage_perc":
+                value = 0.1 * running
+            else:
+                value += add.get(key, 0)
+            out.append(f"{name}{m['labels'] or ''} {value!r}")
+        return "\n".join(out) + "\n"
+
+
+SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$")
+"""One sample line of the text format without a timestamp: name, labels, value."""
