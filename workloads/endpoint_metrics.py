@@ -42,6 +42,11 @@ MAX_METRICS_BYTES = 16 * 1024 * 1024
 """The most of a /metrics answer read (a vLLM server's text is tens of kB); a longer one fails that scrape."""
 SCRAPE_TIMEOUT_S = 5.0
 """The longest one scrape may take (connect and read)."""
+LAST_SCRAPE_TIMEOUT_S = 1.0
+"""The longest the scrape after the load may take (it runs before the child's record is written, also after a Ctrl-C)."""
+STALE_AFTER_S = 2 * SCRAPE_TIMEOUT_S
+"""An engine sample is None when the latest successful scrape began longer ago than this plus the scrape period (the
+server stopped answering /metrics): never a stale value shown as current."""
 
 GAUGES = ("running", "waiting", "kv_usage")
 """Fields read as the latest value: requests running, requests waiting, fraction of the KV cache in use."""
@@ -333,14 +338,14 @@ class Scraper(threading.Thread):
         self.last_error: str | None = None
         self.last_failed_ns: int | None = None
 
-    def scrape(self) -> Scrape:
+    def scrape(self, timeout_s: float = SCRAPE_TIMEOUT_S) -> Scrape:
         """One GET, parsed and mapped (the map told from the names on the first scrape where none was given). Raises
         ScrapeError: HTTP error, an answer above MAX_METRICS_BYTES, text that is not Prometheus', a transport error."""
         import httpx2
 
         started_ns, t0 = time.monotonic_ns(), time.perf_counter()
         try:
-            with self.client.stream("GET", self.url) as response:
+            with self.client.stream("GET", self.url, timeout=timeout_s) as response:
                 if response.status_code != 200:
                     raise ScrapeError(f"HTTP {response.status_code} from {self.url}")
                 body = b""
@@ -368,10 +373,10 @@ class Scraper(threading.Thread):
                 self.edges[edge] = s
                 self.edge_done.set()
 
-    def once(self) -> Scrape | None:
+    def once(self, timeout_s: float = SCRAPE_TIMEOUT_S) -> Scrape | None:
         """One scrape kept (its failure counted); the scrape or None."""
         try:
-            s = self.scrape()
+            s = self.scrape(timeout_s)
         except Exception as exc:  # ScrapeError, or anything else: the thread goes on, the failure counted
             with self.lock:
                 self.failures += 1
@@ -416,7 +421,7 @@ class Scraper(threading.Thread):
         kv bytes None (no server gives them)."""
         with self.lock:
             latest, previous = self.latest, self.previous
-        if latest is None:
+        if latest is None or time.monotonic_ns() - latest.started_ns > (STALE_AFTER_S + self.period) * 1e9:
             return {"running": None, "waiting": None, "kv_usage": None, "preempted": None}
         v = latest.values.values
         stats = {k: v.get(k) for k in GAUGES}

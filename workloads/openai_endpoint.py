@@ -58,7 +58,7 @@ from pydantic import Field, field_validator
 
 from profiler.plugin import Declaration, Mark, Params, ServedRequest, SetupContext, Trait
 
-from .endpoint_metrics import MAPS, Scraper, deltas, metrics_url, same_origin
+from .endpoint_metrics import LAST_SCRAPE_TIMEOUT_S, MAPS, Scraper, deltas, metrics_url, same_origin
 from .endpoint_stream import (
     METHODS,
     SERVERS,
@@ -379,12 +379,13 @@ class OpenAIEndpoint:
         }
 
     def measured_window(self, edge: str) -> None:
-        """plugin.Engine: a scrape asked for at the measured window's start or end (its counters are the window's). At
-        the start it waits for that scrape (at most endpoint_metrics.SCRAPE_TIMEOUT_S; a few ms on a local server), so
-        that no measured request is sent before it: in an open loop that wait is in the first measured request's
-        sender error."""
+        """plugin.Engine: a scrape asked for at the measured window's start or end (its counters are the window's),
+        waited for (at most endpoint_metrics.SCRAPE_TIMEOUT_S; a few ms on a local server): at the start no measured
+        request is sent before it (in an open loop that wait is in the first measured request's sender error); at the
+        end, called on the driver's collecting thread, a closed loop sends its cooldown requests only after it (an open
+        loop's sends go on, on their own thread; the requests' times are stamped on the HTTP thread, never late)."""
         if self.scraper is not None:
-            self.scraper.mark(edge, wait=edge == "start")
+            self.scraper.mark(edge, wait=True)
 
     def served_facts(self) -> dict[str, Any]:
         """plugin.Engine: after the load, the stream tally and the server's metrics: the scraper stopped, a last scrape
@@ -400,7 +401,7 @@ class OpenAIEndpoint:
         s.stop()
         if not s.client.is_closed:  # after teardown (a test), no last scrape
             s.mark("load_end")
-            s.once()
+            s.once(LAST_SCRAPE_TIMEOUT_S)
             s.client.close()
         edges, asked = dict(s.edges), dict(s.asked)
         out["cost"] = {

@@ -157,3 +157,55 @@ def test_a_server_without_metrics_says_why_and_its_samples_are_none(tmp_path):
             engine.teardown()
     assert stats["running"] is None and stats["kv_usage"] is None and stats["in_flight"] == 0
     assert "no metrics" in Ctx.facts["engine_samples"] and after["unavailable"].endswith("HTTP 404 from " + metrics_url(server.base_url))
+
+
+class EdgeEngine:
+    """A stub engine (no server: the driver's calls are what is tested) that ends each request at once and notes, at
+    each measured-window edge, which requests had been submitted and which had ended."""
+
+    max_positions = None
+
+    def __init__(self) -> None:
+        self.submitted: list[int] = []
+        self.ended: list[int] = []
+        self.pending: list[int] = []
+        self.edges: list[tuple[str, list[int], list[int]]] = []
+
+    def submit(self, request) -> None:
+        self.submitted.append(request.index)
+        self.pending.append(request.index)
+
+    def collect(self, timeout_s: float) -> list[dict]:
+        import time
+
+        if not self.pending:
+            time.sleep(timeout_s)
+            return []
+        i = self.pending.pop(0)
+        self.ended.append(i)
+        t = time.monotonic_ns()
+        return [{"index": i, "status": "finished", "error": None, "scheduled_ns": t, "token_ns": [t], "finished_ns": t}]
+
+    def engine_stats(self) -> dict:
+        return {"running": None, "waiting": None}
+
+    def cancel(self, index: int) -> None:
+        pass
+
+    def measured_window(self, edge: str) -> None:
+        self.edges.append((edge, list(self.submitted), list(self.ended)))
+
+
+def test_the_driver_tells_the_engine_the_measured_windows_edges(tmp_path):
+    from profiler.loadconfig import LoadConfig
+    from profiler.run.serve import serve
+    from profiler.suite.config import MeasureConfig
+
+    engine = EdgeEngine()
+    load = {"pattern": "closed", "concurrency": 1, "requests": 5, "warmup_requests": 1, "cooldown_requests": 1}
+    load["sizes"] = {"input": {"fixed": 2}, "output": {"fixed": 1}}
+    measure = MeasureConfig.model_validate({"max_seconds": 10, "min_seconds": 0})
+    serve(engine, LoadConfig.model_validate(load), None, measure, tmp_path, lambda d, t: None)
+    # requests 1-3 are measured: the start comes after the warmup request 0 is sent and before request 1 is; the end
+    # once request 3 has ended (before the cooldown request 4 is sent, one at a time), once each
+    assert engine.edges == [("start", [0], [0]), ("end", [0, 1, 2, 3], [0, 1, 2, 3])]
