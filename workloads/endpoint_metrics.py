@@ -4,7 +4,10 @@ Used by workloads/openai_endpoint.py (params `metrics`, `metrics_url`, `metrics_
 
 - Parsing: the Prometheus text exposition format, with `prometheus_client.parser.text_string_to_metric_families` (the
   Prometheus project's own Python client). Values are read by SAMPLE name as exposed: a counter `x` is exposed as
-  `x_total`, a histogram `h` as `h_bucket`, `h_sum`, `h_count`.
+  `x_total`, a histogram `h` as `h_bucket`, `h_sum`, `h_count`. Once the map is known only the lines of its names go
+  to the parser (`parse(text, keep)`): vLLM 0.32.0's whole text (415 samples, 53 kB) takes about 8 ms to parse on this
+  2-core machine, its 10 mapped lines with the filter 0.3 ms; the scraper shares the interpreter (and its lock) with the
+  thread that stamps token times.
 - Name maps (`MetricMap`, `MAPS`): each server's names for what the report draws (running and waiting requests, KV
   usage as a fraction of the cache, preemptions) and for the counters the window deltas read (prompt and generation
   tokens, prefix-cache hits and queries, draft and accepted tokens, the queue-time histogram's sum and count). Each
@@ -167,10 +170,15 @@ Series = dict[str, list[tuple[dict[str, str], float]]]
 """sample name -> [(labels, value)] of one scrape."""
 
 
-def parse(text: str) -> Series:
-    """Every sample of a Prometheus text exposition, by sample name. Raises ScrapeError for text the parser refuses."""
+def parse(text: str, keep: frozenset[str] | None = None) -> Series:
+    """Every sample of a Prometheus text exposition, by sample name; with `keep`, only the sample lines of those names
+    are parsed (without their # TYPE lines a sample is read as untyped, by the same name). Raises ScrapeError for text
+    the parser refuses."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    if keep is not None:
+        starts = tuple(keep)
+        text = "".join(line + "\n" for line in text.splitlines() if line.startswith(starts) and line.split("{", 1)[0].split(" ", 1)[0] in keep)
     out: Series = {}
     try:
         for family in text_string_to_metric_families(text):
@@ -312,6 +320,8 @@ class Scrape:
     seconds: float
     nbytes: int
     values: Values
+    parse_seconds: float = 0.0
+    """The parse and map on this client's thread (s)."""
 
 
 class Scraper(threading.Thread):
@@ -334,6 +344,7 @@ class Scraper(threading.Thread):
         self.asked: dict[str, int] = {}
         self.seconds: list[float] = []
         self.nbytes: list[int] = []
+        self.parse_seconds: list[float] = []
         self.failures = 0
         self.last_error: str | None = None
         self.last_failed_ns: int | None = None
@@ -356,19 +367,22 @@ class Scraper(threading.Thread):
         except httpx2.HTTPError as exc:
             raise ScrapeError(f"{type(exc).__name__}: {str(exc)[:160]}") from None
         t1 = time.perf_counter()
-        series = parse(body.decode("utf-8", errors="replace"))
+        series = parse(body.decode("utf-8", errors="replace"), frozenset(self.map.names.values()) if self.map is not None else None)
         if self.map is None:
             self.map = detect(series)
         if self.map is None:
             raise ScrapeError("its names are none of vLLM's, SGLang's or TGI's (no vllm:, sglang: or tgi_ metric)")
-        t_ns = time.monotonic_ns() - round((time.perf_counter() - (t0 + t1) / 2) * 1e9)
-        return Scrape(started_ns, t_ns, t1 - t0, len(body), mapped(series, self.map, self.model))
+        values = mapped(series, self.map, self.model)
+        t2 = time.perf_counter()
+        t_ns = time.monotonic_ns() - round((t2 - (t0 + t1) / 2) * 1e9)
+        return Scrape(started_ns, t_ns, t1 - t0, len(body), values, t2 - t1)
 
     def keep(self, s: Scrape) -> None:
         with self.lock:
             self.previous, self.latest = self.latest, s
             self.seconds.append(s.seconds)
             self.nbytes.append(s.nbytes)
+            self.parse_seconds.append(s.parse_seconds)
             for edge in [e for e, asked in self.asked.items() if e not in self.edges and s.started_ns >= asked]:
                 self.edges[edge] = s
                 self.edge_done.set()
@@ -435,6 +449,7 @@ class Scraper(threading.Thread):
 
         with self.lock:
             seconds, nbytes, failures, error = list(self.seconds), list(self.nbytes), self.failures, self.last_error
+            parsing = list(self.parse_seconds)
         out: dict[str, Any] = {"scrapes": len(seconds), "failed": failures}
         if error:
             out["last_error"] = error
@@ -443,4 +458,6 @@ class Scraper(threading.Thread):
             out["seconds_max"] = max(seconds)
             out["bytes_mean"] = sum(nbytes) / len(nbytes)
             out["bytes_max"] = max(nbytes)
+            out["parse_seconds_p50"] = statistics.median(parsing)
+            out["parse_seconds_max"] = max(parsing)
         return out

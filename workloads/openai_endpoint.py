@@ -406,8 +406,9 @@ class OpenAIEndpoint:
         edges, asked = dict(s.edges), dict(s.asked)
         out["cost"] = {
             **s.cost(),
-            "measured": "on this client: time.perf_counter around each GET and the body's bytes; the server's cost is its CPU for "
-            "rendering the text (the sampler's server_cpu_percent covers it when the server is local and declared)",
+            "measured": "on this client: time.perf_counter around each GET (seconds_*), the body's bytes, and the parse of its "
+            "mapped lines on this client's thread (parse_seconds_*; the first scrape, at setup, parses the whole text); the "
+            "server's cost is its CPU for rendering the text (the sampler's server_cpu_percent covers it when the server is local and declared)",
         }
         out["window"] = self.window_deltas(edges, asked)
         out["load"] = self.load_check(edges)

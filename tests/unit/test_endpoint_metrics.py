@@ -34,6 +34,8 @@ def test_the_recorded_vllm_text_maps_to_the_engine_samples():
     assert busy.values["kv_usage"] == pytest.approx(0.0005493499359091603)  # a fraction: 1 = the whole cache
     assert busy.values["draft_tokens"] is None and "does not speculate" in busy.why["draft_tokens"]
     assert detect(parse(recorded("idle"))) is VLLM and VLLM.recorded
+    kept = parse(recorded("busy"), frozenset(VLLM.names.values()))  # only the mapped names' lines parsed: the same values
+    assert mapped(kept, VLLM, MODEL).values == busy.values and len(kept) == 10
 
 
 def test_window_deltas_by_hand_from_the_recorded_counters():
