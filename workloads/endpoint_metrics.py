@@ -19,8 +19,9 @@ Used by workloads/openai_endpoint.py (params `metrics`, `metrics_url`, `metrics_
   have caches of one size). A name with no series for the model is unavailable, with the model names it had.
 - `Scraper`: a daemon thread GETs the URL at `hz` (its own rate, not the engine sampler's) and keeps the latest
   mapped values; `engine_stats` of the endpoint returns them, so an engine sample holds the latest scrape (at most
-  1 / hz plus one scrape's time old; None once the last good scrape began over STALE_AFTER_S + 1 / hz ago). Each scrape's time and bytes are measured on the client (time.perf_counter
-  around the GET, the body's length): that is the CLIENT's cost; the server's cost is its CPU for rendering the
+  1 / hz plus one scrape's time old; None once the last good scrape began over STALE_AFTER_S + 1 / hz ago). Each
+  scrape's time and bytes are measured on the client (time.perf_counter around the GET, the body's length, the
+  parse): that is the CLIENT's cost; the server's cost is its CPU for rendering the
   text, which the sampler's server_cpu_percent covers when the server is local and declared. Measured once against
   `vllm serve` 0.32.0 on this 2-core CPU machine (benchmarks/endpoint_scrape_cost.py, 200 scrapes, idle server):
   51 kB a scrape, the GET 4.2 ms p50 (56 ms max) and the parse 0.33 ms on the client, 3.75 ms of the API server

@@ -381,7 +381,7 @@ class OpenAIEndpoint:
     def measured_window(self, edge: str) -> None:
         """plugin.Engine: a scrape asked for at the measured window's start or end (its counters are the window's),
         waited for (at most endpoint_metrics.SCRAPE_TIMEOUT_S; a few ms on a local server): at the start no measured
-        request is sent before it (in an open loop that wait is in the first measured request's sender error); at the
+        request is sent before it (in an open loop the wait is in the sender error of the requests due meanwhile); at the
         end, called on the driver's collecting thread, a closed loop sends its cooldown requests only after it (an open
         loop's sends go on, on their own thread; the requests' times are stamped on the HTTP thread, never late)."""
         if self.scraper is not None:

@@ -211,3 +211,15 @@ def test_the_driver_tells_the_engine_the_measured_windows_edges(tmp_path):
     # requests 1-3 are measured: the start comes after the warmup request 0 is sent and before request 1 is; the end
     # once request 3 has ended (before the cooldown request 4 is sent, one at a time), once each
     assert engine.edges == [("start", [0], [0]), ("end", [0, 1, 2, 3], [0, 1, 2, 3])]
+
+
+def test_a_metrics_url_with_credentials_is_one_line_at_validate(tmp_path):
+    from tests.conftest import cli_in_process
+
+    suite = tmp_path / "s.yaml"
+    load = "{pattern: closed, concurrency: 1, requests: 1, sizes: {input: {fixed: 2}, output: {fixed: 2}}}"
+    params = "{base_url: 'http://h:1/v1', model: m, metrics_url: 'http://u:secret@h:1/metrics'}"
+    suite.write_text(f"name: s\nworkloads:\n  - name: e\n    type: openai_endpoint\n    params: {params}\n    load: {load}\n")
+    code, out, err = cli_in_process("validate", suite)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "credentials in the URL" in lines[0] and "secret" not in out + err, err
