@@ -23,9 +23,10 @@ Used by workloads/openai_endpoint.py (params `metrics`, `metrics_url`, `metrics_
   scrape's time and bytes are measured on the client (time.perf_counter around the GET, the body's length, the
   parse): that is the CLIENT's cost; the server's cost is its CPU for rendering the
   text, which the sampler's server_cpu_percent covers when the server is local and declared. Measured once against
-  `vllm serve` 0.32.0 on this 2-core CPU machine (benchmarks/endpoint_scrape_cost.py, 200 scrapes, idle server):
-  51 kB a scrape, the GET 4.2 ms p50 (56 ms max) and the parse 0.33 ms on the client, 3.75 ms of the API server
-  process's CPU a scrape (its whole process tree the same): 0.75% of one core at the default 2 Hz.
+  `vllm serve` 0.32.0 on a 2-core CPU machine shared with other jobs (benchmarks/endpoint_scrape_cost.py, 200
+  scrapes of an idle server, two runs): 51 kB a scrape, the GET 4.2 and 5.5 ms p50 and the parse 0.33 and 0.38 ms on
+  the client, 3.75 and 4.55 ms of the API server process's CPU a scrape (its process tree the same): under 1% of one
+  core at the default 2 Hz.
 - Window deltas (`deltas`): counters read at the measured window's start and at its end (a scrape asked for at each
   edge: `Scraper.mark`). vLLM's own hit-rate figures are cumulative since the server started (the counters) or a
   rolling window (its log line's hit rate over the last queries); these are THIS RUN's: for the window,
