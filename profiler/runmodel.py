@@ -829,7 +829,8 @@ class ServerReported(Model):
     """What a server reported about itself over the measured window: the deltas of its Prometheus counters between a
     scrape at the window's start and one at its end (workloads/endpoint_metrics.py: deltas; an engine's facts
     `server_metrics.window`). The server's own figures are cumulative since it started (or, in its log line, a rolling
-    window); these are this run's, other clients' requests in the window included. None: see `unavailable`."""
+    window); these are this run's: what the server did inside the window, of requests in flight at its edges (warmup,
+    cooldown) and of other clients' requests too. None: see `unavailable`."""
 
     source: str = ""
     """Where the names come from (server, version, files) and whether they were checked against a running server."""

@@ -35,7 +35,9 @@ Used by workloads/openai_endpoint.py (params `metrics`, `metrics_url`, `metrics_
       server queue time (mean) = Δ queue_sum / Δ queue_count   (the server's own histogram: requests that finished)
   and the Δ of preemptions, prompt and generation tokens. A counter that went backwards (the server restarted in
   between) makes every delta unavailable, with that reason; so does a counter the server does not expose.
-  Requests other clients sent to the same server in the window are counted too: the facts say so.
+  Counters advance as the server works, so a request in flight at an edge (a warmup request at the start, a cooldown
+  one at the end) counts for the part it did inside the window (vLLM counts generation tokens as they are made, a
+  request's queue time when it finishes); requests other clients sent to the same server count too: the facts say so.
 """
 
 from __future__ import annotations

@@ -426,7 +426,8 @@ class OpenAIEndpoint:
         out["span_s"] = (end.t_ns - start.t_ns) / 1e9
         out["defined"] = (
             "this run's counters: the scrape at the window's end minus the one at its start (the server's own figures are cumulative "
-            "since it started); requests other clients sent in between count too"
+            "since it started); counters advance as the server works, so a request in flight at an edge (a warmup one at the start, "
+            "a cooldown one at the end) counts for what it did inside the window, and requests other clients sent count too"
         )
         return out
 
