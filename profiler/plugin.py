@@ -455,7 +455,9 @@ class Engine(Protocol):
     def engine_stats(self) -> dict[str, float | None]:
         """A sample of the engine's scheduler, safe to call from another thread: `running`, `waiting`
         (requests), `kv_bytes_used`, `kv_bytes_total` (pages held x bytes per page), `preempted`
-        (requests swapped out or offloaded now); None where the engine does not expose one."""
+        (requests swapped out or offloaded now, or preempted since the last sample: the engine's facts say which);
+        optionally `kv_usage` (the fraction of the KV cache in use, 0 to 1, for an engine that reports no bytes: a
+        server's Prometheus gauge); None where the engine does not expose one."""
         ...
 
     def cancel(self, index: int) -> None:
@@ -464,6 +466,12 @@ class Engine(Protocol):
     # Optional: `progress(index) -> dict | None`, what the engine has delivered of a request that has not ended:
     # `scheduled_ns` and `token_ns` so far (the types of a record). The driver asks once for each request that timed out,
     # before writing its record, so its tokens and TTFT are kept; None (or no such method): nothing is known.
+    # Optional: `measured_window(edge)`, edge "start" (just before the first measured request is sent) or "end" (the last
+    # measured request ended, or the driver stopped waiting): the measured window's edges, for an engine that reads
+    # counters of its own at both (run/serve.py: LoadDriver.window_edge). Called from the sending or the main thread.
+    # Optional: `served_facts() -> dict`, facts known only once the load was served (an HTTP endpoint's stream tally, its
+    # server's counter deltas): merged into the workload's facts after the load (run/child.py: serve_load), so they
+    # reach child.json and summary.json like the facts declared at setup.
 
 
 def is_engine(workload: Any) -> bool:

@@ -160,7 +160,8 @@ class WorkloadRun:
     @cached_property
     def engine(self) -> pd.DataFrame:
         """Under a `load:` block, the engine's scheduler samples: t_ns, running, waiting, kv_bytes_used,
-        kv_bytes_total, preempted. Empty for a workload without a load (or an engine that reports none)."""
+        kv_bytes_total, kv_usage (a fraction, from an engine that gives no bytes), preempted. Empty for a workload without
+        a load (or an engine that reports none)."""
         return self._table(ENGINE)
 
     @cached_property

@@ -825,6 +825,39 @@ class KVByContext(Model):
     average), which lifts the line (intercept) and scatters the points without changing its slope."""
 
 
+class ServerReported(Model):
+    """What a server reported about itself over the measured window: the deltas of its Prometheus counters between a
+    scrape at the window's start and one at its end (workloads/endpoint_metrics.py: deltas; an engine's facts
+    `server_metrics.window`). The server's own figures are cumulative since it started (or, in its log line, a rolling
+    window); these are this run's: what the server did inside the window, of requests in flight at its edges (warmup,
+    cooldown) and of other clients' requests too. None: see `unavailable`."""
+
+    source: str = ""
+    """Where the names come from (server, version, files) and whether they were checked against a running server."""
+    prefix_cache_hit_rate: float | None = None
+    """Δ prefix-cache hits / Δ prefix-cache queries (vLLM: tokens found in its prefix cache / tokens looked up)."""
+    prefix_hit_tokens: float | None = None
+    prefix_query_tokens: float | None = None
+    draft_acceptance_rate: float | None = None
+    """Δ accepted draft tokens / Δ draft tokens (speculative decoding)."""
+    draft_tokens: float | None = None
+    accepted_tokens: float | None = None
+    queue_s_mean: float | None = None
+    """Δ sum / Δ count of the server's queue-time histogram: the mean time the requests that finished in the window
+    waited in its queue (s), as the server measured it (vLLM: scheduled - queued)."""
+    queue_requests: float | None = None
+    preemptions: float | None = None
+    prompt_tokens: float | None = None
+    generation_tokens: float | None = None
+    span_s: float | None = None
+    """Seconds between the two scrapes."""
+    start_lag_s: float | None = None
+    end_lag_s: float | None = None
+    """How long after each window edge its scrape was taken (s)."""
+    unavailable: dict[str, str] = Field(default_factory=dict)
+    """figure -> why it is None (the server exposes no such counter, a counter went backwards, nothing happened)."""
+
+
 class Serving(Model):
     """A workload under a `load:`: its request pattern and how its requests fared against the objective
     (profiler/characterize/serving.py has every definition). Latencies run from each request's arrival."""
@@ -902,8 +935,9 @@ class Serving(Model):
     waiting: Stats = Field(default_factory=lambda: Stats(count=0))
     kv_bytes_total: float | None = None
     kv_occupancy_max: float | None = None
-    """Peak share of the KV cache's pages held (pages held x bytes per page / capacity). With prefix caching the
-    engine keeps freed pages for reuse and they count as held (the workload's facts say which)."""
+    """Peak share of the KV cache's pages held (pages held x bytes per page / capacity), or, for an engine that gives a
+    fraction and no bytes (engine.parquet kv_usage: a server's Prometheus gauge), that fraction's peak. With prefix
+    caching the engine keeps freed pages for reuse and they count as held (the workload's facts say which)."""
     preempted_max: float | None = None
     prefix_share: float | None = None
     """Share of prompt prefix blocks seen in an earlier request (Mooncake hash_ids): what a prefix cache could serve."""
@@ -920,6 +954,9 @@ class Serving(Model):
     """KV cache bytes against tokens of context held (None: see context_unavailable)."""
     context_unavailable: dict[str, str] = Field(default_factory=dict)
     """itl_by_context / kv_by_context -> why it is not available on this run."""
+    server_reported: ServerReported | None = None
+    """The server's own counters over the measured window (an HTTP endpoint with a Prometheus endpoint); None: the
+    engine reads none (the workload's facts `server_metrics` say why)."""
 
 
 class Placement(Model):

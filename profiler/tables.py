@@ -300,13 +300,14 @@ TABLES = {
             "waiting": "number",
             "kv_bytes_used": "number",
             "kv_bytes_total": "number",
+            "kv_usage": "number",
             "preempted": "number",
             "repeat": "int",
         },
         keys=("repeat", "t_ns"),
         primary="t_ns",
         times=SAMPLE_TIMES,
-        fill=tuple((c, None) for c in ("running", "waiting", "kv_bytes_used", "kv_bytes_total", "preempted")),  # None where not exposed
+        fill=tuple((c, None) for c in ("running", "waiting", "kv_bytes_used", "kv_bytes_total", "kv_usage", "preempted")),  # None where not exposed
     ),
 }
 """The tables of a workload's directory, as their writers give them: spans (measure/spans.py, run/serve.py), samples

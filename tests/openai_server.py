@@ -25,11 +25,14 @@ messages} -> {count, max_model_len, tokens}) count the same, when `tokenize=True
 `tokenize_calls` counts them. `logprobs=True`: a request with logprobs gets one entry per token in each chunk (vLLM's
 shapes: chat logprobs.content, completions logprobs.tokens); else logprobs are ignored (transformers serve).
 `tls=(certfile, keyfile)`: HTTPS (base_url https://...).
+`metrics`: a vLLM /metrics text (recorded from a real server: tests/data/vllm/<version>/) served at GET /metrics with
+its counters advanced by what this server served (`ServedCounts.render`), 404 without it (transformers serve has none).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import struct
@@ -73,6 +76,7 @@ class FakeServer:
         logprobs: bool = False,
         long_words: frozenset[str] = frozenset(),
         tls: tuple[str, str] | None = None,
+        metrics: str | None = None,
     ) -> None:
         self.script = script or ["ok"]
         self.models, self.reject_fields, self.sends_done, self.api_key, self.hang_s = models, reject_fields, sends_done, api_key, hang_s
@@ -82,6 +86,8 @@ class FakeServer:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
+        self.metrics = metrics
+        self.counts = ServedCounts()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -95,7 +101,14 @@ class FakeServer:
                     server.gets += 1
                 if not server.authorized(self):
                     return
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path == "/metrics" and server.metrics is not None:
+                    data = server.counts.render(server.metrics, server.models[0]).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; version=0.0.4")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif self.path.rstrip("/").endswith("/models"):
                     self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
                 else:
                     self.send_json(404, {"detail": "Not Found"})
@@ -185,14 +198,26 @@ class FakeServer:
             time.sleep(self.hang_s)
             h.close_connection = True
             return
-        Stream(h, body, mode, self.sends_done, prompt_tokens(body, self.long_words), self.logprobs).run()
+        prompt = prompt_tokens(body, self.long_words)
+        self.counts.started()
+        ended: list[int] = []
+
+        def on_end(tokens: int) -> None:  # before the answer's last event: a client that saw its end sees the counters
+            ended.append(tokens)
+            self.counts.ended(prompt, mode, tokens)
+
+        try:
+            Stream(h, body, mode, self.sends_done, prompt, self.logprobs, on_end).run()
+        finally:
+            if not ended:
+                self.counts.ended(prompt, mode, None)
 
 
 class Stream:
     """One streamed answer, written as chunked transfer encoding."""
 
-    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool, prompt: int, logprobs: bool) -> None:
-        self.h, self.body, self.mode, self.sends_done, self.prompt = h, body, mode, sends_done, prompt
+    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool, prompt: int, logprobs: bool, on_end: Any = None) -> None:
+        self.h, self.body, self.mode, self.sends_done, self.prompt, self.on_end = h, body, mode, sends_done, prompt, on_end
         self.chat = "messages" in body
         options = body.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
@@ -233,6 +258,7 @@ class Stream:
         self.event(obj)
 
     def run(self) -> None:
+        """The answer; on_end(tokens sent) before its finish chunk where it ends as a request does (not for a fault)."""
         n = int(self.body.get("max_tokens") or 8)
         mode = self.mode
         if self.chat:
@@ -251,6 +277,8 @@ class Stream:
         if mode == "nodone":
             self.write("")
             return
+        if self.on_end is not None:
+            self.on_end(k)
         self.chunk(None, 0, finish="stop" if mode == "early" else "length")
         if self.include_usage and not self.continuous and self.sends_done:
             self.event({"id": "x", "object": "chunk", "choices": [], "usage": self.usage(k)})
@@ -270,3 +298,72 @@ class Stream:
         else:
             self.event({"error": {"message": "boom", "code": 500}})
             self.write("")
+
+
+QUEUE_S = 0.25
+"""The queue time this server reports for every request it served (vllm:request_queue_time_seconds)."""
+DRAFTS_PER_REQUEST, ACCEPTED_PER_REQUEST = 4, 3
+"""Draft and accepted tokens it reports per request, where the text has spec_decode counters."""
+
+
+class ServedCounts:
+    """What the test server served, as the vLLM counters it advances (each request at its end): prompt tokens = its
+    prompt's tokens (prompt_tokens: what its usage says); generation tokens = the tokens sent; prefix-cache queries = the
+    prompt's tokens and hits = half of
+    them (rounded down); one request_success (finished_reason length or stop) with QUEUE_S of queue time; drafts
+    DRAFTS_PER_REQUEST with ACCEPTED_PER_REQUEST accepted. running = requests being answered; KV usage = 0.1 x running."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.add: dict[str, float] = {}
+
+    def started(self) -> None:
+        with self.lock:
+            self.running += 1
+
+    def ended(self, words: int, mode: str, tokens: int | None) -> None:
+        with self.lock:
+            self.running -= 1
+            if tokens is None:
+                return
+            reason = "stop" if mode == "early" else "length"
+            for name, v in (
+                ("vllm:prompt_tokens_total", words),
+                ("vllm:generation_tokens_total", tokens),
+                ("vllm:prefix_cache_queries_total", words),
+                ("vllm:prefix_cache_hits_total", words // 2),
+                (f"vllm:request_success_total/{reason}", 1),
+                ("vllm:request_queue_time_seconds_count", 1),
+                ("vllm:request_queue_time_seconds_sum", QUEUE_S),
+                ("vllm:spec_decode_num_draft_tokens_total", DRAFTS_PER_REQUEST),
+                ("vllm:spec_decode_num_accepted_tokens_total", ACCEPTED_PER_REQUEST),
+            ):
+                self.add[name] = self.add.get(name, 0) + v
+
+    def render(self, text: str, model: str) -> str:
+        """`text` with the served model's series advanced: each counter above by what was served, the running gauge
+        set to the requests being answered and KV usage to 0.1 per running request."""
+        with self.lock:
+            add, running = dict(self.add), self.running
+        out = []
+        for line in text.splitlines():
+            m = SAMPLE.match(line)
+            if m is None or f'model_name="{model}"' not in (m["labels"] or ""):
+                out.append(line)
+                continue
+            name, value = m["name"], float(m["value"])
+            reason = re.search(r'finished_reason="([^"]+)"', m["labels"] or "")
+            key = f"{name}/{reason[1]}" if reason else name
+            if name == "vllm:num_requests_running":
+                value = running
+            elif name == "vllm:kv_cache_usage_perc":
+                value = 0.1 * running
+            else:
+                value += add.get(key, 0)
+            out.append(f"{name}{m['labels'] or ''} {value!r}")
+        return "\n".join(out) + "\n"
+
+
+SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$")
+"""One sample line of the text format without a timestamp: name, labels, value."""

@@ -34,9 +34,15 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
 - Faults are the request's status, never the run's end: an HTTP error (the status and the body's first line; 429
   says rate limited), a connection that cannot be made or breaks mid-stream, a malformed or error event, a stream
   that ends without [DONE], a request longer than `timeout_s`: each a failed request with its error text.
-- What HTTP cannot show: how long a request waited inside the server. scheduled_ns is None (queueing
-  unavailable), stated in the facts; engine_stats has no running or waiting requests (the server's scheduler is not
-  seen), only the requests this client has in flight.
+- What HTTP cannot show: how long each request waited inside the server. scheduled_ns is None (queueing
+  unavailable), stated in the facts.
+- The server's own metrics (`metrics`, on by default; endpoint_metrics.py): its Prometheus text at `metrics_url`
+  (default: base_url's origin + /metrics) scraped on a thread of its own at `metrics_hz`; engine_stats gives the
+  latest scrape's running and waiting requests, KV usage (a fraction) and preemptions since the previous scrape, with
+  this client's requests in flight. At the measured window's edges (plugin.Engine `measured_window`) a scrape is
+  asked for; their counter deltas are this run's prefix-cache hit rate, draft acceptance rate and the server's mean
+  queue time, given after the load (`served_facts`) with each scrape's measured cost. A server without /metrics (or
+  with names none of the maps know): every such figure unavailable, with the reason.
 - A server on this machine is the workload, never contention: `server_pid`, or (find_local_server, on by default) the
   process listening on a loopback base_url's port, is declared at setup (SetupContext.declare_server) and the profiler
   samples its process tree as the workload's (CPU, RSS; its GPU and energy when NVML lists it on one). The facts'
@@ -68,6 +74,7 @@ from profiler.plugin import Declaration, Mark, Params, Resources, ServedRequest,
 
 from .endpoint_check import PROBE_TIMEOUT_S, ServerProblem, auth_headers, check_server
 from .endpoint_check import redact_url as redact_url  # re-exported: where the workload's tests and scripts take it from
+from .endpoint_metrics import LAST_SCRAPE_TIMEOUT_S, MAPS, Scraper, deltas, metrics_url, same_origin
 from .endpoint_prompts import APPROXIMATE_BOUND, MAX_ROUND_TRIPS, PromptBy, fit_words, has_chat_template, prompt_words, tokenizer_prompt
 from .endpoint_prompts import WORDS as WORDS  # re-exported: the prompts' words (tests/integration builds a tokenizer over them)
 from .endpoint_stream import (
@@ -185,10 +192,17 @@ class OpenAIEndpoint:
                 "and it has no per-chunk usage; true: instead of per-chunk usage (bigger chunks); false: never."
             ),
         )
+        metrics: bool = Field(True, description="Scrape the server's Prometheus metrics (running, waiting, KV usage; the window's counter deltas).")
+        metrics_url: str | None = Field(
+            None, min_length=8, max_length=2000, description="The server's Prometheus endpoint (None: base_url's origin + /metrics; no credentials in it)."
+        )
+        metrics_hz: float = Field(2.0, gt=0, le=50, allow_inf_nan=False, description="Scrapes per second (the scraper's own rate, not the engine sampler's).")
 
-        @field_validator("base_url")
+        @field_validator("base_url", "metrics_url")
         @classmethod
-        def _a_plain_http_url(cls, value: str) -> str:
+        def _a_plain_http_url(cls, value: str | None) -> str | None:
+            if value is None:
+                return None
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("give the server's URL as http://host:port/v1 or https://...")
@@ -268,6 +282,9 @@ class OpenAIEndpoint:
             "tokenize_calls": 0,
             "tokenize_calls_in_load": 0,
         }
+        self.scraper: Scraper | None = None
+        self.metrics_facts: dict[str, Any] = {}
+        self.input_tokens_sent = 0
 
     # setup and teardown
 
@@ -292,8 +309,39 @@ class OpenAIEndpoint:
         self.client = self._on_loop(self._make_client(httpx2, timeout, limits))
         if self.tokenizer is None and self.route is not None:
             self.try_route()
-        ctx.declare(**self.facts(httpx2.__version__, models))
+        ctx.declare(**self.setup_facts(httpx2.__version__, models))
         ctx.declare(local_server=self.declare_local_server(ctx))
+        self.start_metrics()
+        ctx.declare(engine_samples=self.metrics_facts["engine_samples"])
+
+    def start_metrics(self) -> None:
+        """The first scrape (the load's start), then the scraper's thread; where there is none or it fails, why (the
+        facts' server_metrics). The API key goes to a metrics_url of base_url's origin only."""
+        p = self.p
+        mine = "; in_flight is this client's open requests"
+        if not p.metrics:
+            self.metrics_facts = {"engine_samples": "the server's scheduler is not read (metrics: false)" + mine, "unavailable": "metrics: false"}
+            return
+        url = p.metrics_url or metrics_url(p.base_url)
+        headers = {k: v for k, v in self.headers.items() if k != "Authorization" or same_origin(url, p.base_url)}
+        scraper = Scraper(url, p.metrics_hz, p.model, headers, MAPS.get(p.server))
+        scraper.mark("load_start")
+        if scraper.once() is None or scraper.map is None:
+            why = f"{redact_url(url)}: {scraper.last_error}"
+            scraper.client.close()
+            self.metrics_facts = {"engine_samples": f"the server's scheduler is not read: no metrics ({why})" + mine, "unavailable": why}
+            return
+        self.scraper = scraper
+        scraper.start()
+        self.metrics_facts = {
+            "url": redact_url(url),
+            "names": scraper.map.label(),
+            "rate_hz": p.metrics_hz,
+            "series": "series labelled model_name are kept for this model only; a name's kept series are summed (engines of a "
+            "data-parallel server), a fraction (KV usage) averaged",
+            "engine_samples": f"the latest scrape of {redact_url(url)} ({scraper.map.server} names; at most 1/{p.metrics_hz:g} s + one scrape "
+            "old): running, waiting, kv_usage (a fraction: the server gives no bytes), preempted = preemptions since the previous scrape" + mine,
+        }
 
     def try_route(self) -> None:
         """Calibrate the tokenize route at setup, in two calls: a one-word prompt (its count - 1 is the overhead: the
@@ -370,7 +418,7 @@ class OpenAIEndpoint:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def facts(self, client_version: str, models: str) -> dict[str, Any]:
+    def setup_facts(self, client_version: str, models: str) -> dict[str, Any]:
         """The facts this engine declares: the server, how requests are made, and how each figure is read."""
         p, profile = self.p, self.profile
         sent = ["max_tokens = the requested output"] + [name for name in ("ignore_eos", "min_tokens") if getattr(profile, name)]
@@ -396,7 +444,6 @@ class OpenAIEndpoint:
             "logprobs": self.logprobs_fact(),
             "ttft_from": "the first chunk with text (a role-only first chunk is no token)",
             "queueing": "unavailable: HTTP does not show how long a request waited inside the server (scheduled_ns None, queue_s NaN)",
-            "engine_samples": "the server's running and waiting requests are not seen over HTTP; in_flight is this client's open requests",
             "prompts": self.prompt_method() + "; a trace's prefix blocks are not reproduced",
             "prompt_count_recorded": (
                 "per request (requests.parquet input_tokens, input_tokens_by): the server's final usage prompt_tokens where its stream "
@@ -409,7 +456,78 @@ class OpenAIEndpoint:
             "client_resources": "this process: one CPU core of this machine (the HTTP client), no GPU (declared resources)",
             "client": f"httpx2 {client_version}, HTTP/1.1, one asyncio loop on one thread, no connection limit, timeout_s {p.timeout_s:g}",
             "api_key": f"read from ${p.api_key_env} (not recorded)" if p.api_key_env else "none",
-            "stream": self.tally,
+        }
+
+    def measured_window(self, edge: str) -> None:
+        """plugin.Engine: a scrape asked for at the measured window's start or end (its counters are the window's),
+        waited for (at most endpoint_metrics.SCRAPE_TIMEOUT_S; a few ms on a local server): at the start no measured
+        request is sent before it (in an open loop the wait is in the sender error of the requests due meanwhile); at the
+        end, called on the driver's collecting thread, a closed loop sends its cooldown requests only after it (an open
+        loop's sends go on, on their own thread; the requests' times are stamped on the HTTP thread, never late)."""
+        if self.scraper is not None:
+            self.scraper.mark(edge, wait=True)
+
+    def served_facts(self) -> dict[str, Any]:
+        """plugin.Engine: after the load, the stream tally and the server's metrics: the scraper stopped, a last scrape
+        (the load's end), the window's counter deltas (endpoint_metrics.deltas) and the load's, checked against this
+        client's own counts, and each scrape's cost as measured here."""
+        return {"stream": dict(self.tally), "server_metrics": self.server_metrics()}
+
+    def server_metrics(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.metrics_facts.items() if k != "engine_samples"}
+        s = self.scraper
+        if s is None:
+            return out
+        s.stop()
+        if not s.client.is_closed:  # after teardown (a test), no last scrape
+            s.mark("load_end")
+            s.once(LAST_SCRAPE_TIMEOUT_S)
+            s.client.close()
+        edges, asked = dict(s.edges), dict(s.asked)
+        out["cost"] = {
+            **s.cost(),
+            "measured": "on this client: time.perf_counter around each GET (seconds_*), the body's bytes, and the parse of its "
+            "mapped lines on this client's thread (parse_seconds_*; the first scrape, at setup, parses the whole text); the "
+            "server's cost is its CPU for rendering the text (the sampler's server_cpu_percent covers it when the server is local and declared)",
+        }
+        out["window"] = self.window_deltas(edges, asked)
+        out["load"] = self.load_check(edges)
+        return out
+
+    def window_deltas(self, edges: dict[str, Any], asked: dict[str, int]) -> dict[str, Any]:
+        """The deltas between the scrapes at the measured window's edges, with how late each scrape was (s)."""
+        start, end = edges.get("start"), edges.get("end")
+        if start is None or end is None:
+            missing = "start" if start is None else "end"
+            return {"unavailable": {"window": f"no scrape at the measured window's {missing} (the load ended before it, or every scrape failed)"}}
+        out = deltas(start.values, end.values)
+        out["start_lag_s"] = (start.t_ns - asked["start"]) / 1e9
+        out["end_lag_s"] = (end.t_ns - asked["end"]) / 1e9
+        out["span_s"] = (end.t_ns - start.t_ns) / 1e9
+        out["defined"] = (
+            "this run's counters: the scrape at the window's end minus the one at its start (the server's own figures are cumulative "
+            "since it started); counters advance as the server works, so a request in flight at an edge (a warmup one at the start, "
+            "a cooldown one at the end) counts for what it did inside the window, and requests other clients sent count too"
+        )
+        return out
+
+    def load_check(self, edges: dict[str, Any]) -> dict[str, Any]:
+        """The server's prompt and generation token counters over the whole load (setup's scrape to the last) beside this
+        client's: the prompt tokens it asked for and the output tokens it received."""
+        start, end = edges.get("load_start"), edges.get("load_end")
+        if start is None or end is None:
+            return {"unavailable": "no scrape after the load"}
+        d = deltas(start.values, end.values)
+        received = sum(self.tally["tokens_by_method"].values())
+        return {
+            "server_prompt_tokens": d.get("prompt_tokens"),
+            "client_input_tokens": self.input_tokens_sent,
+            "server_generation_tokens": d.get("generation_tokens"),
+            "client_output_tokens": received,
+            "unavailable": {k: v for k, v in d["unavailable"].items() if k in ("prompt_tokens", "generation_tokens")},
+            "compared": "the server's counters from setup to after the last request, against the input_tokens this client asked for "
+            "(a chat template adds its own) and the tokens it counted in the streams (token_count_method); a request cut off or "
+            "another client's requests make them differ",
         }
 
     def count_method(self) -> str:
@@ -458,7 +576,10 @@ class OpenAIEndpoint:
         return f"input_tokens words of a fixed list, {APPROXIMATE_BOUND}" + ("; a chat's template adds its tokens" if self.chat else "")
 
     def teardown(self) -> None:
-        """Cancel what is in flight, close the client, stop the loop thread."""
+        """Stop the scraper; cancel what is in flight, close the client, stop the loop thread."""
+        if self.scraper is not None:
+            self.scraper.stop()
+            self.scraper.client.close()
         if self.loop is None:
             return
         with self.inflight_lock:
@@ -481,6 +602,7 @@ class OpenAIEndpoint:
         """The request's body, then its stream handed to the loop thread; returns at once."""
         assert self.loop is not None, "submit before setup"
         body = self.body(request)
+        self.input_tokens_sent += request.input_tokens
         future = asyncio.run_coroutine_threadsafe(self._request(request, body), self.loop)
         with self.inflight_lock:
             self.inflight[request.index] = future
@@ -660,11 +782,12 @@ class OpenAIEndpoint:
             t["usage_mismatches"] += final != tokens
 
     def engine_stats(self) -> dict[str, float | None]:
-        """The server's scheduler is not seen over HTTP: running, waiting, KV and preemptions are None; in_flight is
-        this client's open requests."""
+        """The latest scrape of the server's metrics (Scraper.engine_stats: running, waiting, kv_usage, preempted; all
+        None without one); KV bytes None (no server gives them); in_flight is this client's open requests."""
         with self.inflight_lock:
             in_flight = sum(not future.done() for future in self.inflight.values())
-        return {"running": None, "waiting": None, "kv_bytes_used": None, "kv_bytes_total": None, "preempted": None, "in_flight": in_flight}
+        stats = self.scraper.engine_stats() if self.scraper is not None else {"running": None, "waiting": None, "kv_usage": None, "preempted": None}
+        return {**stats, "kv_bytes_used": None, "kv_bytes_total": None, "in_flight": in_flight}
 
     def cancel(self, index: int) -> None:
         """Close the request's stream (the server sees the client go and, where it can, stops generating)."""

@@ -375,6 +375,7 @@ def serving_summary(
         e2e_s=stats["e2e_s"],
     )
     out.itl_by_context, out.kv_by_context, out.context_unavailable = context_growth(table, done, engine, workload_facts or {})
+    out.server_reported = server_reported(workload_facts or {})
     bounds = measured_window_ns(table, stopped)
     if bounds is not None:
         out.window_start_ns, out.window_end_ns = int(bounds[0]), int(bounds[1])
@@ -386,9 +387,28 @@ def serving_summary(
             if e["kv_bytes_total"].notna().any():
                 out.kv_bytes_total = float(e["kv_bytes_total"].max())
                 out.kv_occupancy_max = float((e["kv_bytes_used"] / e["kv_bytes_total"]).max())
+            elif "kv_usage" in e and e["kv_usage"].notna().any():
+                out.kv_occupancy_max = float(e["kv_usage"].max())
             if "preempted" in e and e["preempted"].notna().any():
                 out.preempted_max = float(e["preempted"].max())
     return out
+
+
+def server_reported(workload_facts: dict[str, Any]) -> Any:
+    """runmodel.ServerReported from an engine's facts `server_metrics` (its `window` deltas and `names`), or None where
+    there are none (no such engine, or it read no metrics: the facts say why). A window that could not be read at all
+    gives a record with only `unavailable`."""
+    from ..runmodel import ServerReported
+
+    metrics = workload_facts.get("server_metrics")
+    if not isinstance(metrics, dict):
+        return None
+    window = metrics.get("window")
+    if not isinstance(window, dict):
+        return None
+    fields = {k: v for k, v in window.items() if k in ServerReported.model_fields and k not in ("source", "unavailable")}
+    unavailable = {str(k): str(v) for k, v in (window.get("unavailable") or {}).items()}
+    return ServerReported(source=str(metrics.get("names", "")), unavailable=unavailable, **fields)
 
 
 def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame | None, workload_facts: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:

@@ -422,7 +422,10 @@ def serve_load(workload: Any, load: LoadConfig, spec: ChildSpec, state: ChildSta
     def progress(done: int, total: int) -> None:
         state.report(IterationDone(done, warmup=False, total=total))
 
-    facts = serve(engine, load, trace, spec.measure, Path(spec.workdir), progress, request_spans=engine is workload)
+    try:
+        facts = serve(engine, load, trace, spec.measure, Path(spec.workdir), progress, request_spans=engine is workload)
+    finally:
+        served_facts(engine, state)
     state.info.serve = facts
     timed_out = facts.status_counts.get("timed_out", 0)
     return Loop(
@@ -433,6 +436,21 @@ def serve_load(workload: Any, load: LoadConfig, spec: ChildSpec, state: ChildSta
         hit_max_seconds=timed_out > 0,
         timed_out_requests=timed_out,
     )
+
+
+def served_facts(engine: Any, state: ChildState) -> None:
+    """An engine's facts known only after its load (plugin.Engine `served_facts`, optional) merged into the workload's;
+    one that fails to give them is a warning, the load's records stand."""
+    hook = getattr(engine, "served_facts", None)
+    if not callable(hook):
+        return
+    try:
+        facts = hook()
+        if not isinstance(facts, dict):
+            raise TypeError(f"served_facts() returned a {type(facts).__name__}, not a dict")
+        state.info.facts.update({str(k): v for k, v in facts.items()})
+    except Exception as exc:
+        state.info.warnings.append(f"the engine's facts after the load could not be read: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def count_work(workload: Any, workdir: Path, info: ChildRecord) -> None:

@@ -14,6 +14,9 @@ module replaces the measured loop for such a workload (profiler/run/child.py):
 - every request is one row of requests.parquet (arrival, sent, scheduled, every token, finished,
   status), failed and timed-out ones included; an engine that dies keeps every record taken so far
   and the rest are marked lost;
+- an engine with the optional `measured_window(edge)` (plugin.Engine) is told when the measured window opens ("start":
+  the first measured request is about to be sent) and closes ("end": the last measured request has ended, or the
+  driver stopped waiting), so it can read its own counters at both edges (workloads/endpoint_metrics.py);
 - each finished request also becomes spans (its iteration = the request, from arrival to the last
   token; `queue` up to the engine scheduling it; `prefill` up to the first token; one `decode`
   span per later token), so the per-request metrics, phase statistics and differences read a load
@@ -203,6 +206,10 @@ class LoadDriver:
         self.sender_accuracy: SendAccuracy | None = None
         self.bad_records: list[str] = []
         self.ended = 0
+        self.measured_left = sum(r.measured for r in self.requests)
+        hook = getattr(engine, "measured_window", None)
+        self.window_hook: Callable[[str], Any] | None = hook if callable(hook) else None
+        self.window_edges: list[str] = []
         self.start_perf = 0.0
         self.start_ns = 0
         self.schedule_facts = self.facts_before()
@@ -277,9 +284,20 @@ class LoadDriver:
         """Hand one request to the engine, now. Its arrival: the scheduled time (open loop) or now (closed loop)."""
         if self.stop_sending.is_set():
             return
+        if r.measured and not self.window_edges:
+            self.window_edge("start")
         now = time.monotonic_ns()
         self.records[r.index].sent(now, now if self.closed else self.start_ns + round(r.send_s * 1e9))
         self.engine.submit(served_request(r, self.load.token_scale))
+
+    def window_edge(self, edge: str) -> None:
+        """Tell an engine that asks (`measured_window`, optional) that the measured window opens ("start", just before
+        the first measured request is sent) or closes ("end", once each); what it raises propagates (an engine fault)."""
+        if edge in self.window_edges or (edge == "end" and "start" not in self.window_edges):
+            return
+        self.window_edges.append(edge)
+        if self.window_hook is not None:
+            self.window_hook(edge)
 
     # collect: the main thread
 
@@ -315,6 +333,10 @@ class LoadDriver:
         self.bad_records.extend(f"request {got.index}: {problem}" for problem in got.problems)
         record.end(got)
         self.ended += 1
+        if record.measured:
+            self.measured_left -= 1
+            if self.measured_left == 0:
+                self.window_edge("end")
         self.journal.ended(record)
         if self.closed:
             self.slots.release()
@@ -328,6 +350,8 @@ class LoadDriver:
         removed; then the timed-out requests cancelled and the threads joined. Returns the facts of the end."""
         self.stop_sending.set()
         self.sampler.stopped.set()
+        if failure is None:  # the window ends where the driver stopped waiting (a failed engine is not asked)
+            self.window_edge("end")
         self.mark_unended(failure)
         records = list(self.records.values())
         facts = {

@@ -11,6 +11,9 @@ per request) and engine.parquet (the engine's scheduler samples).
 - Against context (the same workloads as the timelines): ITL per context bin (p50, band to p90) to the end
   of the longest sequence, and the KV cache's bytes against the tokens of context held, with one sentence
   stating the growth, whether the running batch changed across the bins, and how many sizes were capped.
+- What the server reported (a workload whose engine scraped its server's Prometheus metrics: `serving.server_reported`):
+  this run's prefix-cache hit rate, draft acceptance rate, mean queue time, preemptions and tokens, each from the
+  server's counters at the measured window's edges, and what the scrapes cost this client.
 - Distributions: per-request QoE (Andes), TTFT and TPOT as ECDFs, each against its stated objective.
 - Rate sweeps (points that differ in `load.rate`): latency percentiles and goodput against the
   offered rate, the knee (Kneedle on p90 TTFT) and the highest rate meeting the attainment target.
@@ -105,6 +108,24 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
         [Row(_latency_cells(ctx, s)) for s in served.values()] + [_missing_row(ctx, n, why, 8) for n, why in missing.items()],
         cls="wide",
     )
+    reported = {n: s for n, s in served.items() if s.serving.server_reported is not None}
+    server = (
+        Table(
+            [
+                Column("workload", "l"),
+                Column("prefix-cache hit rate", title="Δ prefix-cache hits / Δ queries over the measured window (tokens, where the server counts them)"),
+                Column("draft acceptance", title="Δ accepted draft tokens / Δ draft tokens over the measured window (speculative decoding)"),
+                Column("queue time (server)", title="Δ sum / Δ count of the server's queue-time histogram: mean wait in its queue of requests that finished"),
+                Column("preemptions", title="Δ of the server's preemption counter over the measured window"),
+                Column("tokens", title="Δ prompt · Δ generation tokens the server counted in the window (the whole load beside this client's counts: tooltip)"),
+                Column("scrapes", title="what each scrape of /metrics cost this client: time p50 (max beneath) and bytes"),
+            ],
+            [Row(_server_cells(ctx, s)) for s in reported.values()],
+            cls="wide",
+        )
+        if reported
+        else None
+    )
     sweeps, sweep_figures = _sweeps(ctx, served)
     shown = _timeline_workloads(served)
     timelines = [ctx.figure(request_timeline(s, ctx.colours.get(s.name)), "serving-timeline") for s in shown]
@@ -114,6 +135,7 @@ def build(ctx: ReportContext) -> dict[str, Any] | None:
     return {
         "outcome": outcome,
         "latency": latency,
+        "server": server,
         "judged": _judged(served),
         "timelines": [f for f in timelines if f],
         "timelines_left_out": left_out,
@@ -328,6 +350,13 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
     queue = _pair(v.queue_s, none)
     if v.queue_share is not None and queue.cls != "na":
         queue.sub = f"{percent(v.queue_share)} of E2E · p90 {duration(v.queue_s.p90)}"
+    elif queue.cls == "na" and v.server_reported is not None and v.server_reported.queue_s_mean is not None:
+        queue = Cell(
+            f"{duration(v.server_reported.queue_s_mean)} mean",
+            sub="server-reported",
+            title=f"not seen by the client: the server's own queue-time histogram, Δ sum / Δ count over the measured window "
+            f"({count(v.server_reported.queue_requests)} requests that finished on the server)",
+        )
     tpot = _pair(v.tpot_s, "no finished measured request with 2 or more tokens")
     if v.concurrency.count and v.concurrency.median is not None:
         conc = Cell(
@@ -337,7 +366,9 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         )
     else:
         conc = unavailable("no engine sample in the measured window", show_why=True)
-    if v.kv_occupancy_max is not None:
+    if v.kv_occupancy_max is not None and v.kv_bytes_total is None:
+        kv = Cell(percent(v.kv_occupancy_max), sub="of the server's cache", title="the server's KV usage gauge (a fraction of its cache; no bytes given), peak")
+    elif v.kv_occupancy_max is not None:
         preempted = f"; preempted at most {count(v.preempted_max)}" if v.preempted_max is not None else ""
         view = ctx.views.get(s.name)
         counts = (view.summary.facts.get("kv_bytes_used_counts") if view is not None else None) or "pages held"
@@ -346,6 +377,53 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         kv = unavailable("the engine reports no KV cache capacity", show_why=True)
     itl = _pair(v.itl_s, f"no finished measured request with 2 or more {_unit(ctx, s)}s")
     return [_name_cell(ctx, s), queue, _pair(v.ttft_s, none), tpot, itl, _pair(v.e2e_s, none), conc, kv]
+
+
+def _server_cells(ctx: ReportContext, s: Served) -> list[Cell]:
+    """One row of what the server reported (serving.server_reported), each figure or why it is unavailable."""
+    r = s.serving.server_reported
+    assert r is not None
+    why = r.unavailable
+
+    def fraction(value: float | None, key: str, num: float | None, den: float | None, unit: str) -> Cell:
+        if value is None:
+            return unavailable(why.get(key, "not reported"), show_why=True)
+        return Cell(percent(value), sub=f"{count(num)} of {count(den)} {unit}", title=f"{r.source}; scrapes {duration(r.span_s)} apart")
+
+    hit = fraction(r.prefix_cache_hit_rate, "prefix_cache_hit_rate", r.prefix_hit_tokens, r.prefix_query_tokens, "tokens")
+    accept = fraction(r.draft_acceptance_rate, "draft_acceptance_rate", r.accepted_tokens, r.draft_tokens, "draft tokens")
+    if r.queue_s_mean is not None:
+        title = "server-reported: Δ sum / Δ count of its queue-time histogram"
+        queue = Cell(f"{duration(r.queue_s_mean)} mean", sub=f"{count(r.queue_requests)} requests", title=title)
+    else:
+        queue = unavailable(why.get("queue_s_mean", "not reported"), show_why=True)
+    preempt = Cell(count(r.preemptions)) if r.preemptions is not None else unavailable(why.get("preemptions", "not reported"), show_why=True)
+    view = ctx.views.get(s.name)
+    found = view.summary.facts.get("server_metrics") if view is not None else None
+    metrics: dict[str, Any] = found if isinstance(found, dict) else {}
+    got = metrics.get("load")
+    load: dict[str, Any] = got if isinstance(got, dict) else {}
+    if r.prompt_tokens is not None or r.generation_tokens is not None:
+        check = (
+            f"whole load: server {count(load.get('server_prompt_tokens'))} prompt · {count(load.get('server_generation_tokens'))} generation tokens; "
+            f"this client asked for {count(load.get('client_input_tokens'))} input and received {count(load.get('client_output_tokens'))} output tokens"
+            if load
+            else None
+        )
+        tokens = Cell(f"{count(r.prompt_tokens)} · {count(r.generation_tokens)}", sub="prompt · generation", title=check)
+    else:
+        tokens = unavailable(why.get("prompt_tokens", "not reported"), show_why=True)
+    got = metrics.get("cost")
+    cost: dict[str, Any] = got if isinstance(got, dict) else {}
+    if cost.get("seconds_p50") is not None:
+        scrapes = Cell(
+            duration(cost["seconds_p50"]),
+            sub=f"max {duration(cost.get('seconds_max'))} · {nbytes(cost.get('bytes_mean'))}",
+            title=f"{count(cost.get('scrapes'))} scrapes, {count(cost.get('failed'))} failed, at {metrics.get('rate_hz')} Hz; {cost.get('measured', '')}",
+        )
+    else:
+        scrapes = unavailable("no scrape cost recorded", show_why=True)
+    return [_name_cell(ctx, s), hit, accept, queue, preempt, tokens, scrapes]
 
 
 def _unit(ctx: ReportContext, s: Served) -> str:

@@ -187,3 +187,6 @@ def test_a_profiler_run_against_transformers_serve(server, tmp_path):
         assert serving["ttft_s"]["median"] > 0 and serving["itl_s"]["median"] > 0
         # queueing inside the server is not visible over HTTP: stated, never estimated
         assert serving["queue_s"]["count"] == 0 and summary["facts"]["queueing"].startswith("unavailable")
+        # transformers serve has no /metrics: the engine samples and the server's figures are unavailable, with why
+        assert summary["facts"]["server_metrics"]["unavailable"].endswith("HTTP 404 from " + server.base_url.removesuffix("/v1") + "/metrics")
+        assert serving["server_reported"] is None and "no metrics" in summary["facts"]["engine_samples"]

@@ -57,6 +57,7 @@ def served(tmp_path: Path, engine: OpenAIEndpoint, requests: int, input_tokens: 
     try:
         measure = MeasureConfig.model_validate({"max_seconds": 20, "min_seconds": 0, "sample_hz": 20})
         serve(engine, LoadConfig.model_validate(load), None, measure, tmp_path, lambda d, t: None)
+        ctx.declare(**engine.served_facts())  # as the child does after the load (run/child.py)
     finally:
         engine.teardown()
     rows = sorted(pq.read_table(tmp_path / "requests.parquet").to_pylist(), key=lambda r: r["index"])
@@ -173,9 +174,9 @@ def test_the_client_declares_this_machines_cpu_and_no_gpu_and_the_servers_device
     resources = OpenAIEndpoint.declaration(p).resources
     assert (resources.cpu_cores, resources.gpus) == (1, 0)
     engine = OpenAIEndpoint(p)
-    assert engine.facts("x", "y")["server_devices"].startswith("unknown (server_devices not given)")
+    assert engine.setup_facts("x", "y")["server_devices"].startswith("unknown (server_devices not given)")
     given = OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": "http://h/v1", "model": "m", "server_devices": "1 x H100"}))
-    assert given.facts("x", "y")["server_devices"] == "1 x H100"
+    assert given.setup_facts("x", "y")["server_devices"] == "1 x H100"
 
 
 # validate --probe

@@ -5,6 +5,7 @@ written nowhere."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from profiler.loadconfig import LoadConfig
 from profiler.run.serve import serve
 from profiler.suite.config import MeasureConfig
 from tests.conftest import cli_in_process
-from tests.openai_server import WORDS, FakeServer
+from tests.openai_server import QUEUE_S, WORDS, FakeServer
 from workloads.endpoint_stream import SERVERS, Answer, Chunk, SseLines, StreamFault, count_tokens, outcome, token_times
 from workloads.openai_endpoint import OpenAIEndpoint, redact_url
 
@@ -53,6 +54,7 @@ def served(tmp_path: Path, engine: OpenAIEndpoint, requests: int, output: int = 
             tmp_path,
             lambda d, t: None,
         )
+        ctx.declare(**engine.served_facts())  # as the child does after the load (run/child.py: served_facts)
     finally:
         engine.teardown()
     rows = {row["index"]: row for row in pq.read_table(tmp_path / "requests.parquet").to_pylist()}
@@ -243,9 +245,15 @@ workloads:
 KEY = "sk-endpoint-test-7f3a9c"
 
 
+RECORDED = Path(__file__).parents[1] / "data" / "vllm" / "0.32.0" / "metrics_idle.txt"
+"""vLLM 0.32.0's /metrics before any request, recorded from `vllm serve` (its README); served as the test server's with
+the model renamed and its counters advanced by what it served (tests/openai_server.py: ServedCounts)."""
+
+
 def test_a_profiler_run_against_a_server_keeps_every_request_and_no_key(tmp_path, monkeypatch):
     monkeypatch.setenv("EP_RUN_KEY", KEY)
-    with FakeServer(["ok", "multi", "http500"], api_key=KEY) as server:
+    metrics = RECORDED.read_text().replace('model_name="/tmp/vrec/model"', 'model_name="tiny"')
+    with FakeServer(["ok", "multi", "http500"], api_key=KEY, metrics=metrics) as server:
         (tmp_path / "suite.yaml").write_text(SUITE.format(url=server.base_url))
         code, out, err = cli_in_process("run", tmp_path / "suite.yaml", "-o", tmp_path / "runs")
     assert code == 0, err
@@ -256,7 +264,28 @@ def test_a_profiler_run_against_a_server_keeps_every_request_and_no_key(tmp_path
     finished = table[table["status"] == "finished"]
     assert (finished["token_ns"].map(len) == 5).all() and finished["scheduled_ns"].isna().all()
     assert (table[table["status"] == "failed"]["error"] == "HTTP 500: internal error").all()
+    server_metrics_shown(run_dir)
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in out + err + " ".join(os.environ.get("PYTEST_CURRENT_TEST", ""))
+
+
+def server_metrics_shown(run_dir: Path) -> None:
+    """The server's /metrics in the run: engine samples from its gauges, this run's deltas in the summary (by hand: the
+    4 finished requests of 6 (2 are HTTP 500s), each 4 prompt words and the chat template's CHAT_TEMPLATE_TOKENS = 7
+    prompt tokens, half of them rounded down (3) prefix hits by the test server's rule, 5 tokens, QUEUE_S queued; the
+    window holds every request: none is warmup), the report's table."""
+    summary = json.loads((run_dir / "server" / "summary.json").read_text())
+    r = summary["serving"]["server_reported"]
+    assert (r["prompt_tokens"], r["generation_tokens"], r["queue_requests"], r["preemptions"]) == (28, 20, 4, 0)
+    assert r["prefix_cache_hit_rate"] == pytest.approx(12 / 28) and r["queue_s_mean"] == pytest.approx(QUEUE_S)
+    assert r["draft_acceptance_rate"] is None and "does not speculate" in r["unavailable"]["draft_acceptance_rate"]
+    facts = summary["facts"]["server_metrics"]
+    assert facts["load"]["server_prompt_tokens"] == 28 and facts["load"]["client_input_tokens"] == 24  # 6 requests asked for
+    assert facts["load"]["server_generation_tokens"] == facts["load"]["client_output_tokens"] == 20
+    assert facts["cost"]["scrapes"] >= 2 and facts["cost"]["failed"] == 0 and summary["facts"]["stream"]["requests_ended"] == 6
+    engine = pq.read_table(run_dir / "server" / "engine.parquet").to_pandas()
+    assert engine["running"].notna().all() and engine["kv_usage"].notna().all() and engine["kv_bytes_total"].isna().all()
+    html = (run_dir / "report.html").read_text()
+    assert "What the server reported" in html and "server-reported" in html
