@@ -401,6 +401,12 @@ class Workload(Protocol):
     def teardown(self) -> None:
         """Release what setup took. Always called, also after an error in setup or run_once."""
 
+    # Optional: a class method `local_server(params) -> (pid | None, str)`, the local server (a process on this machine)
+    # that would do this workload's work, found from its params alone, and how it was found (or None and why not). The
+    # parent calls it once before the run starts (server_of), so that every workload's sampler reads that process tree
+    # from its first row: this workload's as its own, the others' as another workload's server. It must be quick and
+    # import no model library; the child's `ctx.declare_server` at setup confirms it (or names another, read from then on).
+
 
 class ServedRequest(BaseModel):
     """One request the load driver hands to an engine (profiler/run/serve.py)."""
@@ -482,3 +488,19 @@ def declaration_of(cls: type, params: BaseModel) -> Declaration:
     if not isinstance(result, Declaration):
         raise TypeError(f"declaration() returned a {type(result).__name__}, not a profiler.Declaration")
     return result
+
+
+def server_of(cls: type, params: BaseModel) -> tuple[int | None, str]:
+    """The local server the workload class names for these params (its optional `local_server(params)` class method;
+    see Workload): (pid, how it was found), or (None, why not). A class without the method: (None, ""). A method that
+    raises or returns another shape: (None, the reason in one line); never raises."""
+    method = getattr(cls, "local_server", None)
+    if method is None:
+        return None, ""
+    try:
+        pid, how = method(params)
+    except Exception as exc:  # a plugin's lookup that fails leaves the run as it was: the child may still declare one
+        return None, f"its local_server() raised {type(exc).__name__}: {exc}"
+    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid < 1):
+        return None, f"its local_server() returned pid {pid!r}, not a positive int"
+    return pid, str(how)
