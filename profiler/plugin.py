@@ -460,6 +460,9 @@ class Engine(Protocol):
     def cancel(self, index: int) -> None:
         """Stop working on a request that timed out (best effort)."""
 
+    # Optional: `work_unavailable: str`, why the untimed passes (FLOPs, bytes, operator mix) cannot count this engine's
+    # work, where it is not the default reason (an engine generating on its own thread): e.g. a model that runs in
+    # another process. Stated as the work and operator-mix reason in the summary and the report.
     # Optional: `progress(index) -> dict | None`, what the engine has delivered of a request that has not ended:
     # `scheduled_ns` and `token_ns` so far (the types of a record). The driver asks once for each request that timed out,
     # before writing its record, so its tokens and TTFT are kept; None (or no such method): nothing is known.

@@ -941,6 +941,10 @@ class Serving(Model):
     """KV cache bytes against tokens of context held (None: see context_unavailable)."""
     context_unavailable: dict[str, str] = Field(default_factory=dict)
     """itl_by_context / kv_by_context -> why it is not available on this run."""
+    unavailable: dict[str, str] = Field(default_factory=dict)
+    """queue_s (and queue_share), concurrency (and waiting), kv_occupancy_max -> why it is empty on this run, read from the
+    records (characterize/serving.py: serving_unavailable): e.g. an engine that reports no scheduling time (a server
+    reached over HTTP) has no queueing delay, stated, never estimated."""
 
 
 class Placement(Model):

@@ -188,6 +188,13 @@ class OpenAIEndpoint:
         """One request = one iteration span (arrival to last token); deliveries: the first token and each later one."""
         return Declaration(output_unit="token", deliveries=("prefill", "decode"), traits=frozenset({Trait.AUTOREGRESSIVE}))
 
+    work_unavailable = (
+        "not counted: the model runs in the server, another process reached over HTTP, where the profiler's FLOP counters and "
+        "op tracer cannot see; its work, bound class and operator mix are unavailable here (llm_serve or llm_decode over the "
+        "same architecture count them in-process)"
+    )
+    """Why the untimed passes count nothing for an endpoint (plugin.Engine's optional work_unavailable)."""
+
     def __init__(self, params: OpenAIEndpoint.Params) -> None:
         self.p = params
         self.profile: ServerProfile = SERVERS[params.server]

@@ -404,8 +404,8 @@ def other_servers(samples: pd.DataFrame, stages: list[Stage], outcome: WorkloadO
         return None
     pids, names = [pid for pid, _ in outcome.other_servers], [name for _, name in outcome.other_servers]
     out = LocalServer(pid=pids[0], own=False, declared_by=names[0], pids=pids, workloads=names)
-    whose = ", ".join(f"pid {pid}, workload '{name}''s" for pid, name in outcome.other_servers)
-    role = f"another workload's local server ({whose}) was alive beside this workload"
+    whose = "; ".join(f"pid {pid}, of workload '{name}'" for pid, name in outcome.other_servers)
+    role = f"a local server ({whose}) was alive beside this workload"
     if not tree_figures(out, measured_rows(samples, stages), "other_server"):
         out.summary = f"{role}: not sampled in the measured window (gone, unreadable, or the window had no rows)"
         return out

@@ -321,8 +321,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
             state.info.loop = serve_load(workload, spec.load, spec, state, recorder, plugin, params)
             recorder.flush()
             skip_passes = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
-            if skip_passes:
-                state.info.work_error = state.info.opmix_error = UNDER_LOAD_NO_WORK
+            if skip_passes:  # the engine's own reason where it gives one (plugin.Engine: work_unavailable)
+                state.info.work_error = state.info.opmix_error = str(getattr(workload, "work_unavailable", None) or UNDER_LOAD_NO_WORK)
         else:
             state.info.loop = run_loop(workload, recorder, spec.measure, state)
             recorder.flush()

@@ -122,7 +122,7 @@ def test_a_declared_local_server_is_the_workload_and_an_undeclared_one_is_conten
     other = u.other_servers
     assert other is not None and not other.own and other.pids == [pid] and other.workloads == ["by_port"]
     assert other.cpu_percent_median is not None and other.cpu_percent_median >= 30 and other.peak_rss_bytes
-    assert f"pid {pid}, workload 'by_port''s" in other.summary and "counts as other processes'" in other.summary
+    assert f"a local server (pid {pid}, of workload 'by_port') was alive" in other.summary and "counts as other processes'" in other.summary
     assert samples["undeclared"].sort_values("t_ns").iloc[0]["other_server_rss_bytes"] > 0
 
     # the report's conditions name each workload's local server
