@@ -157,8 +157,7 @@ def summary_notes(summaries: list[WorkloadSummary]) -> list[str]:
             notes.append(f"[red]{plain(s.name)} {how} in {plain(s.error.phase)}[/red]: {plain(s.error.reason)}")
         if s.contention is not None and s.contention.contended:
             notes.append(f"[yellow]{plain(s.name)}[/yellow]: {plain(s.contention.summary)} (its timing verdicts are inconclusive)")
-        if s.local_server is not None:
-            notes.append(f"{plain(s.name)}: {plain(s.local_server.summary)}")
+        notes.extend(f"{plain(s.name)}: {plain(server.summary)}" for server in (s.local_server, s.other_servers) if server is not None)
         notes.extend(f"{plain(s.name)}: {plain(line)}" for line in stream_lines(s))
         notes.extend(f"[yellow]{plain(s.name)}[/yellow]: {plain(w)}" for w in s.warnings)
         notes.extend(f"[yellow]{plain(s.name)}[/yellow]: {plain(p)}" for p in s.problems)

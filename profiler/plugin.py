@@ -406,6 +406,12 @@ class Workload(Protocol):
     # and return what was found in words; raise RuntimeError or ValueError with one line (what, where, what to do),
     # which validate prints as the error (exit status 2).
 
+    # Optional: a class method `local_server(params) -> (pid | None, str)`, the local server (a process on this machine)
+    # that would do this workload's work, found from its params alone, and how it was found (or None and why not). The
+    # parent calls it once before the run starts (server_of), so that every workload's sampler reads that process tree
+    # from its first row: this workload's as its own, the others' as another workload's server. It must be quick and
+    # import no model library; the child's `ctx.declare_server` at setup confirms it (or names another, read from then on).
+
 
 class ServedRequest(BaseModel):
     """One request the load driver hands to an engine (profiler/run/serve.py)."""
@@ -463,6 +469,9 @@ class Engine(Protocol):
     def cancel(self, index: int) -> None:
         """Stop working on a request that timed out (best effort)."""
 
+    # Optional: `work_unavailable: str`, why the untimed passes (FLOPs, bytes, operator mix) cannot count this engine's
+    # work, where it is not the default reason (an engine generating on its own thread): e.g. a model that runs in
+    # another process. Stated as the work and operator-mix reason in the summary and the report.
     # Optional: `progress(index) -> dict | None`, what the engine has delivered of a request that has not ended:
     # `scheduled_ns` and `token_ns` so far (the types of a record). The driver asks once for each request that timed out,
     # before writing its record, so its tokens and TTFT are kept; None (or no such method): nothing is known.
@@ -497,3 +506,19 @@ def declaration_of(cls: type, params: BaseModel) -> Declaration:
     if not isinstance(result, Declaration):
         raise TypeError(f"declaration() returned a {type(result).__name__}, not a profiler.Declaration")
     return result
+
+
+def server_of(cls: type, params: BaseModel) -> tuple[int | None, str]:
+    """The local server the workload class names for these params (its optional `local_server(params)` class method;
+    see Workload): (pid, how it was found), or (None, why not). A class without the method: (None, ""). A method that
+    raises or returns another shape: (None, the reason in one line); never raises."""
+    method = getattr(cls, "local_server", None)
+    if method is None:
+        return None, ""
+    try:
+        pid, how = method(params)
+    except Exception as exc:  # a plugin's lookup that fails leaves the run as it was: the child may still declare one
+        return None, f"its local_server() raised {type(exc).__name__}: {exc}"
+    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid < 1):
+        return None, f"its local_server() returned pid {pid!r}, not a positive int"
+    return pid, str(how)

@@ -321,6 +321,19 @@ class ServerDeclaration(Model):
     """The union of the CPU affinity masks of its process tree when declared."""
 
 
+class SuiteServer(ServerDeclaration):
+    """A local server the parent found for one workload of the suite before the run started (plugin.server_of: the
+    workload's `local_server(params)`; openai_endpoint: `server_pid`, or the process listening on a loopback base_url's
+    port), handed to every workload's child spec (run/child.py: ChildSpec.local_server, ChildSpec.other_servers): the
+    workload that found it samples it as its own from its first sampler row, every other workload as another
+    workload's server (its CPU stays contention: it competes)."""
+
+    workload: str
+    """The suite entry whose local server it is."""
+    host: str
+    """The machine it runs on (socket.gethostname() of the parent that found it): a cluster worker elsewhere does not read it."""
+
+
 class LocalServer(Model):
     """A local server's process tree as the parent's sampler read it over the measured window (measure/sampler.py:
     TreeReader): `own` when this workload declared it (its CPU is the workload's, never contention: CONTENTION_RULE), else
@@ -342,6 +355,14 @@ class LocalServer(Model):
     gpu_uuid: str | None = None
     """The GPU its processes run on (NVML's process list), sampled as the workload's: the gpu_* columns and the energy
     per output token are the server's. None: none found, or not its own server (the reason is in `unavailable`)."""
+    pids: list[int] = Field(default_factory=list)
+    """Other workloads' servers: every root pid read together (their trees summed), `pid` the first; empty for its own."""
+    workloads: list[str] = Field(default_factory=list)
+    """Other workloads' servers: the workload whose server each of `pids` is, in the same order."""
+    confirmed: bool | None = None
+    """Its own server only: True when the child's declaration at setup named the pid the parent found before the run,
+    False when it named another (the child's is read from then on), None when the child declared none or the parent found
+    none."""
     summary: str = ""
 
 
@@ -957,6 +978,10 @@ class Serving(Model):
     server_reported: ServerReported | None = None
     """The server's own counters over the measured window (an HTTP endpoint with a Prometheus endpoint); None: the
     engine reads none (the workload's facts `server_metrics` say why)."""
+    unavailable: dict[str, str] = Field(default_factory=dict)
+    """queue_s (and queue_share), concurrency (and waiting), kv_occupancy_max -> why it is empty on this run, read from the
+    records (characterize/serving.py: serving_unavailable): e.g. an engine that reports no scheduling time (a server
+    reached over HTTP) has no queueing delay, stated, never estimated."""
 
 
 class Placement(Model):
@@ -1012,8 +1037,12 @@ class WorkloadSummary(Model):
     memory: Memory = Field(default_factory=Memory)
     contention: Contention | None = None
     local_server: LocalServer | None = None
-    """A local server's process tree sampled with this workload: its own (declared at setup) or another workload's left
-    alive (see LocalServer); None: none was declared."""
+    """Its own local server's process tree, sampled as the workload (found by the parent before the run, or declared at
+    setup; see LocalServer); None: it has none."""
+    other_servers: LocalServer | None = None
+    """The local servers of the suite's other workloads, alive beside this one (their trees read together, `own` false):
+    what they held and used while this workload was measured; their CPU counts as other processes' (contention). None:
+    the suite has no other local server."""
     repeats: list[RepeatInfo] | None = None
     """With measure.repeats > 1: each repeat, in order (this summary pools the completed ones); None for one run."""
     declared_state: DeclaredState | None = None

@@ -363,7 +363,8 @@ def concurrency(view: WorkloadView) -> Value:
     if engine.empty or "running" not in engine or bounds is None:
         return Value(None, "requests", why="no engine samples or no measured request")
     running = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1]), "running"].dropna().to_numpy(dtype=float)
-    return _median_of(running, "requests", "no engine samples in the measured window", "engine's running requests, sampled")
+    why = serving.unavailable.get("concurrency", "no engine samples in the measured window")
+    return _median_of(running, "requests", why, "engine's running requests, sampled")
 
 
 @characteristic("arrival_burstiness", label="arrival burstiness", short="burstiness", kind=Kind.CATEGORY, better=Better.NEITHER, timing=False, axis="serving")
@@ -412,7 +413,8 @@ def queueing_share(view: WorkloadView) -> Value:
     t = per_request(r)
     t = t.loc[t["measured"] & (t["status"] == FINISHED)]
     share = (t["queue_s"] / t["e2e_s"]).replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
-    return _median_of(share, "of E2E", "no finished measured request", "queueing delay / E2E per request")
+    why = view.summary.serving.unavailable.get("queue_s", "no finished measured request")
+    return _median_of(share, "of E2E", why, "queueing delay / E2E per request")
 
 
 # ---------------------------------------------------------------- synchronous batches and training state

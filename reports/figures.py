@@ -147,6 +147,8 @@ STAGE_COLOURS = {
 }
 SERIES = (
     ("proc_rss_bytes", "RSS (MiB)", 1 / 2**20),
+    ("server_rss_bytes", "its server's RSS (MiB)", 1 / 2**20),
+    ("other_server_rss_bytes", "other servers' RSS (MiB)", 1 / 2**20),
     ("gpu_kernel_active_percent", "GPU kernel-active (%)", 1.0),
     ("gpu_memory_used_bytes", "GPU memory (MiB)", 1 / 2**20),
     ("gpu_power_w", "GPU power (W)", 1.0),
@@ -190,7 +192,9 @@ def iteration_bands(iterations: pd.DataFrame) -> list[Band]:
 def sampler_timeline(name: str, samples: pd.DataFrame, bands: list[Band], cores: int | None) -> tuple[go.Figure | None, bool]:
     """Sampler series against time, every stage of the child shaded and labelled. CPU is in cores
     busy: the workload's process (proc_cpu_percent: % of one core) beside the whole system
-    (sys_cpu_percent: % of all cores), with the machine's logical cores as a reference line."""
+    (sys_cpu_percent: % of all cores), with the machine's logical cores as a reference line; where a local server was
+    sampled, its process tree too (server_cpu_percent: the workload's own server; other_server_cpu_percent: the suite's
+    other workloads' servers, alive beside it), and their RSS in rows of their own."""
     if samples.empty or "t_ns" not in samples:
         return None, False
     has_cpu = any(c in samples and samples[c].notna().any() for c in ("proc_cpu_percent", "sys_cpu_percent"))
@@ -239,6 +243,12 @@ def _cpu_row(fig: go.Figure, samples: pd.DataFrame, x_all: np.ndarray, cores: in
         x, y, r = minmax_downsample(x_all, samples["proc_cpu_percent"].to_numpy(dtype=float) / 100)
         reduced |= r
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="workload process", line=dict(width=1.4, color=COLOURS[0])), row=1, col=1)
+    servers = (("server_cpu_percent", "its local server", COLOURS[2]), ("other_server_cpu_percent", "other workloads' servers", COLOURS[3]))
+    for column, name, colour in servers:
+        if column in samples and bool(samples[column].notna().any()):
+            x, y, r = minmax_downsample(x_all, samples[column].to_numpy(dtype=float) / 100)
+            reduced |= r
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(width=1.2, color=colour)), row=1, col=1)
     if cores and "sys_cpu_percent" in samples and bool(samples["sys_cpu_percent"].notna().any()):
         x, y, r = minmax_downsample(x_all, samples["sys_cpu_percent"].to_numpy(dtype=float) / 100 * cores)
         reduced |= r

@@ -246,6 +246,13 @@ class OpenAIEndpoint:
         said = check_server(params.base_url, params.model, auth_headers(params.api_key_env), PROBE_TIMEOUT_S, params.check_model)
         return said
 
+    work_unavailable = (
+        "not counted: the model runs in the server, another process reached over HTTP, where the profiler's FLOP counters and "
+        "op tracer cannot see; its work, bound class and operator mix are unavailable here (llm_serve or llm_decode over the "
+        "same architecture count them in-process)"
+    )
+    """Why the untimed passes count nothing for an endpoint (plugin.Engine's optional work_unavailable)."""
+
     def __init__(self, params: OpenAIEndpoint.Params) -> None:
         self.p = params
         self.profile: ServerProfile = SERVERS[params.server]
@@ -389,25 +396,34 @@ class OpenAIEndpoint:
         except ValueError as exc:
             raise ServerProblem(f"the tokenize route {redact_url(url)} answered no count: {exc}") from None
 
-    def declare_local_server(self, ctx: SetupContext) -> str:
-        """Name the local server to the profiler (SetupContext.declare_server) when `server_pid` is given or the process
-        listening on a loopback base_url's port is found; what was found, or why not, in words (a fact)."""
-        p = self.p
-        if p.server_pid is not None:
-            pid, how = p.server_pid, "server_pid"
+    @classmethod
+    def local_server(cls, params: OpenAIEndpoint.Params) -> tuple[int | None, str]:
+        """The local server these params name (the plugin contract's optional `local_server`, called by the parent before
+        the run and again at setup): `server_pid`, else with find_local_server the process listening on a loopback
+        base_url's port; (pid, how it was found), or (None, why none). Never the profiler's own process or an ancestor
+        of it (a server inside the profiler: its CPU is already the profiler's)."""
+        if params.server_pid is not None:
+            pid, how = params.server_pid, "server_pid"
         else:
-            parts = urlsplit(p.base_url)
-            if not p.find_local_server:
-                return "none declared (no server_pid; find_local_server: false)"
+            parts = urlsplit(params.base_url)
+            if not params.find_local_server:
+                return None, "none declared (no server_pid; find_local_server: false)"
             if parts.hostname not in LOOPBACK:
-                return f"none: {parts.hostname} is not this machine's loopback address (give server_pid for a server here)"
+                return None, f"none: {parts.hostname} is not this machine's loopback address (give server_pid for a server here)"
             port = parts.port or (443 if parts.scheme == "https" else 80)
             pid, how = listening_pid(port)
             if pid is None:
-                return f"none: {how}"
-        inside = profiler_processes()
-        if pid in inside:
-            return f"none: process {pid} ({how}) is the profiler itself or this workload's child: its CPU is already the profiler's"
+                return None, f"none: {how}"
+        if pid in profiler_processes():
+            return None, f"none: process {pid} ({how}) is the profiler itself or this workload's child: its CPU is already the profiler's"
+        return pid, how
+
+    def declare_local_server(self, ctx: SetupContext) -> str:
+        """Name the local server to the profiler (SetupContext.declare_server: it confirms the one the parent found before
+        the run, or names another); what was found, or why not, in words (a fact)."""
+        pid, how = self.local_server(self.p)
+        if pid is None:
+            return how
         ctx.declare_server(pid, how)
         return f"pid {pid} ({how}): its process tree is sampled as the workload (summary local_server), never as contention"
 

@@ -379,8 +379,9 @@ def serving_summary(
     bounds = measured_window_ns(table, stopped)
     if bounds is not None:
         out.window_start_ns, out.window_end_ns = int(bounds[0]), int(bounds[1])
-    if engine is not None and not engine.empty and bounds is not None:
-        e = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1])]
+    e = engine.loc[(engine["t_ns"] >= bounds[0]) & (engine["t_ns"] <= bounds[1])] if engine is not None and not engine.empty and bounds is not None else None
+    out.unavailable = serving_unavailable(done, e)
+    if e is not None:
         if not e.empty:
             out.concurrency = Stats(**describe(e["running"].to_numpy(dtype=float), seed))
             out.waiting = Stats(**describe(e["waiting"].to_numpy(dtype=float), seed))
@@ -409,6 +410,29 @@ def server_reported(workload_facts: dict[str, Any]) -> Any:
     fields = {k: v for k, v in window.items() if k in ServerReported.model_fields and k not in ("source", "unavailable")}
     unavailable = {str(k): str(v) for k, v in (window.get("unavailable") or {}).items()}
     return ServerReported(source=str(metrics.get("names", "")), unavailable=unavailable, **fields)
+
+
+NO_FINISHED = "no finished measured request"
+
+
+def serving_unavailable(done: pd.DataFrame, engine: pd.DataFrame | None) -> dict[str, str]:
+    """Why queue_s, concurrency and kv_occupancy_max are empty, from the records: `done` the finished measured requests
+    (per_request), `engine` the engine samples of the measured window (None: no samples). The reasons an engine's own
+    silence gives (no scheduling time on any request, no running requests or KV capacity in any sample) come before
+    the generic ones; an entry is left out where the figure is there."""
+    out: dict[str, str] = {}
+    if done.empty:
+        out["queue_s"] = NO_FINISHED
+    elif bool(done["queue_s"].isna().all()):
+        out["queue_s"] = "the engine reported no scheduling time for any request (scheduled_ns): the wait inside it is not seen (a server over HTTP)"
+    if engine is None or engine.empty:
+        out["concurrency"] = "no engine sample in the measured window"
+    elif bool(engine["running"].isna().all()):
+        out["concurrency"] = "the engine reported no running requests in any sample: its scheduler is not seen (a server over HTTP)"
+    kv_usage = engine["kv_usage"] if engine is not None and "kv_usage" in engine else None
+    if (engine is None or engine.empty or bool(engine["kv_bytes_total"].isna().all())) and (kv_usage is None or bool(kv_usage.isna().all())):
+        out["kv_occupancy_max"] = "the engine reports no KV cache capacity (nor a usage fraction)"
+    return out
 
 
 def context_growth(table: pd.DataFrame, done: pd.DataFrame, engine: pd.DataFrame | None, workload_facts: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:

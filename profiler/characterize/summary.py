@@ -34,6 +34,7 @@ from ..runmodel import (
     PhaseStats,
     PositionFits,
     RequestMetrics,
+    ServerDeclaration,
     Stage,
     StageShare,
     StateCheck,
@@ -93,8 +94,13 @@ class WorkloadOutcome:
     """The `objective:` its requests are judged by (under a load)."""
     placement: Any = None
     """profiler.runmodel.Placement: where it ran."""
-    other_server: tuple[int, str] | None = None
-    """(pid, workload): an earlier workload's local server sampled beside this one as another process (run/executor.py)."""
+    own_server: ServerDeclaration | None = None
+    """Its own local server as the parent found it before the run (run/runner.py: suite_servers), read from the first row."""
+    server_confirmed: bool | None = None
+    """True: the child's declaration at setup named the same pid; False: another (read from then on); None: either named none."""
+    other_servers: list[tuple[int, str]] = field(default_factory=list)
+    """(pid, workload) of each other workload's local server sampled beside this one as other processes (their CPU
+    contention): the samples' other_server_* columns."""
     server_gpu: str | None = None
     """The NVML UUID of the GPU its own local server runs on, sampled as the workload's (run/supervisor.py: server_gpu)."""
 
@@ -186,8 +192,9 @@ def build_summary(
     if step is not None:
         summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, step, seed))
     warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
-    summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child))
+    summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child, own_server(child, outcome)))
     summary.local_server = guarded("the local server", lambda: local_server(samples, summary.stages, child, outcome))
+    summary.other_servers = guarded("the other workloads' local servers", lambda: other_servers(samples, summary.stages, outcome))
     if declaration.streams:
         contended = bool(summary.contention and summary.contention.contended)
         summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
@@ -335,48 +342,86 @@ def measured_rows(samples: pd.DataFrame, stages: list[Stage]) -> pd.DataFrame | 
     return samples
 
 
-def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, outcome: WorkloadOutcome) -> LocalServer | None:
-    """The local server sampled with this workload over its measured window (runmodel.LocalServer): its own (declared at
-    setup, child.local_server) or an earlier workload's still alive (outcome.other_server: pid, workload); None when
-    neither."""
-    declared, other = child.local_server, outcome.other_server
-    if declared is not None:
-        gpu = outcome.server_gpu
-        out = LocalServer(pid=declared.pid, own=True, declared_by=outcome.name, found_by=declared.found_by, cores=declared.cores, gpu_uuid=gpu)
-    elif other is not None:
-        out = LocalServer(pid=other[0], own=False, declared_by=other[1])
-    else:
-        return None
-    rows = measured_rows(samples, stages)
-    cpu = cast(pd.Series, rows["server_cpu_percent"]).dropna() if rows is not None and "server_cpu_percent" in rows else pd.Series(dtype=float)
-    role = (
-        "the workload's own server"
-        if out.own
-        else f"the local server of workload '{out.declared_by}', alive while this one was measured (counted as another process)"
-    )
+def own_server(child: ChildRecord, outcome: WorkloadOutcome) -> ServerDeclaration | None:
+    """The workload's own local server as it was read last: the child's declaration at setup (it replaces the parent's
+    when it names another pid), else the one the parent found before the run; None: neither."""
+    return child.local_server or outcome.own_server
+
+
+def tree_figures(out: LocalServer, rows: pd.DataFrame | None, prefix: str) -> bool:
+    """Fill `out`'s CPU, RSS and process figures from the `{prefix}_*` sampler columns over `rows` (the measured window);
+    False when there is none to read."""
+    column = f"{prefix}_cpu_percent"
+    cpu = cast(pd.Series, rows[column]).dropna() if rows is not None and column in rows else pd.Series(dtype=float)
     if rows is None or cpu.empty:
-        out.summary = f"{role}, pid {out.pid}: not sampled in the measured window (it could not be read, or the window had no rows)"
-        return out
-    rss = cast(pd.Series, rows["server_rss_bytes"]).dropna()
-    procs = cast(pd.Series, rows["server_processes"]).dropna()
+        return False
+    rss = cast(pd.Series, rows[f"{prefix}_rss_bytes"]).dropna()
+    procs = cast(pd.Series, rows[f"{prefix}_processes"]).dropna()
     out.samples = int(len(cpu))
     out.cpu_percent_median, out.cpu_percent_p90 = float(cpu.median()), float(cpu.quantile(0.9))
     out.peak_rss_bytes = int(rss.max()) if not rss.empty else None
     out.processes_max = int(procs.max()) if not procs.empty else None
+    return True
+
+
+def _usage_words(out: LocalServer) -> str:
     peak = f"{out.peak_rss_bytes / 2**20:,.0f} MiB" if out.peak_rss_bytes is not None else "unknown"
-    out.summary = (
-        f"{role}, pid {out.pid} ({out.processes_max} process(es)): CPU {out.cpu_percent_median:.0f}% of a core (median; p90 "
-        f"{out.cpu_percent_p90:.0f}%), peak RSS {peak} (summed over its tree)"
-        + (f"; its GPU {out.gpu_uuid} is sampled as the workload's (the gpu_* columns, energy)" if out.gpu_uuid else "")
+    return (
+        f"CPU {out.cpu_percent_median:.0f}% of a core (median; p90 {out.cpu_percent_p90:.0f}%), peak RSS {peak} (summed over its tree), "
+        f"{out.processes_max} process(es)"
+    )
+
+
+def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, outcome: WorkloadOutcome) -> LocalServer | None:
+    """The workload's own local server sampled with it over its measured window (runmodel.LocalServer, `own`): the one
+    the parent found before the run (outcome.own_server) or the child declared at setup (child.local_server); None when
+    it has none. Its figures from the samples' server_* columns."""
+    server = own_server(child, outcome)
+    if server is None:
+        return None
+    out = LocalServer(pid=server.pid, own=True, declared_by=outcome.name, found_by=server.found_by, cores=server.cores, gpu_uuid=outcome.server_gpu)
+    out.confirmed = outcome.server_confirmed
+    how = {True: "found before the run and confirmed at setup", False: "declared at setup in place of the one found before the run"}
+    found = (
+        how.get(outcome.server_confirmed)
+        if outcome.server_confirmed is not None
+        else ("found before the run" if child.local_server is None else "declared at setup")
+    )
+    role = f"the workload's own server, pid {out.pid} ({out.found_by}; {found})"
+    if not tree_figures(out, measured_rows(samples, stages), "server"):
+        out.summary = f"{role}: not sampled in the measured window (it could not be read, or the window had no rows)"
+        return out
+    out.summary = f"{role}: {_usage_words(out)}" + (
+        f"; its GPU {out.gpu_uuid} is sampled as the workload's (the gpu_* columns, energy)" if out.gpu_uuid else ""
     )
     return out
 
 
-def contention(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord) -> Contention:
+def other_servers(samples: pd.DataFrame, stages: list[Stage], outcome: WorkloadOutcome) -> LocalServer | None:
+    """The suite's other workloads' local servers alive beside this workload over its measured window
+    (runmodel.LocalServer, not `own`; their trees together: the samples' other_server_* columns); None when there are none."""
+    if not outcome.other_servers:
+        return None
+    pids, names = [pid for pid, _ in outcome.other_servers], [name for _, name in outcome.other_servers]
+    out = LocalServer(pid=pids[0], own=False, declared_by=names[0], pids=pids, workloads=names)
+    whose = "; ".join(f"pid {pid}, of workload '{name}'" for pid, name in outcome.other_servers)
+    role = f"a local server ({whose}) was alive beside this workload"
+    if not tree_figures(out, measured_rows(samples, stages), "other_server"):
+        out.summary = f"{role}: not sampled in the measured window (gone, unreadable, or the window had no rows)"
+        return out
+    out.summary = (
+        f"{role} while it was measured: {_usage_words(out)}; it holds that memory and competes for the cores, so its CPU counts as "
+        "other processes' (contention)"
+    )
+    return out
+
+
+def contention(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, server: ServerDeclaration | None = None) -> Contention:
     """Contention over the measured window (the `measure` stage; every row when stages are missing):
-    see runmodel.Contention for the rule. A local server the child declared (child.local_server) is the workload: its
-    cores join the workload's (the sampler read the union) and its CPU was left out of the other processes' (measure/sampler.py)."""
-    server = child.local_server
+    see runmodel.Contention for the rule. The workload's own local server (`server`: found before the run or declared at
+    setup; summary.own_server) is the workload: its cores join the workload's (the sampler read the union) and its CPU
+    was left out of the other processes' (measure/sampler.py). Default: the child's declaration."""
+    server = server or child.local_server
     cores = sorted(set(child.cpu_affinity) | set(server.cores)) if server is not None else list(child.cpu_affinity)
     out = Contention(cores=cores, torch_threads=child.torch_threads)
     rows = measured_rows(samples, stages)

@@ -9,13 +9,16 @@ times more CPU at 100 Hz (benchmarks/sampler.py). Elsewhere than Linux, psutil i
 columns come from NVML once the child reports which GPU it uses, and stay null with a reason
 otherwise.
 
-A local server (a process on this machine the workload sends its work to, declared by the child at setup:
-plugin.SetupContext.declare_server) is read too, as its process tree (the pid and its descendants, looked up again
+A local server (a process on this machine the workload sends its work to: found by the parent before the run,
+run/child.py ChildSpec.local_server, or declared by the child at setup, plugin.SetupContext.declare_server) is read too,
+as its process tree (the pid and its descendants, looked up again
 every TREE_REFRESH_S): `server_cpu_percent` (100 = one core busy, summed over the tree) and `server_rss_bytes` (summed
 RSS; pages shared between the tree's processes are counted once per process, so an upper bound). When the server does
 the workload's work (`own`), its CPU is the workload's: it is taken out of `other_cpu_cores`, and the cores it may run
 on join the cores contention is read on (the union of the child's and the server's affinity masks). When it is another
-workload's server that stays alive (`own` false), its columns are filled and its CPU stays in `other_cpu_cores`.
+workload's server (ChildSpec.other_servers: the suite's other workloads' servers, alive beside this one), its tree is
+read into the `other_server_*` columns (the trees of every such server together) and its CPU stays in
+`other_cpu_cores`: it competes for the machine, idle or not.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
@@ -42,6 +46,9 @@ SAMPLE_SCHEMA = pa.schema(
         ("server_cpu_percent", pa.float64()),
         ("server_rss_bytes", pa.float64()),
         ("server_processes", pa.float64()),
+        ("other_server_cpu_percent", pa.float64()),
+        ("other_server_rss_bytes", pa.float64()),
+        ("other_server_processes", pa.float64()),
     ]
     + [(column, pa.float64()) for column in GPU_COLUMNS]
     + [("gpu_other_processes", pa.float64())]
@@ -59,20 +66,35 @@ TREE_REFRESH_S = 1.0
 
 
 class TreeReader:
-    """A local server's process tree: the CPU seconds its processes used since this reader opened, and their RSS.
+    """A local server's process tree (or several servers' trees read together): the CPU seconds its processes used since
+    this reader opened, and their RSS.
 
-    Members are the root pid and its descendants (psutil), listed again every TREE_REFRESH_S; a process that joins is
+    Members are the root pids and their descendants (psutil), listed again every TREE_REFRESH_S; a process that joins is
     counted from the moment it is first seen, one that exits keeps what it used while seen. Each member is read from
     /proc/<pid>/stat through a file descriptor kept open (as ProcStatReader; psutil where there is no procfs): about
-    6 us a member a read, against 35 us through psutil (measured on a tree of 5, this branch's note). Raises psutil.Error
-    when the root cannot be read (gone, or another user's process)."""
+    6 us a member a read, against 35 us through psutil (measured on a tree of 5, this branch's note). A root that cannot
+    be read is left out (`skipped`, with why); raises psutil.Error when none can be (gone, or another user's process)."""
 
     TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-    def __init__(self, pid: int, own: bool) -> None:
-        self.pid, self.own = pid, own
-        self.root = psutil.Process(pid)
+    def __init__(self, pids: int | Sequence[int], own: bool) -> None:
+        wanted = [pids] if isinstance(pids, int) else list(dict.fromkeys(pids))
+        self.own = own
+        self.roots: list[psutil.Process] = []
+        self.skipped: dict[int, str] = {}
+        """Root pids that could not be read when opened, with why."""
+        error: psutil.Error | None = None
+        for pid in wanted:
+            try:
+                self.roots.append(psutil.Process(pid))
+            except psutil.Error as exc:
+                error = error or exc
+                self.skipped[pid] = f"{type(exc).__name__} {exc}".strip()
+        if not self.roots:
+            raise error or psutil.NoSuchProcess(0)
+        self.pids = [root.pid for root in self.roots]
+        self.gone: set[int] = set()
         self.last_cpu: dict[int, float] = {}
         self.members: list[psutil.Process] = []
         self.fds: dict[int, int | None] = {}
@@ -83,10 +105,16 @@ class TreeReader:
         self.read()
 
     def _list(self) -> None:
-        try:
-            self.members = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            self.members = [self.root]
+        members: dict[int, psutil.Process] = {}
+        for root in self.roots:
+            if root.pid in self.gone:
+                continue
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                tree = [root]
+            members.update((proc.pid, proc) for proc in tree)
+        self.members = list(members.values())
         cores: set[int] = set()
         for proc in self.members:
             try:
@@ -124,16 +152,16 @@ class TreeReader:
         return (int(fields[11]) + int(fields[12])) / self.TICKS, int(fields[21]) * self.PAGE
 
     def read(self) -> dict[str, float] | None:
-        """{"cpu_s": CPU seconds of the tree since opened, "rss": summed RSS bytes, "processes": members read}; None
-        once the root is gone."""
+        """{"cpu_s": CPU seconds of the trees since opened, "rss": summed RSS bytes, "processes": members read}; None
+        once every root is gone."""
         if time.monotonic() - self.listed >= TREE_REFRESH_S:
             self._list()
         rss, seen, now = 0, 0, {}
         for proc in self.members:
             usage = self._usage(proc)
             if usage is None:
-                if proc.pid == self.pid:
-                    return None
+                if proc.pid in self.pids:
+                    self.gone.add(proc.pid)
                 continue
             used, size = usage
             rss += size
@@ -141,6 +169,8 @@ class TreeReader:
             self.cpu_s += used - self.last_cpu.get(proc.pid, used)
             seen += 1
         self.last_cpu = now
+        if len(self.gone) == len(self.pids):
+            return None
         return {"cpu_s": self.cpu_s, "rss": float(rss), "processes": float(seen)}
 
     def _close(self, pid: int) -> None:
@@ -156,12 +186,37 @@ class TreeReader:
             self._close(pid)
 
 
-def server_row(tree: TreeReader | None, last: dict[str, float] | None, now: dict[str, float] | None, dt: float) -> dict[str, float | None]:
-    """The server columns between two TreeReader readings `dt` seconds apart (all None without a server or a reading)."""
+def tree_cores(pid: int) -> list[int]:
+    """The union of the CPU affinity masks of process `pid` and its descendants (a member whose mask cannot be read is
+    left out). Raises psutil.Error when `pid` cannot be read (gone, or another user's process)."""
+    root = psutil.Process(pid)
+    cores: set[int] = set()
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            cores.update(proc.cpu_affinity() or [])
+        except (psutil.Error, AttributeError):  # gone, or no affinity on this platform
+            pass
+    return sorted(cores)
+
+
+def server_row(
+    tree: TreeReader | None, last: dict[str, float] | None, now: dict[str, float] | None, dt: float, prefix: str = "server"
+) -> dict[str, float | None]:
+    """The server columns (`prefix`: "server" for the workload's own, "other_server" for other workloads') between two
+    TreeReader readings `dt` seconds apart (all None without a server or a reading)."""
     if tree is None or now is None:
-        return {"server_cpu_percent": None, "server_rss_bytes": None, "server_processes": None}
+        return {f"{prefix}_cpu_percent": None, f"{prefix}_rss_bytes": None, f"{prefix}_processes": None}
     cpu = 100.0 * max(0.0, now["cpu_s"] - last["cpu_s"]) / dt if last is not None and dt > 0 else 0.0
-    return {"server_cpu_percent": cpu, "server_rss_bytes": now["rss"], "server_processes": now["processes"]}
+    return {f"{prefix}_cpu_percent": cpu, f"{prefix}_rss_bytes": now["rss"], f"{prefix}_processes": now["processes"]}
+
+
+def server_rows(reader: Any, last: dict[str, Any] | None, now: dict[str, Any], dt: float) -> dict[str, float | None]:
+    """Both sets of server columns of a reader (`tree`: its own server, `others`: other workloads') between two raw
+    readings holding their trees' readings under "tree" and "others"."""
+    return {
+        **server_row(reader.tree, last["tree"] if last else None, now["tree"], dt),
+        **server_row(reader.others, last["others"] if last else None, now["others"], dt, prefix="other_server"),
+    }
 
 
 class ProcStatReader:
@@ -180,7 +235,9 @@ class ProcStatReader:
     TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
     tree: TreeReader | None = None
-    """A local server's process tree read with each reading (attach_tree), None: none."""
+    """The workload's own local server's process tree read with each reading (attach_tree), None: none."""
+    others: TreeReader | None = None
+    """Other workloads' local servers' trees (attach_tree), None: none."""
 
     def __init__(self, pid: int) -> None:
         self.cores = sorted(os.sched_getaffinity(pid)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
@@ -192,12 +249,17 @@ class ProcStatReader:
         self.last = self._raw()
 
     def attach_tree(self, tree: TreeReader) -> None:
-        """Read a local server's tree from now on; when it is the workload's own (`tree.own`) its cores join the cores
-        read (the next reading starts the intervals again)."""
-        self.tree = tree
+        """Read a local server's tree from now on (in place of one read before in the same role); when it is the
+        workload's own (`tree.own`) its cores join the cores read (the next reading starts the intervals again)."""
+        held = self.tree if tree.own else self.others
+        if held is not None:
+            held.close()
         if tree.own:
+            self.tree = tree
             self.cores = sorted(set(self.cores) | tree.cores)
             self.stat_bytes = STAT_LINE_BYTES * (max(self.cores, default=0) + 2)
+        else:
+            self.others = tree
         self.last = self._raw()
 
     def _raw(self) -> dict[str, Any] | None:
@@ -234,6 +296,7 @@ class ProcStatReader:
             "self_ticks": int(me[11]) + int(me[12]) if me else 0,
             "state": fields[0].decode(),
             "tree": self.tree.read() if self.tree is not None else None,
+            "others": self.others.read() if self.others is not None else None,
         }
 
     def read(self) -> dict[str, float | None] | None:
@@ -244,12 +307,12 @@ class ProcStatReader:
         last, self.last = self.last, now
         dt = now["t"] - last["t"] if last is not None else 0.0
         if last is None or dt <= 0:  # the first reading (opening could not read one), or two at once
-            return {"proc_cpu_percent": 0.0, "proc_rss_bytes": now["rss"], "sys_cpu_percent": 0.0, **server_row(self.tree, None, now["tree"], 0.0)}
+            return {"proc_cpu_percent": 0.0, "proc_rss_bytes": now["rss"], "sys_cpu_percent": 0.0, **server_rows(self, None, now, 0.0)}
         tick_s = 1.0 / self.TICKS
         proc_cores = (now["proc_ticks"] - last["proc_ticks"]) * tick_s / dt
         total = dt * self.TICKS * (os.cpu_count() or 1)
         return {
-            **server_row(self.tree, last["tree"], now["tree"], dt),
+            **server_rows(self, last, now, dt),
             "proc_cpu_percent": 100.0 * min(proc_cores, len(self.cores)),
             "proc_rss_bytes": now["rss"],
             "sys_cpu_percent": min(100.0, max(0.0, 100.0 * (now["sys_busy"] - last["sys_busy"]) / total)),
@@ -277,8 +340,9 @@ class ProcStatReader:
                 os.close(fd)
             except OSError:
                 pass
-        if self.tree is not None:
-            self.tree.close()
+        for tree in (self.tree, self.others):
+            if tree is not None:
+                tree.close()
 
 
 class PsutilReader:
@@ -290,16 +354,30 @@ class PsutilReader:
         psutil.cpu_percent(None)
         self.cores = list(range(psutil.cpu_count() or 1))
         self.tree: TreeReader | None = None
-        self.tree_last: tuple[float, dict[str, float] | None] = (time.monotonic(), None)
+        self.others: TreeReader | None = None
+        self.tree_last: dict[str, Any] = self._trees()
+
+    def _trees(self) -> dict[str, Any]:
+        return {
+            "t": time.monotonic(),
+            "tree": self.tree.read() if self.tree is not None else None,
+            "others": self.others.read() if self.others is not None else None,
+        }
 
     def attach_tree(self, tree: TreeReader) -> None:
-        self.tree = tree
-        self.tree_last = (time.monotonic(), tree.read())
+        held = self.tree if tree.own else self.others
+        if held is not None:
+            held.close()
+        if tree.own:
+            self.tree = tree
+        else:
+            self.others = tree
+        self.tree_last = self._trees()
 
     def _server(self) -> dict[str, float | None]:
-        now = (time.monotonic(), self.tree.read() if self.tree is not None else None)
-        (t0, last), self.tree_last = self.tree_last, now
-        return server_row(self.tree, last, now[1], now[0] - t0)
+        now = self._trees()
+        last, self.tree_last = self.tree_last, now
+        return server_rows(self, last, now, now["t"] - last["t"])
 
     def read(self) -> dict[str, float | None] | None:
         try:
@@ -313,8 +391,9 @@ class PsutilReader:
             return None
 
     def close(self) -> None:
-        if self.tree is not None:
-            self.tree.close()
+        for tree in (self.tree, self.others):
+            if tree is not None:
+                tree.close()
 
 
 def open_reader(pid: int) -> Any:
@@ -340,18 +419,20 @@ class ProcessSampler(threading.Thread):
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.error: str | None = None
-        self.server: tuple[int, bool] | None = None
-        """A local server to read from the next tick on: (pid, own) (see the module's docstring)."""
+        self.pending: list[tuple[list[int], bool]] = []
+        """Local servers to read from the next tick on: (root pids, own) (see the module's docstring)."""
         self.tree: TreeReader | None = None
+        self.others: TreeReader | None = None
         self.server_error: str | None = None
-        """Why the declared server could not be read (gone, another user's process)."""
+        """Why a local server could not be read (gone, another user's process)."""
 
     def attach_gpu(self, reader: GpuReader) -> None:
         self.gpu = reader
 
-    def attach_server(self, pid: int, own: bool) -> None:
-        """Read process `pid`'s tree too from the next tick (called from another thread)."""
-        self.server = (pid, own)
+    def attach_server(self, pid: int | Sequence[int], own: bool) -> None:
+        """Read process `pid`'s tree too from the next tick (called from another thread): the workload's own server
+        (`own`, in place of one read before), or other workloads' servers (a list of pids, read together)."""
+        self.pending.append(([pid] if isinstance(pid, int) else list(pid), own))
 
     def run(self) -> None:
         try:
@@ -382,16 +463,23 @@ class ProcessSampler(threading.Thread):
             reader.close()
 
     def _open_server(self, reader: Any) -> None:
-        if self.server is None:
-            return
-        (pid, own), self.server = self.server, None
-        try:
-            tree = TreeReader(pid, own)
-        except psutil.Error as exc:
-            self.server_error = f"cannot read the local server's process {pid}: {type(exc).__name__} {exc}".strip()
-            return
-        reader.attach_tree(tree)
-        self.tree = tree
+        while self.pending:
+            pids, own = self.pending.pop(0)
+            try:
+                tree = TreeReader(pids, own)
+            except psutil.Error as exc:
+                self._server_problem(f"cannot read the local server's process {', '.join(map(str, pids))}: {type(exc).__name__} {exc}".strip())
+                continue
+            for pid, why in tree.skipped.items():
+                self._server_problem(f"cannot read the local server's process {pid}: {why}")
+            reader.attach_tree(tree)
+            if own:
+                self.tree = tree
+            else:
+                self.others = tree
+
+    def _server_problem(self, why: str) -> None:
+        self.server_error = f"{self.server_error}; {why}" if self.server_error else why
 
     def _flush(self) -> bool:
         """Write the buffered rows; on a full disk record why and stop sampling (no thread traceback)."""

@@ -27,7 +27,7 @@ from ..loadconfig import LoadConfig
 from ..measure.spans import CudaSpanRecorder, SpanRecorder, format_exception
 from ..measure.store import SPANS, PartWriter, atomic_write_json
 from ..plugin import StateLayer, is_engine
-from ..runmodel import ChildError, ChildRecord, DevicePeak, Loop, ServerDeclaration, Stage
+from ..runmodel import ChildError, ChildRecord, DevicePeak, Loop, ServerDeclaration, Stage, SuiteServer
 from ..suite.config import MeasureConfig
 from ..suite.registry import add_plugin_paths, resolve_workload
 from .wire import ChildDone, GpuChosen, IterationDone, Message, ServerDeclared, SpansEnded, StageEntered
@@ -58,6 +58,12 @@ class ChildSpec:
     threads: int | None = None
     """torch's intra-op threads when the cores a cluster executor granted could not be pinned; None: one per core of
     the process's CPU affinity mask."""
+    local_server: SuiteServer | None = None
+    """Its own local server, found by the parent before the run (plugin.server_of): sampled as the workload from the
+    sampler's first row; the child's declaration at setup confirms it or names another. None: none found."""
+    other_servers: list[SuiteServer] = field(default_factory=list)
+    """The local servers of the suite's other workloads (one per pid, none of them its own): sampled beside it as
+    another workload's servers, their CPU counted as other processes'."""
 
 
 @dataclass
@@ -81,20 +87,15 @@ class SetupContextImpl:
         Raises ValueError when process `pid` cannot be read."""
         import psutil
 
+        from ..measure.sampler import tree_cores
+
         try:
-            root = psutil.Process(int(pid))
-            tree = [root, *root.children(recursive=True)]
+            cores = tree_cores(int(pid))
         except psutil.Error as exc:
             raise ValueError(f"the local server's process {pid} cannot be read: {type(exc).__name__}") from None
-        cores: set[int] = set()
-        for proc in tree:
-            try:
-                cores.update(proc.cpu_affinity() or [])
-            except (psutil.Error, AttributeError):
-                pass
-        self.server = ServerDeclaration(pid=int(pid), found_by=str(found_by), cores=sorted(cores))
+        self.server = ServerDeclaration(pid=int(pid), found_by=str(found_by), cores=cores)
         if self.report is not None:
-            self.report(ServerDeclared(int(pid)))
+            self.report(ServerDeclared(int(pid), str(found_by)))
 
     def declare_state(self, layers: list[Any]) -> None:
         """Raises pydantic.ValidationError for a layer that is not a StateLayer (or its fields as a dict)."""
@@ -320,8 +321,8 @@ def child_main(spec: ChildSpec, queue: Any = None) -> int:
             state.info.loop = serve_load(workload, spec.load, spec, state, recorder, plugin, params)
             recorder.flush()
             skip_passes = is_engine(workload)  # an engine generates on its own thread: the passes cannot see it
-            if skip_passes:
-                state.info.work_error = state.info.opmix_error = UNDER_LOAD_NO_WORK
+            if skip_passes:  # the engine's own reason where it gives one (plugin.Engine: work_unavailable)
+                state.info.work_error = state.info.opmix_error = str(getattr(workload, "work_unavailable", None) or UNDER_LOAD_NO_WORK)
         else:
             state.info.loop = run_loop(workload, recorder, spec.measure, state)
             recorder.flush()

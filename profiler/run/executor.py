@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
-from ..runmodel import Placement, RunEntry
+from ..runmodel import Placement, RunEntry, SuiteServer
 from ..suite.resolve import ResolvedWorkload
 from .child import ChildSpec
 from .supervisor import ChildSupervisor, ChildWatch, Listener
@@ -83,6 +83,15 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def with_declared(spec: ChildSpec, declared: dict[int, SuiteServer]) -> ChildSpec:
+    """`spec` with the local servers earlier workloads' children declared at setup and the parent had not found before
+    the run (the fallback: a server that started late, or a lookup that failed in the parent) among its other
+    servers, while they are alive; its own and those it has already are left as they are."""
+    known = {s.pid for s in (spec.local_server, *spec.other_servers) if s is not None}
+    extra = [s for pid, s in declared.items() if pid not in known and psutil.pid_exists(pid)]
+    return replace(spec, other_servers=[*spec.other_servers, *extra]) if extra else spec
+
+
 class LocalExecutor:
     """Points one after another in children of this process (the runner's behaviour before executors)."""
 
@@ -91,12 +100,12 @@ class LocalExecutor:
 
     def run(self, points: list[Point], started: Started) -> Iterator[tuple[Point, PointResult]]:
         placement = Placement(executor="local", host=socket.gethostname(), worker_pid=os.getpid(), policy=LOCAL_POLICY)
-        server: tuple[int, str] | None = None  # the last local server a workload declared: sampled beside the later ones while alive
+        declared: dict[int, SuiteServer] = {}  # servers children declared that the parent had not found: beside the later ones
         for point in points:
             started(point)
-            alive = server if server is not None and psutil.pid_exists(server[0]) else None
-            watch = ChildSupervisor(self.nvml, self.device, self.measure, self.listener, other_server=alive).run(point.spec)
-            server = (watch.server_pid, point.spec.name) if watch.server_pid is not None else alive
+            watch = ChildSupervisor(self.nvml, self.device, self.measure, self.listener).run(with_declared(point.spec, declared))
+            if watch.server_declared is not None:
+                declared[watch.server_declared.pid] = watch.server_declared
             yield point, PointResult(watch, placement)
             if watch.interrupted:
                 return

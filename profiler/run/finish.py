@@ -68,6 +68,7 @@ def finish_workload(
         error = settle_error(workdir, watch, problems)
     if watch.sampler_error:
         problems.append(watch.sampler_error)
+    problems.extend(watch.server_notes)
     problems.extend(process_problems(watch))
     outcome = workload_outcome(
         w,
@@ -80,7 +81,9 @@ def finish_workload(
         gpu_unavailable=watch.gpu_unavailable,
         problems=problems,
         placement=placement,
-        other_server=watch.other_server,
+        own_server=watch.server_found,
+        server_confirmed=watch.server_confirmed,
+        other_servers=[(o.pid, o.workload) for o in watch.other_servers],
         server_gpu=watch.server_gpu,
     )
     summary = summarize_directory(outcome, workdir, measure, record)

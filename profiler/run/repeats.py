@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from ..measure.opmix import TRACE_FILE
 from ..measure.store import SAMPLES, SPANS, atomic_write_json, atomic_write_table, read_arrow, read_json
 from ..rundir import SUMMARY_JSON, repeat_dir
-from ..runmodel import ChildError, Contention, Loop, RepeatInfo, Status, WorkloadSummary
+from ..runmodel import ChildError, Contention, Loop, RepeatInfo, ServerDeclaration, Status, WorkloadSummary
 from ..suite.config import SuiteConfig
 from ..suite.resolve import ResolvedWorkload
 from .child import CHILD_JSON, OPMIX_JSON, WORK
@@ -80,7 +80,11 @@ def pool_repeats(w: ResolvedWorkload, workdir: Path, done: dict[int, WorkloadSum
         problems=problems,
         placement=base.placement,
         server_gpu=base.local_server.gpu_uuid if base.local_server else None,
-        other_server=(base.local_server.pid, base.local_server.declared_by) if base.local_server and not base.local_server.own else None,
+        own_server=ServerDeclaration(pid=base.local_server.pid, found_by=base.local_server.found_by, cores=base.local_server.cores)
+        if base.local_server
+        else None,
+        server_confirmed=base.local_server.confirmed if base.local_server else None,
+        other_servers=list(zip(base.other_servers.pids, base.other_servers.workloads, strict=False)) if base.other_servers else [],
     )
     summary = summarize_directory(outcome, workdir, suite.measure, record)
     summary.contention = pooled_contention([s for _, s in pooled] or list(done.values()))

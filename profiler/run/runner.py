@@ -12,14 +12,19 @@ and the caller still writes the report.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ..characterize.crossover import LatencyPoint, find_crossover, latency_point
 from ..characterize.scaling import batch_fits
+from ..measure.sampler import tree_cores
 from ..measure.store import SPANS, atomic_write_json, read_json
+from ..plugin import server_of
 from ..rundir import CALIBRATION_JSON, MISSING_WHY, SUMMARY_JSON, SWEEPS_JSON, read_measured, repeat_dir
-from ..runmodel import RunStatus, Status, WorkloadSummary
+from ..runmodel import RunStatus, Status, SuiteServer, WorkloadSummary
 from ..suite.resolve import ResolvedSuite
 from .child import ChildSpec
 from .device import resolve_device
@@ -81,9 +86,10 @@ class SuiteRunner:
         """Every workload or sweep point, once per repeat: repeat k of every workload, then repeat k + 1
         (profiler/run/repeats.py), each with its child's spec and its directory (created when it starts)."""
         repeats = self.suite.measure.repeats
+        servers = suite_servers(self.resolved)
         out = []
         for k in range(1, repeats + 1):
-            for w, entry in zip(self.resolved.workloads, record.entries, strict=True):
+            for i, (w, entry) in enumerate(zip(self.resolved.workloads, record.entries, strict=True)):
                 workdir = record.path / entry.dir if repeats == 1 else repeat_dir(record.path / entry.dir, k)
                 named_apart = repeats > 1 and self.executor is not None  # on a cluster the repeats run at the same time
                 spec = ChildSpec(
@@ -96,6 +102,8 @@ class SuiteRunner:
                     measure=self.suite.measure,
                     workdir=str(workdir),
                     load=w.entry.load,
+                    local_server=servers[i],
+                    other_servers=others_of(servers, i),
                 )
                 out.append(Point(w, entry, workdir, spec, k if repeats > 1 else None))
         return out
@@ -192,6 +200,34 @@ class SuiteRunner:
                 missing = f"its summary.json is unreadable ({type(exc).__name__})"
             sides[w.sweep_group].append(latency_point(w.entry.name, float(w.sweep_point[c.over]), summary, missing))
         return {"a": c.a, "b": c.b, "over": c.over, **find_crossover(sides[c.a], sides[c.b], (c.a, c.b))}
+
+
+def suite_servers(resolved: ResolvedSuite) -> list[SuiteServer | None]:
+    """Each workload's local server, found before the run starts (plugin.server_of: its class's `local_server(params)`;
+    openai_endpoint: `server_pid`, or the process listening on a loopback base_url's port), in the suite's order; None
+    where it names none (a remote host, no such method) or the process cannot be read (gone, another user's)."""
+    host = socket.gethostname()
+    out: list[SuiteServer | None] = []
+    for w in resolved.workloads:
+        pid, how = server_of(w.plugin.cls, w.params)
+        try:
+            cores = tree_cores(pid) if pid is not None else None
+        except psutil.Error:  # gone since it was found, or another user's: the child's own lookup says why in its facts
+            cores = None
+        out.append(SuiteServer(pid=pid, found_by=how, cores=cores, workload=w.entry.name, host=host) if pid is not None and cores is not None else None)
+    return out
+
+
+def others_of(servers: list[SuiteServer | None], i: int) -> list[SuiteServer]:
+    """The local servers of the workloads other than the i-th, one per pid (the first workload that found it names it),
+    leaving out the i-th's own pid: what workload i samples beside it as other workloads' servers."""
+    mine = servers[i]
+    own = mine.pid if mine is not None else None
+    seen: dict[int, SuiteServer] = {}
+    for j, server in enumerate(servers):
+        if server is not None and j != i and server.pid != own:
+            seen.setdefault(server.pid, server)
+    return list(seen.values())
 
 
 __all__ = ["SuiteRunner", "resolve_device"]

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from ..measure.nvml import GPU_COLUMNS, Nvml
 from ..measure.sampler import SAMPLE_SCHEMA, ProcessSampler
 from ..measure.store import SAMPLES, PartWriter
+from ..runmodel import SuiteServer
 from ..suite.config import MeasureConfig
 from .child import ChildSpec, child_entry, read_stage
 from .output import OutputCapture, StreamRecord
@@ -81,12 +83,21 @@ class ChildWatch:
     """What the workload wrote to stdout and stderr (run/output.py: kept in stdout.log and stderr.log)."""
     output_error: str | None = None
     server_pid: int | None = None
-    """The local server the child declared (run/wire.py: ServerDeclared), sampled as the workload's."""
+    """The workload's own local server, sampled as the workload's: the one the parent found before the run
+    (ChildSpec.local_server), or the one the child declared (run/wire.py: ServerDeclared) when it named another."""
+    server_found: SuiteServer | None = None
+    """The parent's own server for this workload (ChildSpec.local_server) when it was read here."""
+    server_declared: SuiteServer | None = None
+    """The child's declaration at setup, as the parent keeps it for the suite's later workloads (run/executor.py)."""
+    server_confirmed: bool | None = None
+    """True: the child declared the server the parent found; False: it declared another (read from then on); None: one
+    of the two named none."""
     server_gpu: str | None = None
-    """The NVML UUID of the GPU the declared local server runs on, sampled as the workload's (None: none found or read)."""
-    other_server: tuple[int, str] | None = None
-    """(pid, the workload that declared it): an earlier workload's local server, alive when this child started, sampled
-    beside it as another process (run/executor.py: LocalExecutor keeps them)."""
+    """The NVML UUID of the GPU the workload's local server runs on, sampled as the workload's (None: none found or read)."""
+    other_servers: list[SuiteServer] = field(default_factory=list)
+    """The suite's other workloads' local servers sampled beside this child (their CPU counted as other processes')."""
+    server_notes: list[str] = field(default_factory=list)
+    """Local servers of the spec not read here, with why (found on another machine than this worker)."""
 
     def limit_s(self, measure: MeasureConfig) -> tuple[float, str]:
         """How long the current stage may go without progress, and the setting that says so."""
@@ -175,10 +186,7 @@ class ChildSupervisor:
         measure: MeasureConfig,
         listener: Listener,
         sample_flush_s: float = SAMPLE_FLUSH_S,
-        other_server: tuple[int, str] | None = None,
     ) -> None:
-        self.other_server = other_server
-        """An earlier workload's local server (pid, its workload) to sample beside this child as another process."""
         self.nvml = nvml
         self.device = device
         self.measure = measure
@@ -206,9 +214,7 @@ class ChildSupervisor:
                 os.sched_setaffinity(proc.pid, spec.cores)
             writer = PartWriter(Path(spec.workdir), SAMPLES, schema=SAMPLE_SCHEMA)
             sampler = ProcessSampler(proc.pid, self.measure.sample_hz, writer, flush_every_s=self.sample_flush_s)
-            if self.other_server is not None:
-                sampler.attach_server(self.other_server[0], own=False)
-                watch.other_server = self.other_server
+            self._attach_servers(spec, sampler, watch)
             sampler.start()
             self._watch(proc, queue, sampler, watch)
         except KeyboardInterrupt:
@@ -265,11 +271,7 @@ class ChildSupervisor:
         elif isinstance(msg, GpuChosen):
             watch.gpu_unavailable = self._attach_gpu(msg.uuid, sampler)
         elif isinstance(msg, ServerDeclared):
-            watch.server_pid, watch.other_server = msg.pid, None
-            sampler.attach_server(msg.pid, own=True)
-            if sampler.gpu is None:  # the child chose no GPU (an endpoint): the server's GPU is the workload's
-                watch.gpu_unavailable = self._attach_server_gpu(msg.pid, sampler)
-                watch.server_gpu = sampler.gpu_uuid
+            self._declared(msg, sampler, watch)
         elif isinstance(msg, SpansEnded):
             watch.last_span_end_ns = max(watch.last_span_end_ns or 0, msg.last_end_ns)
         elif isinstance(msg, ChildDone):
@@ -278,6 +280,43 @@ class ChildSupervisor:
             watch.measured = watch.measured or msg.info.loop is not None
         elif not watch.wire_problem:
             watch.wire_problem = f"the child sent a message of an unknown kind ({type(msg).__name__}); it was left out"
+
+    def _attach_servers(self, spec: ChildSpec, sampler: ProcessSampler, watch: ChildWatch) -> None:
+        """Before the child starts: the local servers the parent found (ChildSpec.local_server, other_servers), each read
+        from the sampler's first row when it runs on this machine (else a note says why not)."""
+        host = socket.gethostname()
+        here = []
+        for server in [s for s in (spec.local_server, *spec.other_servers) if s is not None]:
+            if server.host == host:
+                here.append(server)
+            else:
+                watch.server_notes.append(
+                    f"the local server of workload '{server.workload}' (pid {server.pid}) runs on {server.host}, "
+                    f"not on {host} where this workload ran: not read"
+                )
+        own = next((s for s in here if s is spec.local_server), None)
+        watch.other_servers = [s for s in here if s is not spec.local_server]
+        if watch.other_servers:
+            sampler.attach_server([s.pid for s in watch.other_servers], own=False)
+        if own is not None:
+            watch.server_found = own
+            self._attach_own_server(own.pid, sampler, watch)
+
+    def _attach_own_server(self, pid: int, sampler: ProcessSampler, watch: ChildWatch) -> None:
+        watch.server_pid = pid
+        sampler.attach_server(pid, own=True)
+        if sampler.gpu is None or sampler.gpu_uuid is not None:  # the child chose no GPU (an endpoint): the server's GPU is the workload's
+            watch.gpu_unavailable = self._attach_server_gpu(pid, sampler)
+            watch.server_gpu = sampler.gpu_uuid
+
+    def _declared(self, msg: ServerDeclared, sampler: ProcessSampler, watch: ChildWatch) -> None:
+        """The child's declaration at setup: the server the parent found (confirmed), or another, read as the workload's
+        from now on (in place of the parent's)."""
+        watch.server_declared = SuiteServer(pid=msg.pid, found_by=msg.found_by, workload=watch.name, host=socket.gethostname())
+        if watch.server_found is not None:
+            watch.server_confirmed = watch.server_found.pid == msg.pid
+        if watch.server_pid != msg.pid:
+            self._attach_own_server(msg.pid, sampler, watch)
 
     def _attach_gpu(self, uuid: str, sampler: ProcessSampler) -> dict[str, str]:
         """Sample the GPU the child chose; the readings this GPU cannot give, with NVML's reasons."""

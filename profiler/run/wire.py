@@ -58,6 +58,8 @@ class ServerDeclared:
     the workload's (measure/sampler.py: TreeReader)."""
 
     pid: int
+    found_by: str = ""
+    """How the workload named it (plugin.SetupContext.declare_server)."""
     t: float = field(default_factory=_now)
 
 

@@ -41,9 +41,14 @@ def build(ctx: ReportContext) -> dict[str, Any]:
 def conditions(ctx: ReportContext) -> dict[str, Any]:
     """One line on the measurement conditions: which workloads ran contended (their timing verdicts
     are inconclusive), which quiet, which unmeasured (runmodel.Contention; the rule in its docstring), and each local
-    server sampled with a workload (runmodel.LocalServer: its own, or another workload's left alive)."""
+    server sampled with a workload (runmodel.LocalServer: its own, and the suite's other workloads' servers alive beside it)."""
     contended, quiet, unknown = [], [], []
-    servers = [{"name": name, "summary": w.summary.local_server.summary} for name, w in ctx.run.workloads.items() if w.summary.local_server is not None]
+    servers = [
+        {"name": name, "summary": server.summary}
+        for name, w in ctx.run.workloads.items()
+        for server in (w.summary.local_server, w.summary.other_servers)
+        if server is not None
+    ]
     for name, w in ctx.run.workloads.items():
         c = w.summary.contention
         if w.status != Status.OK.value:

@@ -347,7 +347,7 @@ def _pair(stats: Stats, why: str) -> Cell:
 def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
     v = s.serving
     none = "no finished measured request"
-    queue = _pair(v.queue_s, none)
+    queue = _pair(v.queue_s, v.unavailable.get("queue_s", none))
     if v.queue_share is not None and queue.cls != "na":
         queue.sub = f"{percent(v.queue_share)} of E2E · p90 {duration(v.queue_s.p90)}"
     elif queue.cls == "na" and v.server_reported is not None and v.server_reported.queue_s_mean is not None:
@@ -365,7 +365,7 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
             title=f"{v.concurrency.count} engine samples; waiting median {count(v.waiting.median)}",
         )
     else:
-        conc = unavailable("no engine sample in the measured window", show_why=True)
+        conc = unavailable(v.unavailable.get("concurrency", "no engine sample in the measured window"), show_why=True)
     if v.kv_occupancy_max is not None and v.kv_bytes_total is None:
         kv = Cell(percent(v.kv_occupancy_max), sub="of the server's cache", title="the server's KV usage gauge (a fraction of its cache; no bytes given), peak")
     elif v.kv_occupancy_max is not None:
@@ -374,7 +374,7 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         counts = (view.summary.facts.get("kv_bytes_used_counts") if view is not None else None) or "pages held"
         kv = Cell(percent(v.kv_occupancy_max), sub=f"of {nbytes(v.kv_bytes_total)}", title=f"kv_bytes_used / kv_bytes_total, peak; counts {counts}{preempted}")
     else:
-        kv = unavailable("the engine reports no KV cache capacity", show_why=True)
+        kv = unavailable(v.unavailable.get("kv_occupancy_max", "the engine reports no KV cache capacity (nor a usage fraction)"), show_why=True)
     itl = _pair(v.itl_s, f"no finished measured request with 2 or more {_unit(ctx, s)}s")
     return [_name_cell(ctx, s), queue, _pair(v.ttft_s, none), tpot, itl, _pair(v.e2e_s, none), conc, kv]
 

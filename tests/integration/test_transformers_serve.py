@@ -2,6 +2,12 @@
 batching) on 127.0.0.1: one in-process `profiler run` of a chat and a completions workload over a random-weight Llama
 and a word-level fast tokenizer with a chat template, both built here (nothing is downloaded).
 
+The same run is a comparison suite (issue 27: an endpoint, `llm_serve` and a domain workload in one report): a tiny
+`mamba` decode (2 layers, 64 wide, built here) runs FIRST (before the endpoint workloads: the server is found by the
+parent before the run, so it records it alive beside it), then the two endpoint workloads, then `llm_serve` over the
+very model the server serves, under the same load; the chat endpoint is the serving baseline. One report compares the
+four side by side.
+
 The model has no EOS and the tokenizer no special tokens: every generated token decodes to one word, so the server
 sends one chunk per token and stops at max_tokens. (A token that decodes to no text, e.g. a special token under
 skip_special_tokens, gets no chunk of its own in transformers serve: cli/serving/utils.py CBStreamer.put; the
@@ -76,6 +82,15 @@ def build_model(path: Path) -> None:
     model.save_pretrained(path)
 
 
+def build_mamba(path: Path) -> None:
+    """A 2-layer, 64-wide random Mamba (the comparison's domain workload: an SSM decode)."""
+    import torch
+    from transformers import MambaConfig, MambaForCausalLM
+
+    torch.manual_seed(0)
+    MambaForCausalLM(MambaConfig(vocab_size=256, hidden_size=64, state_size=8, num_hidden_layers=2, eos_token_id=None)).save_pretrained(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,26 +162,44 @@ def server(tmp_path_factory):
 SUITE = """\
 name: tserve
 device: cpu
-measure: {{max_seconds: 30, sample_hz: 20}}
+baseline: engine
+serving_baseline: chat
+measure: {{warmup_iters: 0, min_iters: 1, min_seconds: 0, max_seconds: 30, sample_hz: 20, trace_ops: false}}
 workloads:
-{workloads}"""
+  - name: ssm
+    type: mamba
+    params: {{pretrained: "{mamba}", batch_size: 1, prompt_len: 8, gen_len: 4}}
+{workloads}  - name: engine
+    type: llm_serve
+    params: {{pretrained: "{model}", page_size: 16, kv_cache_tokens: 1024}}
+    load: {load}
+"""
+LOAD = f"{{pattern: poisson, rate: 20, requests: {REQUESTS}, seed: 0, sizes: {{input: {{fixed: {INPUT}}}, output: {{fixed: {OUTPUT}}}}}}}"
 WORKLOAD = """\
   - name: {name}
     type: openai_endpoint
     params: {{base_url: "{url}", model: "{model}", server: transformers-serve, api: {api}, tokenizer: "{model}", timeout_s: 30}}
-    load: {{pattern: poisson, rate: 20, requests: {requests}, seed: 0, sizes: {{input: {{fixed: {input}}}, output: {{fixed: {output}}}}}}}
+    load: {load}
 """
 
 
 def test_a_profiler_run_against_transformers_serve(server, tmp_path):
     workloads = "".join(
-        WORKLOAD.format(name=name, url=server.base_url, model=server.model, api=api, requests=REQUESTS, input=INPUT, output=OUTPUT)
+        WORKLOAD.format(name=name, url=server.base_url, model=server.model, api=api, load=LOAD)
         for name, api in (("chat", "chat/completions"), ("completions", "completions"))
     )
-    (tmp_path / "suite.yaml").write_text(SUITE.format(workloads=workloads))
+    build_mamba(tmp_path / "mamba")
+    (tmp_path / "suite.yaml").write_text(SUITE.format(workloads=workloads, load=LOAD, mamba=tmp_path / "mamba", model=server.model))
+    t0 = time.monotonic()
     code, out, err = cli_in_process("run", tmp_path / "suite.yaml", "-o", tmp_path / "runs")
+    print(f"the suite's run took {time.monotonic() - t0:.1f} s")
     assert code == 0, f"{err}\nserver stderr:\n{server.tail()}"
     (run_dir,) = (tmp_path / "runs").iterdir()
+    check_endpoints(run_dir, server.base_url)
+    check_comparison(run_dir, server.proc.pid)
+
+
+def check_endpoints(run_dir: Path, base_url: str) -> None:
     for name in ("chat", "completions"):
         table = pq.read_table(run_dir / name / "requests.parquet").to_pandas()
         assert len(table) == REQUESTS and (table["status"] == "finished").all(), table[["status", "error"]]
@@ -188,5 +221,32 @@ def test_a_profiler_run_against_transformers_serve(server, tmp_path):
         # queueing inside the server is not visible over HTTP: stated, never estimated
         assert serving["queue_s"]["count"] == 0 and summary["facts"]["queueing"].startswith("unavailable")
         # transformers serve has no /metrics: the engine samples and the server's figures are unavailable, with why
-        assert summary["facts"]["server_metrics"]["unavailable"].endswith("HTTP 404 from " + server.base_url.removesuffix("/v1") + "/metrics")
+        assert summary["facts"]["server_metrics"]["unavailable"].endswith("HTTP 404 from " + base_url.removesuffix("/v1") + "/metrics")
         assert serving["server_reported"] is None and "no metrics" in summary["facts"]["engine_samples"]
+
+
+def check_comparison(run_dir: Path, pid: int) -> None:
+    """One report compares the endpoint, llm_serve and the domain workload; the server found before the run is the chat
+    and completions workloads' own, and the other workloads record it alive beside them (the one before them too)."""
+    summaries = {name: json.loads((run_dir / name / "summary.json").read_text()) for name in ("ssm", "chat", "completions", "engine")}
+    assert all(s["status"] == "ok" for s in summaries.values()), {n: s.get("error") for n, s in summaries.items()}
+    for name in ("chat", "completions"):
+        own = summaries[name]["local_server"]
+        assert own["own"] and own["pid"] == pid and own["confirmed"] is True, own
+    for name in ("ssm", "engine"):  # ssm ran before any endpoint workload's child existed
+        assert summaries[name]["local_server"] is None
+        other = summaries[name]["other_servers"]
+        assert other["pids"] == [pid] and other["workloads"] == ["chat"] and other["peak_rss_bytes"] > 0, other
+        assert other["summary"].startswith(f"a local server (pid {pid}, of workload 'chat') was alive beside this workload")
+    # side by side: each workload against the architecture baseline (engine) and the serving baseline (chat)
+    rows = json.loads((run_dir / "differences.json").read_text())
+    pairs = {(row["workload"], row["baseline"]) for row in rows}
+    assert {("ssm", "engine"), ("chat", "engine"), ("completions", "engine"), ("ssm", "chat"), ("completions", "chat"), ("engine", "chat")} <= pairs
+    row = {(r["workload"], r["characteristic"]): r for r in rows}
+    for name in ("chat", "completions"):  # no model in the profiler's process: unavailable with the endpoint's reason, never a zero
+        assert row[name, "intensity"]["value"] is None and row[name, "intensity"]["why_unavailable"].startswith("not counted: the model runs in the server")
+    # the serving baseline's queueing is not seen over HTTP, and the comparison says so (not "no finished request")
+    assert summaries["chat"]["serving"]["unavailable"]["queue_s"].startswith("the engine reported no scheduling time")
+    assert row["engine", "queueing_share"]["why_unavailable"] == summaries["chat"]["serving"]["unavailable"]["queue_s"]
+    page = (run_dir / "report.html").read_text()
+    assert "Local servers" in page and all(f'"{name}"' in page for name in ("ssm", "chat", "completions", "engine"))

@@ -4,7 +4,8 @@ tree as the workload's (samples' server_* columns, summary.local_server) and lea
 
 The server is tests/openai_server.py run as a SEPARATE process (a real other process) with one thread busy on a core
 the whole time, so its CPU is plainly visible: a workload that does not declare it reads that core as contention
-(the check cannot pass trivially), one that declares it does not, and a later workload of the suite records it alive."""
+(the check cannot pass trivially), one that declares it does not, and the parent finds it before the run starts, so
+the workload that runs BEFORE the one that names it records it alive beside it (other_servers) from its first row."""
 
 from __future__ import annotations
 
@@ -46,13 +47,13 @@ name: local
 device: cpu
 measure: {{max_seconds: 20, sample_hz: 50, count_work: false, trace_ops: false}}
 workloads:
-  - name: by_port
-    type: openai_endpoint
-    params: {{base_url: "{url}", model: tiny, timeout_s: 5}}
-    load: &load {{pattern: poisson, rate: 20, requests: 30, seed: 1, sizes: {{input: {{fixed: 4}}, output: {{fixed: 5}}}}}}
   - name: undeclared
     type: openai_endpoint
     params: {{base_url: "{url}", model: tiny, timeout_s: 5, find_local_server: false}}
+    load: &load {{pattern: poisson, rate: 20, requests: 30, seed: 1, sizes: {{input: {{fixed: 4}}, output: {{fixed: 5}}}}}}
+  - name: by_port
+    type: openai_endpoint
+    params: {{base_url: "{url}", model: tiny, timeout_s: 5}}
     load: *load
   - name: by_pid
     type: openai_endpoint
@@ -94,6 +95,10 @@ def test_a_declared_local_server_is_the_workload_and_an_undeclared_one_is_conten
     for name, how in (("by_port", f"the process listening on port {port}"), ("by_pid", "server_pid")):
         ls, c = s[name].local_server, s[name].contention
         assert ls is not None and ls.own and ls.pid == pid and ls.found_by == how, name
+        assert ls.confirmed is True and "found before the run and confirmed at setup" in ls.summary, ls.summary
+        assert s[name].other_servers is None  # the other workload that names a server names this same one: its own
+        first = samples[name].sort_values("t_ns").iloc[0]
+        assert first["server_rss_bytes"] > 0, name  # read from the first row, before the child's setup declared it
         assert ls.cpu_percent_median is not None and ls.cpu_percent_median >= 30, ls.summary  # a busy thread: a core when quiet, half of one on 2 busy cores
         assert ls.peak_rss_bytes and ls.peak_rss_bytes > 10 * 2**20 and ls.processes_max == 1
         assert bool(samples[name]["server_cpu_percent"].notna().any())
@@ -111,14 +116,19 @@ def test_a_declared_local_server_is_the_workload_and_an_undeclared_one_is_conten
         assert c is not None and c.other_cpu_cores_median is not None
         assert c.other_cpu_cores_median <= u.contention.other_cpu_cores_median - 0.25, (name, c.summary)
 
-    # the workload after a declaring one records the server alive beside it, as another process
-    other = u.local_server
-    assert other is not None and not other.own and other.pid == pid and other.declared_by == "by_port"
-    assert other.cpu_percent_median is not None and other.peak_rss_bytes
+    # the workload BEFORE the one that names the server records it alive beside it, from its first row, as another
+    # workload's server (found by the parent before the run; its busy core is still contention: it competes)
+    assert u.local_server is None
+    other = u.other_servers
+    assert other is not None and not other.own and other.pids == [pid] and other.workloads == ["by_port"]
+    assert other.cpu_percent_median is not None and other.cpu_percent_median >= 30 and other.peak_rss_bytes
+    assert f"a local server (pid {pid}, of workload 'by_port') was alive" in other.summary and "counts as other processes'" in other.summary
+    assert samples["undeclared"].sort_values("t_ns").iloc[0]["other_server_rss_bytes"] > 0
 
     # the report's conditions name each workload's local server
     page = (run / "report.html").read_text()
-    assert "Local servers" in page and all(f"<b>{name}</b>: " + str(escape(s[name].local_server.summary)) in page for name in s)  # type: ignore[union-attr]
+    shown = [(name, x) for name in s for x in (s[name].local_server, s[name].other_servers) if x is not None]
+    assert "Local servers" in page and len(shown) == 3 and all(f"<b>{name}</b>: " + str(escape(x.summary)) in page for name, x in shown)
 
 
 def test_server_columns_on_a_hand_computed_case():
