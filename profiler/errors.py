@@ -7,6 +7,7 @@ message as one line and exits with status 2; anything else is a bug and keeps it
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_USAGE = 2
@@ -22,10 +23,15 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]+@")
+"""A URL's user-info part (user:password@ before the host): never printed."""
+
+
 def one_line(text: str) -> str:
     """Control characters from user input (a key named "a\rb") are shown escaped, so an error
-    message is always exactly one line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+    message is always exactly one line; a URL's credentials (scheme://user:secret@host) are shown as ***."""
+    text = URL_CREDENTIALS.sub(r"\1***@", str(text))
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def shown(text: object, limit: int = 80) -> str:

@@ -911,6 +911,9 @@ class Serving(Model):
     """Requests per end state: finished, failed, timed_out (past max_seconds), lost (the engine died), not_sent."""
     measured_status_counts: dict[str, int] = Field(default_factory=dict)
     """Measured requests (warmup and cooldown excluded) per end state."""
+    measured_errors: dict[str, int] = Field(default_factory=dict)
+    """The most common error texts of measured requests that did not finish (at most 3, most common first) -> how many
+    requests had each (characterize/serving.py: top_errors)."""
     window_s: float | None = None
     """The measured window: the first measured arrival to the last measured request's end, where a request that did not
     finish (timed out, lost, interrupted) ends when the driver stopped waiting for it (characterize/serving.py:
@@ -946,7 +949,8 @@ class Serving(Model):
     max_seconds, was never offered to the engine and is left out)."""
     queue_trend_s: tuple[float, float] | None = None
     """Median queueing delay of the first and of the last quarter of finished measured requests by arrival (s): queue_s,
-    else TTFT where the engine reports no scheduling; None below 8 finished (characterize/serving.py: queue_trend)."""
+    else TTFT at the median prompt length where the engine reports no scheduling; None below 8 finished
+    (characterize/serving.py: queue_trend, ttft_at_median_prompt)."""
     goodput_rps: float | None = None
     qoe: Stats = Field(default_factory=lambda: Stats(count=0))
     qoe_at_least_0_9: float | None = None

@@ -350,6 +350,7 @@ def serving_summary(
         measured_requests=int(len(measured)),
         status_counts={str(k): int(v) for k, v in table["status"].value_counts().items()},
         measured_status_counts={str(k): int(v) for k, v in measured["status"].value_counts().items()},
+        measured_errors=top_errors(measured),
         window_s=window,
         window_ended_at_stop=stopped is not None and bool(measured["status"].isin(UNENDED).any()),
         concurrency_held=concurrency_held(table, stopped),
@@ -510,15 +511,29 @@ TREND_MIN_REQUESTS = 8
 def queue_trend(done: pd.DataFrame) -> tuple[float, float] | None:
     """(median queueing delay of the first quarter, of the last quarter) of the finished measured requests in arrival
     order, in s: queue_s where the engine reports when it scheduled a request, else TTFT (a server over HTTP reports no
-    scheduling; prefill is inside it then). None below TREND_MIN_REQUESTS finished requests."""
+    scheduling; prefill is inside it then, so TTFT is taken at the median prompt length: ttft_at_median_prompt). None
+    below TREND_MIN_REQUESTS finished requests."""
     if len(done) < TREND_MIN_REQUESTS:
         return None
     ordered = done.sort_values("arrival_ns")
-    delay = ordered["queue_s"] if bool(ordered["queue_s"].notna().any()) else ordered["ttft_s"]
-    values = delay.to_numpy(dtype=float)
+    values = ordered["queue_s"].to_numpy(dtype=float) if bool(ordered["queue_s"].notna().any()) else ttft_at_median_prompt(ordered)
     quarter = len(values) // 4
     first, last = np.nanmedian(values[:quarter]), np.nanmedian(values[-quarter:])
     return (float(first), float(last)) if np.isfinite(first) and np.isfinite(last) else None
+
+
+def ttft_at_median_prompt(done: pd.DataFrame) -> np.ndarray:
+    """Each request's TTFT (s) with its prompt length's share moved to the median prompt: ttft - b (input_tokens -
+    median input_tokens), b the least-squares slope of TTFT on input_tokens over these requests (numpy.polyfit, degree
+    1; at least 0); TTFT itself where the prompts have one length or no counts. TTFT holds queueing and prefill; without
+    this, long prompts that happen to come late read as a growing queue. Assumes prefill time linear in prompt length."""
+    ttft = done["ttft_s"].to_numpy(dtype=float)
+    tokens = done["input_tokens"].to_numpy(dtype=float) if "input_tokens" in done else np.full(len(done), np.nan)
+    ok = np.isfinite(ttft) & np.isfinite(tokens)
+    if ok.sum() < 3 or np.unique(tokens[ok]).size < 2:
+        return ttft
+    slope = max(0.0, float(np.polyfit(tokens[ok], ttft[ok], 1)[0]))
+    return ttft - slope * (tokens - float(np.median(tokens[ok])))
 
 
 def _unended(serving: Any) -> tuple[int, int]:
@@ -551,8 +566,9 @@ def open_loop_warnings(serving: Any) -> list[str]:
     out = []
     trend = serving.queue_trend_s
     if trend is not None and trend[1] >= OVERLOAD_GROWTH * trend[0] and trend[1] - trend[0] >= OVERLOAD_MIN_S:
+        what = "the queueing delay" if serving.queue_s.count else "TTFT at the median prompt length (the server reports no queueing: TTFT stands in)"
         out.append(
-            f"overloaded: the queueing delay grew from {trend[0]:.3g} s (median, first quarter of the requests) to {trend[1]:.3g} s (last quarter): "
+            f"overloaded: {what} grew from {trend[0]:.3g} s (median, first quarter of the requests) to {trend[1]:.3g} s (last quarter): "
             "the queue grew through the run, so its latencies depend on how long the run was"
         )
     unended, _ = _unended(serving)
@@ -566,13 +582,50 @@ def open_loop_warnings(serving: Any) -> list[str]:
     return out
 
 
+TOP_ERRORS = 3
+"""How many of the measured requests' most common error texts a summary keeps (Serving.measured_errors)."""
+
+
+def top_errors(measured: pd.DataFrame) -> dict[str, int]:
+    """The most common error texts of measured requests that did not finish (at most TOP_ERRORS, most common first)
+    -> how many requests had each; {} when none has an error text."""
+    if "error" not in measured:
+        return {}
+    errors = measured.loc[measured["status"] != FINISHED, "error"].dropna()
+    return {str(k): int(v) for k, v in errors.value_counts().head(TOP_ERRORS).items()}
+
+
+def error_text(serving: Any) -> str:
+    """The most common error of the measured requests, with its count, for a one-line message ("" when none)."""
+    if not serving.measured_errors:
+        return ""
+    text, n = next(iter(serving.measured_errors.items()))
+    more = len(serving.measured_errors) - 1
+    return f"; most common error ({n}): {text}" + (f" (and {more} other error text{'s' if more > 1 else ''}: requests.parquet, column error)" if more else "")
+
+
+def none_finished(serving: Any) -> str | None:
+    """Why a load run is a failure of the system it measured: measured requests were sent, none of them finished, and
+    some failed or were lost (an unreachable route, a rejected request, a server or engine that died). None when at
+    least one finished, none was sent, or every unfinished one timed out (max_seconds stopped the run first: too short a
+    run for the requests, which its own warning says, is not shown to be a failure of the system). The run keeps every
+    record; the workload is failed, never ok (run/finish.py)."""
+    counts = serving.measured_status_counts
+    sent = serving.measured_requests - counts.get("not_sent", 0)
+    if sent <= 0 or counts.get(FINISHED) or not (counts.get("failed") or counts.get("lost")):
+        return None
+    ended = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()) if status != "not_sent")
+    return f"none of the {sent} measured requests sent finished ({ended}){error_text(serving)}"
+
+
 def outcome_warnings(serving: Any) -> list[str]:
     """Measured requests that failed, that were never sent (their send time fell after max_seconds), or a run in which
     none finished: said in the terminal, not only in the report's table."""
     counts, measured = serving.measured_status_counts, serving.measured_requests
     out = []
     if counts.get("failed"):
-        out.append(f"{counts['failed']} of {measured} measured requests failed (the engine's errors are in requests.parquet, column error)")
+        said = error_text(serving) or " (the engine's errors are in requests.parquet, column error)"
+        out.append(f"{counts['failed']} of {measured} measured requests failed{said}")
     if counts.get("not_sent") and serving.load.pattern != "closed":  # a closed loop says it in its own line
         out.append(
             f"{counts['not_sent']} of {measured} measured requests were never sent: their send time fell after max_seconds stopped the run "

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from ..characterize.serving import none_finished
 from ..characterize.summary import Passes, WorkloadOutcome, build_summary
 from ..loadconfig import Objective
 from ..measure.store import ENGINE, REQUESTS, SAMPLES, SPANS, atomic_write_json, merge_parts, read_frame, read_json, recover_journal
@@ -86,9 +87,21 @@ def finish_workload(
         other_servers=[(o.pid, o.workload) for o in watch.other_servers],
         server_gpu=watch.server_gpu,
     )
-    summary = summarize_directory(outcome, workdir, measure, record)
+    summary = failed_if_none_finished(summarize_directory(outcome, workdir, measure, record), workdir)
     atomic_write_json(workdir / SUMMARY_JSON, summary.model_dump(mode="json"))
     return summary
+
+
+def failed_if_none_finished(summary: WorkloadSummary, workdir: Path) -> WorkloadSummary:
+    """A load run whose child ended well but in which no measured request that was sent finished
+    (characterize/serving.py: none_finished) is failed, not ok: its error.json and summary say why (phase `load`), and
+    every record stays."""
+    reason = none_finished(summary.serving) if summary.status == Status.OK and summary.serving is not None else None
+    if reason is None:
+        return summary
+    error = ChildError(phase="load", reason=reason, type="NoRequestFinished")
+    atomic_write_json(workdir / ERROR_JSON, error.model_dump(mode="json"))
+    return summary.model_copy(update={"status": Status.FAILED, "error": error.info()})
 
 
 def workload_outcome(w: ResolvedWorkload, device: str, seed: int, **fields: Any) -> WorkloadOutcome:

@@ -243,7 +243,10 @@ class BadRecords(ToyServe):
 def test_bad_engine_records_become_failed_requests_and_warnings(tmp_path):
     (tmp_path / "badengine.py").write_text(BAD_ENGINE)
     suite = TOY.format(params="{}", load=f"{{pattern: constant, rate: 40, requests: 4, {SIZES}}}", max_seconds=30)
-    w = run_suite_text(tmp_path, suite.replace("type: toy_serve", "type: badengine:BadRecords"))[1].workloads["toy"]
+    result, run = run_suite_text(tmp_path, suite.replace("type: toy_serve", "type: badengine:BadRecords"), expect_ok=False)
+    w = run.workloads["toy"]
     assert w.summary.serving.status_counts == {"failed": 4}
+    # no request finished and every one failed: the workload failed (exit 1), its records kept
+    assert result.returncode == 1 and w.status == "failed" and w.summary.error.phase == "load"
     joined = " ".join(w.summary.warnings)
     assert "status 'done'" in joined and "999" in joined

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from profiler.characterize.serving import concurrency_held, measured_window_ns, per_request, serving_summary, serving_warnings
+from profiler.characterize.serving import concurrency_held, measured_window_ns, none_finished, per_request, serving_summary, serving_warnings
 from profiler.loadconfig import LoadConfig, Objective
 from profiler.runmodel import LoadFacts
 
@@ -122,3 +122,39 @@ def test_requests_never_sent_are_left_out_of_attainment_and_failures_are_said():
     warnings = serving_warnings(s, facts)
     assert "1 of 12 measured requests failed" in warnings[0]
     assert warnings[1].startswith("2 of 12 measured requests were never sent: their send time fell after max_seconds")
+    assert warnings[0] == "1 of 12 measured requests failed; most common error (1): boom"
+
+
+def test_a_server_over_http_is_not_overloaded_because_its_late_prompts_were_long():
+    """No scheduling time (scheduled_ns None): TTFT stands in for queueing, at the median prompt length. 12 requests,
+    TTFT = 0.01 s + 0.0001 s per prompt token, prompts of 50 and 450 tokens in turn (the first quarter 50, 450, 50; the
+    last 450, 50, 450): raw TTFT medians 0.015 s and 0.055 s (3.7x, 40 ms: an overload by the rule), the same at the
+    median prompt (250): 0.035 s both."""
+    rows = []
+    for i in range(12):
+        n = 50 if i % 2 == 0 else 450
+        ttft = 0.01 + 0.0001 * n
+        rows.append({**record(i, i / 8, [i / 8 + ttft, i / 8 + ttft + 0.01], "finished"), "scheduled_ns": None, "input_tokens": n})
+    facts = LoadFacts(pattern="poisson", requests=12, measured_requests=12, end_ns=3 * S)
+    s = serving_summary(pd.DataFrame(rows), None, facts, LoadConfig.model_validate(OPEN8), Objective())
+    assert s.queue_s.count == 0 and s.queue_trend_s == pytest.approx((0.035, 0.035))
+    assert not [w for w in serving_warnings(s, facts) if w.startswith("overloaded")]
+    # a queue that grows 10 ms per request on top of the same prompts is still seen, and named for what stands in
+    grown = [{**r, "token_ns": [t + i * 10_000_000 for t in r["token_ns"]], "finished_ns": r["finished_ns"] + i * 10_000_000} for i, r in enumerate(rows)]
+    s = serving_summary(pd.DataFrame(grown), None, facts, LoadConfig.model_validate(OPEN8), Objective())
+    (overload,) = [w for w in serving_warnings(s, facts) if w.startswith("overloaded")]
+    assert overload.startswith("overloaded: TTFT at the median prompt length (the server reports no queueing: TTFT stands in) grew")
+
+
+def test_a_load_run_in_which_no_sent_request_finished_is_a_failure_with_its_most_common_error():
+    rows = [{**record(i, i / 8, None, "failed"), "error": "HTTP 404: Not Found" if i else "HTTP 500: boom"} for i in range(4)]
+    rows.append(record(4, None, None, "not_sent"))
+    facts = LoadFacts(pattern="poisson", requests=5, measured_requests=5, end_ns=2 * S)
+    s = serving_summary(pd.DataFrame(rows), None, facts, LoadConfig.model_validate(OPEN8), Objective())
+    assert s.measured_errors == {"HTTP 404: Not Found": 3, "HTTP 500: boom": 1}
+    assert none_finished(s) == (
+        "none of the 4 measured requests sent finished (4 failed); most common error (3): HTTP 404: Not Found "
+        "(and 1 other error text: requests.parquet, column error)"
+    )
+    one_ok = [{**rows[0], **record(0, 0.0, [0.05, 0.1], "finished")}] + rows[1:]
+    assert none_finished(serving_summary(pd.DataFrame(one_ok), None, facts, LoadConfig.model_validate(OPEN8), Objective())) is None
