@@ -359,10 +359,13 @@ def _latency_cells(ctx: ReportContext, s: Served) -> list[Cell]:
         )
     tpot = _pair(v.tpot_s, "no finished measured request with 2 or more tokens")
     if v.concurrency.count and v.concurrency.median is not None:
+        scraped = v.server_reported is not None  # a server's gauge, read at its scrape rate: a short request can fall between scrapes
+        waiting = f"waiting max {count(v.waiting.max)}" if v.waiting.count else None
         conc = Cell(
             f"{count(v.concurrency.median)} · {count(v.concurrency.max)}",
-            sub=f"waiting max {count(v.waiting.max)}" if v.waiting.count else None,
-            title=f"{v.concurrency.count} engine samples; waiting median {count(v.waiting.median)}",
+            sub="; ".join(x for x in (waiting, "server-reported" if scraped else None) if x) or None,
+            title=f"{v.concurrency.count} engine samples; waiting median {count(v.waiting.median)}"
+            + ("; the server's running-requests gauge at its latest scrape (metrics_hz): a request between two scrapes is not seen" if scraped else ""),
         )
     else:
         conc = unavailable(v.unavailable.get("concurrency", "no engine sample in the measured window"), show_why=True)
