@@ -193,9 +193,14 @@ def test_the_transformers_serve_profile_sends_nothing_it_rejects(tmp_path):
     with FakeServer(["ok"], **kwargs) as server:
         rows, facts = served(tmp_path / "tf", OpenAIEndpoint(params(server, server="transformers-serve")), 2)
     assert [r["status"] for r in rows.values()] == ["finished", "finished"] and facts["stream"]["usage_mismatches"] == 0
-    with FakeServer(["ok"], **kwargs) as server:
-        rows, _ = served(tmp_path / "vllm", OpenAIEndpoint(params(server, server="vllm")), 1)
-    assert rows[0]["status"] == "failed" and rows[0]["error"].startswith("HTTP 422: ")
+    with FakeServer(["ok"], **kwargs) as server:  # the wrong kind: setup's check request is refused, one line
+        engine = OpenAIEndpoint(params(server, server="vllm"))
+        try:
+            with pytest.raises(RuntimeError, match=r"refused the field\(s\) ignore_eos, min_tokens that server: vllm sends \(HTTP 422: .*set server: generic"):
+                engine.setup(Ctx(tmp_path))
+        finally:
+            engine.teardown()
+    assert server.bodies == []  # nothing of the load was sent
 
 
 @pytest.mark.parametrize(
