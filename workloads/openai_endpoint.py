@@ -33,7 +33,9 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   them. A request that stopped early is a finished request with its real length; the facts count them.
 - Faults are the request's status, never the run's end: an HTTP error (the status and the body's first line; 429
   says rate limited), a connection that cannot be made or breaks mid-stream, a malformed or error event, a stream
-  that ends without [DONE], a request longer than `timeout_s`: each a failed request with its error text.
+  that ends without [DONE] where the profile requires one (else without a finish_reason), a request longer than
+  `timeout_s`: each a failed request with its error text. A request still open when the load ends (timed_out) keeps
+  the tokens its chunks had brought (`progress`, plugin.Engine's optional method, counted as `record` counts).
 - What HTTP cannot show: how long each request waited inside the server. scheduled_ns is None (queueing
   unavailable), stated in the facts.
 - The server's own metrics (`metrics`, on by default; endpoint_metrics.py): its Prometheus text at `metrics_url`
@@ -48,10 +50,16 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   samples its process tree as the workload's (CPU, RSS; its GPU and energy when NVML lists it on one). The facts'
   `local_server` says which pid and how it was found, or why none was (not loopback, nothing listening, another
   user's socket, the server running inside the profiler's own process).
+  `server_pid` must name a running process (Params: psutil.pid_exists, so `validate` says so); with a loopback
+  base_url, a server_pid whose process tree does not listen on its port is said in the facts and warned.
 - The API key is read from the environment variable `api_key_env` names, in the child, at setup; it is sent as a
-  bearer token and written nowhere. A base_url with credentials in it is refused (one line), so none is stored.
-- Before the load, setup asks the server's /models (endpoint_check.check_server: unreachable, DNS, TLS, key, model;
-  RuntimeError, exit 1 with the run kept); `validate --probe` asks the same through `probe` (exit 2, nothing run).
+  bearer token and written nowhere: every error text recorded or raised passes `redact` (the key replaced by ***,
+  where a server echoes it). A base_url with credentials in it is refused (one line), so none is stored.
+- Before the load, setup asks the server's /models (endpoint_check.check_server: unreachable, DNS, TLS, key, model,
+  a 404 asking whether base_url ends with /v1), sends one streamed request with the run's body and max_tokens 2
+  (check_request: a 404, a 400/422 naming a field of the profile, a missing [DONE] the profile expects; it also warms
+  the server up, as the facts say) and reads an explicit metrics_url; a failure is a RuntimeError of one plain line
+  (exit 1 with the run kept); `validate --probe` makes the same checks through `probe` (exit 2, nothing run).
 - Resources: this workload's process is an HTTP client on this machine's CPU (one core: the loop thread and the
   driver's); it holds no GPU of its own. The server's devices are the server's: `server_devices` as the suite states
   them, else unknown (a fact), never this machine's.
@@ -675,8 +683,11 @@ class OpenAIEndpoint:
             s.once(LAST_SCRAPE_TIMEOUT_S)
             s.client.close()
         edges, asked = dict(s.edges), dict(s.asked)
+        cost = s.cost()
+        if isinstance(cost.get("last_error"), str):
+            cost["last_error"] = self.redact(cost["last_error"])
         out["cost"] = {
-            **s.cost(),
+            **cost,
             "measured": "on this client: time.perf_counter around each GET (seconds_*), the body's bytes, and the parse of its "
             "mapped lines on this client's thread (parse_seconds_*; the first scrape, at setup, parses the whole text); the "
             "server's cost is its CPU for rendering the text (the sampler's server_cpu_percent covers it when the server is local and declared)",
