@@ -43,10 +43,22 @@ class ServerProblem(RuntimeError):
     """The server cannot be used as given; the text is one line saying what, where and what to do."""
 
 
+KEY_PREFIX_CHARS = 6
+"""A piece of the key this long or longer, at its start, is redacted too: an error text cut to its first
+ERROR_TEXT_CHARS characters may end inside the key."""
+
+
 def redact_key(text: str, key: str | None) -> str:
     """`text` with every occurrence of the API key replaced by '***' (a server may echo the key it refused: "Incorrect
-    API key provided: <key>"); the one function every error text passes before the workload records or raises it."""
-    return text.replace(key, "***") if key else text
+    API key provided: <key>"), and every piece of at least KEY_PREFIX_CHARS of its start (a text cut inside the key);
+    the one function every error text passes before the workload records or raises it."""
+    if not key:
+        return text
+    text = text.replace(key, "***")
+    for n in range(len(key) - 1, KEY_PREFIX_CHARS - 1, -1):
+        if key[:n] in text:
+            text = text.replace(key[:n], "***")
+    return text
 
 
 def bearer_key(headers: dict[str, str]) -> str | None:

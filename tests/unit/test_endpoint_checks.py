@@ -21,8 +21,8 @@ from profiler.run.serve import serve
 from profiler.suite.config import MeasureConfig
 from tests.conftest import cli_in_process
 from tests.openai_server import FakeServer
-from workloads.endpoint_check import STREAM_CHECK_TOKENS
-from workloads.endpoint_stream import SERVERS, Answer, Chunk, outcome
+from workloads.endpoint_check import STREAM_CHECK_TOKENS, redact_key
+from workloads.endpoint_stream import SERVERS, Answer, Chunk, http_error_text, outcome
 from workloads.openai_endpoint import OpenAIEndpoint
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -185,6 +185,14 @@ def test_a_key_the_server_echoes_is_redacted_in_the_run_and_the_console(tmp_path
         line = refused(tmp_path, "validate", server.base_url, ", api_key_env: EP_ECHO_KEY", 1, "--probe")
         assert "Incorrect API key provided: ***" in line and KEY not in line
         assert KEY not in setup_error(OpenAIEndpoint(params(server.base_url, api_key_env="EP_ECHO_KEY")), tmp_path)
+
+
+def test_a_key_cut_inside_an_error_text_is_redacted_too():
+    key = "sk-" + "x1y2z3" * 40  # 243 characters: the body's first line is cut to 200 inside it
+    said = http_error_text(401, f'{{"error": {{"message": "Incorrect API key provided: {key}"}}}}'.encode())
+    assert said.startswith("HTTP 401: ") and key[:100] in said
+    assert redact_key(said, key) == 'HTTP 401: {"error": {"message": "Incorrect API key provided: ***'
+    assert redact_key("a b", "") == "a b" and redact_key("sk-x1 and sk-x1y2z", key) == "sk-x1 and ***"
 
 
 # 4. server_pid
