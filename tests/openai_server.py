@@ -17,7 +17,12 @@ a thread; the client under test is the real one).
 Per-chunk usage (completion_tokens so far on every chunk) when the request asks for continuous_usage_stats (vLLM's).
 `reject_fields`: fields answered with HTTP 422 (transformers serve 5.24 rejects ignore_eos and min_tokens);
 `sends_done=False`: no [DONE] (transformers serve). `api_key`: a bearer token every route requires (401 otherwise).
-Every request's JSON body is kept in `bodies`; `models` is what /v1/models lists.
+Every request's JSON body is kept in `bodies`; `models` is what /v1/models lists. The workload's check request (its
+prompt is endpoint_check.STREAM_CHECK_PROMPT, sent by setup and the probe) is kept in `checks` instead, answered by
+`check_mode` (default ok), and takes no turn of the script.
+More modes: `stall` sends one chunk, then nothing for `hang_s`; `eof` is ok without [DONE] and without chunked
+encoding (Connection: close: the stream ends when the server closes it); `echo_key` answers HTTP 401 with a body
+that echoes the Authorization header's key ("Incorrect API key provided: <key>", as OpenAI's API does).
 
 Prompt tokens (`prompt_tokens`): the prompt's words (a word in `long_words` is two tokens) plus BOS (completions) or
 CHAT_TEMPLATE_TOKENS (chat): the usage's prompt_tokens and vLLM's POST /tokenize ({model, prompt} or {model,
@@ -40,6 +45,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from workloads.endpoint_check import STREAM_CHECK_PROMPT
 
 WORDS = "the of and to in is was for on that with as by at from his her are this which".split()
 CHAT_TEMPLATE_TOKENS = 3
@@ -77,6 +84,7 @@ class FakeServer:
         long_words: frozenset[str] = frozenset(),
         tls: tuple[str, str] | None = None,
         metrics: str | None = None,
+        check_mode: str = "ok",
     ) -> None:
         self.script = script or ["ok"]
         self.models, self.reject_fields, self.sends_done, self.api_key, self.hang_s = models, reject_fields, sends_done, api_key, hang_s
@@ -84,6 +92,8 @@ class FakeServer:
         self.tokenize_calls = 0
         self.gets = 0
         self.bodies: list[dict[str, Any]] = []
+        self.checks: list[dict[str, Any]] = []
+        self.check_mode = check_mode
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self.metrics = metrics
@@ -108,7 +118,7 @@ class FakeServer:
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
-                elif self.path.rstrip("/").endswith("/models"):
+                elif self.path.rstrip("/") == "/v1/models":
                     self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
                 else:
                     self.send_json(404, {"detail": "Not Found"})
@@ -119,10 +129,21 @@ class FakeServer:
                 if self.path == "/tokenize":
                     server.tokenize_route(self, body)
                     return
+                if not self.path.startswith("/v1/"):
+                    self.send_json(404, {"detail": "Not Found"})
+                    return
                 with server.lock:
-                    mode = server.script[len(server.bodies) % len(server.script)]
-                    server.bodies.append(body)
+                    if STREAM_CHECK_PROMPT in json.dumps(body):
+                        mode = server.check_mode
+                        server.checks.append(body)
+                    else:
+                        mode = server.script[len(server.bodies) % len(server.script)]
+                        server.bodies.append(body)
                     server.headers.append(dict(self.headers))
+                if mode == "echo_key":
+                    key = str(self.headers.get("Authorization", "")).removeprefix("Bearer ")
+                    self.send_json(401, {"error": {"message": f"Incorrect API key provided: {key}. You can find your API key at ..."}})
+                    return
                 if not server.authorized(self):
                     return
                 if body.get("model") not in server.models:
@@ -191,7 +212,11 @@ class FakeServer:
             return
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
-        h.send_header("Transfer-Encoding", "chunked")
+        if mode == "eof":
+            h.send_header("Connection", "close")
+            h.close_connection = True
+        else:
+            h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
         if mode == "hang":
             h.wfile.flush()
@@ -207,7 +232,7 @@ class FakeServer:
             self.counts.ended(prompt, mode, tokens)
 
         try:
-            Stream(h, body, mode, self.sends_done, prompt, self.logprobs, on_end).run()
+            Stream(h, body, mode, self.sends_done and mode != "eof", prompt, self.logprobs, on_end, self.hang_s).run()
         finally:
             if not ended:
                 self.counts.ended(prompt, mode, None)
@@ -216,8 +241,9 @@ class FakeServer:
 class Stream:
     """One streamed answer, written as chunked transfer encoding."""
 
-    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool, prompt: int, logprobs: bool, on_end: Any = None) -> None:
+    def __init__(self, h: Any, body: dict[str, Any], mode: str, sends_done: bool, prompt: int, logprobs: bool, on_end: Any = None, hang_s: float = 0) -> None:
         self.h, self.body, self.mode, self.sends_done, self.prompt, self.on_end = h, body, mode, sends_done, prompt, on_end
+        self.hang_s = hang_s
         self.chat = "messages" in body
         options = body.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
@@ -227,6 +253,10 @@ class Stream:
 
     def write(self, data: str) -> None:
         raw = data.encode()
+        if self.mode == "eof":  # no chunked encoding: the bytes as they are; the end is the connection's close
+            self.h.wfile.write(raw)
+            self.h.wfile.flush()
+            return
         self.h.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
         self.h.wfile.flush()
 
@@ -265,7 +295,7 @@ class Stream:
             self.chunk(None, 0, role=True)
         per = {"multi": 3, "hidden": 2}.get(mode, 1)
         stop_at = max(1, n // 2) if mode == "early" else n
-        cut = {"reset": 2, "malformed": 1, "error_event": 1}.get(mode)
+        cut = {"reset": 2, "malformed": 1, "error_event": 1, "stall": 1}.get(mode)
         k = 0
         while k < stop_at:
             if cut is not None and k >= cut:
@@ -287,7 +317,10 @@ class Stream:
         self.write("")
 
     def fault(self) -> None:
-        if self.mode == "reset":
+        if self.mode == "stall":
+            time.sleep(self.hang_s)
+            self.h.close_connection = True
+        elif self.mode == "reset":
             sock = self.h.connection
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()

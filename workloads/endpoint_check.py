@@ -1,16 +1,21 @@
-"""Reaching an OpenAI-compatible server before any request: the key, the connection, TLS, the model.
+"""Reaching an OpenAI-compatible server before any request: the key, the connection, TLS, the model, one streamed request.
 
-One function, `check_server`, shared by the endpoint workload's setup (a `ServerProblem` there is a RuntimeError: the
-workload fails with exit status 1 and the run directory kept) and `python -m profiler validate --probe` (the same line
-becomes a UserError: exit status 2, nothing run). Each problem is one line: what went wrong, where, what to do.
+Two functions, `check_server` (GET /models) and `check_stream` (one tiny streamed request with the run's body), shared
+by the endpoint workload's setup (raised there as a RuntimeError with the same line: the workload fails with exit
+status 1 and the run directory kept) and `python -m profiler validate --probe` (the same line becomes a UserError: exit status 2, nothing run).
+Each problem is one line: what went wrong, where, what to do.
 
 It asks `GET {base_url}/models` once, with the key where `api_key_env` names one, within `timeout_s` (the probe:
-PROBE_TIMEOUT_S) for the connection, the TLS handshake and the answer each (httpx2's Timeout). Light imports only
-(httpx2, ssl, socket): `validate` never imports torch.
+PROBE_TIMEOUT_S) for the connection, the TLS handshake and the answer each (httpx2's Timeout); then `check_stream`
+sends ONE streamed request of max_tokens STREAM_CHECK_TOKENS with the body the run will send (the profile's fields,
+the api) and reads it to its end, within STREAM_CHECK_TIMEOUT_S (it also warms the server up: `transformers serve`
+builds its batching manager on its first request). Every text that leaves here passes `redact_key` (a server may
+echo the key in an error body). Light imports only (httpx2, ssl, socket): `validate` never imports torch.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
@@ -19,6 +24,15 @@ from urllib.parse import urlsplit
 
 PROBE_TIMEOUT_S = 5.0
 """validate --probe's limit on the connection, the TLS handshake and the answer, each (s)."""
+STREAM_CHECK_TOKENS = 2
+"""The check request's max_tokens: enough to see tokens stream and the stream end."""
+STREAM_CHECK_PROMPT = "Say hello."
+"""The check request's prompt (a fixed text no load request has)."""
+STREAM_CHECK_TIMEOUT_S = 60.0
+"""The check request's limit on its answer, each read (s): the first request may build the server's state (transformers
+serve's batching manager: a second or two on a CPU), longer than PROBE_TIMEOUT_S."""
+EXTRA_FIELDS = ("ignore_eos", "min_tokens", "stream_options", "continuous_usage_stats", "logprobs", "top_logprobs")
+"""Request fields a profile may send beyond a plain OpenAI request: a 400/422 naming one means the wrong `server:`."""
 SHOWN_MODELS = 5
 """A wrong model's line lists at most this many of the served ones."""
 SHOWN_NAME_CHARS = 60
@@ -27,6 +41,30 @@ SHOWN_NAME_CHARS = 60
 
 class ServerProblem(RuntimeError):
     """The server cannot be used as given; the text is one line saying what, where and what to do."""
+
+
+KEY_PREFIX_CHARS = 6
+"""A piece of the key this long or longer, at its start, is redacted too: an error text cut to its first
+ERROR_TEXT_CHARS characters may end inside the key."""
+
+
+def redact_key(text: str, key: str | None) -> str:
+    """`text` with every occurrence of the API key replaced by '***' (a server may echo the key it refused: "Incorrect
+    API key provided: <key>"), and every piece of at least KEY_PREFIX_CHARS of its start (a text cut inside the key);
+    the one function every error text passes before the workload records or raises it."""
+    if not key:
+        return text
+    text = text.replace(key, "***")
+    for n in range(len(key) - 1, KEY_PREFIX_CHARS - 1, -1):
+        if key[:n] in text:
+            text = text.replace(key[:n], "***")
+    return text
+
+
+def bearer_key(headers: dict[str, str]) -> str | None:
+    """The key in a headers dict's `Authorization: Bearer <key>` (None: none)."""
+    value = headers.get("Authorization", "")
+    return value.removeprefix("Bearer ") or None
 
 
 def redact_url(url: str) -> str:
@@ -123,6 +161,8 @@ def check_server(base_url: str, model: str, headers: dict[str, str], timeout_s: 
         if "Authorization" in headers:
             raise ServerProblem(f"the server at {where} refused the API key (HTTP {response.status_code}): check the variable api_key_env names")
         raise ServerProblem(f"the server at {where} wants an API key (HTTP {response.status_code}): export it in a variable and name that in api_key_env")
+    if response.status_code == 404 and check_model:
+        raise ServerProblem(f"{where} answered HTTP 404: does base_url end with /v1? (a server without a model list: set check_model: false)")
     if response.status_code != 200:
         return f"not checked: {where} answered HTTP {response.status_code}"
     try:
@@ -136,3 +176,76 @@ def check_server(base_url: str, model: str, headers: dict[str, str], timeout_s: 
     if model not in served:
         raise ServerProblem(f"the server at {where} does not serve model '{model}'; it serves: {shortened(served)}: set model to one of them")
     return f"served (listed by {where})"
+
+
+def check_stream(url: str, body: dict[str, Any], headers: dict[str, str], server: str, timeout_s: float = STREAM_CHECK_TIMEOUT_S) -> str:
+    """POST one streamed request (`body`: the run's, with max_tokens STREAM_CHECK_TOKENS) to `url` and read it to its
+    end: what came back, in words (a fact). Raises ServerProblem (one line, the key redacted) for a 404 (base_url
+    without /v1, or a model it does not serve), a 400/422 naming a field the profile sends (the wrong `server:` kind),
+    a refused key, another HTTP error, a stream that ends without [DONE] where the profile expects one, or a stream that
+    does not end complete (endpoint_stream.outcome)."""
+    import httpx2
+
+    key = bearer_key(headers)
+    try:
+        line = _stream_once(httpx2, url, body, headers, timeout_s, server)
+    except httpx2.HTTPError as exc:
+        line = ServerProblem(connect_problem(exc, url, timeout_s))
+    if isinstance(line, ServerProblem):
+        raise ServerProblem(redact_key(str(line), key)) from None
+    return redact_key(line, key)
+
+
+def _stream_once(httpx2: Any, url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float, server: str) -> str | ServerProblem:
+    """check_stream's request: its fact, or the ServerProblem to raise (unredacted)."""
+    import time
+
+    from .endpoint_stream import SERVERS, Answer, Chunk, SseLines, StreamFault, count_tokens, outcome
+
+    where, api = redact_url(url), "completions" if "prompt" in body else "chat/completions"
+    profile, answer, events = SERVERS[server], Answer(), SseLines()
+    t0 = time.perf_counter()
+    with httpx2.Client(timeout=httpx2.Timeout(timeout_s), headers={**headers, "Accept": "text/event-stream"}, trust_env=True) as client:
+        with client.stream("POST", url, json=body) as response:
+            if response.status_code >= 400:
+                return ServerProblem(_http_problem(response.status_code, response.read()[:4096], where, server, json.dumps(body)))
+            try:
+                for text in response.iter_lines():
+                    event = events.line(text, time.monotonic_ns())
+                    if event is None:
+                        continue
+                    if event[0].strip() == "[DONE]":
+                        answer.done = True
+                        break
+                    answer.chunks.append(Chunk.parse(event[0], event[1], api))
+            except StreamFault as fault:
+                return ServerProblem(f"a streamed check request to {where} failed: {fault}")
+    tokens = sum(k for k, _ in count_tokens(answer.chunks, None))
+    if not answer.done and profile.sends_done and answer.finish_reason is not None:
+        return ServerProblem(
+            f"{where} ended its stream after finish_reason {answer.finish_reason!r} without data: [DONE], which server: {server} expects: "
+            "set server: generic (or this server's kind)"
+        )
+    status, error = outcome(answer, tokens, profile)
+    if status != "finished":
+        return ServerProblem(f"a streamed check request to {where} (max_tokens {body.get('max_tokens')}) did not end complete: {error}")
+    ended = "data: [DONE]" if answer.done else "the stream's end (no [DONE]: complete after a finish_reason)"
+    return (
+        f"a streamed request (the run's body, max_tokens {body.get('max_tokens')}) streamed {tokens} token(s) in {len(answer.chunks)} chunks "
+        f"to {ended}, finish_reason {answer.finish_reason!r}, in {time.perf_counter() - t0:.2f} s"
+    )
+
+
+def _http_problem(status: int, head: bytes, where: str, server: str, sent: str) -> str:
+    """The line for an HTTP error answering the check request."""
+    from .endpoint_stream import http_error_text
+
+    said = http_error_text(status, head)
+    named = [f for f in EXTRA_FIELDS if f'"{f}"' in sent and f in head.decode("utf-8", errors="replace")]
+    if status in (400, 422) and named:
+        return f"{where} refused the field(s) {', '.join(named)} that server: {server} sends ({said}): set server: generic or this server's kind"
+    if status == 404:
+        return f"{where} answered {said}: does base_url end with /v1, and does the server serve this model?"
+    if status in (401, 403):
+        return f"{where} refused the request ({said}): check the API key (the variable api_key_env names)"
+    return f"a streamed check request to {where} failed: {said}"

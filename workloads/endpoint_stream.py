@@ -41,8 +41,9 @@ class ServerProfile:
     ignore_eos, min_tokens: the request may carry them (vLLM's extra sampling parameters) to make the server generate
     the requested length; a server that rejects unknown fields (HTTP 422) must not get them. include_usage: send
     `stream_options: {include_usage: true}` (a final chunk with the request's usage). continuous_usage: also
-    `continuous_usage_stats: true` (usage on every chunk: the per-chunk token count). sends_done: the stream ends
-    with `data: [DONE]` (without it, a chunk with a finish_reason ends the stream). logprobs: the server honours
+    `continuous_usage_stats: true` (usage on every chunk: the per-chunk token count). sends_done: the stream is
+    expected to end with `data: [DONE]`, and one that ends without it failed; False: a stream that ends (the server
+    closes it cleanly) after a chunk with a finish_reason is complete, [DONE] or not. logprobs: the server honours
     `logprobs` in a stream (completions `logprobs: 1`, chat `logprobs: true, top_logprobs: 0`) with one entry per
     generated token in each chunk, so a chunk's logprobs count its tokens. tokenize: its tokenize route (None: none
     known); logprobs_source: where the logprobs fact comes from."""
@@ -130,8 +131,12 @@ SERVERS: dict[str, ServerProfile] = {
         False,
         True,
         False,
-        True,
-        "OpenAI's API reference (chat completions and completions: max_tokens, stream, stream_options.include_usage); nothing beyond it is sent",
+        False,
+        "OpenAI's API only, nothing assumed beyond it: its reference (chat completions and completions: max_tokens, stream, "
+        "stream_options.include_usage) is what is sent; [DONE] is not required: a stream that ends cleanly after a chunk with a "
+        "finish_reason is complete (transformers serve sends no [DONE]); no per-chunk usage, no ignore_eos (a request may stop "
+        "early: counted); works against vLLM, SGLang, TGI, llama.cpp and transformers serve alike (set server: to the kind for "
+        "better counts: vllm gives per-chunk usage and ignore_eos)",
     ),
 }
 """The capability profile of each server kind the `server:` parameter names."""

@@ -33,7 +33,9 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   them. A request that stopped early is a finished request with its real length; the facts count them.
 - Faults are the request's status, never the run's end: an HTTP error (the status and the body's first line; 429
   says rate limited), a connection that cannot be made or breaks mid-stream, a malformed or error event, a stream
-  that ends without [DONE], a request longer than `timeout_s`: each a failed request with its error text.
+  that ends without [DONE] where the profile requires one (else without a finish_reason), a request longer than
+  `timeout_s`: each a failed request with its error text. A request still open when the load ends (timed_out) keeps
+  the tokens its chunks had brought (`progress`, plugin.Engine's optional method, counted as `record` counts).
 - What HTTP cannot show: how long each request waited inside the server. scheduled_ns is None (queueing
   unavailable), stated in the facts.
 - The server's own metrics (`metrics`, on by default; endpoint_metrics.py): its Prometheus text at `metrics_url`
@@ -48,10 +50,16 @@ as the client saw it. So the same requests.parquet, serving block, SLO attainmen
   samples its process tree as the workload's (CPU, RSS; its GPU and energy when NVML lists it on one). The facts'
   `local_server` says which pid and how it was found, or why none was (not loopback, nothing listening, another
   user's socket, the server running inside the profiler's own process).
+  `server_pid` must name a running process (Params: psutil.pid_exists, so `validate` says so); with a loopback
+  base_url, a server_pid whose process tree does not listen on its port is said in the facts and warned.
 - The API key is read from the environment variable `api_key_env` names, in the child, at setup; it is sent as a
-  bearer token and written nowhere. A base_url with credentials in it is refused (one line), so none is stored.
-- Before the load, setup asks the server's /models (endpoint_check.check_server: unreachable, DNS, TLS, key, model;
-  RuntimeError, exit 1 with the run kept); `validate --probe` asks the same through `probe` (exit 2, nothing run).
+  bearer token and written nowhere: every error text recorded or raised passes `redact` (the key replaced by ***,
+  where a server echoes it). A base_url with credentials in it is refused (one line), so none is stored.
+- Before the load, setup asks the server's /models (endpoint_check.check_server: unreachable, DNS, TLS, key, model,
+  a 404 asking whether base_url ends with /v1), sends one streamed request with the run's body and max_tokens 2
+  (check_request: a 404, a 400/422 naming a field of the profile, a missing [DONE] the profile expects; it also warms
+  the server up, as the facts say) and reads an explicit metrics_url; a failure is a RuntimeError of one plain line
+  (exit 1 with the run kept); `validate --probe` makes the same checks through `probe` (exit 2, nothing run).
 - Resources: this workload's process is an HTTP client on this machine's CPU (one core: the loop thread and the
   driver's); it holds no GPU of its own. The server's devices are the server's: `server_devices` as the suite states
   them, else unknown (a fact), never this machine's.
@@ -72,7 +80,18 @@ from pydantic import Field, field_validator, model_validator
 
 from profiler.plugin import Declaration, Mark, Params, Resources, ServedRequest, SetupContext, Trait
 
-from .endpoint_check import PROBE_TIMEOUT_S, ServerProblem, auth_headers, check_server
+from .endpoint_check import (
+    PROBE_TIMEOUT_S,
+    STREAM_CHECK_PROMPT,
+    STREAM_CHECK_TIMEOUT_S,
+    STREAM_CHECK_TOKENS,
+    ServerProblem,
+    auth_headers,
+    bearer_key,
+    check_server,
+    check_stream,
+    redact_key,
+)
 from .endpoint_check import redact_url as redact_url  # re-exported: where the workload's tests and scripts take it from
 from .endpoint_metrics import LAST_SCRAPE_TIMEOUT_S, MAPS, Scraper, deltas, metrics_url, same_origin
 from .endpoint_prompts import APPROXIMATE_BOUND, MAX_ROUND_TRIPS, PromptBy, fit_words, has_chat_template, prompt_words, tokenizer_prompt
@@ -130,12 +149,105 @@ def listening_pid(port: int) -> tuple[int | None, str]:
     return pids.pop(), f"the process listening on port {port}"
 
 
+def tree_listens(pid: int, port: int) -> bool | None:
+    """Whether process `pid` or one of its descendants listens on TCP `port` (psutil Process.net_connections); None
+    when that cannot be read (another user's process, or it ended)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    denied = False
+    for proc in tree:
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in proc.net_connections(kind="tcp")):
+                return True
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.AccessDenied:
+            denied = True
+    return None if denied else False
+
+
+def server_pid_mismatch(params: OpenAIEndpoint.Params) -> str | None:
+    """With server_pid and a loopback base_url: why that pid is not base_url's server (its process tree does not listen
+    on base_url's port), else None (it does, the sockets cannot be read, or there is nothing to check)."""
+    parts = urlsplit(params.base_url)
+    if params.server_pid is None or parts.hostname not in LOOPBACK:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if tree_listens(params.server_pid, port) is not False:
+        return None
+    other, _ = listening_pid(port)
+    there = f"pid {other} does" if other is not None else "none of this user's processes does"
+    return f"server_pid {params.server_pid}'s process tree does not listen on base_url's port {port} ({there}): check server_pid"
+
+
 def profiler_processes() -> set[int]:
     """This process and its ancestors (the profiler that started it): never a local server of its own."""
     import psutil
 
     me = psutil.Process()
     return {me.pid, *(p.pid for p in me.parents())}
+
+
+def wants_logprobs(params: OpenAIEndpoint.Params, profile: ServerProfile) -> bool:
+    """Whether requests ask for logprobs: where the profile says the server streams one entry per token, and either
+    `logprobs: true` or (unset) the server gives no per-chunk usage."""
+    return profile.logprobs and bool(params.logprobs or (params.logprobs is None and not profile.continuous_usage))
+
+
+def request_body(params: OpenAIEndpoint.Params, prompt: str, max_tokens: int) -> dict[str, Any]:
+    """The JSON body of one request: its prompt, the requested length, and what the server's profile allows (the load's
+    requests and the setup/probe check request alike)."""
+    profile = SERVERS[params.server]
+    logprobs = wants_logprobs(params, profile)
+    body: dict[str, Any] = {"model": params.model, "stream": True, "max_tokens": max_tokens}
+    if params.api == "chat/completions":
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    if profile.ignore_eos:
+        body["ignore_eos"] = True
+    if profile.min_tokens:
+        body["min_tokens"] = max_tokens
+    if profile.include_usage:
+        continuous = profile.continuous_usage and not logprobs
+        body["stream_options"] = {"include_usage": True, **({"continuous_usage_stats": True} if continuous else {})}
+    if logprobs:
+        body.update({"logprobs": 1} if params.api == "completions" else {"logprobs": True, "top_logprobs": 0})
+    return body
+
+
+def check_request(params: OpenAIEndpoint.Params, headers: dict[str, str], timeout_s: float) -> str:
+    """One streamed request with the run's body and max_tokens STREAM_CHECK_TOKENS, read to its end (endpoint_check.
+    check_stream): what came back, in words. Raises ServerProblem (one line)."""
+    body = request_body(params, STREAM_CHECK_PROMPT, STREAM_CHECK_TOKENS)
+    return check_stream(f"{params.base_url}/{params.api}", body, headers, params.server, timeout_s)
+
+
+def metrics_problem(why: str) -> str:
+    """The line for a metrics_url given explicitly that cannot be read (the default URL failing is only a fact)."""
+    return f"metrics_url {why}: fix metrics_url, or leave it out (base_url's origin + /metrics; a server without one is a fact) or set metrics: false"
+
+
+def check_metrics_url(params: OpenAIEndpoint.Params, headers: dict[str, str]) -> str:
+    """validate --probe's scrape of an explicitly given metrics_url ("" without one). Raises ServerProblem when it cannot
+    be read."""
+    if not params.metrics or params.metrics_url is None:
+        return ""
+    url = params.metrics_url
+    sent = {k: v for k, v in headers.items() if k != "Authorization" or same_origin(url, params.base_url)}
+    scraper = Scraper(url, params.metrics_hz, params.model, sent, MAPS.get(params.server))
+    try:
+        scraped = scraper.once(PROBE_TIMEOUT_S)
+    finally:
+        scraper.client.close()
+    if scraped is None or scraper.map is None:
+        raise ServerProblem(metrics_problem(f"{redact_url(url)}: {scraper.last_error}"))
+    return f"; metrics_url {redact_url(url)} read ({scraper.map.server} names)"
 
 
 def origin(base_url: str) -> str:
@@ -212,6 +324,18 @@ class OpenAIEndpoint:
                 raise ValueError("the base URL takes no query or fragment (a key in a query would be recorded with the run: use api_key_env)")
             return value.rstrip("/")
 
+        @field_validator("server_pid")
+        @classmethod
+        def _a_running_process(cls, value: int | None) -> int | None:
+            import psutil
+
+            if value is not None and not psutil.pid_exists(value):
+                raise ValueError(
+                    f"no process {value} on this machine: give the running server's pid, or leave server_pid out (a loopback base_url's server is "
+                    "found by its port)"
+                )
+            return value
+
         @field_validator("api_key_env")
         @classmethod
         def _a_variable_name(cls, value: str | None) -> str | None:
@@ -241,10 +365,18 @@ class OpenAIEndpoint:
 
     @classmethod
     def probe(cls, params: OpenAIEndpoint.Params) -> str:
-        """`validate --probe`: reach the server as setup will (the key, /models, the model) within PROBE_TIMEOUT_S.
-        Returns what was found, in words; raises ServerProblem (a RuntimeError) with one line."""
-        said = check_server(params.base_url, params.model, auth_headers(params.api_key_env), PROBE_TIMEOUT_S, params.check_model)
-        return said
+        """`validate --probe`: reach the server as setup will: the key, /models and the model (within PROBE_TIMEOUT_S), one
+        streamed request with the run's body and max_tokens 2 read to its end (check_request, within STREAM_CHECK_TIMEOUT_S;
+        it also warms the server up), an explicitly given metrics_url. Returns what was found, in words; raises
+        ServerProblem (a RuntimeError) with one line, the key redacted. (server_pid is checked by Params: it must exist.)"""
+        headers = auth_headers(params.api_key_env)
+        try:
+            said = check_server(params.base_url, params.model, headers, PROBE_TIMEOUT_S, params.check_model)
+            streamed = check_request(params, headers, STREAM_CHECK_TIMEOUT_S)
+            metrics = check_metrics_url(params, headers)
+        except ServerProblem as exc:
+            raise ServerProblem(redact_key(str(exc), bearer_key(headers))) from None
+        return f"{said}; {streamed} (it also warmed the server up){metrics}"
 
     work_unavailable = (
         "not counted: the model runs in the server, another process reached over HTTP, where the profiler's FLOP counters and "
@@ -262,7 +394,7 @@ class OpenAIEndpoint:
         self.headers: dict[str, str] = {"Accept": "text/event-stream"}
         self.tokenizer: Any = None
         self.tokenizer_lock = threading.Lock()
-        self.logprobs = self.profile.logprobs and (params.logprobs or (params.logprobs is None and not self.profile.continuous_usage))
+        self.logprobs = wants_logprobs(params, self.profile)
         self.route = self.profile.tokenize
         self.route_state = "none: the server's profile names no tokenize route" if self.route is None else "not tried yet"
         self.fitted: dict[int, tuple[int, int]] = {}
@@ -275,6 +407,8 @@ class OpenAIEndpoint:
         self.client: Any = None
         self.answers: queue.Queue[tuple[ServedRequest, Answer]] = queue.Queue()
         self.inflight: dict[int, Future[None]] = {}
+        self.partial: dict[int, Answer] = {}
+        """Each request's answer while its stream is open (progress reads its chunks so far)."""
         self.inflight_lock = threading.Lock()
         self.tally: dict[str, Any] = {
             "requests_ended": 0,
@@ -296,14 +430,29 @@ class OpenAIEndpoint:
     # setup and teardown
 
     def setup(self, ctx: SetupContext) -> None:
-        """Read the key, load the tokenizer, start the loop thread and its client, check the model; declare the facts.
-        Raises RuntimeError with one line naming what to do when the key's variable is unset, the server cannot be
-        reached, refuses the key or does not serve the model."""
+        """Read the key, load the tokenizer, start the loop thread and its client, check the model and one streamed
+        request; declare the facts. Raises RuntimeError with one line naming what to do (no class name of ours in it,
+        the key redacted) when the key's variable is unset, the server cannot be reached, refuses the key, does not serve
+        the model, does not stream the run's body to a complete end, its given metrics_url cannot be read, or server_pid
+        names no process."""
+        try:
+            self._setup(ctx)
+        except (ServerProblem, ValueError) as exc:
+            raise RuntimeError(self.redact(str(exc))) from None
+
+    def redact(self, text: str) -> str:
+        """`text` with the API key replaced by '***' (endpoint_check.redact_key): every error text this engine records
+        or raises passes here."""
+        return redact_key(text, bearer_key(self.headers))
+
+    def _setup(self, ctx: SetupContext) -> None:
         import httpx2
 
         p = self.p
         self.headers.update(auth_headers(p.api_key_env))
-        models = check_server(p.base_url, p.model, {k: v for k, v in self.headers.items() if k != "Accept"}, min(CONNECT_TIMEOUT_S, p.timeout_s), p.check_model)
+        plain = {k: v for k, v in self.headers.items() if k != "Accept"}
+        models = check_server(p.base_url, p.model, plain, min(CONNECT_TIMEOUT_S, p.timeout_s), p.check_model)
+        checked = check_request(p, plain, min(STREAM_CHECK_TIMEOUT_S, p.timeout_s))
         if p.tokenizer is not None:
             from transformers import AutoTokenizer
 
@@ -317,6 +466,10 @@ class OpenAIEndpoint:
         if self.tokenizer is None and self.route is not None:
             self.try_route()
         ctx.declare(**self.setup_facts(httpx2.__version__, models))
+        ctx.declare(
+            check_request=f"{checked}; sent at setup, before the load and outside it (not a measured request): it also warms the server up "
+            "(transformers serve builds its batching manager on its first request)"
+        )
         ctx.declare(local_server=self.declare_local_server(ctx))
         self.start_metrics()
         ctx.declare(engine_samples=self.metrics_facts["engine_samples"])
@@ -334,8 +487,10 @@ class OpenAIEndpoint:
         scraper = Scraper(url, p.metrics_hz, p.model, headers, MAPS.get(p.server))
         scraper.mark("load_start")
         if scraper.once() is None or scraper.map is None:
-            why = f"{redact_url(url)}: {scraper.last_error}"
+            why = self.redact(f"{redact_url(url)}: {scraper.last_error}")
             scraper.client.close()
+            if p.metrics_url is not None:
+                raise ServerProblem(metrics_problem(why))
             self.metrics_facts = {"engine_samples": f"the server's scheduler is not read: no metrics ({why})" + mine, "unavailable": why}
             return
         self.scraper = scraper
@@ -363,7 +518,7 @@ class OpenAIEndpoint:
             one = self.measure_words(0, 1)
             every = self.measure_words(0, 1 + len(WORDS))
         except ServerProblem as exc:
-            self.route, self.route_state = None, f"not used: {exc}"
+            self.route, self.route_state = None, self.redact(f"not used: {exc}")
             return
         self.overhead, self.one_token_words = one - 1, every - one == len(WORDS)
         where = f"POST {redact_url(origin(self.p.base_url))}{self.route.chat_path if self.chat else self.route.path}"
@@ -415,8 +570,27 @@ class OpenAIEndpoint:
             if pid is None:
                 return None, f"none: {how}"
         if pid in profiler_processes():
-            return None, f"none: process {pid} ({how}) is the profiler itself or this workload's child: its CPU is already the profiler's"
-        return pid, how
+            return (
+                None,
+                f"none: process {pid} ({how}) is {cls.kin(pid)}: its process tree holds the profiler, whose CPU is already counted; give the server's own pid",
+            )
+        mismatch = server_pid_mismatch(params)
+        return pid, how if mismatch is None else f"{how}; {mismatch}"
+
+    @staticmethod
+    def kin(pid: int) -> str:
+        """What process `pid`, one of profiler_processes(), is to this one, in words."""
+        import os
+
+        import psutil
+
+        if pid == os.getpid():
+            return "this workload's own process"
+        try:
+            name = f" ({psutil.Process(pid).name()})"
+        except psutil.Error:
+            name = ""
+        return f"an ancestor{name} of this workload's process (the profiler that started it, or what started the profiler)"
 
     def declare_local_server(self, ctx: SetupContext) -> str:
         """Name the local server to the profiler (SetupContext.declare_server: it confirms the one the parent found before
@@ -424,7 +598,16 @@ class OpenAIEndpoint:
         pid, how = self.local_server(self.p)
         if pid is None:
             return how
-        ctx.declare_server(pid, how)
+        try:
+            ctx.declare_server(pid, how)
+        except ValueError as exc:
+            raise ServerProblem(
+                f"{exc} ({how}): is the server still running? give its pid as server_pid, or leave server_pid out (a loopback base_url's "
+                "server is found by its port)"
+            ) from None
+        mismatch = server_pid_mismatch(self.p)
+        if mismatch is not None:
+            ctx.warn(f"local server: {mismatch}; its process tree is sampled as the workload all the same")
         return f"pid {pid} ({how}): its process tree is sampled as the workload (summary local_server), never as contention"
 
     async def _make_client(self, httpx2: Any, timeout: Any, limits: Any) -> Any:
@@ -449,7 +632,7 @@ class OpenAIEndpoint:
                 "min_tokens": profile.min_tokens,
                 "stream_usage": profile.include_usage,
                 "per_chunk_usage": profile.continuous_usage,
-                "sends_done": profile.sends_done,
+                "requires_done": profile.sends_done,
                 "source": profile.source,
                 "logprobs_per_token": profile.logprobs,
                 "tokenize_route": None if profile.tokenize is None else f"{profile.tokenize.path} ({profile.tokenize.source})",
@@ -500,8 +683,11 @@ class OpenAIEndpoint:
             s.once(LAST_SCRAPE_TIMEOUT_S)
             s.client.close()
         edges, asked = dict(s.edges), dict(s.asked)
+        cost = s.cost()
+        if isinstance(cost.get("last_error"), str):
+            cost["last_error"] = self.redact(cost["last_error"])
         out["cost"] = {
-            **s.cost(),
+            **cost,
             "measured": "on this client: time.perf_counter around each GET (seconds_*), the body's bytes, and the parse of its "
             "mapped lines on this client's thread (parse_seconds_*; the first scrape, at setup, parses the whole text); the "
             "server's cost is its CPU for rendering the text (the sampler's server_cpu_percent covers it when the server is local and declared)",
@@ -624,24 +810,8 @@ class OpenAIEndpoint:
             self.inflight[request.index] = future
 
     def body(self, r: ServedRequest) -> dict[str, Any]:
-        """The JSON body of one request: its prompt, the requested length, and what the server's profile allows."""
-        p, profile = self.p, self.profile
-        prompt = self.prompt(r)
-        body: dict[str, Any] = {"model": p.model, "stream": True, "max_tokens": r.output_tokens}
-        if p.api == "chat/completions":
-            body["messages"] = [{"role": "user", "content": prompt}]
-        else:
-            body["prompt"] = prompt
-        if profile.ignore_eos:
-            body["ignore_eos"] = True
-        if profile.min_tokens:
-            body["min_tokens"] = r.output_tokens
-        if profile.include_usage:
-            continuous = profile.continuous_usage and not self.logprobs
-            body["stream_options"] = {"include_usage": True, **({"continuous_usage_stats": True} if continuous else {})}
-        if self.logprobs:
-            body.update({"logprobs": 1} if p.api == "completions" else {"logprobs": True, "top_logprobs": 0})
-        return body
+        """The JSON body of one request (request_body): its prompt, the requested length, what the server's profile allows."""
+        return request_body(self.p, self.prompt(r), r.output_tokens)
 
     def prompt(self, r: ServedRequest) -> str:
         """The prompt text of input_tokens tokens, its count kept for the record (prompt_counts): the local tokenizer's
@@ -675,7 +845,7 @@ class OpenAIEndpoint:
                 words, count, _ = fit_words(n, n - self.overhead, lambda w: self.measure_words(r.index, w))
             except ServerProblem as exc:
                 self.tally["tokenize_calls_in_load"] += self.tally["tokenize_calls"] - before
-                self.route, self.route_state = None, f"failed during the run, not used after: {exc}"
+                self.route, self.route_state = None, self.redact(f"failed during the run, not used after: {exc}")
                 return None
             self.tally["tokenize_calls_in_load"] += self.tally["tokenize_calls"] - before
             self.fitted[n] = (words, count)
@@ -686,6 +856,8 @@ class OpenAIEndpoint:
         """One request's stream on the loop thread: its chunks stamped as they arrive, its end (or fault) kept; the
         answer queued for `collect`. Cancelled (the driver timed it out): nothing is queued."""
         answer = Answer()
+        with self.inflight_lock:
+            self.partial[r.index] = answer
         try:
             await asyncio.wait_for(self._stream(body, answer), self.p.timeout_s)
         except StreamFault as fault:
@@ -697,6 +869,8 @@ class OpenAIEndpoint:
         except Exception as exc:
             answer.fault = self.transport_fault(exc, answer)
         answer.ended_ns = time.monotonic_ns()
+        with self.inflight_lock:
+            self.partial.pop(r.index, None)
         self.answers.put((r, answer))
 
     def transport_fault(self, exc: Exception, answer: Answer) -> str:
@@ -755,6 +929,7 @@ class OpenAIEndpoint:
             counts = count_tokens(answer.chunks, None)
         tokens = token_times(answer.chunks, counts)
         status, error = outcome(answer, len(tokens), self.profile)
+        error = None if error is None else self.redact(error)
         self.keep_tally(r, answer, counts, len(tokens), status)
         prompt_tokens, by = self.prompt_count(r, answer)
         return {
@@ -805,10 +980,27 @@ class OpenAIEndpoint:
         stats = self.scraper.engine_stats() if self.scraper is not None else {"running": None, "waiting": None, "kv_usage": None, "preempted": None}
         return {**stats, "kv_bytes_used": None, "kv_bytes_total": None, "in_flight": in_flight}
 
+    def progress(self, index: int) -> dict[str, Any] | None:
+        """plugin.Engine (optional): the tokens a request whose stream is still open has received so far, counted as
+        `record` counts an ended one (count_tokens: the chunks so far, one time per token); scheduled_ns None (HTTP does
+        not show it). None when the request is not open (never sent, or already ended)."""
+        with self.inflight_lock:
+            answer = self.partial.get(index)
+        if answer is None:
+            return None
+        chunks = list(answer.chunks)  # appended on the loop thread: a copy of the list as it is now
+        if self.tokenizer is not None:
+            with self.tokenizer_lock:
+                counts = count_tokens(chunks, self._count)
+        else:
+            counts = count_tokens(chunks, None)
+        return {"scheduled_ns": None, "token_ns": token_times(chunks, counts)}
+
     def cancel(self, index: int) -> None:
         """Close the request's stream (the server sees the client go and, where it can, stops generating)."""
         with self.inflight_lock:
             future = self.inflight.pop(index, None)
+            self.partial.pop(index, None)
         if future is not None:
             future.cancel()
 

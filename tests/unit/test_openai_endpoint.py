@@ -193,9 +193,14 @@ def test_the_transformers_serve_profile_sends_nothing_it_rejects(tmp_path):
     with FakeServer(["ok"], **kwargs) as server:
         rows, facts = served(tmp_path / "tf", OpenAIEndpoint(params(server, server="transformers-serve")), 2)
     assert [r["status"] for r in rows.values()] == ["finished", "finished"] and facts["stream"]["usage_mismatches"] == 0
-    with FakeServer(["ok"], **kwargs) as server:
-        rows, _ = served(tmp_path / "vllm", OpenAIEndpoint(params(server, server="vllm")), 1)
-    assert rows[0]["status"] == "failed" and rows[0]["error"].startswith("HTTP 422: ")
+    with FakeServer(["ok"], **kwargs) as server:  # the wrong kind: setup's check request is refused, one line
+        engine = OpenAIEndpoint(params(server, server="vllm"))
+        try:
+            with pytest.raises(RuntimeError, match=r"refused the field\(s\) ignore_eos, min_tokens that server: vllm sends \(HTTP 422: .*set server: generic"):
+                engine.setup(Ctx(tmp_path))
+        finally:
+            engine.teardown()
+    assert server.bodies == []  # nothing of the load was sent
 
 
 @pytest.mark.parametrize(
@@ -253,7 +258,7 @@ the model renamed and its counters advanced by what it served (tests/openai_serv
 def test_a_profiler_run_against_a_server_keeps_every_request_and_no_key(tmp_path, monkeypatch):
     monkeypatch.setenv("EP_RUN_KEY", KEY)
     metrics = RECORDED.read_text().replace('model_name="/tmp/vrec/model"', 'model_name="tiny"')
-    with FakeServer(["ok", "multi", "http500"], api_key=KEY, metrics=metrics) as server:
+    with FakeServer(["ok", "multi", "echo_key"], api_key=KEY, metrics=metrics) as server:  # echo_key: a 401 whose body holds the key
         (tmp_path / "suite.yaml").write_text(SUITE.format(url=server.base_url))
         code, out, err = cli_in_process("run", tmp_path / "suite.yaml", "-o", tmp_path / "runs")
     assert code == 0, err
@@ -263,7 +268,8 @@ def test_a_profiler_run_against_a_server_keeps_every_request_and_no_key(tmp_path
     assert sorted(table["status"]) == ["failed"] * 2 + ["finished"] * 4
     finished = table[table["status"] == "finished"]
     assert (finished["token_ns"].map(len) == 5).all() and finished["scheduled_ns"].isna().all()
-    assert (table[table["status"] == "failed"]["error"] == "HTTP 500: internal error").all()
+    echoed = 'HTTP 401: {"error": {"message": "Incorrect API key provided: ***. You can find your API key at ..."}}'
+    assert (table[table["status"] == "failed"]["error"] == echoed).all()  # the key redacted (openai_endpoint.redact)
     server_metrics_shown(run_dir)
     for path in run_dir.rglob("*"):
         if path.is_file():
@@ -273,7 +279,7 @@ def test_a_profiler_run_against_a_server_keeps_every_request_and_no_key(tmp_path
 
 def server_metrics_shown(run_dir: Path) -> None:
     """The server's /metrics in the run: engine samples from its gauges, this run's deltas in the summary (by hand: the
-    4 finished requests of 6 (2 are HTTP 500s), each 4 prompt words and the chat template's CHAT_TEMPLATE_TOKENS = 7
+    4 finished requests of 6 (2 are HTTP 401s), each 4 prompt words and the chat template's CHAT_TEMPLATE_TOKENS = 7
     prompt tokens, half of them rounded down (3) prefix hits by the test server's rule, 5 tokens, QUEUE_S queued; the
     window holds every request: none is warmup), the report's table."""
     summary = json.loads((run_dir / "server" / "summary.json").read_text())
