@@ -50,7 +50,7 @@ workloads:
   - name: undeclared
     type: openai_endpoint
     params: {{base_url: "{url}", model: tiny, timeout_s: 5, find_local_server: false}}
-    load: &load {{pattern: poisson, rate: 20, requests: 30, seed: 1, sizes: {{input: {{fixed: 4}}, output: {{fixed: 5}}}}}}
+    load: &load {{pattern: poisson, rate: 25, requests: 16, seed: 1, sizes: {{input: {{fixed: 4}}, output: {{fixed: 5}}}}}}
   - name: by_port
     type: openai_endpoint
     params: {{base_url: "{url}", model: tiny, timeout_s: 5}}
