@@ -35,6 +35,7 @@ from ..runmodel import (
     PositionFits,
     RequestMetrics,
     ServerDeclaration,
+    Serving,
     Stage,
     StageShare,
     StateCheck,
@@ -193,8 +194,9 @@ def build_summary(
         summary.batch_tail = guarded("the straggler tail", lambda: _batch_tail(spans, step, seed))
     warnings.extend(guarded("the attribute checks", lambda: attribute_warnings(spans, declaration.breakdown, declaration.step)) or [])
     summary.contention = guarded("the contention summary", lambda: contention(samples, summary.stages, child, own_server(child, outcome)))
-    summary.local_server = guarded("the local server", lambda: local_server(samples, summary.stages, child, outcome))
-    summary.other_servers = guarded("the other workloads' local servers", lambda: other_servers(samples, summary.stages, outcome))
+    rows = server_rows(samples, summary.stages, summary.serving)
+    summary.local_server = guarded("the local server", lambda: local_server(rows, child, outcome))
+    summary.other_servers = guarded("the other workloads' local servers", lambda: other_servers(rows, outcome))
     if declaration.streams:
         contended = bool(summary.contention and summary.contention.contended)
         summary.streams = guarded("the streams summary", lambda: _streams(spans, samples, declaration, seed, contended))
@@ -342,6 +344,15 @@ def measured_rows(samples: pd.DataFrame, stages: list[Stage]) -> pd.DataFrame | 
     return samples
 
 
+def server_rows(samples: pd.DataFrame, stages: list[Stage], serving: Serving | None) -> pd.DataFrame | None:
+    """The sampler rows a local server's figures are read over: a load run's measured window (serving.window_start_ns
+    to window_end_ns: the first measured arrival to the last measured request's end, where the server works on the
+    measured requests), else the `measure` stage (measured_rows)."""
+    if serving is not None and serving.window_start_ns is not None and serving.window_end_ns is not None and "t_ns" in samples:
+        return samples.loc[(samples["t_ns"] >= serving.window_start_ns) & (samples["t_ns"] <= serving.window_end_ns)]
+    return measured_rows(samples, stages)
+
+
 def own_server(child: ChildRecord, outcome: WorkloadOutcome) -> ServerDeclaration | None:
     """The workload's own local server as it was read last: the child's declaration at setup (it replaces the parent's
     when it names another pid), else the one the parent found before the run; None: neither."""
@@ -372,10 +383,10 @@ def _usage_words(out: LocalServer) -> str:
     )
 
 
-def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord, outcome: WorkloadOutcome) -> LocalServer | None:
+def local_server(rows: pd.DataFrame | None, child: ChildRecord, outcome: WorkloadOutcome) -> LocalServer | None:
     """The workload's own local server sampled with it over its measured window (runmodel.LocalServer, `own`): the one
     the parent found before the run (outcome.own_server) or the child declared at setup (child.local_server); None when
-    it has none. Its figures from the samples' server_* columns."""
+    it has none. Its figures from the server_* columns of `rows` (server_rows; None: the workload stopped before it)."""
     server = own_server(child, outcome)
     if server is None:
         return None
@@ -388,7 +399,7 @@ def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord,
         else ("found before the run" if child.local_server is None else "declared at setup")
     )
     role = f"the workload's own server, pid {out.pid} ({out.found_by}; {found})"
-    if not tree_figures(out, measured_rows(samples, stages), "server"):
+    if not tree_figures(out, rows, "server"):
         out.summary = f"{role}: not sampled in the measured window (it could not be read, or the window had no rows)"
         return out
     out.summary = f"{role}: {_usage_words(out)}" + (
@@ -397,16 +408,17 @@ def local_server(samples: pd.DataFrame, stages: list[Stage], child: ChildRecord,
     return out
 
 
-def other_servers(samples: pd.DataFrame, stages: list[Stage], outcome: WorkloadOutcome) -> LocalServer | None:
+def other_servers(rows: pd.DataFrame | None, outcome: WorkloadOutcome) -> LocalServer | None:
     """The suite's other workloads' local servers alive beside this workload over its measured window
-    (runmodel.LocalServer, not `own`; their trees together: the samples' other_server_* columns); None when there are none."""
+    (runmodel.LocalServer, not `own`; their trees together: the other_server_* columns of `rows`, server_rows); None
+    when there are none."""
     if not outcome.other_servers:
         return None
     pids, names = [pid for pid, _ in outcome.other_servers], [name for _, name in outcome.other_servers]
     out = LocalServer(pid=pids[0], own=False, declared_by=names[0], pids=pids, workloads=names)
     whose = "; ".join(f"pid {pid}, of workload '{name}'" for pid, name in outcome.other_servers)
     role = f"a local server ({whose}) was alive beside this workload"
-    if not tree_figures(out, measured_rows(samples, stages), "other_server"):
+    if not tree_figures(out, rows, "other_server"):
         out.summary = f"{role}: not sampled in the measured window (gone, unreadable, or the window had no rows)"
         return out
     out.summary = (

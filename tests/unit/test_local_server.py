@@ -243,3 +243,16 @@ def test_a_server_inside_the_profilers_own_process_is_not_declared(tmp_path):
             engine.teardown()
     assert ctx.servers == []
     assert ctx.facts["local_server"].startswith(f"none: process {os.getpid()} (the process listening on port ")
+
+
+def test_a_load_runs_server_figures_are_read_over_its_measured_requests_window():
+    """server_rows: a load run's server figures come from the rows between the first measured arrival and the last
+    measured request's end (the server idles before and after them), not the whole measure stage."""
+    from profiler.characterize.summary import server_rows
+    from profiler.runmodel import Serving, Stage
+
+    samples = pd.DataFrame({"t_ns": [0, 10, 20, 30, 40, 50], "server_cpu_percent": [0.0, 0.0, 90.0, 80.0, 0.0, 0.0]})
+    stages = [Stage(name="measure", start_ns=0, end_ns=50)]
+    window = Serving.model_construct(window_start_ns=15, window_end_ns=35)
+    assert server_rows(samples, stages, window)["server_cpu_percent"].median() == 85.0  # rows at 20 and 30
+    assert server_rows(samples, stages, None)["server_cpu_percent"].median() == 0.0  # the whole stage: idle half of it
