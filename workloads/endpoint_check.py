@@ -143,11 +143,12 @@ def shortened(names: list[str]) -> str:
     return (", ".join(shown) or "none") + more
 
 
-def check_server(base_url: str, model: str, headers: dict[str, str], timeout_s: float, check_model: bool = True) -> str:
-    """Ask the server's /models once: what it said of the model, in words (a fact). Raises ServerProblem (one line) when
-    it cannot be reached (refused, DNS, TLS, no answer within timeout_s), refuses the key (401, 403) or, with
-    check_model, lists models without `model`. A server without a model list (another status, another body) is not
-    checked, and says so."""
+def check_server(base_url: str, model: str | None, headers: dict[str, str], timeout_s: float, check_model: bool = True) -> tuple[str, str]:
+    """Ask the server's /models once: (what it said of the model, in words (a fact); the model). `model` None: the one
+    model the server lists. Raises ServerProblem (one line) when it cannot be reached (refused, DNS, TLS, no answer
+    within timeout_s), refuses the key (401, 403), with check_model lists models without `model`, or, with `model`
+    None, lists none or several. A server without a model list (another status, another body) is not checked, and
+    says so (then `model` must be given)."""
     import httpx2
 
     url = f"{base_url}/models"
@@ -161,21 +162,34 @@ def check_server(base_url: str, model: str, headers: dict[str, str], timeout_s: 
         if "Authorization" in headers:
             raise ServerProblem(f"the server at {where} refused the API key (HTTP {response.status_code}): check the variable api_key_env names")
         raise ServerProblem(f"the server at {where} wants an API key (HTTP {response.status_code}): export it in a variable and name that in api_key_env")
-    if response.status_code == 404 and check_model:
-        raise ServerProblem(f"{where} answered HTTP 404: does base_url end with /v1? (a server without a model list: set check_model: false)")
-    if response.status_code != 200:
-        return f"not checked: {where} answered HTTP {response.status_code}"
-    try:
-        served = served_models(response.json())
-    except ValueError:
-        served = None
+    if response.status_code == 404 and (check_model or model is None):
+        raise ServerProblem(f"{where} answered HTTP 404: does base_url end with /v1? (a server without a model list: set model, and check_model: false)")
+    served = None
+    if response.status_code == 200:
+        try:
+            served = served_models(response.json())
+        except ValueError:
+            served = None
+    if model is None:
+        return only_model(where, served)
     if served is None:
-        return f"not checked: {where} answered something other than a model list"
+        said = f"answered HTTP {response.status_code}" if response.status_code != 200 else "answered something other than a model list"
+        return f"not checked: {where} {said}", model
     if not check_model:
-        return f"reached {where} (model not checked: check_model false)"
+        return f"reached {where} (model not checked: check_model false)", model
     if model not in served:
         raise ServerProblem(f"the server at {where} does not serve model '{model}'; it serves: {shortened(served)}: set model to one of them")
-    return f"served (listed by {where})"
+    return f"served (listed by {where})", model
+
+
+def only_model(where: str, served: list[str] | None) -> tuple[str, str]:
+    """(the fact, the model) when `model` was not given: the one model the server lists at `where`. Raises
+    ServerProblem when it lists none, several, or no list at all."""
+    if not served:
+        raise ServerProblem(f"model is not set and {where} lists no model: set model to the name your server serves")
+    if len(served) > 1:
+        raise ServerProblem(f"model is not set and the server at {where} serves {len(served)} models: {shortened(served)}: set model to one of them")
+    return f"the one model the server lists (model not set; listed by {where})", served[0]
 
 
 def check_stream(url: str, body: dict[str, Any], headers: dict[str, str], server: str, timeout_s: float = STREAM_CHECK_TIMEOUT_S) -> str:

@@ -171,6 +171,14 @@ def tree_listens(pid: int, port: int) -> bool | None:
     return None if denied else False
 
 
+def named_model(params: OpenAIEndpoint.Params) -> str:
+    """The model requests name: `params.model`, which setup and the probe fill from the server's list where the suite
+    gave none (endpoint_check.check_server). Raises ServerProblem when it is still unset (not reached the server yet)."""
+    if params.model is None:
+        raise ServerProblem("model is not set and the server's model list was not read yet: set model to the name your server serves")
+    return params.model
+
+
 def server_pid_mismatch(params: OpenAIEndpoint.Params) -> str | None:
     """With server_pid and a loopback base_url: why that pid is not base_url's server (its process tree does not listen
     on base_url's port), else None (it does, the sockets cannot be read, or there is nothing to check)."""
@@ -204,7 +212,7 @@ def request_body(params: OpenAIEndpoint.Params, prompt: str, max_tokens: int) ->
     requests and the setup/probe check request alike)."""
     profile = SERVERS[params.server]
     logprobs = wants_logprobs(params, profile)
-    body: dict[str, Any] = {"model": params.model, "stream": True, "max_tokens": max_tokens}
+    body: dict[str, Any] = {"model": named_model(params), "stream": True, "max_tokens": max_tokens}
     if params.api == "chat/completions":
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
@@ -240,7 +248,7 @@ def check_metrics_url(params: OpenAIEndpoint.Params, headers: dict[str, str]) ->
         return ""
     url = params.metrics_url
     sent = {k: v for k, v in headers.items() if k != "Authorization" or same_origin(url, params.base_url)}
-    scraper = Scraper(url, params.metrics_hz, params.model, sent, MAPS.get(params.server))
+    scraper = Scraper(url, params.metrics_hz, named_model(params), sent, MAPS.get(params.server))
     try:
         scraped = scraper.once(PROBE_TIMEOUT_S)
     finally:
@@ -267,7 +275,13 @@ class OpenAIEndpoint:
             examples=["http://127.0.0.1:8000/v1"],
             description="The server's OpenAI API root, e.g. http://127.0.0.1:8000/v1 (http or https; no credentials in it).",
         )
-        model: str = Field(min_length=1, max_length=500, examples=["my-model"], description="The model name the server serves (its /v1/models lists them).")
+        model: str | None = Field(
+            None,
+            min_length=1,
+            max_length=500,
+            examples=["my-model"],
+            description="The model name the server serves (its /v1/models lists them). None: the one model it lists (an error when it lists several).",
+        )
         api: Literal["chat/completions", "completions"] = Field("chat/completions", description="The route requests go to, always streamed.")
         server: Literal["vllm", "sglang", "tgi", "llama.cpp", "transformers-serve", "generic"] = Field(
             "generic", description="What kind of server it is: which request fields beyond OpenAI's it honours (ignore_eos, min_tokens, per-chunk usage)."
@@ -371,7 +385,8 @@ class OpenAIEndpoint:
         ServerProblem (a RuntimeError) with one line, the key redacted. (server_pid is checked by Params: it must exist.)"""
         headers = auth_headers(params.api_key_env)
         try:
-            said = check_server(params.base_url, params.model, headers, PROBE_TIMEOUT_S, params.check_model)
+            said, model = check_server(params.base_url, params.model, headers, PROBE_TIMEOUT_S, params.check_model)
+            params = params.model_copy(update={"model": model})
             streamed = check_request(params, headers, STREAM_CHECK_TIMEOUT_S)
             metrics = check_metrics_url(params, headers)
         except ServerProblem as exc:
@@ -451,7 +466,8 @@ class OpenAIEndpoint:
         p = self.p
         self.headers.update(auth_headers(p.api_key_env))
         plain = {k: v for k, v in self.headers.items() if k != "Accept"}
-        models = check_server(p.base_url, p.model, plain, min(CONNECT_TIMEOUT_S, p.timeout_s), p.check_model)
+        models, model = check_server(p.base_url, p.model, plain, min(CONNECT_TIMEOUT_S, p.timeout_s), p.check_model)
+        p = self.p = p.model_copy(update={"model": model})  # the model the server lists, where none was given
         checked = check_request(p, plain, min(STREAM_CHECK_TIMEOUT_S, p.timeout_s))
         if p.tokenizer is not None:
             from transformers import AutoTokenizer
@@ -484,7 +500,7 @@ class OpenAIEndpoint:
             return
         url = p.metrics_url or metrics_url(p.base_url)
         headers = {k: v for k, v in self.headers.items() if k != "Authorization" or same_origin(url, p.base_url)}
-        scraper = Scraper(url, p.metrics_hz, p.model, headers, MAPS.get(p.server))
+        scraper = Scraper(url, p.metrics_hz, named_model(p), headers, MAPS.get(p.server))
         scraper.mark("load_start")
         if scraper.once() is None or scraper.map is None:
             why = self.redact(f"{redact_url(url)}: {scraper.last_error}")
@@ -511,7 +527,7 @@ class OpenAIEndpoint:
         is the overhead + 1 + len(WORDS): then a prompt of n tokens is n - overhead words with no call during the load).
         A route that fails is not used, with the reason (route_state, a fact)."""
         assert self.route is not None
-        if self.route.request(self.p.model, "the", self.chat) is None:
+        if self.route.request(named_model(self.p), "the", self.chat) is None:
             self.route, self.route_state = None, "not used: this server's tokenize route cannot count a chat's template (see the profile's source)"
             return
         try:
@@ -538,7 +554,7 @@ class OpenAIEndpoint:
         import httpx2
 
         assert self.route is not None
-        path, body = self.route.request(self.p.model, text, self.chat) or ("", {})
+        path, body = self.route.request(named_model(self.p), text, self.chat) or ("", {})
         url = origin(self.p.base_url) + path
         try:
             response = await self.client.post(url, json=body, timeout=min(CONNECT_TIMEOUT_S, self.p.timeout_s))

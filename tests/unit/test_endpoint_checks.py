@@ -260,3 +260,24 @@ def test_a_stalled_request_cut_off_by_the_load_keeps_its_first_token(tmp_path):
         (row,) = served(tmp_path, engine, 1, max_seconds=1, output=4)
     assert row["status"] == "timed_out" and len(row["token_ns"]) == 1 and row["scheduled_ns"] is None
     assert engine.progress(0) is None  # no longer open
+
+
+# 8. model not set: the one model the server lists (configs/endpoint.yaml is then one line from any server)
+
+
+def test_without_model_the_one_model_the_server_lists_is_used_and_several_are_one_line(tmp_path):
+    with FakeServer(models=("served-name",)) as server:
+        engine = OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": server.base_url}))
+        c = ctx(tmp_path)
+        try:
+            engine.setup(c)
+        finally:
+            engine.teardown()
+    assert c.facts["model"] == "served-name" and c.facts["model_check"].startswith("the one model the server lists (model not set")
+    assert [b["model"] for b in server.checks] == ["served-name"]
+    with FakeServer(models=("a", "b")) as server:
+        line = setup_error(OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": server.base_url})), tmp_path / "two")
+        (tmp_path / "suite.yaml").write_text(SUITE.format(url=server.base_url, extra="", requests=1).replace(", model: tiny", ""))
+        code, _, err = cli_in_process("validate", tmp_path / "suite.yaml", "--probe")
+    assert "model is not set and the server at" in line and "serves 2 models: a, b: set model to one of them" in line
+    assert code == 2 and "serves 2 models: a, b: set model to one of them" in err

@@ -110,11 +110,17 @@ def test_a_declared_local_server_is_the_workload_and_an_undeclared_one_is_conten
     assert u.facts["local_server"] == "none declared (no server_pid; find_local_server: false)"
     assert u.contention is not None and u.contention.contended and u.contention.other_cpu_cores_median is not None
     assert u.contention.other_cpu_cores_median >= 0.3
-    # declared, that core is no longer another process's (a quarter of a core less, on either way of naming it)
+    # undeclared, the server's CPU is inside other processes' (per sample: others >= the server's tree, up to jitter);
+    # declared, it is not counted twice: others + the server + the workload's process fit in the cores read (per sample,
+    # median; counted twice, a busy server would make them exceed it). Both hold on a busy machine.
+    und = samples["undeclared"].dropna(subset=["other_cpu_cores", "other_server_cpu_percent"])
+    assert (und["other_cpu_cores"] - und["other_server_cpu_percent"] / 100).median() >= -0.2
     for name in ("by_port", "by_pid"):
         c = s[name].contention
         assert c is not None and c.other_cpu_cores_median is not None
-        assert c.other_cpu_cores_median <= u.contention.other_cpu_cores_median - 0.25, (name, c.summary)
+        rows = samples[name].dropna(subset=["other_cpu_cores", "server_cpu_percent", "proc_cpu_percent"])
+        parts = rows["other_cpu_cores"] + rows["server_cpu_percent"] / 100 + rows["proc_cpu_percent"] / 100
+        assert parts.median() <= len(c.cores) + 0.1, (name, c.summary, parts.describe())
 
     # the workload BEFORE the one that names the server records it alive beside it, from its first row, as another
     # workload's server (found by the parent before the run; its busy core is still contention: it competes)
