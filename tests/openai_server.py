@@ -400,3 +400,10 @@ class ServedCounts:
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$")
 """One sample line of the text format without a timestamp: name, labels, value."""
+
+
+def setup_context(workdir: Any) -> Any:
+    """The child's own setup context (profiler/run/child.py SetupContextImpl) over `workdir`, for an engine set up by hand."""
+    from profiler.run.child import SetupContextImpl
+
+    return SetupContextImpl(device="cpu", seed=0, workdir=str(workdir))

@@ -10,17 +10,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from profiler.loadconfig import LoadConfig
-from profiler.run.child import SetupContextImpl
 from profiler.run.serve import serve
 from profiler.suite.config import MeasureConfig
 from tests.conftest import cli_in_process
-from tests.openai_server import FakeServer
+from tests.openai_server import FakeServer, setup_context
 from workloads.endpoint_check import STREAM_CHECK_TOKENS, redact_key
 from workloads.endpoint_stream import SERVERS, Answer, Chunk, http_error_text, outcome
 from workloads.openai_endpoint import OpenAIEndpoint
@@ -40,10 +40,6 @@ workloads:
 
 def params(url: str, **extra) -> OpenAIEndpoint.Params:
     return OpenAIEndpoint.Params.model_validate({"base_url": url, "model": "tiny", **extra})
-
-
-def ctx(tmp_path: Path) -> SetupContextImpl:
-    return SetupContextImpl(device="cpu", seed=0, workdir=str(tmp_path))
 
 
 def cli(tmp_path: Path, command: str, url: str, extra: str = "", requests: int = 1, *flags: str) -> tuple[int, str, str]:
@@ -66,7 +62,7 @@ def one_line(code: int, err: str, status: int = 2) -> str:
 
 def served(tmp_path: Path, engine: OpenAIEndpoint, requests: int, max_seconds: float, output: int = 3) -> list[dict]:
     """A closed loop of `requests` through the load driver in this process; requests.parquet's rows."""
-    engine.setup(ctx(tmp_path))
+    engine.setup(setup_context(tmp_path))
     load = {"pattern": "closed", "concurrency": 1, "requests": requests, "sizes": {"input": {"fixed": 2}, "output": {"fixed": output}}}
     measure = MeasureConfig.model_validate({"max_seconds": max_seconds, "min_seconds": 0, "sample_hz": 20})
     try:
@@ -76,11 +72,21 @@ def served(tmp_path: Path, engine: OpenAIEndpoint, requests: int, max_seconds: f
     return pq.read_table(tmp_path / "requests.parquet").to_pylist()
 
 
+def set_up(engine: OpenAIEndpoint, tmp_path: Path) -> Any:
+    """Set `engine` up and tear it down: the setup context, with the facts it declared."""
+    c = setup_context(tmp_path)
+    try:
+        engine.setup(c)
+    finally:
+        engine.teardown()
+    return c
+
+
 def setup_error(engine: OpenAIEndpoint, tmp_path: Path) -> str:
     """setup's error: a plain RuntimeError (no class of ours in its text), one line."""
     try:
         with pytest.raises(RuntimeError) as raised:
-            engine.setup(ctx(tmp_path))
+            engine.setup(setup_context(tmp_path))
     finally:
         engine.teardown()
     assert type(raised.value) is RuntimeError and "\n" not in str(raised.value)
@@ -154,12 +160,7 @@ def test_a_check_request_that_fails_is_one_line_at_probe_and_setup(tmp_path, kwa
 
 def test_setup_declares_the_check_request_as_a_warm_up(tmp_path):
     with FakeServer(sends_done=False) as server:
-        engine = OpenAIEndpoint(params(server.base_url))
-        c = ctx(tmp_path)
-        try:
-            engine.setup(c)
-        finally:
-            engine.teardown()
+        c = set_up(OpenAIEndpoint(params(server.base_url)), tmp_path)
     assert "streamed 2 token(s)" in c.facts["check_request"] and "warms the server up" in c.facts["check_request"]
     assert "no [DONE]" in c.facts["check_request"]
 
@@ -206,12 +207,7 @@ def test_a_server_pid_that_does_not_listen_on_the_port_is_said_and_warned(tmp_pa
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         with FakeServer() as server:  # listens in this (pytest's) process
-            engine = OpenAIEndpoint(params(server.base_url, server_pid=other.pid, metrics=False))
-            c = ctx(tmp_path)
-            try:
-                engine.setup(c)
-            finally:
-                engine.teardown()
+            c = set_up(OpenAIEndpoint(params(server.base_url, server_pid=other.pid, metrics=False)), tmp_path)
             port = server.base_url.split(":")[2].split("/")[0]
     finally:
         other.kill()
@@ -240,12 +236,7 @@ def test_an_explicit_metrics_url_that_cannot_be_read_is_an_error_the_default_a_f
         line = refused(tmp_path, "validate", server.base_url, f', metrics_url: "{url}"', 1, "--probe")
         assert f"metrics_url {url}: HTTP 404" in line and "set metrics: false" in line
         assert f"metrics_url {url}: HTTP 404" in setup_error(OpenAIEndpoint(params(server.base_url, metrics_url=url)), tmp_path)
-        engine = OpenAIEndpoint(params(server.base_url))
-        c = ctx(tmp_path)
-        try:
-            engine.setup(c)
-        finally:
-            engine.teardown()
+        c = set_up(OpenAIEndpoint(params(server.base_url)), tmp_path)
     assert "no metrics" in c.facts["engine_samples"]
 
 
@@ -267,12 +258,7 @@ def test_a_stalled_request_cut_off_by_the_load_keeps_its_first_token(tmp_path):
 
 def test_without_model_the_one_model_the_server_lists_is_used_and_several_are_one_line(tmp_path):
     with FakeServer(models=("served-name",)) as server:
-        engine = OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": server.base_url}))
-        c = ctx(tmp_path)
-        try:
-            engine.setup(c)
-        finally:
-            engine.teardown()
+        c = set_up(OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": server.base_url})), tmp_path)
     assert c.facts["model"] == "served-name" and c.facts["model_check"].startswith("the one model the server lists (model not set")
     assert [b["model"] for b in server.checks] == ["served-name"]
     with FakeServer(models=("a", "b")) as server:

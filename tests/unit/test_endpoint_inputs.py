@@ -20,27 +20,10 @@ from profiler.plugin import ServedRequest
 from profiler.run.serve import serve
 from profiler.suite.config import MeasureConfig
 from tests.conftest import cli_in_process
-from tests.openai_server import CHAT_TEMPLATE_TOKENS, FakeServer
+from tests.openai_server import CHAT_TEMPLATE_TOKENS, FakeServer, setup_context
 from workloads.endpoint_prompts import ROUTES, fit_words
 from workloads.endpoint_stream import Answer, Chunk, count_tokens
 from workloads.openai_endpoint import OpenAIEndpoint
-
-
-class Ctx:
-    device, seed = "cpu", 0
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = str(workdir)
-        self.facts: dict = {}
-
-    def declare(self, **facts) -> None:
-        self.facts.update(facts)
-
-    def declare_server(self, pid: int, found_by: str) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass
 
 
 def params(fake: FakeServer, **extra) -> OpenAIEndpoint.Params:
@@ -50,7 +33,7 @@ def params(fake: FakeServer, **extra) -> OpenAIEndpoint.Params:
 def served(tmp_path: Path, engine: OpenAIEndpoint, requests: int, input_tokens: int = 4, output: int = 6) -> tuple[list[dict], dict]:
     """A closed loop of `requests` (one at a time) through the driver: (rows in index order, the engine's facts)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(tmp_path)
+    ctx = setup_context(tmp_path)
     engine.setup(ctx)
     sizes = {"input": {"fixed": input_tokens}, "output": {"fixed": output}}
     load = {"pattern": "closed", "concurrency": 1, "requests": requests, "sizes": sizes}

@@ -16,23 +16,9 @@ from profiler.loadconfig import LoadConfig
 from profiler.run.serve import serve
 from profiler.suite.config import MeasureConfig
 from tests.conftest import cli_in_process
-from tests.openai_server import QUEUE_S, WORDS, FakeServer
+from tests.openai_server import QUEUE_S, WORDS, FakeServer, setup_context
 from workloads.endpoint_stream import SERVERS, Answer, Chunk, SseLines, StreamFault, count_tokens, outcome, token_times
 from workloads.openai_endpoint import OpenAIEndpoint, redact_url
-
-
-class Ctx:
-    device, seed = "cpu", 0
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = str(workdir)
-        self.facts: dict = {}
-
-    def declare(self, **facts) -> None:
-        self.facts.update(facts)
-
-    def warn(self, message: str) -> None:
-        pass
 
 
 def params(fake: FakeServer, **extra) -> OpenAIEndpoint.Params:
@@ -42,7 +28,7 @@ def params(fake: FakeServer, **extra) -> OpenAIEndpoint.Params:
 def served(tmp_path: Path, engine: OpenAIEndpoint, requests: int, output: int = 6, concurrency: int = 1) -> tuple[dict, dict]:
     """Run a closed loop of `requests` through the driver; (rows by index, the engine's declared facts)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(tmp_path)
+    ctx = setup_context(tmp_path)
     engine.setup(ctx)
     load = {"pattern": "closed", "concurrency": concurrency, "requests": requests, "sizes": {"input": {"fixed": 4}, "output": {"fixed": output}}}
     try:
@@ -197,7 +183,7 @@ def test_the_transformers_serve_profile_sends_nothing_it_rejects(tmp_path):
         engine = OpenAIEndpoint(params(server, server="vllm"))
         try:
             with pytest.raises(RuntimeError, match=r"refused the field\(s\) ignore_eos, min_tokens that server: vllm sends \(HTTP 422: .*set server: generic"):
-                engine.setup(Ctx(tmp_path))
+                engine.setup(setup_context(tmp_path))
         finally:
             engine.teardown()
     assert server.bodies == []  # nothing of the load was sent
@@ -219,7 +205,7 @@ def test_bad_setups_are_one_line(tmp_path, monkeypatch, server_kwargs, extra, en
         engine = OpenAIEndpoint(params(server, **extra))
         try:
             with pytest.raises(RuntimeError, match=needle.replace("(", r"\(").replace(")", r"\)")):
-                engine.setup(Ctx(tmp_path))
+                engine.setup(setup_context(tmp_path))
         finally:
             engine.teardown()
 
@@ -230,7 +216,7 @@ def test_an_unreachable_server_is_one_line(tmp_path):
     engine = OpenAIEndpoint(OpenAIEndpoint.Params.model_validate({"base_url": url, "model": "tiny"}))
     try:
         with pytest.raises(RuntimeError, match="nothing accepts connections at .*connection refused.*is the server running"):
-            engine.setup(Ctx(tmp_path))
+            engine.setup(setup_context(tmp_path))
     finally:
         engine.teardown()
 
